@@ -1,0 +1,44 @@
+/**
+ * Typed errors raised below `commands/`. Only the command edge turns them into messages and exit codes
+ * (STYLE.md habit 4): 2 for bad usage or bad input, 1 for a failed operation or check.
+ */
+export class GatewayError extends Error {
+  readonly exitCode: number = 1
+  /** What the user can do next, printed after the message. */
+  readonly hint?: string
+
+  constructor(message: string, options: {hint?: string; cause?: unknown} = {}) {
+    super(message, {cause: options.cause})
+    this.name = new.target.name
+    this.hint = options.hint
+  }
+}
+
+/** Bad flag, argument or manifest field: exit 2, nothing written. */
+export class UsageError extends GatewayError {
+  override readonly exitCode = 2
+}
+
+export interface FieldIssue {
+  /** `routes[2].service`, or a flag such as `--http-port` when the input came from flags. */
+  path: string
+  message: string
+}
+
+/** A manifest (from gateway.yaml or built from flags) that does not satisfy the schema. */
+export class ManifestError extends UsageError {
+  readonly issues: FieldIssue[]
+
+  constructor(issues: FieldIssue[], source?: string) {
+    const where = source ? `${source}: ` : ''
+    const lines = issues.map((issue) => `${issue.path}: ${issue.message}`)
+    super(issues.length === 1 ? `${where}${lines[0]}` : `${where}${issues.length} problems\n  ${lines.join('\n  ')}`)
+    this.issues = issues
+  }
+}
+
+/** An operation against the engine, the gateway or the file system that did not succeed: exit 1. */
+export class OperationError extends GatewayError {}
+
+/** The Docker engine could not be reached at all. */
+export class EngineUnavailableError extends OperationError {}

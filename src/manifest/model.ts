@@ -1,0 +1,46 @@
+import type {DjangoService, ExternalService, Manifest} from './schema.js'
+
+/** Convenience views over a validated manifest, shared by render, docker and verify. */
+
+export interface NamedDjangoService extends DjangoService {
+  name: string
+  /** Folder of the service inside the project, relative to the project root. */
+  path: string
+}
+
+export interface NamedExternalService extends ExternalService {
+  name: string
+}
+
+export function djangoServices(manifest: Manifest): NamedDjangoService[] {
+  return Object.entries(manifest.services).flatMap(([name, service]) =>
+    service.kind === 'django' ? [{...service, name, path: service.path ?? `services/${name}`}] : [],
+  )
+}
+
+export function externalServices(manifest: Manifest): NamedExternalService[] {
+  return Object.entries(manifest.services).flatMap(([name, service]) => (service.kind === 'external' ? [{...service, name}] : []))
+}
+
+/** Container name of replica `n` (1-based), the same scheme Compose v2 uses: `<project>-<service>-<n>`. */
+export function replicaName(manifest: Manifest, service: string, n: number): string {
+  return `${manifest.name}-${service}-${n}`
+}
+
+export function gatewayContainerName(manifest: Manifest): string {
+  return `${manifest.name}-gateway-1`
+}
+
+/** NGINX upstream block name of a service; NGINX names cannot hold "-". */
+export function upstreamName(service: string): string {
+  return `${service.replace(/-/g, '_')}_upstream`
+}
+
+/** Env variable in `.env` that holds a Django service's SECRET_KEY. */
+export function secretKeyVariable(service: string): string {
+  return `${service.toUpperCase().replace(/-/g, '_')}_SECRET_KEY`
+}
+
+export function usesAuth(manifest: Manifest, auth: 'basic' | 'api-key'): boolean {
+  return manifest.routes.some((route) => route.auth === auth)
+}

@@ -1,0 +1,340 @@
+import {basename} from 'node:path'
+import type {z} from 'zod'
+
+import {ManifestError, UsageError, type FieldIssue} from '../errors.js'
+import {zodIssues} from './load.js'
+import {
+  AUTH_MODES,
+  BindSchema,
+  BurstSchema,
+  DEFAULT_IMAGES,
+  DomainSchema,
+  ImageSchema,
+  MANIFEST_VERSION,
+  ManifestSchema,
+  NameSchema,
+  PortSchema,
+  RateSchema,
+  ReplicasSchema,
+  TLS_MODES,
+  TlsModeSchema,
+  type AuthMode,
+  type Manifest,
+  type ManifestInput,
+  type TlsMode,
+} from './schema.js'
+
+/**
+ * The one table of `init` options (STYLE.md habit 2). The init command generates its flags from it, the
+ * prompt runner asks from it, and `--yes` takes its defaults from it, so the three never disagree.
+ */
+
+export interface InitAnswers {
+  name: string
+  domain: string
+  bind: string
+  httpPort: number
+  httpsPort: number
+  tls: TlsMode
+  email?: string
+  rate: string
+  burst: number
+  replicas: number
+  services: string[]
+  externals: string[]
+  routes: string[]
+  pythonImage: string
+  nginxImage: string
+}
+
+export type AnswerKey = keyof InitAnswers
+
+export interface InitOption<K extends AnswerKey = AnswerKey> {
+  key: K
+  /** Flag name without dashes. */
+  flag: string
+  summary: string
+  /** Manifest path prefixes this option fills, so a schema error can name the flag. */
+  fields: string[]
+  multiple?: boolean
+  choices?: readonly string[]
+  /** Ask interactively; options without a prompt take their default unless flagged. */
+  prompt?: 'input' | 'select' | 'list'
+  /** Ask only when this holds for the answers so far. */
+  when?: (answers: Partial<InitAnswers>) => boolean
+  default: (context: {dir: string; answers: Partial<InitAnswers>}) => InitAnswers[K] | undefined
+  /** Check and convert one raw value (flag text or prompt text). */
+  parse: (raw: string) => InitAnswers[K]
+}
+
+function fieldParser<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, flag: string): (raw: string) => T {
+  return (raw) => {
+    const result = schema.safeParse(raw)
+    if (result.success) return result.data
+    throw new UsageError(`--${flag}: ${result.error.issues[0]?.message ?? 'invalid value'} (got "${raw}")`)
+  }
+}
+
+function listParser(flag: string, item?: (value: string) => void): (raw: string) => string[] {
+  return (raw) => {
+    const values = raw
+      .split(',')
+      .map((value) => value.trim())
+      .filter((value) => value !== '')
+    for (const value of values) {
+      try {
+        item?.(value)
+      } catch (error) {
+        throw new UsageError(`--${flag}: ${(error as Error).message} (got "${value}")`)
+      }
+    }
+
+    return values
+  }
+}
+
+/** A directory name turned into a DNS-safe project name: "My_API" -> "my-api". */
+export function slugify(text: string): string {
+  const slug = text
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '')
+  return slug === '' ? 'gateway' : slug
+}
+
+const option = <K extends AnswerKey>(definition: InitOption<K>): InitOption<K> => definition
+
+export const INIT_OPTIONS = [
+  option({
+    key: 'name',
+    flag: 'name',
+    summary: 'Project name: the Compose project and container name prefix (DNS-safe).',
+    fields: ['name'],
+    prompt: 'input',
+    default: ({dir}) => slugify(basename(dir)),
+    parse: fieldParser(NameSchema, 'name'),
+  }),
+  option({
+    key: 'domain',
+    flag: 'domain',
+    summary: 'Domain the gateway answers for: server_name and certificate name.',
+    fields: ['domain'],
+    prompt: 'input',
+    default: () => 'api.localhost',
+    parse: fieldParser(DomainSchema, 'domain'),
+  }),
+  option({
+    key: 'bind',
+    flag: 'bind',
+    summary: 'Address the published ports listen on. Use 0.0.0.0 only to expose the gateway beyond this machine.',
+    fields: ['bind'],
+    default: () => '127.0.0.1',
+    parse: fieldParser(BindSchema, 'bind'),
+  }),
+  option({
+    key: 'httpPort',
+    flag: 'http-port',
+    summary: 'Host port for plain HTTP (redirects to HTTPS, serves ACME challenges).',
+    fields: ['ports.http'],
+    prompt: 'input',
+    default: () => 8080,
+    parse: fieldParser(PortSchema, 'http-port'),
+  }),
+  option({
+    key: 'httpsPort',
+    flag: 'https-port',
+    summary: 'Host port for HTTPS.',
+    fields: ['ports.https', 'ports'],
+    prompt: 'input',
+    default: () => 8443,
+    parse: fieldParser(PortSchema, 'https-port'),
+  }),
+  option({
+    key: 'tls',
+    flag: 'tls',
+    summary: 'Certificates: self-signed (a local CA, made now), certbot (Let\'s Encrypt) or off.',
+    fields: ['tls.mode', 'tls'],
+    choices: TLS_MODES,
+    prompt: 'select',
+    default: () => 'self-signed' as TlsMode,
+    parse: fieldParser(TlsModeSchema, 'tls'),
+  }),
+  option({
+    key: 'email',
+    flag: 'email',
+    summary: 'Contact email for Let\'s Encrypt (required with --tls certbot).',
+    fields: ['tls.email'],
+    prompt: 'input',
+    when: (answers) => answers.tls === 'certbot',
+    default: () => undefined,
+    parse: (raw) => {
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(raw)) throw new UsageError(`--email: must be an email address (got "${raw}")`)
+      return raw
+    },
+  }),
+  option({
+    key: 'rate',
+    flag: 'rate',
+    summary: 'Rate limit per client IP, NGINX syntax: 10r/s or 600r/m.',
+    fields: ['rateLimit.rate'],
+    prompt: 'input',
+    default: () => '10r/s',
+    parse: fieldParser(RateSchema, 'rate'),
+  }),
+  option({
+    key: 'burst',
+    flag: 'burst',
+    summary: 'Requests a client may send above the rate before getting the limit status.',
+    fields: ['rateLimit.burst'],
+    prompt: 'input',
+    default: () => 20,
+    parse: fieldParser(BurstSchema, 'burst'),
+  }),
+  option({
+    key: 'replicas',
+    flag: 'replicas',
+    summary: 'Replicas of the web service that NGINX balances over.',
+    fields: ['services.web.replicas'],
+    prompt: 'input',
+    default: () => 2,
+    parse: fieldParser(ReplicasSchema, 'replicas'),
+  }),
+  option({
+    key: 'services',
+    flag: 'service',
+    summary: 'Extra internal Django service NAME, routed at /NAME/ (repeatable).',
+    fields: ['services'],
+    multiple: true,
+    prompt: 'list',
+    default: () => [],
+    parse: listParser('service', (value) => NameSchema.parse(value)),
+  }),
+  option({
+    key: 'externals',
+    flag: 'external',
+    summary: 'External upstream NAME=URL, e.g. payment=https://pay.example.com, routed at /NAME/ (repeatable).',
+    fields: ['services'],
+    multiple: true,
+    prompt: 'list',
+    default: () => [],
+    parse: listParser('external', (value) => parseExternal(value)),
+  }),
+  option({
+    key: 'routes',
+    flag: 'route',
+    summary: `Route PATH=SERVICE[:AUTH], AUTH one of ${AUTH_MODES.join(', ')}; replaces the default route for that path or service (repeatable).`,
+    fields: ['routes'],
+    multiple: true,
+    default: () => [],
+    parse: listParser('route', (value) => parseRoute(value)),
+  }),
+  option({
+    key: 'pythonImage',
+    flag: 'python-image',
+    summary: 'Base image of the Django services (an offline stand-in such as create-gateway-offline/python:bookworm works too).',
+    fields: ['images.python'],
+    default: () => DEFAULT_IMAGES.python,
+    parse: fieldParser(ImageSchema, 'python-image'),
+  }),
+  option({
+    key: 'nginxImage',
+    flag: 'nginx-image',
+    summary: 'Image of the NGINX gateway.',
+    fields: ['images.nginx'],
+    default: () => DEFAULT_IMAGES.nginx,
+    parse: fieldParser(ImageSchema, 'nginx-image'),
+  }),
+] as const satisfies ReadonlyArray<InitOption<AnswerKey>>
+
+export function parseExternal(value: string): {name: string; url: string} {
+  const at = value.indexOf('=')
+  if (at <= 0) throw new Error('must be NAME=URL')
+  return {name: value.slice(0, at), url: value.slice(at + 1)}
+}
+
+export function parseRoute(value: string): {path: string; service: string; auth: AuthMode} {
+  const match = /^([^=]+)=([^:]+)(?::(.+))?$/.exec(value)
+  if (!match) throw new Error('must be PATH=SERVICE or PATH=SERVICE:AUTH')
+  const auth = (match[3] ?? 'none') as AuthMode
+  if (!AUTH_MODES.includes(auth)) throw new Error(`auth must be one of ${AUTH_MODES.join(', ')}`)
+  return {path: match[1]!, service: match[2]!, auth}
+}
+
+/** The first Django service; `--replicas` and the default routes belong to it. */
+export const MAIN_SERVICE = 'web'
+
+/**
+ * Answers -> validated manifest. Default routes: `/` and `/secure/` (basic auth) to web, `/NAME/` to
+ * each extra service; a `--route` replaces the default with the same path and any default for its service.
+ */
+export function buildManifest(answers: InitAnswers): Manifest {
+  const services: ManifestInput['services'] = {[MAIN_SERVICE]: {kind: 'django', path: `services/${MAIN_SERVICE}`, replicas: answers.replicas, port: 8000}}
+  const issues: FieldIssue[] = []
+  const claim = (name: string, flag: string) => {
+    if (name in services) issues.push({path: `--${flag}`, message: `service "${name}" is given twice`})
+  }
+
+  for (const name of answers.services) {
+    claim(name, 'service')
+    services[name] = {kind: 'django', path: `services/${name}`, replicas: 1, port: 8000}
+  }
+
+  for (const raw of answers.externals) {
+    const {name, url} = parseExternal(raw)
+    claim(name, 'external')
+    services[name] = {kind: 'external', url}
+  }
+
+  const explicit = answers.routes.map((raw) => parseRoute(raw))
+  const defaults = [
+    {path: '/', service: MAIN_SERVICE, auth: 'none' as AuthMode},
+    {path: '/secure/', service: MAIN_SERVICE, auth: 'basic' as AuthMode},
+    ...[...answers.services, ...answers.externals.map((raw) => parseExternal(raw).name)].map((name) => ({
+      path: `/${name}/`,
+      service: name,
+      auth: 'none' as AuthMode,
+    })),
+  ]
+  const routes = [
+    ...defaults.filter(
+      (route) =>
+        !explicit.some((given) => given.path === route.path) &&
+        !(route.service !== MAIN_SERVICE && explicit.some((given) => given.service === route.service)),
+    ),
+    ...explicit,
+  ]
+
+  const input: ManifestInput = {
+    version: MANIFEST_VERSION,
+    name: answers.name,
+    domain: answers.domain,
+    bind: answers.bind,
+    ports: {http: answers.httpPort, https: answers.httpsPort},
+    tls: answers.tls === 'certbot' ? {mode: 'certbot', email: answers.email} : {mode: answers.tls},
+    rateLimit: {rate: answers.rate, burst: answers.burst, status: 503},
+    services,
+    routes,
+    images: {python: answers.pythonImage, nginx: answers.nginxImage},
+  }
+
+  const result = ManifestSchema.safeParse(input)
+  if (!result.success) issues.push(...zodIssues(result.error).map((issue) => ({...issue, path: flagForField(issue.path) ?? issue.path})))
+  if (issues.length > 0 || !result.success) throw new ManifestError(issues)
+  return result.data
+}
+
+/** `routes[1].service` -> `--route`, so errors from flag input name the flag the user typed. */
+export function flagForField(path: string): string | undefined {
+  let best: {flag: string; length: number} | undefined
+  for (const entry of INIT_OPTIONS) {
+    for (const field of entry.fields) {
+      if ((path === field || path.startsWith(`${field}.`) || path.startsWith(`${field}[`)) && field.length > (best?.length ?? -1)) {
+        best = {flag: entry.flag, length: field.length}
+      }
+    }
+  }
+
+  return best ? `--${best.flag} (${path})` : undefined
+}

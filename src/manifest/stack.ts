@@ -1,0 +1,160 @@
+import {djangoServices, gatewayContainerName, replicaName, secretKeyVariable} from './model.js'
+import type {Manifest} from './schema.js'
+
+/**
+ * What runs, derived once from the manifest. The compose file is rendered from this, and `up` creates
+ * containers from this, so `docker compose up` and `create-gateway up` start the same stack.
+ */
+
+export interface MountSpec {
+  /** Relative to the project root. */
+  source: string
+  target: string
+  readOnly: boolean
+}
+
+export interface HealthcheckSpec {
+  test: string[]
+  intervalSeconds: number
+  timeoutSeconds: number
+  retries: number
+  startPeriodSeconds: number
+}
+
+export interface StackServiceSpec {
+  /** Compose service name. */
+  service: string
+  role: 'django' | 'gateway'
+  image: string
+  /** Build context relative to the project root (Django services). */
+  build?: {context: string; dockerfile: string}
+  replicas: number
+  command?: string[]
+  /** Values may hold `${VAR}` references resolved from the project's `.env`, as Compose does. */
+  environment: Record<string, string>
+  mounts: MountSpec[]
+  ports: Array<{bind: string; host: number; container: number}>
+  healthcheck: HealthcheckSpec
+  dependsOn: string[]
+  stopSignal?: string
+  stopGraceSeconds: number
+  restart: 'unless-stopped'
+}
+
+export interface StackSpec {
+  project: string
+  network: string
+  services: StackServiceSpec[]
+}
+
+/** Ports NGINX listens on inside the gateway container. */
+export const GATEWAY_PORTS = {http: 80, https: 443, status: 8081} as const
+/** Where the gateway keeps what the project mounts into it. */
+export const GATEWAY_PATHS = {
+  config: '/etc/nginx/nginx.conf',
+  confd: '/etc/nginx/conf.d',
+  certs: '/etc/nginx/certs',
+  htpasswd: '/etc/nginx/secrets/htpasswd',
+  apiKeys: '/etc/nginx/secrets/api-keys.map',
+  logs: '/var/log/nginx',
+  acmeWebroot: '/var/www/acme',
+} as const
+
+/** Files and folders of the generated project that the stack refers to. */
+export const PROJECT_PATHS = {
+  compose: 'docker-compose.yml',
+  env: '.env',
+  nginxConf: 'gateway/nginx.conf',
+  confd: 'gateway/conf.d',
+  upstreams: 'gateway/conf.d/upstreams.conf',
+  certs: 'certs',
+  htpasswd: 'secrets/htpasswd',
+  basicAuth: 'secrets/basic-auth.txt',
+  apiKeys: 'secrets/api-keys.txt',
+  apiKeysMap: 'secrets/api-keys.map',
+  logs: 'logs',
+  acmeWebroot: 'acme-webroot',
+} as const
+
+export function serviceImageTag(manifest: Manifest, service: string): string {
+  return `${manifest.name}-${service}:latest`
+}
+
+export function buildStackSpec(manifest: Manifest): StackSpec {
+  const django = djangoServices(manifest)
+  const publicOrigins = [`https://${manifest.domain}`, `https://${manifest.domain}:${manifest.ports.https}`]
+  const services: StackServiceSpec[] = django.map((service) => ({
+    service: service.name,
+    role: 'django',
+    image: serviceImageTag(manifest, service.name),
+    build: {context: service.path, dockerfile: 'Dockerfile'},
+    replicas: service.replicas,
+    environment: {
+      DJANGO_SECRET_KEY: `\${${secretKeyVariable(service.name)}}`,
+      DJANGO_DEBUG: '0',
+      // The gateway passes the public Host; the service name and loopback are for healthchecks and peers.
+      DJANGO_ALLOWED_HOSTS: [manifest.domain, service.name, 'localhost', '127.0.0.1'].join(','),
+      DJANGO_CSRF_TRUSTED_ORIGINS: publicOrigins.join(','),
+      DJANGO_SERVICE_NAME: service.name,
+      GUNICORN_BIND: `0.0.0.0:${service.port}`,
+    },
+    mounts: [],
+    ports: [],
+    healthcheck: {
+      test: ['CMD', 'python3', '-c', `import urllib.request; urllib.request.urlopen('http://127.0.0.1:${service.port}/healthz', timeout=3)`],
+      intervalSeconds: 5,
+      timeoutSeconds: 5,
+      retries: 5,
+      startPeriodSeconds: 20,
+    },
+    dependsOn: [],
+    stopSignal: 'SIGTERM',
+    // Gunicorn's graceful_timeout is 20 s; give it a little more before Docker sends SIGKILL.
+    stopGraceSeconds: 25,
+    restart: 'unless-stopped',
+  }))
+
+  const gateway: StackServiceSpec = {
+    service: 'gateway',
+    role: 'gateway',
+    image: manifest.images.nginx,
+    replicas: 1,
+    environment: {},
+    mounts: [
+      {source: PROJECT_PATHS.nginxConf, target: GATEWAY_PATHS.config, readOnly: true},
+      // Folders, not single files: scale rewrites upstreams.conf by atomic rename, which a single-file
+      // bind mount would not see.
+      {source: PROJECT_PATHS.confd, target: GATEWAY_PATHS.confd, readOnly: true},
+      {source: PROJECT_PATHS.certs, target: GATEWAY_PATHS.certs, readOnly: true},
+      {source: PROJECT_PATHS.htpasswd, target: GATEWAY_PATHS.htpasswd, readOnly: true},
+      {source: PROJECT_PATHS.apiKeysMap, target: GATEWAY_PATHS.apiKeys, readOnly: true},
+      {source: PROJECT_PATHS.acmeWebroot, target: GATEWAY_PATHS.acmeWebroot, readOnly: true},
+      {source: PROJECT_PATHS.logs, target: GATEWAY_PATHS.logs, readOnly: false},
+    ],
+    ports: [
+      {bind: manifest.bind, host: manifest.ports.http, container: GATEWAY_PORTS.http},
+      ...(manifest.tls.mode === 'off' ? [] : [{bind: manifest.bind, host: manifest.ports.https, container: GATEWAY_PORTS.https}]),
+    ],
+    healthcheck: {
+      test: ['CMD', 'curl', '-fsS', '-o', '/dev/null', `http://127.0.0.1:${GATEWAY_PORTS.status}/healthz`],
+      intervalSeconds: 5,
+      timeoutSeconds: 3,
+      retries: 5,
+      startPeriodSeconds: 5,
+    },
+    dependsOn: django.map((service) => service.name),
+    // SIGQUIT is NGINX's graceful shutdown: in-flight requests finish.
+    stopSignal: 'SIGQUIT',
+    stopGraceSeconds: 15,
+    restart: 'unless-stopped',
+  }
+
+  return {project: manifest.name, network: `${manifest.name}_default`, services: [...services, gateway]}
+}
+
+/** Container names of a service's replicas, 1..count. */
+export function replicaNames(manifest: Manifest, service: string, count: number): string[] {
+  return Array.from({length: count}, (_, index) => replicaName(manifest, service, index + 1))
+}
+
+export {gatewayContainerName}
