@@ -209,7 +209,10 @@ export const INIT_OPTIONS = [
     multiple: true,
     prompt: 'list',
     default: () => [],
-    parse: listParser('service', (value) => NameSchema.parse(value)),
+    parse: listParser('service', (value) => {
+      const result = NameSchema.safeParse(value)
+      if (!result.success) throw new Error(result.error.issues[0]?.message ?? 'invalid name')
+    }),
   }),
   option({
     key: 'externals',
@@ -320,7 +323,15 @@ export function buildManifest(answers: InitAnswers): Manifest {
   }
 
   const result = ManifestSchema.safeParse(input)
-  if (!result.success) issues.push(...zodIssues(result.error).map((issue) => ({...issue, path: flagForField(issue.path) ?? issue.path})))
+  const externalNames = new Set(answers.externals.map((raw) => parseExternal(raw).name))
+  const flagFor = (path: string): string | undefined => {
+    // services.<name>...: the flag that created that service.
+    const service = /^services\.([^.[]+)/.exec(path)?.[1]
+    if (service && service !== MAIN_SERVICE) return `--${externalNames.has(service) ? 'external' : 'service'} (${path})`
+    return flagForField(path)
+  }
+
+  if (!result.success) issues.push(...zodIssues(result.error).map((issue) => ({...issue, path: flagFor(issue.path) ?? issue.path})))
   if (issues.length > 0 || !result.success) throw new ManifestError(issues)
   return result.data
 }

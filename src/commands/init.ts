@@ -1,0 +1,75 @@
+import {Args, Flags} from '@oclif/core'
+import {input, select} from '@inquirer/prompts'
+
+import {resolveAnswers, type Asker} from '../manifest/answers.js'
+import {INIT_OPTIONS} from '../manifest/options.js'
+import {PROJECT_PATHS} from '../manifest/stack.js'
+import {createProject} from '../render/create-project.js'
+import {describeProject} from '../render/summary.js'
+import {BaseCommand} from './base.js'
+
+// Flags come from the one option table, so flags, prompts and --yes defaults never disagree.
+const optionFlags = Object.fromEntries(
+  INIT_OPTIONS.map((option) => [
+    option.flag,
+    'multiple' in option && option.multiple
+      ? Flags.string({summary: option.summary, multiple: true})
+      : Flags.string({summary: option.summary, ...('choices' in option && option.choices ? {options: [...option.choices]} : {})}),
+  ]),
+)
+
+const inquirer: Asker = {
+  input: (options) => input({message: options.message, default: options.default, validate: options.validate}),
+  select: (options) => select({message: options.message, default: options.default, choices: options.choices.map((value) => ({value}))}),
+}
+
+export default class Init extends BaseCommand {
+  static override summary = 'Scaffold a Django + Gunicorn + NGINX gateway project with certificates and secrets.'
+  static override description = `Asks for each setting when run in a terminal; every question is also a flag, and --yes takes the defaults for anything not given, so scripts never wait for input.
+
+Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /secure/ (basic auth), rate limit 10r/s burst 20 (503 above it), HTTPS with a local CA, ports 8080/8443 on 127.0.0.1. Each --service or --external gets a route /NAME/ unless a --route says otherwise. The generated user, password and API key are printed once and kept in secrets/ (mode 0600).`
+
+  static override examples = [
+    {description: 'Defaults, no questions', command: '<%= config.bin %> init my-api --yes'},
+    {
+      description: 'The guide\'s setup: two internal services and the payment service on EC2 behind an API key',
+      command:
+        '<%= config.bin %> init my-api --yes --service live-reading --service student-api --external payment=https://payment.example.com --route /payment/=payment:api-key',
+    },
+    {description: 'Real certificates from Let\'s Encrypt, published on all interfaces', command: '<%= config.bin %> init my-api --yes --domain api.example.com --tls certbot --email ops@example.com --bind 0.0.0.0 --http-port 80 --https-port 443'},
+    {description: 'Offline base images (no registry)', command: '<%= config.bin %> init my-api --yes --python-image create-gateway-offline/python:bookworm --nginx-image create-gateway-offline/nginx:bookworm'},
+    {description: 'Show what would be written', command: '<%= config.bin %> init my-api --yes --dry-run'},
+  ]
+
+  static override args = {
+    dir: Args.directory({description: 'Directory to create the project in.', default: '.'}),
+  }
+
+  static override flags = {
+    yes: Flags.boolean({char: 'y', summary: 'Accept defaults for everything not given as a flag; never prompt.'}),
+    ...optionFlags,
+    force: Flags.boolean({summary: 'Write into a non-empty directory, overwriting only the files init generates (secrets are kept).'}),
+    'dry-run': Flags.boolean({summary: 'Validate and list the files that would be written, write nothing.'}),
+    json: Flags.boolean({summary: 'Print the result as JSON (includes the generated credentials).'}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(Init)
+    const interactive = Boolean(process.stdin.isTTY) && !flags.yes && !flags.json
+    const answers = await resolveAnswers({dir: args.dir, flags, yes: flags.yes, ask: interactive ? inquirer : undefined})
+    const project = await createProject({
+      dir: args.dir,
+      answers,
+      force: flags.force,
+      dryRun: flags['dry-run'],
+      onProgress: flags.json ? undefined : (message) => this.logToStderr(`- ${message}`),
+    })
+
+    if (flags.json) {
+      this.log(JSON.stringify({dir: project.dir, dryRun: flags['dry-run'], manifest: project.manifest, files: [...project.written, ...project.certificates], credentials: {basicAuth: project.secrets.basicAuth, apiKeys: project.secrets.apiKeys, files: {basicAuth: PROJECT_PATHS.basicAuth, apiKeys: PROJECT_PATHS.apiKeys}}}, null, 2))
+      return
+    }
+
+    this.log(describeProject(project, {dryRun: flags['dry-run']}))
+  }
+}

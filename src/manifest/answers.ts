@@ -1,0 +1,95 @@
+import {UsageError} from '../errors.js'
+import {INIT_OPTIONS, type AnswerKey, type InitAnswers, type InitOption} from './options.js'
+
+/** Raw flag values by flag name, as oclif parsed them (strings; repeatable ones as arrays). */
+export type FlagValues = Partial<Record<string, string | string[] | undefined>>
+
+export interface Asker {
+  input(options: {message: string; default?: string; validate: (value: string) => true | string}): Promise<string>
+  select(options: {message: string; default?: string; choices: readonly string[]}): Promise<string>
+}
+
+export interface ResolveOptions {
+  dir: string
+  flags: FlagValues
+  /** --yes: take the default of every option not given as a flag. */
+  yes: boolean
+  /** Prompts are allowed only when stdin is a terminal; without one, nothing may wait for input. */
+  ask?: Asker
+}
+
+/**
+ * Each option: its flag if given, else its default under --yes, else a prompt (STYLE.md habit 2).
+ * With no terminal and no --yes this fails naming --yes instead of hanging on a prompt.
+ */
+export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Promise<InitAnswers> {
+  const answers: Partial<InitAnswers> = {}
+  const set = <K extends AnswerKey>(key: K, value: InitAnswers[K] | undefined) => {
+    if (value !== undefined) answers[key] = value
+  }
+
+  // Parse every flag first, so a bad value fails before any question is asked.
+  const given = new Map<AnswerKey, unknown>()
+  for (const option of INIT_OPTIONS as ReadonlyArray<InitOption>) {
+    const raw = flags[option.flag]
+    if (raw === undefined || (Array.isArray(raw) && raw.length === 0)) continue
+    const value = Array.isArray(raw) ? raw.flatMap((item) => option.parse(item) as string[]) : option.parse(raw)
+    given.set(option.key, value)
+  }
+
+  const missing: string[] = []
+  for (const option of INIT_OPTIONS as ReadonlyArray<InitOption>) {
+    if (given.has(option.key)) {
+      set(option.key, given.get(option.key) as never)
+      continue
+    }
+
+    if (option.when && !option.when(answers)) continue
+    const fallback = option.default({dir, answers})
+    if (yes || !option.prompt) {
+      set(option.key, fallback as never)
+      continue
+    }
+
+    if (!ask) {
+      missing.push(`--${option.flag}`)
+      continue
+    }
+
+    set(option.key, (await promptFor(option, fallback, ask)) as never)
+  }
+
+  if (missing.length > 0) {
+    throw new UsageError(`stdin is not a terminal, so init cannot ask for ${missing.join(', ')}`, {
+      hint: 'Pass --yes to accept the defaults for anything not given as a flag (see `create-gateway init --help`).',
+    })
+  }
+
+  if (answers.tls === 'certbot' && !answers.email) {
+    throw new UsageError('--email: required with --tls certbot (Let\'s Encrypt sends expiry notices there)')
+  }
+
+  return answers as InitAnswers
+}
+
+async function promptFor(option: InitOption, fallback: unknown, ask: Asker): Promise<unknown> {
+  const validate = (text: string): true | string => {
+    try {
+      option.parse(text)
+      return true
+    } catch (error) {
+      return (error as Error).message
+    }
+  }
+
+  if (option.prompt === 'select' && option.choices) {
+    return option.parse(await ask.select({message: option.summary, choices: option.choices, default: String(fallback)}))
+  }
+
+  if (option.prompt === 'list') {
+    const text = await ask.input({message: `${option.summary} Comma-separated, empty for none:`, default: '', validate: (value) => (value.trim() === '' ? true : validate(value))})
+    return option.parse(text)
+  }
+
+  return option.parse(await ask.input({message: option.summary, default: fallback === undefined ? undefined : String(fallback), validate}))
+}

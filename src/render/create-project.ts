@@ -1,0 +1,51 @@
+import {chmod} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
+
+import {issueProjectCertificates} from '../certs/self-signed.js'
+import type {InitAnswers} from '../manifest/options.js'
+import {buildManifest} from '../manifest/options.js'
+import type {Manifest} from '../manifest/schema.js'
+import {writePlan} from '../util/files.js'
+import {renderProject} from './project.js'
+import {loadSecrets, type ProjectSecrets} from './secrets.js'
+
+export interface CreateProjectOptions {
+  dir: string
+  answers: InitAnswers
+  force?: boolean
+  dryRun?: boolean
+  /** Progress lines for long steps. */
+  onProgress?: (message: string) => void
+}
+
+export interface CreatedProject {
+  dir: string
+  manifest: Manifest
+  secrets: ProjectSecrets
+  written: string[]
+  certificates: string[]
+}
+
+/**
+ * The work of `init`, callable without the CLI. Everything is validated and rendered in memory before
+ * the first byte is written, so bad input leaves nothing behind.
+ */
+export async function createProject(options: CreateProjectOptions): Promise<CreatedProject> {
+  const dir = resolve(options.dir)
+  const manifest = buildManifest(options.answers)
+  const secrets = await loadSecrets(dir, manifest)
+  const plan = await renderProject(manifest, secrets)
+
+  options.onProgress?.(`Writing ${plan.length} files to ${dir}`)
+  const result = await writePlan(dir, plan, {force: options.force, dryRun: options.dryRun})
+  if (!options.dryRun) await chmod(join(dir, 'secrets'), 0o700)
+
+  let certificates: string[] = []
+  if (manifest.tls.mode !== 'off') {
+    options.onProgress?.(manifest.tls.mode === 'self-signed' ? 'Signing a local CA and a certificate' : 'Making a temporary certificate until Certbot issues the real one')
+    const issued = await issueProjectCertificates(dir, manifest, {dryRun: options.dryRun, force: options.force})
+    certificates = issued.files
+  }
+
+  return {dir, manifest, secrets, written: result.written, certificates}
+}

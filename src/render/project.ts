@@ -1,0 +1,38 @@
+import {djangoServices, usesAuth} from '../manifest/model.js'
+import {serializeManifest, MANIFEST_FILE} from '../manifest/load.js'
+import type {Manifest} from '../manifest/schema.js'
+import {PROJECT_PATHS} from '../manifest/stack.js'
+import {renderCompose} from './compose.js'
+import {renderDjangoService} from './django.js'
+import {renderGateway} from './gateway.js'
+import {renderTemplate, type FilePlan} from './plan.js'
+import {renderSecretFiles, type ProjectSecrets} from './secrets.js'
+
+/**
+ * manifest + secrets -> every file of the project except certificates (those come from certs/, which
+ * needs key generation and may keep an existing CA). Pure: nothing is written here.
+ */
+export async function renderProject(manifest: Manifest, secrets: ProjectSecrets): Promise<FilePlan> {
+  const plan: FilePlan = [
+    {path: MANIFEST_FILE, content: serializeManifest(manifest)},
+    renderCompose(manifest),
+    {path: '.gitignore', content: await renderTemplate('project/gitignore.ejs', {})},
+    {
+      path: 'README.md',
+      content: await renderTemplate('project/README.md.ejs', {
+        manifest,
+        django: djangoServices(manifest),
+        basicAuth: usesAuth(manifest, 'basic'),
+        apiKey: usesAuth(manifest, 'api-key'),
+        paths: PROJECT_PATHS,
+      }),
+    },
+    ...renderSecretFiles(manifest, secrets),
+    ...(await renderGateway(manifest)),
+    // Bind-mount sources must exist before the gateway starts, or the engine creates them root-owned.
+    {path: `${PROJECT_PATHS.logs}/.keep`, content: ''},
+    {path: `${PROJECT_PATHS.acmeWebroot}/.well-known/acme-challenge/.keep`, content: ''},
+  ]
+  for (const service of djangoServices(manifest)) plan.push(...(await renderDjangoService(manifest, service)))
+  return plan
+}

@@ -1,0 +1,91 @@
+import {describe, expect, it} from 'vitest'
+
+import {ManifestError} from '../../src/errors.js'
+import {parseManifest, serializeManifest} from '../../src/manifest/load.js'
+import {parse} from 'yaml'
+
+const valid = () => ({
+  version: 1,
+  name: 'my-api',
+  domain: 'api.localhost',
+  bind: '127.0.0.1',
+  ports: {http: 8080, https: 8443},
+  tls: {mode: 'self-signed'},
+  rateLimit: {rate: '10r/s', burst: 20, status: 503},
+  services: {
+    web: {kind: 'django', path: 'services/web', replicas: 2, port: 8000},
+    payment: {kind: 'external', url: 'http://ec2-3-91-1-123.compute.amazonaws.com'},
+  },
+  routes: [
+    {path: '/', service: 'web'},
+    {path: '/secure/', service: 'web', auth: 'basic'},
+    {path: '/payment/', service: 'payment', auth: 'api-key', rateLimit: {rate: '5r/s', burst: 10}},
+  ],
+  images: {python: 'python:3.12-slim', nginx: 'nginx:1.27'},
+})
+
+function issuesOf(mutate: (input: any) => void): string[] {
+  const input = valid()
+  mutate(input)
+  try {
+    parseManifest(input)
+  } catch (error) {
+    expect(error).toBeInstanceOf(ManifestError)
+    expect((error as ManifestError).exitCode).toBe(2)
+    return (error as ManifestError).issues.map((issue) => `${issue.path}: ${issue.message}`)
+  }
+
+  throw new Error('expected the manifest to be rejected')
+}
+
+describe('manifest schema', () => {
+  it('accepts the design document example and fills defaults', () => {
+    const input: any = valid()
+    delete input.bind
+    delete input.images
+    delete input.rateLimit
+    const manifest = parseManifest(input)
+    expect(manifest.bind).toBe('127.0.0.1')
+    expect(manifest.rateLimit).toEqual({rate: '10r/s', burst: 20, status: 503})
+    expect(manifest.images).toEqual({python: 'python:3.12-slim', nginx: 'nginx:1.27'})
+    expect(manifest.routes[0]!.auth).toBe('none')
+  })
+
+  it('round-trips through YAML', () => {
+    const manifest = parseManifest(valid())
+    const text = serializeManifest(manifest)
+    expect(text).toMatch(/^# create-gateway manifest/)
+    expect(parseManifest(parse(text))).toEqual(manifest)
+  })
+
+  it.each([
+    ['name not DNS-safe', (m: any) => (m.name = 'My_API'), /^name: must be DNS-safe/],
+    ['domain with spaces', (m: any) => (m.domain = 'api example.com'), /^domain: must be a host name/],
+    ['port out of range', (m: any) => (m.ports.http = 70000), /^ports\.http: must be between 1 and 65535/],
+    ['http == https', (m: any) => (m.ports.https = 8080), /^ports\.https: http and https must be different ports/],
+    ['rate not like 10r/s', (m: any) => (m.rateLimit.rate = '10/s'), /^rateLimit\.rate: must look like 10r\/s/],
+    ['burst < 0', (m: any) => (m.rateLimit.burst = -1), /^rateLimit\.burst: must be 0 or more/],
+    ['route to an unknown service', (m: any) => (m.routes[2].service = 'pay'), /^routes\[2\]\.service: no service named "pay"/],
+    ['duplicate route paths', (m: any) => (m.routes[1].path = '/'), /^routes\[1\]\.path: duplicate path "\/"/],
+    ['unknown auth', (m: any) => (m.routes[1].auth = 'oauth'), /^routes\[1\]\.auth: must be one of none, basic, api-key/],
+    ['replicas < 1', (m: any) => (m.services.web.replicas = 0), /^services\.web\.replicas: must be at least 1/],
+    ['external URL not http/https', (m: any) => (m.services.payment.url = 'ftp://files.example.com'), /^services\.payment\.url: must use http:\/\/ or https:\/\//],
+    ['route path without trailing slash', (m: any) => (m.routes[2].path = '/payment'), /^routes\[2\]\.path: must start and end with "\/"/],
+    ['per-route rate', (m: any) => (m.routes[2].rateLimit.rate = 'fast'), /^routes\[2\]\.rateLimit\.rate: must look like/],
+    ['unknown kind', (m: any) => (m.services.payment.kind = 'lambda'), /^services\.payment\.kind: kind must be django or external/],
+    ['reserved service name', (m: any) => (m.services.gateway = {kind: 'django'}), /^services\.gateway: "gateway" is reserved/],
+    ['certbot without email', (m: any) => (m.tls = {mode: 'certbot'}), /^tls\.email: is required/],
+    ['unknown field', (m: any) => (m.extra = true), /Unrecognized key/],
+    ['wrong version', (m: any) => (m.version = 2), /^version: must be 1/],
+  ])('rejects %s, naming the field', (_name, mutate, expected) => {
+    expect(issuesOf(mutate)).toEqual(expect.arrayContaining([expect.stringMatching(expected)]))
+  })
+
+  it('reports every bad field at once', () => {
+    const issues = issuesOf((m) => {
+      m.name = 'Bad Name'
+      m.routes[0].service = 'nope'
+    })
+    expect(issues).toHaveLength(2)
+  })
+})
