@@ -1,0 +1,48 @@
+import {Flags} from '@oclif/core'
+import {resolve} from 'node:path'
+
+import {inspectCertificate} from '../../certs/inspect.js'
+import {issueProjectCertificates} from '../../certs/self-signed.js'
+import {UsageError} from '../../errors.js'
+import {loadManifest} from '../../manifest/load.js'
+import {BaseCommand, dirFlag} from '../base.js'
+import {readFile} from 'node:fs/promises'
+import {join} from 'node:path'
+
+export default class Certs extends BaseCommand {
+  static override summary = 'Regenerate the self-signed certificate of a project (keeps its local CA).'
+  static override description = `Signs a new certificate for the manifest's domain, localhost and 127.0.0.1 with the project's CA (certs/ca.pem; made if missing). Run it after changing the domain in gateway.yaml, then restart or reload the gateway. For Let's Encrypt use \`certs issue\` and \`certs renew\`.`
+
+  static override examples = [
+    {description: 'New certificate for the project in the current directory', command: '<%= config.bin %> certs'},
+    {description: 'For another project, as JSON', command: '<%= config.bin %> certs --dir ../my-api --json'},
+  ]
+
+  static override flags = {
+    dir: dirFlag,
+    'dry-run': Flags.boolean({summary: 'Show what would be written, write nothing.'}),
+    json: Flags.boolean({summary: 'Print the certificate facts as JSON.'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Certs)
+    const dir = resolve(flags.dir)
+    const manifest = await loadManifest(dir)
+    if (manifest.tls.mode === 'off') throw new UsageError('tls.mode is off in gateway.yaml: this project uses no certificate')
+    const issued = await issueProjectCertificates(dir, manifest, {dryRun: flags['dry-run'], force: true})
+    if (flags['dry-run']) {
+      this.log(`Dry run: would write ${issued.files.join(', ')}`)
+      return
+    }
+
+    const facts = inspectCertificate(await readFile(join(dir, 'certs', 'fullchain.pem'), 'utf8'))
+    if (flags.json) {
+      this.log(JSON.stringify({files: issued.files, reusedCa: issued.reusedCa, ms: issued.ms, certificate: facts}, null, 2))
+      return
+    }
+
+    this.log(`Wrote ${issued.files.join(', ')} in ${issued.ms} ms (${issued.reusedCa ? 'kept the existing CA' : 'new CA: trust certs/ca.pem again'}).`)
+    this.log(`Certificate for ${facts.sans.join(', ')}, valid until ${facts.validTo.toISOString().slice(0, 10)}.`)
+    this.log('Restart the gateway (create-gateway up) or reload it to serve it.')
+  }
+}
