@@ -24,7 +24,10 @@ export interface CertificateInfo {
   temporary: boolean
   /** The raw extension text, e.g. `DNS:api.localhost, DNS:localhost, IP Address:127.0.0.1`. */
   subjectAltName: string
-  sans: SubjectAltName[]
+  /** `DNS:api.localhost`, `IP:127.0.0.1`: ready to print. */
+  sans: string[]
+  dnsNames: string[]
+  ipAddresses: string[]
   validFrom: Date
   validTo: Date
   fingerprint256: string
@@ -55,6 +58,8 @@ export function parseSubjectAltName(text: string | undefined): SubjectAltName[] 
 export function inspectCertificate(pem: string | Buffer): CertificateInfo {
   const x509 = new X509Certificate(pem)
   const validTo = new Date(x509.validTo)
+  const sans = parseSubjectAltName(x509.subjectAltName)
+  const valuesOf = (type: string) => sans.filter((san) => san.type === type).map((san) => san.value)
   return {
     subject: x509.subject,
     issuer: x509.issuer,
@@ -62,7 +67,9 @@ export function inspectCertificate(pem: string | Buffer): CertificateInfo {
     isCa: x509.ca,
     temporary: x509.subject.split('\n').includes(`O=${TEMPORARY_ORGANIZATION}`),
     subjectAltName: x509.subjectAltName ?? '',
-    sans: parseSubjectAltName(x509.subjectAltName),
+    sans: sans.map((san) => `${san.type}:${san.value}`),
+    dnsNames: valuesOf('DNS'),
+    ipAddresses: valuesOf('IP'),
     validFrom: new Date(x509.validFrom),
     validTo,
     fingerprint256: x509.fingerprint256,

@@ -207,8 +207,13 @@ export function renderCertificateFiles(manifest: Manifest, pems: CertificatePems
 
 export interface IssueOptions {
   dryRun?: boolean
-  /** self-signed: make a new CA even if the existing one is usable (users must trust it again). */
+  /**
+   * Accepted for symmetry with init's --force, and changes nothing: the leaf is re-issued on every call
+   * anyway, and --force promises to keep secrets, which the CA key is.
+   */
   force?: boolean
+  /** self-signed: make a new CA even if the existing one is usable (users must trust it again). */
+  rotateCa?: boolean
   now?: Date
 }
 
@@ -233,7 +238,7 @@ async function hasIssuedCertificate(dir: string, domain: string, now: Date): Pro
 /**
  * Write the project's certificates for its tls mode. self-signed: a new leaf on every call, signed by
  * the existing CA when usable. certbot: a temporary leaf so NGINX can start before certbot runs, unless
- * a valid issued certificate is already there (even with force: re-issuing costs Let's Encrypt quota).
+ * a valid issued certificate is already there (never replaced: re-issuing costs Let's Encrypt quota).
  * off: nothing.
  */
 export async function issueProjectCertificates(dir: string, manifest: Manifest, options: IssueOptions = {}): Promise<IssueResult> {
@@ -243,7 +248,7 @@ export async function issueProjectCertificates(dir: string, manifest: Manifest, 
   const done = (files: string[], reusedCa: boolean): IssueResult => ({files, reusedCa, ms: Math.round(performance.now() - started)})
   if (mode === 'off' || (mode === 'certbot' && (await hasIssuedCertificate(dir, manifest.domain, now)))) return done([], false)
 
-  const ca = mode === 'self-signed' && !options.force ? await loadExistingCa(dir, now) : undefined
+  const ca = mode === 'self-signed' && !options.rotateCa ? await loadExistingCa(dir, now) : undefined
   const pems = await generateSelfSigned({domain: manifest.domain, now, ca, temporary: mode === 'certbot'})
   // A reused CA is left untouched on disk rather than rewritten with the same bytes.
   const reused = new Set<string>(ca ? [CERT_FILES.ca, CERT_FILES.caKey] : [])

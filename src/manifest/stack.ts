@@ -82,7 +82,10 @@ export function serviceImageTag(manifest: Manifest, service: string): string {
 
 export function buildStackSpec(manifest: Manifest): StackSpec {
   const django = djangoServices(manifest)
-  const publicOrigins = [`https://${manifest.domain}`, `https://${manifest.domain}:${manifest.ports.https}`]
+  const https = manifest.tls.mode !== 'off'
+  const publicOrigins = https
+    ? [`https://${manifest.domain}`, `https://${manifest.domain}:${manifest.ports.https}`]
+    : [`http://${manifest.domain}`, `http://${manifest.domain}:${manifest.ports.http}`]
   const services: StackServiceSpec[] = django.map((service) => ({
     service: service.name,
     role: 'django',
@@ -92,6 +95,8 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     environment: {
       DJANGO_SECRET_KEY: `\${${secretKeyVariable(service.name)}}`,
       DJANGO_DEBUG: '0',
+      // With TLS off, Django must not redirect to https or mark cookies Secure.
+      DJANGO_HTTPS: https ? '1' : '0',
       // The gateway passes the public Host; the service name and loopback are for healthchecks and peers.
       DJANGO_ALLOWED_HOSTS: [manifest.domain, service.name, 'localhost', '127.0.0.1'].join(','),
       DJANGO_CSRF_TRUSTED_ORIGINS: publicOrigins.join(','),

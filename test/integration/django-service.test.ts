@@ -1,0 +1,282 @@
+/**
+ * The generated Django service, run for real on the host: Debian's python3-django (3.2) and gunicorn
+ * (20) under /usr/bin/python3, the same packages as the offline stand-in image. `.ci/run` installs
+ * them (`apt-get install python3-django gunicorn`); this file installs nothing.
+ */
+import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {randomBytes} from 'node:crypto'
+import {rmSync} from 'node:fs'
+import {request} from 'node:http'
+import {createServer} from 'node:net'
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {parseManifest} from '../../src/manifest/load.js'
+import {djangoServices, secretKeyVariable} from '../../src/manifest/model.js'
+import {buildStackSpec} from '../../src/manifest/stack.js'
+import {renderDjangoService} from '../../src/render/django.js'
+import {writePlan} from '../../src/util/files.js'
+import {tempDir} from '../helpers/cli.js'
+
+/** Debian's interpreter, not the pyenv python3 that may come first on PATH. */
+const PYTHON = '/usr/bin/python3'
+const DOMAIN = 'api.localhost'
+const START_TIMEOUT_MS = 20_000
+const STOP_TIMEOUT_MS = 10_000
+
+const manifest = parseManifest({
+  version: 1,
+  name: 'my-api',
+  domain: DOMAIN,
+  services: {web: {kind: 'django', replicas: 2, port: 8000}},
+  routes: [
+    {path: '/', service: 'web'},
+    {path: '/secure/', service: 'web', auth: 'basic'},
+    {path: '/student-api/', service: 'web'},
+  ],
+})
+const service = djangoServices(manifest)[0]!
+
+/** A key like the ones init generates: 50 characters from a CSPRNG. */
+const secretKey = randomBytes(48).toString('base64url').slice(0, 50)
+
+/** The environment docker-compose.yml gives the service, with `${WEB_SECRET_KEY}` resolved as Compose would from .env. */
+function stackEnvironment(): Record<string, string> {
+  const spec = buildStackSpec(manifest).services.find((s) => s.service === service.name)!
+  const reference = `\${${secretKeyVariable(service.name)}}`
+  return Object.fromEntries(Object.entries(spec.environment).map(([name, value]) => [name, value.replace(reference, secretKey)]))
+}
+
+/** Only what the service needs: nothing from this shell (pyenv, PYTHONPATH) leaks into Debian's Python. */
+function pythonEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {PATH: '/usr/bin:/bin', LANG: 'C.UTF-8'}
+  for (const [name, value] of Object.entries(extra)) if (value !== undefined) env[name] = value
+  return env
+}
+
+let serviceDir = ''
+let projectDir = ''
+
+function managePy(args: string[], env: NodeJS.ProcessEnv) {
+  const result = spawnSync(PYTHON, ['manage.py', ...args], {cwd: serviceDir, env, encoding: 'utf8', timeout: 60_000})
+  return {status: result.status, output: `${result.stdout}${result.stderr}`}
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+interface Reply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+/** One plain-HTTP request on a fresh connection; no redirect following, so a 301 shows as a 301. */
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({host: '127.0.0.1', port, path, method: 'GET', headers, agent: false, timeout: 5000}, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body}))
+    })
+    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within 5000 ms`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const json = (reply: Reply) => JSON.parse(reply.body) as Record<string, unknown>
+
+class Gunicorn {
+  private output = ''
+  private exited: Promise<number | null>
+  private exitCode: number | null | undefined
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {
+    child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()))
+    child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()))
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        this.exitCode = code
+        resolve(code)
+      }),
+    )
+  }
+
+  /** Start gunicorn from the rendered gunicorn.conf.py and wait until /healthz answers 200. */
+  static async start(env: Record<string, string>): Promise<Gunicorn> {
+    const port = await freePort()
+    const child = spawn(PYTHON, ['-m', 'gunicorn', '-c', 'gunicorn.conf.py', 'config.wsgi:application'], {
+      cwd: serviceDir,
+      env: pythonEnv({...env, GUNICORN_BIND: `127.0.0.1:${port}`, GUNICORN_WORKERS: '1'}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const gunicorn = new Gunicorn(child, port)
+    const deadline = Date.now() + START_TIMEOUT_MS
+    while (Date.now() < deadline) {
+      if (gunicorn.exitCode !== undefined) throw new Error(`gunicorn exited with ${gunicorn.exitCode} before serving:\n${gunicorn.output}`)
+      try {
+        if ((await get(port, '/healthz')).status === 200) return gunicorn
+      } catch {
+        // not listening yet
+      }
+
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+
+    await gunicorn.stop()
+    throw new Error(`gunicorn: http://127.0.0.1:${port}/healthz not reachable after ${START_TIMEOUT_MS} ms:\n${gunicorn.output}`)
+  }
+
+  get log(): string {
+    return this.output
+  }
+
+  /** SIGTERM (gunicorn's graceful stop), then SIGKILL if it is still there after STOP_TIMEOUT_MS. */
+  async stop(): Promise<void> {
+    if (this.exitCode !== undefined) return
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS)
+    await this.exited
+    clearTimeout(timer)
+  }
+}
+
+describe('generated Django service on Debian python3-django + gunicorn', () => {
+  let gunicorn: Gunicorn | undefined
+
+  beforeAll(async () => {
+    const probe = spawnSync(PYTHON, ['-c', 'import django, gunicorn'], {env: pythonEnv({}), encoding: 'utf8', timeout: 30_000})
+    if (probe.status !== 0) {
+      throw new Error(
+        `${PYTHON} cannot import django and gunicorn (${(probe.stderr || String(probe.error)).trim().split('\n').at(-1)}). ` +
+          'Install the Debian packages: apt-get install -y python3-django gunicorn (.ci/run does this).',
+      )
+    }
+
+    projectDir = tempDir('cg-django-')
+    await writePlan(projectDir, await renderDjangoService(manifest, service))
+    serviceDir = join(projectDir, service.path)
+  })
+
+  afterAll(async () => {
+    await gunicorn?.stop()
+    if (projectDir) rmSync(projectDir, {recursive: true, force: true})
+  })
+
+  it('passes `manage.py check --deploy` with no warning, with the environment the stack sets', () => {
+    const result = managePy(['check', '--deploy', '--fail-level', 'WARNING'], pythonEnv(stackEnvironment()))
+    expect(result.output).toContain('System check identified no issues')
+    expect(result.status, result.output).toBe(0)
+  })
+
+  it('keeps DEBUG off when DJANGO_DEBUG is not set (check --deploy would flag it)', () => {
+    const result = managePy(['check', '--deploy', '--fail-level', 'WARNING'], pythonEnv({...stackEnvironment(), DJANGO_DEBUG: undefined}))
+    expect(result.status, result.output).toBe(0)
+  })
+
+  it('refuses to start without DJANGO_SECRET_KEY and says which variable to set', async () => {
+    const env = {...stackEnvironment(), DJANGO_SECRET_KEY: undefined}
+    const check = managePy(['check'], pythonEnv(env))
+    expect(check.status).not.toBe(0)
+    expect(check.output).toContain('DJANGO_SECRET_KEY is not set')
+    expect(check.output).toContain('WEB_SECRET_KEY')
+
+    const port = await freePort()
+    const server = spawnSync(PYTHON, ['-m', 'gunicorn', '-c', 'gunicorn.conf.py', 'config.wsgi:application'], {
+      cwd: serviceDir,
+      env: pythonEnv({...env, GUNICORN_BIND: `127.0.0.1:${port}`, GUNICORN_WORKERS: '1'}),
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
+    expect(server.error, 'gunicorn should exit by itself, not hang').toBeUndefined()
+    expect(server.status).not.toBe(0)
+    expect(server.stderr).toContain('DJANGO_SECRET_KEY is not set')
+  })
+
+  it('rejects a DJANGO_DEBUG it cannot read instead of guessing', () => {
+    const result = managePy(['check'], pythonEnv({...stackEnvironment(), DJANGO_DEBUG: 'maybe'}))
+    expect(result.status).not.toBe(0)
+    expect(result.output).toContain('DJANGO_DEBUG must be 1 or 0')
+  })
+
+  describe('served by gunicorn', () => {
+    beforeAll(async () => {
+      gunicorn = await Gunicorn.start(stackEnvironment())
+    })
+
+    it('answers /healthz over plain HTTP without the gateway headers: 200, no redirect', async () => {
+      const reply = await get(gunicorn!.port, '/healthz', {Host: '127.0.0.1'})
+      expect(reply.status).toBe(200)
+      expect(json(reply)).toEqual({status: 'ok'})
+    })
+
+    it('answers /api/ as the gateway calls it, with the facts of the request', async () => {
+      const reply = await get(gunicorn!.port, '/api/', {
+        Host: DOMAIN,
+        'X-Forwarded-Proto': 'https',
+        'X-Request-ID': 'abc',
+        'X-Forwarded-For': '203.0.113.7, 10.0.0.2',
+      })
+      expect(reply.status, reply.body).toBe(200)
+      expect(reply.headers['content-type']).toBe('application/json')
+      expect(reply.headers['strict-transport-security']).toMatch(/max-age=\d+/)
+      const body = json(reply)
+      expect(body).toMatchObject({
+        endpoint: 'api',
+        service: 'web',
+        path: '/api/',
+        method: 'GET',
+        request_id: 'abc',
+        forwarded_proto: 'https',
+        secure: true,
+        client_ip: '203.0.113.7',
+      })
+      expect(typeof body.hostname).toBe('string')
+      expect(body.hostname).not.toBe('')
+    })
+
+    it('answers the API under a route prefix the gateway leaves in place', async () => {
+      const reply = await get(gunicorn!.port, '/secure/api/', {Host: DOMAIN, 'X-Forwarded-Proto': 'https', 'X-Real-IP': '198.51.100.9'})
+      expect(reply.status, reply.body).toBe(200)
+      expect(json(reply)).toMatchObject({endpoint: 'api', path: '/secure/api/', client_ip: '198.51.100.9'})
+    })
+
+    it.each(['/', '/secure/', '/student-api/anything'])('answers any other path under a route with JSON: %s', async (path) => {
+      const reply = await get(gunicorn!.port, path, {Host: DOMAIN, 'X-Forwarded-Proto': 'https'})
+      expect(reply.status, reply.body).toBe(200)
+      expect(json(reply)).toMatchObject({endpoint: 'catch-all', path, service: 'web'})
+    })
+
+    it('refuses a Host that is not allowed with 400', async () => {
+      const reply = await get(gunicorn!.port, '/api/', {Host: 'evil.example', 'X-Forwarded-Proto': 'https'})
+      expect(reply.status).toBe(400)
+      expect(json(reply)).toMatchObject({status: 400})
+    })
+
+    it('redirects a request that did not come over HTTPS to https', async () => {
+      const reply = await get(gunicorn!.port, '/api/', {Host: DOMAIN})
+      expect(reply.status).toBe(301)
+      expect(reply.headers.location).toBe(`https://${DOMAIN}/api/`)
+    })
+
+    it('logs each request with its request id', async () => {
+      await get(gunicorn!.port, '/api/', {Host: DOMAIN, 'X-Forwarded-Proto': 'https', 'X-Request-ID': 'log-me-123'})
+      const deadline = Date.now() + 5000
+      while (!gunicorn!.log.includes('request_id=log-me-123') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(gunicorn!.log).toMatch(/"GET \/api\/ HTTP\/1\.1" 200 .*request_id=log-me-123/)
+    })
+  })
+})

@@ -1,0 +1,122 @@
+import {spawnSync} from 'node:child_process'
+import {existsSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {X509Certificate} from 'node:crypto'
+import {parse} from 'yaml'
+import {describe, expect, it} from 'vitest'
+
+import {runCli, tempDir} from '../helpers/cli.js'
+
+const mode = (path: string) => statSync(path).mode & 0o777
+
+describe('create-gateway init (the built CLI)', () => {
+  it('--help lists every command with a summary', () => {
+    const help = runCli(['--help'])
+    expect(help.status).toBe(0)
+    for (const command of ['init', 'certs', 'up', 'down', 'status', 'logs']) expect(help.stdout).toMatch(new RegExp(`\\n\\s+${command}\\s+\\S`))
+  })
+
+  it('init DIR --yes alone gives a working project', () => {
+    const dir = join(tempDir(), 'my-api')
+    const result = runCli(['init', dir, '--yes'])
+    expect(result.status, result.stderr).toBe(0)
+    expect(result.stdout).toMatch(/basic auth\s+gateway:\S{20,}/)
+
+    const manifest = parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8'))
+    expect(manifest.name).toBe('my-api')
+    expect(manifest.routes).toEqual([
+      {path: '/', service: 'web', auth: 'none'},
+      {path: '/secure/', service: 'web', auth: 'basic'},
+    ])
+    expect(manifest.rateLimit).toEqual({rate: '10r/s', burst: 20, status: 503})
+
+    for (const file of ['docker-compose.yml', '.env', '.gitignore', 'README.md', 'services/web/Dockerfile', 'services/web/gunicorn.conf.py', 'gateway/nginx.conf', 'gateway/conf.d/upstreams.conf', 'certs/fullchain.pem', 'certs/ca.pem']) {
+      expect(existsSync(join(dir, file)), file).toBe(true)
+    }
+
+    for (const secret of ['.env', 'secrets/basic-auth.txt', 'secrets/api-keys.txt', 'secrets/api-keys.map', 'certs/privkey.pem']) expect(mode(join(dir, secret)), secret).toBe(0o600)
+    const ignored = readFileSync(join(dir, '.gitignore'), 'utf8')
+    for (const entry of ['.env', 'secrets/', 'certs/']) expect(ignored).toContain(entry)
+    expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).not.toMatch(/SECRET|password/i)
+
+    const cert = new X509Certificate(readFileSync(join(dir, 'certs/fullchain.pem')))
+    expect(cert.subjectAltName).toContain('DNS:api.localhost')
+    expect(cert.subjectAltName).toContain('DNS:localhost')
+    expect(cert.subjectAltName).toContain('IP Address:127.0.0.1')
+    expect(cert.checkIssued(new X509Certificate(readFileSync(join(dir, 'certs/ca.pem'))))).toBe(true)
+  })
+
+  it('the compose file passes a real `docker-compose config`', () => {
+    const dir = join(tempDir(), 'compose-check')
+    expect(runCli(['init', dir, '--yes', '--service', 'student-api', '--external', 'payment=https://payment.example.com', '--route', '/payment/=payment:api-key']).status).toBe(0)
+    const config = spawnSync('docker-compose', ['config'], {cwd: dir, encoding: 'utf8'})
+    expect(config.status, config.stderr).toBe(0)
+    const resolved = parse(config.stdout)
+    expect(Object.keys(resolved.services).sort()).toEqual(['gateway', 'student-api', 'web'])
+    expect(resolved.services.gateway.depends_on).toEqual({'student-api': {condition: 'service_healthy'}, web: {condition: 'service_healthy'}})
+    expect(resolved.services.gateway.ports).toEqual(expect.arrayContaining([expect.objectContaining({published: 8443, target: 443, host_ip: '127.0.0.1'})]))
+    // The SECRET_KEY reference is interpolated from .env by Compose itself.
+    expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toMatch(/^\S{40,}$/)
+    expect(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')).not.toMatch(/^version:/m)
+  })
+
+  it.each([
+    [['--name', 'Bad_Name'], /--name/],
+    [['--domain', 'api example.com'], /--domain/],
+    [['--http-port', '70000'], /--http-port/],
+    [['--http-port', '8443'], /--https-port.*different/],
+    [['--rate', '10/s'], /--rate/],
+    [['--burst', '-1'], /--burst/],
+    [['--route', '/x/=pay'], /--route.*no service named "pay"/],
+    [['--route', '/=web', '--route', '/=web'], /--route.*duplicate path/],
+    [['--route', '/x/=web:oauth'], /--route.*auth must be one of/],
+    [['--replicas', '0'], /--replicas/],
+    [['--external', 'payment=ftp://x.example.com'], /--external.*http/],
+    [['--tls', 'letsencrypt'], /--tls/],
+  ])('bad input %o exits 2, names the flag and writes nothing', (flags, expected) => {
+    const dir = join(tempDir(), 'bad')
+    const result = runCli(['init', dir, '--yes', ...flags])
+    expect(result.status).toBe(2)
+    expect(result.stderr).toMatch(expected)
+    expect(existsSync(dir)).toBe(false)
+  })
+
+  it('without a terminal and without --yes it fails naming --yes, writing nothing', () => {
+    const dir = join(tempDir(), 'no-tty')
+    const result = runCli(['init', dir])
+    expect(result.status).toBe(2)
+    expect(result.stderr).toMatch(/--yes/)
+    expect(existsSync(dir)).toBe(false)
+  })
+
+  it('refuses a non-empty directory; --force overwrites only generated files and keeps secrets', () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'notes.txt'), 'mine')
+    const refused = runCli(['init', dir, '--yes'])
+    expect(refused.status).toBe(2)
+    expect(refused.stderr).toMatch(/not empty.*\n.*--force/)
+    expect(readdirSync(dir)).toEqual(['notes.txt'])
+
+    expect(runCli(['init', dir, '--yes', '--force']).status).toBe(0)
+    const env = readFileSync(join(dir, '.env'), 'utf8')
+    const password = readFileSync(join(dir, 'secrets/basic-auth.txt'), 'utf8')
+    const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
+    writeFileSync(join(dir, 'gateway/nginx.conf'), '# edited')
+    expect(runCli(['init', dir, '--yes', '--force', '--rate', '5r/s']).status).toBe(0)
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine')
+    expect(readFileSync(join(dir, '.env'), 'utf8')).toBe(env)
+    expect(readFileSync(join(dir, 'secrets/basic-auth.txt'), 'utf8')).toBe(password)
+    expect(readFileSync(join(dir, 'certs/ca.pem'), 'utf8')).toBe(ca)
+    expect(readFileSync(join(dir, 'gateway/nginx.conf'), 'utf8')).not.toBe('# edited')
+    expect(parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).rateLimit.rate).toBe('5r/s')
+  })
+
+  it('--dry-run lists the files and writes nothing', () => {
+    const dir = join(tempDir(), 'dry')
+    const result = runCli(['init', dir, '--yes', '--dry-run'])
+    expect(result.status, result.stderr).toBe(0)
+    expect(result.stdout).toMatch(/would write \d+ files/)
+    expect(result.stdout).toContain('docker-compose.yml')
+    expect(existsSync(dir)).toBe(false)
+  })
+})
