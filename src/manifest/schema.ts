@@ -14,6 +14,9 @@ export const TLS_MODES = ['self-signed', 'certbot', 'off'] as const
 /** Names a service may not take: they are the gateway's own containers. */
 export const RESERVED_SERVICE_NAMES = ['gateway', 'certbot'] as const
 
+/** Paths the gateway serves itself: ACME HTTP-01 challenges and its internal auth/error locations. */
+export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gateway/'] as const
+
 export const DEFAULT_IMAGES = {python: 'python:3.12-slim', nginx: 'nginx:1.27'} as const
 
 // DNS label: compose project names and container host names must both accept it.
@@ -156,6 +159,9 @@ export const ManifestSchema = z
 
     const seen = new Map<string, number>()
     for (const [index, route] of manifest.routes.entries()) {
+      const reserved = RESERVED_ROUTE_PREFIXES.find((prefix) => route.path.startsWith(prefix))
+      if (reserved) ctx.addIssue({code: z.ZodIssueCode.custom, path: ['routes', index, 'path'], message: `${reserved} is reserved for the gateway itself`})
+
       if (!(route.service in manifest.services)) {
         ctx.addIssue({code: z.ZodIssueCode.custom, path: ['routes', index, 'service'], message: `no service named "${route.service}"`})
       }

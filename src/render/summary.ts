@@ -14,7 +14,8 @@ export function describeProject(project: CreatedProject, options: {dryRun?: bool
     return lines.join('\n')
   }
 
-  const where = relative(process.cwd(), project.dir) || '.'
+  const relativeDir = relative(process.cwd(), project.dir)
+  const where = relativeDir === '' ? '.' : relativeDir.startsWith('..') ? project.dir : relativeDir
   lines.push(`Created ${manifest.name} in ${project.dir} (${files.length} files).`, '', 'Routes:')
   for (const route of manifest.routes) lines.push(`  ${route.path.padEnd(20)} -> ${route.service}${route.auth === 'none' ? '' : ` (${route.auth})`}`)
   if (usesAuth(manifest, 'basic') || usesAuth(manifest, 'api-key')) {

@@ -54,7 +54,7 @@ describe('create-gateway init (the built CLI)', () => {
     const resolved = parse(config.stdout)
     expect(Object.keys(resolved.services).sort()).toEqual(['gateway', 'student-api', 'web'])
     expect(resolved.services.gateway.depends_on).toEqual({'student-api': {condition: 'service_healthy'}, web: {condition: 'service_healthy'}})
-    expect(resolved.services.gateway.ports).toEqual(expect.arrayContaining([expect.objectContaining({published: 8443, target: 443, host_ip: '127.0.0.1'})]))
+    expect(resolved.services.gateway.ports).toEqual(['127.0.0.1:8080:80/tcp', '127.0.0.1:8443:443/tcp'])
     // The SECRET_KEY reference is interpolated from .env by Compose itself.
     expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toMatch(/^\S{40,}$/)
     expect(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')).not.toMatch(/^version:/m)

@@ -76,6 +76,7 @@ describe('manifest schema', () => {
     ['reserved service name', (m: any) => (m.services.gateway = {kind: 'django'}), /^services\.gateway: "gateway" is reserved/],
     ['certbot without email', (m: any) => (m.tls = {mode: 'certbot'}), /^tls\.email: is required/],
     ['unknown field', (m: any) => (m.extra = true), /Unrecognized key/],
+    ['reserved route path', (m: any) => (m.routes[2].path = '/_gateway/'), /^routes\[2\]\.path: \/_gateway\/ is reserved/],
     ['wrong version', (m: any) => (m.version = 2), /^version: must be 1/],
   ])('rejects %s, naming the field', (_name, mutate, expected) => {
     expect(issuesOf(mutate)).toEqual(expect.arrayContaining([expect.stringMatching(expected)]))

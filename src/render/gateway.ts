@@ -1,0 +1,195 @@
+import {OperationError} from '../errors.js'
+import {djangoServices, externalServices, upstreamName, usesAuth} from '../manifest/model.js'
+import type {AuthMode, Manifest} from '../manifest/schema.js'
+import {GATEWAY_PATHS, GATEWAY_PORTS, PROJECT_PATHS, replicaNames} from '../manifest/stack.js'
+import {renderTemplate, type PlannedFile} from './plan.js'
+
+/**
+ * The NGINX gateway: nginx.conf plus conf.d/. Templates stay dumb; every decision (zone names, which
+ * route strips its prefix, what each error looks like) is made here in `gatewayView`, where the unit
+ * tests can see it.
+ *
+ * Prefix rule: a Django service is proxied WITHOUT stripping the route prefix (`/secure/api/` reaches
+ * Django as `/secure/api/`; the generated app serves under its prefixes), while an external service gets
+ * the prefix stripped, as in the seed (`/payment/checkout/` -> `<url path>checkout/`).
+ */
+
+/** Mozilla server-side TLS guideline 5.7, "intermediate", verbatim. */
+export const MOZILLA_INTERMEDIATE_CIPHERS =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
+  'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305'
+
+/** Upstream health and pooling, shared by every Django upstream. */
+export const UPSTREAM_SERVER_PARAMS = 'max_fails=3 fail_timeout=10s'
+
+/** Snippets live in a sub-folder so the `conf.d/*.conf` glob of nginx.conf does not load them at http level. */
+const SNIPPETS = `${GATEWAY_PATHS.confd}/snippets`
+
+/** Files of gateway/conf.d/ besides upstreams.conf, each from templates/gateway/conf.d/<name>.ejs. */
+const CONFD_TEMPLATES = ['maps.conf', 'limits.conf', 'gateway.conf', 'snippets/proxy.conf', 'snippets/headers.conf', 'snippets/errors.conf'] as const
+
+export interface LimitZone {
+  name: string
+  rate: string
+}
+
+export interface ExternalView {
+  /** NGINX variable holding the upstream origin: with a variable, proxy_pass resolves at request time. */
+  variable: string
+  origin: string
+  https: boolean
+  /** Host header: the upstream's own host, with the port when it is not the scheme's default. */
+  hostHeader: string
+  sslName: string
+  /** rewrite regex and replacement that strip the route prefix and prepend the URL's own path. */
+  stripRegex: string
+  stripReplacement: string
+  /** Path on the upstream that the route prefix maps to, for proxy_redirect. */
+  basePath: string
+}
+
+export interface RouteView {
+  path: string
+  service: string
+  auth: AuthMode
+  zone: string
+  burst: number
+  /** Set for Django services. */
+  upstream?: string
+  /** Set for external services. */
+  external?: ExternalView
+}
+
+export interface GatewayErrorPage {
+  status: number
+  /** Named location, without the "@". */
+  location: string
+  /** Value of the X-Gateway-Error response header: what the verify command keys on. */
+  reason: string
+  message: string
+}
+
+/** Escape a literal for a PCRE regex. */
+function regexLiteral(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+/** Zone names: `global`, and `route_<index>_<path as identifier>` (the index keeps them unique). */
+function routeZoneName(index: number, path: string): string {
+  const slug = path.replace(/[^A-Za-z0-9]+/g, '_').replace(/^_+|_+$/g, '')
+  return `route_${index}${slug ? `_${slug}` : '_root'}`
+}
+
+function externalView(name: string, url: string, routePath: string): ExternalView {
+  const parsed = new URL(url)
+  const basePath = parsed.pathname.endsWith('/') ? parsed.pathname : `${parsed.pathname}/`
+  return {
+    variable: `external_${name.replace(/-/g, '_')}`,
+    origin: parsed.origin,
+    https: parsed.protocol === 'https:',
+    hostHeader: parsed.host,
+    sslName: parsed.hostname,
+    // (?s): a decoded %0A in the URI must not make the strip silently fail.
+    stripRegex: `(?s)^${regexLiteral(routePath)}(.*)$`,
+    stripReplacement: `${basePath}$1`,
+    basePath,
+  }
+}
+
+/** Everything the gateway templates need, derived from the manifest. */
+export function gatewayView(manifest: Manifest) {
+  const tls = manifest.tls.mode !== 'off'
+  const rateLimit = manifest.rateLimit
+  const zones: LimitZone[] = [{name: 'global', rate: rateLimit.rate}]
+  const externals = new Map(externalServices(manifest).map((service) => [service.name, service]))
+
+  const routes: RouteView[] = manifest.routes.map((route, index) => {
+    let zone = 'global'
+    let burst = rateLimit.burst
+    // A route's own limit replaces the global one for that route (one bucket per request, so the
+    // verify command can predict how many requests pass).
+    if (route.rateLimit) {
+      zone = routeZoneName(index, route.path)
+      burst = route.rateLimit.burst
+      zones.push({name: zone, rate: route.rateLimit.rate})
+    }
+
+    const external = externals.get(route.service)
+    return {
+      path: route.path,
+      service: route.service,
+      auth: route.auth,
+      zone,
+      burst,
+      ...(external ? {external: externalView(external.name, external.url, route.path)} : {upstream: upstreamName(route.service)}),
+    }
+  })
+
+  // Responses the gateway itself generates; a JSON body and X-Gateway-Error tell them apart from an
+  // upstream's own 502/503/504 (which pass through untouched: proxy_intercept_errors stays off).
+  const errors: GatewayErrorPage[] = [{status: rateLimit.status, location: 'rate_limited', reason: 'rate-limited', message: 'rate limit exceeded'}]
+  for (const error of [
+    {status: 502, location: 'bad_gateway', reason: 'upstream-unavailable', message: 'upstream unavailable'},
+    {status: 504, location: 'gateway_timeout', reason: 'upstream-timeout', message: 'upstream timed out'},
+  ]) {
+    if (error.status !== rateLimit.status) errors.push(error)
+  }
+
+  const serverNames = [...new Set([manifest.domain, 'localhost'])]
+  const httpsPortSuffix = manifest.ports.https === 443 ? '' : `:${manifest.ports.https}`
+
+  return {
+    project: manifest.name,
+    tls,
+    serverNames: serverNames.join(' '),
+    ports: GATEWAY_PORTS,
+    paths: GATEWAY_PATHS,
+    snippets: SNIPPETS,
+    // What clients connected to, for X-Forwarded-Port ($server_port would say 443 inside the container).
+    publicPort: tls ? manifest.ports.https : manifest.ports.http,
+    httpsPortSuffix,
+    ciphers: MOZILLA_INTERMEDIATE_CIPHERS,
+    zones,
+    rateLimitStatus: rateLimit.status,
+    routes,
+    hasRootRoute: manifest.routes.some((route) => route.path === '/'),
+    hasExternals: routes.some((route) => route.external),
+    apiKey: usesAuth(manifest, 'api-key'),
+    // A 401 from the API-key check gets its own JSON body unless the rate-limit status is 401 too.
+    apiKeyErrorPage: usesAuth(manifest, 'api-key') && rateLimit.status !== 401,
+    errors,
+  }
+}
+
+/**
+ * gateway/conf.d/upstreams.conf alone: `scale` rewrites it with the replicas that are actually serving,
+ * tests it and reloads NGINX, so it holds nothing else.
+ */
+export async function renderUpstreams(manifest: Manifest, replicas: Record<string, string[]> = {}): Promise<string> {
+  const upstreams = djangoServices(manifest).map((service) => {
+    const hosts = replicas[service.name] ?? replicaNames(manifest, service.name, service.replicas)
+    if (hosts.length === 0) {
+      throw new OperationError(`upstream of service "${service.name}" would have no servers`, {hint: 'Keep at least one replica running.'})
+    }
+
+    for (const host of hosts) {
+      // The value lands in nginx.conf syntax: a stray ";" or space would change the config's meaning.
+      if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) throw new OperationError(`"${host}" is not a valid upstream host name`)
+    }
+
+    return {name: upstreamName(service.name), service: service.name, servers: hosts.map((host) => `${host}:${service.port}`)}
+  })
+  return renderTemplate('gateway/conf.d/upstreams.conf.ejs', {upstreams, serverParams: UPSTREAM_SERVER_PARAMS})
+}
+
+/** gateway/nginx.conf and every file under gateway/conf.d/. */
+export async function renderGateway(manifest: Manifest): Promise<PlannedFile[]> {
+  const view = gatewayView(manifest)
+  const files: PlannedFile[] = [{path: PROJECT_PATHS.nginxConf, content: await renderTemplate('gateway/nginx.conf.ejs', view)}]
+  for (const name of CONFD_TEMPLATES) {
+    files.push({path: `${PROJECT_PATHS.confd}/${name}`, content: await renderTemplate(`gateway/conf.d/${name}.ejs`, view)})
+  }
+
+  files.push({path: PROJECT_PATHS.upstreams, content: await renderUpstreams(manifest)})
+  return files
+}

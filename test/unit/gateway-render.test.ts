@@ -1,0 +1,271 @@
+import {describe, expect, it} from 'vitest'
+
+import {parseManifest} from '../../src/manifest/load.js'
+import type {ManifestInput} from '../../src/manifest/schema.js'
+import {MOZILLA_INTERMEDIATE_CIPHERS, renderGateway, renderUpstreams} from '../../src/render/gateway.js'
+
+const base: ManifestInput = {
+  version: 1,
+  name: 'my-api',
+  domain: 'api.example.com',
+  services: {
+    web: {kind: 'django', replicas: 2},
+    api: {kind: 'django', replicas: 1, port: 8001},
+    payment: {kind: 'external', url: 'https://payments.example.com'},
+  },
+  routes: [
+    {path: '/', service: 'web'},
+    {path: '/secure/', service: 'web', auth: 'basic'},
+    {path: '/api2/', service: 'api', auth: 'api-key', rateLimit: {rate: '5r/s', burst: 10}},
+    {path: '/payment/', service: 'payment'},
+  ],
+}
+
+async function render(overrides: Partial<ManifestInput> = {}): Promise<Record<string, string>> {
+  const files = await renderGateway(parseManifest({...base, ...overrides}))
+  return Object.fromEntries(files.map((file) => [file.path, String(file.content)]))
+}
+
+/** The text of the first `<header> { ... }` block, braces balanced. */
+function block(text: string, header: string): string {
+  const start = text.indexOf(`${header} {`)
+  if (start < 0) throw new Error(`no block "${header}"`)
+  let depth = 0
+  for (let index = text.indexOf('{', start); index < text.length; index++) {
+    if (text[index] === '{') depth++
+    if (text[index] === '}' && --depth === 0) return text.slice(start, index + 1)
+  }
+
+  throw new Error(`unbalanced block "${header}"`)
+}
+
+function servers(conf: string): string[] {
+  const found: string[] = []
+  let rest = conf
+  while (/^server \{/m.test(rest)) {
+    const body = block(rest.slice(rest.search(/^server \{/m)), 'server')
+    found.push(body)
+    rest = rest.slice(rest.indexOf(body) + body.length)
+  }
+
+  return found
+}
+
+/** A location of the server that holds the routes (not the port-80 redirect server). */
+function route(conf: string, path: string): string {
+  const server = servers(conf).find((body) => body.includes('set $gateway_route'))
+  if (!server) throw new Error('no routes server')
+  return block(server, `location ${path}`)
+}
+
+describe('renderGateway', () => {
+  it('plans nginx.conf and the conf.d files', async () => {
+    expect(Object.keys(await render()).sort()).toEqual([
+      'gateway/conf.d/gateway.conf',
+      'gateway/conf.d/limits.conf',
+      'gateway/conf.d/maps.conf',
+      'gateway/conf.d/snippets/errors.conf',
+      'gateway/conf.d/snippets/headers.conf',
+      'gateway/conf.d/snippets/proxy.conf',
+      'gateway/conf.d/upstreams.conf',
+      'gateway/nginx.conf',
+    ])
+  })
+
+  it('writes nginx.conf with a JSON access log', async () => {
+    const conf = (await render())['gateway/nginx.conf']!
+    for (const line of ['user nginx;', 'worker_processes auto;', 'server_tokens off;', 'include mime.types;', 'include /etc/nginx/conf.d/*.conf;']) {
+      expect(conf).toContain(line)
+    }
+
+    expect(conf).not.toMatch(/^\s*pid /m)
+    expect(conf).toContain('error_log /var/log/nginx/error.log warn;')
+    expect(conf).toContain('access_log /var/log/nginx/access.log gateway_json;')
+    expect(conf).toContain('log_format gateway_json escape=json')
+    for (const variable of ['$time_iso8601', '$req_id', '$remote_addr', '$request_method', '$request_uri', '$status', '$body_bytes_sent', '$request_time', '$upstream_addr', '$upstream_status', '$upstream_response_time', '$host', '$http_user_agent', '$gateway_service']) {
+      expect(conf).toContain(variable)
+    }
+  })
+
+  it('renders one location per route, in a TLS server, and a redirect on port 80', async () => {
+    const conf = (await render())['gateway/conf.d/gateway.conf']!
+    const [http, https, status] = servers(conf)
+    expect(http).toContain('listen 80 default_server;')
+    expect(http).toContain('return 301 https://$host:8443$request_uri;')
+    const acme = block(http!, 'location ^~ /.well-known/acme-challenge/')
+    expect(acme).toContain('root /var/www/acme;')
+    expect(acme).toContain('default_type text/plain;')
+    expect(acme).toContain('try_files $uri =404;')
+
+    expect(https).toContain('listen 443 ssl default_server;')
+    expect(https).not.toMatch(/^\s*(http2|listen .*http2)/m)
+    expect(https).toContain('server_name api.example.com localhost;')
+    const locations = [...https!.matchAll(/^ {4}location (\S+) \{/gm)].map((match) => match[1])
+    expect(locations.filter((path) => path!.startsWith('/'))).toEqual(['/', '/secure/', '/api2/', '/payment/'])
+
+    expect(status).toContain('listen 127.0.0.1:8081;')
+    expect(block(status!, 'location = /healthz')).toContain('return 200 "ok\\n";')
+    expect(block(status!, 'location = /nginx_status')).toContain('stub_status;')
+  })
+
+  it('omits the port from the redirect when HTTPS is published on 443', async () => {
+    const conf = (await render({ports: {http: 80, https: 443}}))['gateway/conf.d/gateway.conf']!
+    expect(conf).toContain('return 301 https://$host$request_uri;')
+  })
+
+  it('uses the Mozilla intermediate TLS profile and HSTS', async () => {
+    const files = await render()
+    const conf = files['gateway/conf.d/gateway.conf']!
+    expect(conf).toContain('ssl_protocols TLSv1.2 TLSv1.3;')
+    expect(conf).toContain(`ssl_ciphers ${MOZILLA_INTERMEDIATE_CIPHERS};`)
+    expect(MOZILLA_INTERMEDIATE_CIPHERS.split(':')).toHaveLength(9)
+    for (const line of ['ssl_prefer_server_ciphers off;', 'ssl_session_cache shared:SSL:10m;', 'ssl_session_timeout 1d;', 'ssl_session_tickets off;']) {
+      expect(conf).toContain(line)
+    }
+
+    expect(conf).toContain('ssl_certificate /etc/nginx/certs/fullchain.pem;')
+    expect(conf).toContain('ssl_certificate_key /etc/nginx/certs/privkey.pem;')
+    expect(files['gateway/conf.d/snippets/headers.conf']).toContain('add_header Strict-Transport-Security "max-age=63072000" always;')
+  })
+
+  it('keeps the prefix for Django services and strips it for external ones', async () => {
+    const files = await render()
+    const conf = files['gateway/conf.d/gateway.conf']!
+    const secure = route(conf, '/secure/')
+    expect(secure).toContain('proxy_pass http://web_upstream;')
+    expect(secure).toContain('proxy_set_header Host $host;')
+    expect(secure).not.toContain('rewrite')
+
+    const payment = route(conf, '/payment/')
+    expect(payment).toContain('set $external_payment https://payments.example.com;')
+    expect(payment).toContain('rewrite "(?s)^/payment/(.*)$" /$1 break;')
+    expect(payment).toContain('proxy_pass $external_payment;')
+    expect(payment).toContain('proxy_set_header Host payments.example.com;')
+    // The set must come before `rewrite ... break`, which ends the rewrite-module directives.
+    expect(payment.indexOf('set $external_payment')).toBeLessThan(payment.indexOf('rewrite "'))
+    for (const line of ['proxy_ssl_server_name on;', 'proxy_ssl_name payments.example.com;', 'proxy_ssl_verify on;', 'proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;', 'proxy_ssl_verify_depth 3;']) {
+      expect(payment).toContain(line)
+    }
+
+    expect(conf).toContain('resolver 127.0.0.11 valid=30s ipv6=off;')
+  })
+
+  it('maps an external URL path and a non-default port', async () => {
+    const conf = (await render({services: {...base.services, payment: {kind: 'external', url: 'http://pay.internal:8080/v1'}}}))['gateway/conf.d/gateway.conf']!
+    const payment = route(conf, '/payment/')
+    expect(payment).toContain('rewrite "(?s)^/payment/(.*)$" /v1/$1 break;')
+    expect(payment).toContain('proxy_set_header Host pay.internal:8080;')
+    expect(payment).toContain('proxy_redirect http://pay.internal:8080/v1/ /payment/;')
+    expect(payment).not.toContain('proxy_ssl')
+  })
+
+  it('sends proxy headers, retries only what NGINX retries safely, and tags responses', async () => {
+    const files = await render()
+    const proxy = files['gateway/conf.d/snippets/proxy.conf']!
+    for (const line of ['proxy_http_version 1.1;', 'proxy_set_header Connection "";', 'proxy_set_header X-Real-IP $remote_addr;', 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;', 'proxy_set_header X-Forwarded-Proto $scheme;', 'proxy_set_header X-Forwarded-Host $host;', 'proxy_set_header X-Forwarded-Port 8443;', 'proxy_set_header X-Request-ID $req_id;', 'proxy_connect_timeout 5s;', 'proxy_read_timeout 60s;', 'proxy_send_timeout 60s;', 'proxy_next_upstream error timeout http_502 http_503 http_504;', 'proxy_next_upstream_tries 3;', 'proxy_next_upstream_timeout 10s;']) {
+      expect(proxy).toContain(line)
+    }
+
+    expect(proxy).not.toMatch(/^proxy_next_upstream .*non_idempotent/m)
+    expect(files['gateway/conf.d/maps.conf']).toContain('map $http_x_request_id $req_id {')
+
+    const conf = files['gateway/conf.d/gateway.conf']!
+    for (const path of ['/', '/secure/', '/api2/', '/payment/']) {
+      const location = route(conf, path)
+      expect(location).toContain('include /etc/nginx/conf.d/snippets/proxy.conf;')
+      // A location with its own add_header must repeat the server's (HSTS...): it includes them.
+      expect(location).toContain('include /etc/nginx/conf.d/snippets/headers.conf;')
+      expect(location).toMatch(/add_header X-Gateway-Upstream (web|api|payment) always;/)
+    }
+  })
+
+  it('rate-limits every route, with its own zone when it has its own limit', async () => {
+    const files = await render({rateLimit: {rate: '20r/s', burst: 40, status: 429}})
+    const limits = files['gateway/conf.d/limits.conf']!
+    expect(limits).toContain('limit_req_zone $binary_remote_addr zone=global:10m rate=20r/s;')
+    expect(limits).toContain('limit_req_zone $binary_remote_addr zone=route_2_api2:10m rate=5r/s;')
+    expect(limits).toContain('limit_req_status 429;')
+    const names = [...limits.matchAll(/zone=(\w+):/g)].map((match) => match[1])
+    expect(new Set(names).size).toBe(names.length)
+
+    const conf = files['gateway/conf.d/gateway.conf']!
+    expect(route(conf, '/')).toContain('limit_req zone=global burst=40 nodelay;')
+    expect(route(conf, '/api2/')).toContain('limit_req zone=route_2_api2 burst=10 nodelay;')
+    expect(files['gateway/conf.d/snippets/errors.conf']).toContain('error_page 429 @rate_limited;')
+    expect(block(conf, 'location @rate_limited')).toContain(`return 429 '{"error":"rate limit exceeded"`)
+  })
+
+  it('writes burst 0 as NGINX accepts it', async () => {
+    const conf = (await render({routes: [{path: '/', service: 'web', rateLimit: {rate: '1r/m', burst: 0}}]}))['gateway/conf.d/gateway.conf']!
+    expect(route(conf, '/')).toContain('limit_req zone=route_0_root nodelay;')
+  })
+
+  it('protects basic and api-key routes, checking the key after the rate limiter', async () => {
+    const files = await render()
+    const conf = files['gateway/conf.d/gateway.conf']!
+    const secure = route(conf, '/secure/')
+    expect(secure).toContain('auth_basic "my-api restricted";')
+    expect(secure).toContain('auth_basic_user_file /etc/nginx/secrets/htpasswd;')
+
+    const api = route(conf, '/api2/')
+    expect(api).toContain('auth_request /_gateway/api-key;')
+    // No rewrite-phase `if`/`return` in the route: it would answer before limit_req counts the request.
+    expect(api).not.toMatch(/^\s*(if|return)\b/m)
+    expect(api).toContain('proxy_set_header X-API-Key "";')
+    expect(block(conf, 'location = /_gateway/api-key')).toContain('internal;')
+    expect(files['gateway/conf.d/maps.conf']).toContain('include /etc/nginx/secrets/api-keys.map;')
+
+    expect(route(conf, '/')).not.toContain('auth_')
+  })
+
+  it('leaves the api-key map out when no route uses it', async () => {
+    const files = await render({routes: [{path: '/', service: 'web'}]})
+    expect(files['gateway/conf.d/maps.conf']).not.toContain('api_key')
+    expect(files['gateway/conf.d/gateway.conf']).not.toContain('resolver')
+  })
+
+  it('answers 404 itself when no route covers "/"', async () => {
+    const conf = (await render({routes: [{path: '/api/', service: 'api'}]}))['gateway/conf.d/gateway.conf']!
+    expect(route(conf, '/')).toContain('return 404')
+  })
+
+  it('serves the routes on port 80 when TLS is off', async () => {
+    const files = await render({tls: {mode: 'off'}})
+    const conf = files['gateway/conf.d/gateway.conf']!
+    const [http, status, extra] = servers(conf)
+    expect(extra).toBeUndefined()
+    expect(http).toContain('listen 80 default_server;')
+    expect(http).toContain('location ^~ /.well-known/acme-challenge/')
+    expect(http).toContain('location /secure/ {')
+    expect(conf).not.toMatch(/^\s*(ssl_|listen 443|return 301)/m)
+    expect(status).toContain('listen 127.0.0.1:8081;')
+    expect(files['gateway/conf.d/snippets/headers.conf']).not.toContain('Strict-Transport-Security')
+    expect(files['gateway/conf.d/snippets/proxy.conf']).toContain('proxy_set_header X-Forwarded-Port 8080;')
+  })
+})
+
+describe('renderUpstreams', () => {
+  const manifest = parseManifest(base)
+
+  it('lists every replica of every Django service', async () => {
+    const text = await renderUpstreams(manifest)
+    expect(block(text, 'upstream web_upstream')).toMatch(
+      /server my-api-web-1:8000 max_fails=\d+ fail_timeout=\d+s;\s+server my-api-web-2:8000 max_fails=\d+ fail_timeout=\d+s;/,
+    )
+    expect(block(text, 'upstream web_upstream')).toMatch(/keepalive \d+;/)
+    expect(block(text, 'upstream api_upstream')).toContain('server my-api-api-1:8001 ')
+    expect(text).not.toContain('payment')
+  })
+
+  it('takes an explicit replica list, as scale does', async () => {
+    const text = await renderUpstreams(manifest, {web: ['my-api-web-1', 'my-api-web-3', 'my-api-web-4']})
+    const servers = [...block(text, 'upstream web_upstream').matchAll(/server (\S+) /g)].map((match) => match[1])
+    expect(servers).toEqual(['my-api-web-1:8000', 'my-api-web-3:8000', 'my-api-web-4:8000'])
+    expect(block(text, 'upstream api_upstream')).toContain('server my-api-api-1:8001 ')
+  })
+
+  it('refuses host names that would break the config, and empty upstreams', async () => {
+    await expect(renderUpstreams(manifest, {web: ['x; include /etc/passwd']})).rejects.toThrow(/not a valid upstream host/)
+    await expect(renderUpstreams(manifest, {web: []})).rejects.toThrow(/no servers/)
+  })
+})
