@@ -53,7 +53,7 @@ function servers(conf: string): string[] {
 
 /** A location of the server that holds the routes (not the port-80 redirect server). */
 function route(conf: string, path: string): string {
-  const server = servers(conf).find((body) => body.includes('set $gateway_route'))
+  const server = servers(conf).find((body) => body.includes("proxy_pass"))
   if (!server) throw new Error('no routes server')
   return block(server, `location ${path}`)
 }

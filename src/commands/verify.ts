@@ -1,0 +1,41 @@
+import {Flags} from '@oclif/core'
+
+import {CHECK_IDS} from '../verify/types.js'
+import {renderJson, renderTable} from '../verify/report.js'
+import {runVerify, selectChecks} from '../verify/run.js'
+import {BaseCommand, dirFlag} from './base.js'
+
+export default class Verify extends BaseCommand {
+  static override summary = 'Run the testing checklist against the running stack and report each result.'
+  static override description = `Checks, in order: ${CHECK_IDS.join(', ')}.
+
+containers: every container running and healthy, and gateway/conf.d/upstreams.conf listing exactly the running replicas. config: nginx -t inside the gateway. redirect: plain HTTP answers a permanent redirect to the same path on HTTPS; the ACME challenge path is not redirected. tls: handshake with SNI = domain trusting certs/ca.pem (self-signed) or the system store; certificate name and expiry (fails under 7 days, warns under 21), TLS 1.2/1.3, TLS 1.1 refused, HSTS. routes: each route reaches its service (an unreachable external upstream fails, named as such). auth: protected routes answer 401 without and with wrong credentials, and accept the project's own. balance: requests reach every replica. rate-limit: an autocannon load test whose accepted count must match rate and burst. logs: access.log holds this run's request ids (X-Request-ID: verify-<run>-<n>), error.log has no emerg/alert/crit since the run began.
+
+Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every check passes, 1 when one fails, 2 on bad usage.`
+
+  static override examples = [
+    {description: 'Every check, as a table', command: '<%= config.bin %> verify --dir my-api'},
+    {description: 'One JSON document, for CI', command: '<%= config.bin %> verify --json'},
+    {description: 'Only the quick checks', command: '<%= config.bin %> verify --only containers,config,tls'},
+    {description: 'Everything but the load test', command: '<%= config.bin %> verify --skip rate-limit'},
+  ]
+
+  static override flags = {
+    dir: dirFlag,
+    json: Flags.boolean({summary: 'Print one JSON document {ok, durationMs, checks: [{id, title, ok, detail, ms, data}]} instead of the table.'}),
+    only: Flags.string({summary: `Run only these checks (comma-separated): ${CHECK_IDS.join(', ')}.`, multiple: true, delimiter: ','}),
+    skip: Flags.string({summary: 'Skip these checks (comma-separated).', multiple: true, delimiter: ','}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Verify)
+    const checks = selectChecks(flags.only, flags.skip)
+    const report = await runVerify({
+      dir: flags.dir,
+      checks,
+      onStart: flags.json ? undefined : (check) => this.logToStderr(`- ${check.id}: ${check.title.toLowerCase()}`),
+    })
+    this.log(flags.json ? renderJson(report) : renderTable(report, {width: process.stdout.isTTY ? process.stdout.columns : undefined}))
+    if (!report.ok) this.exit(1)
+  }
+}
