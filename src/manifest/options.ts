@@ -45,6 +45,7 @@ export interface InitAnswers {
   routes: string[]
   pythonImage: string
   nginxImage: string
+  certbotImage: string
 }
 
 export type AnswerKey = keyof InitAnswers
@@ -249,6 +250,14 @@ export const INIT_OPTIONS = [
     default: () => DEFAULT_IMAGES.nginx,
     parse: fieldParser(ImageSchema, 'nginx-image'),
   }),
+  option({
+    key: 'certbotImage',
+    flag: 'certbot-image',
+    summary: 'Image certbot runs in for `certs issue` and `certs renew` (tls certbot).',
+    fields: ['images.certbot'],
+    default: () => DEFAULT_IMAGES.certbot,
+    parse: fieldParser(ImageSchema, 'certbot-image'),
+  }),
 ] as const satisfies ReadonlyArray<InitOption<AnswerKey>>
 
 export function parseExternal(value: string): {name: string; url: string} {
@@ -319,7 +328,7 @@ export function buildManifest(answers: InitAnswers): Manifest {
     rateLimit: {rate: answers.rate, burst: answers.burst, status: 503},
     services,
     routes,
-    images: {python: answers.pythonImage, nginx: answers.nginxImage},
+    images: {python: answers.pythonImage, nginx: answers.nginxImage, certbot: answers.certbotImage},
   }
 
   const result = ManifestSchema.safeParse(input)

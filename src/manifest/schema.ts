@@ -17,7 +17,7 @@ export const RESERVED_SERVICE_NAMES = ['gateway', 'certbot'] as const
 /** Paths the gateway serves itself: ACME HTTP-01 challenges and its internal auth/error locations. */
 export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gateway/'] as const
 
-export const DEFAULT_IMAGES = {python: 'python:3.12-slim', nginx: 'nginx:1.27'} as const
+export const DEFAULT_IMAGES = {python: 'python:3.12-slim', nginx: 'nginx:1.27', certbot: 'certbot/certbot:latest'} as const
 
 // DNS label: compose project names and container host names must both accept it.
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
@@ -138,7 +138,12 @@ export const ManifestSchema = z
     services: z.record(z.string(), ServiceSchema),
     routes: z.array(RouteSchema).min(1, 'needs at least one route'),
     images: z
-      .object({python: ImageSchema.default(DEFAULT_IMAGES.python), nginx: ImageSchema.default(DEFAULT_IMAGES.nginx)})
+      .object({
+        python: ImageSchema.default(DEFAULT_IMAGES.python),
+        nginx: ImageSchema.default(DEFAULT_IMAGES.nginx),
+        // Used by `certs issue` / `certs renew` (tls.mode certbot) and the compose file's certbot service.
+        certbot: ImageSchema.default(DEFAULT_IMAGES.certbot),
+      })
       .strict()
       .default({}),
   })

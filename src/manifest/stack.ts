@@ -41,10 +41,28 @@ export interface StackServiceSpec {
   restart: 'unless-stopped'
 }
 
+/**
+ * A container that runs on demand, never as part of `up`: certbot. The compose file lists it under a
+ * profile, so `docker compose up` leaves it out too, and `certs issue` / `certs renew` create it from
+ * this same description (adding the command of the run).
+ */
+export interface StackToolSpec {
+  service: string
+  image: string
+  /** The Compose profile that has to be named to start it: `docker compose --profile certbot run ...`. */
+  profile: string
+  /** Default arguments (after the image's entrypoint). */
+  command: string[]
+  environment: Record<string, string>
+  mounts: MountSpec[]
+}
+
 export interface StackSpec {
   project: string
   network: string
   services: StackServiceSpec[]
+  /** One-off containers (tls.mode certbot: certbot); `up` does not start them. */
+  tools: StackToolSpec[]
 }
 
 /** Ports NGINX listens on inside the gateway container. */
@@ -58,6 +76,15 @@ export const GATEWAY_PATHS = {
   apiKeys: '/etc/nginx/secrets/api-keys.map',
   logs: '/var/log/nginx',
   acmeWebroot: '/var/www/acme',
+} as const
+
+/** Certbot's default directories inside its container; the project keeps them under certbot/. */
+export const CERTBOT_PATHS = {
+  config: '/etc/letsencrypt',
+  work: '/var/lib/letsencrypt',
+  logs: '/var/log/letsencrypt',
+  /** The same folder the gateway serves at /.well-known/acme-challenge/ (read-only there). */
+  webroot: GATEWAY_PATHS.acmeWebroot,
 } as const
 
 /** Files and folders of the generated project that the stack refers to. */
@@ -74,6 +101,11 @@ export const PROJECT_PATHS = {
   apiKeysMap: 'secrets/api-keys.map',
   logs: 'logs',
   acmeWebroot: 'acme-webroot',
+  /** certbot's state: account key, issued certificates (live/, archive/), renewal config. Never commit it. */
+  certbot: 'certbot',
+  certbotConfig: 'certbot/config',
+  certbotWork: 'certbot/work',
+  certbotLogs: 'certbot/logs',
 } as const
 
 export function serviceImageTag(manifest: Manifest, service: string): string {
@@ -154,7 +186,27 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     restart: 'unless-stopped',
   }
 
-  return {project: manifest.name, network: `${manifest.name}_default`, services: [...services, gateway]}
+  const tools: StackToolSpec[] =
+    manifest.tls.mode === 'certbot'
+      ? [
+          {
+            service: 'certbot',
+            image: manifest.images.certbot,
+            profile: 'certbot',
+            // The renewal config that `certs issue` left in certbot/config holds the webroot and server.
+            command: ['renew', '--non-interactive', '--no-random-sleep-on-renew'],
+            environment: {},
+            mounts: [
+              {source: PROJECT_PATHS.certbotConfig, target: CERTBOT_PATHS.config, readOnly: false},
+              {source: PROJECT_PATHS.certbotWork, target: CERTBOT_PATHS.work, readOnly: false},
+              {source: PROJECT_PATHS.certbotLogs, target: CERTBOT_PATHS.logs, readOnly: false},
+              {source: PROJECT_PATHS.acmeWebroot, target: CERTBOT_PATHS.webroot, readOnly: false},
+            ],
+          },
+        ]
+      : []
+
+  return {project: manifest.name, network: `${manifest.name}_default`, services: [...services, gateway], tools}
 }
 
 /** Container names of a service's replicas, 1..count. */

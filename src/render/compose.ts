@@ -1,7 +1,7 @@
 import {stringify} from 'yaml'
 
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec, type StackServiceSpec} from '../manifest/stack.js'
+import {buildStackSpec, type StackServiceSpec, type StackToolSpec} from '../manifest/stack.js'
 import type {PlannedFile} from './plan.js'
 
 /**
@@ -13,6 +13,7 @@ export function composeObject(manifest: Manifest): Record<string, unknown> {
   const stack = buildStackSpec(manifest)
   const services: Record<string, unknown> = {}
   for (const spec of stack.services) services[spec.service] = composeService(spec)
+  for (const tool of stack.tools) services[tool.service] = composeTool(tool)
   // No top-level `name:`: docker-compose 1.29 rejects it. The project name comes from
   // COMPOSE_PROJECT_NAME in .env, which Compose v1 and v2 both read.
   return {services}
@@ -45,6 +46,14 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
   service.stop_grace_period = seconds(spec.stopGraceSeconds)
   service.restart = spec.restart
   if (spec.role === 'django') service.deploy = {replicas: spec.replicas}
+  return service
+}
+
+/** A one-off container: only under its profile, so `docker compose up` never starts it. */
+function composeTool(spec: StackToolSpec): Record<string, unknown> {
+  const service: Record<string, unknown> = {image: spec.image, profiles: [spec.profile], command: spec.command}
+  if (Object.keys(spec.environment).length > 0) service.environment = spec.environment
+  service.volumes = spec.mounts.map((mount) => `./${mount.source}:${mount.target}${mount.readOnly ? ':ro' : ''}`)
   return service
 }
 

@@ -83,6 +83,8 @@ export interface VerifyOptions {
   runId?: string
   onStart?: (check: Check) => void
   onResult?: (result: CheckResult) => void
+  /** Trust this CA file (PEM) instead of certs/ca.pem or the system store. */
+  caFile?: string
 }
 
 /** `create-gateway verify`: load the project, run the selected checks against its running stack, report. */
@@ -96,13 +98,13 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
   const runId = options.runId ?? newRunId()
   let ca: string | undefined
   try {
-    ca = (await projectTrust(dir, manifest)).ca
+    ca = (await projectTrust(dir, manifest, options.caFile)).ca
   } catch {
     // No project CA on disk: requests still go out; the tls check reports the missing file.
   }
 
   const http = new GatewayClient({manifest, secrets, runId, ca, clock})
-  const context: VerifyContext = {dir, manifest, secrets, runId, startedAt, http, engine: options.engine ?? projectEngine(manifest), clock}
+  const context: VerifyContext = {dir, manifest, secrets, runId, startedAt, http, engine: options.engine ?? projectEngine(manifest), clock, caFile: options.caFile}
   const ids = new Set(options.checks ?? CHECK_IDS)
   const checks = await runChecks(
     CHECKS.filter((check) => ids.has(check.id)),

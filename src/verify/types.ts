@@ -38,6 +38,8 @@ export interface VerifyContext {
   http: GatewayClient
   engine: VerifyEngine
   clock: Clock
+  /** verify --ca-file: trust this CA instead of certs/ca.pem or the system store. */
+  caFile?: string
 }
 
 export interface Check {

@@ -47,7 +47,7 @@ describe('manifest schema', () => {
     const manifest = parseManifest(input)
     expect(manifest.bind).toBe('127.0.0.1')
     expect(manifest.rateLimit).toEqual({rate: '10r/s', burst: 20, status: 503})
-    expect(manifest.images).toEqual({python: 'python:3.12-slim', nginx: 'nginx:1.27'})
+    expect(manifest.images).toEqual({python: 'python:3.12-slim', nginx: 'nginx:1.27', certbot: 'certbot/certbot:latest'})
     expect(manifest.routes[0]!.auth).toBe('none')
   })
 

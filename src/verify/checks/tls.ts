@@ -13,8 +13,12 @@ export const EXPIRY_WARN_DAYS = 21
 const MODERN_PROTOCOLS = new Set(['TLSv1.2', 'TLSv1.3'])
 const HANDSHAKE_TIMEOUT_MS = 10_000
 
-/** The project CA for self-signed certificates, else undefined: Node's bundled store (what clients use). */
-export async function projectTrust(dir: string, manifest: Manifest): Promise<{ca?: string; label: string}> {
+/**
+ * The project CA for self-signed certificates, else undefined: Node's bundled store (what clients use).
+ * `caFile` (verify --ca-file) replaces both: a private ACME CA's root, such as Pebble's in tests.
+ */
+export async function projectTrust(dir: string, manifest: Manifest, caFile?: string): Promise<{ca?: string; label: string}> {
+  if (caFile) return {ca: await readFile(caFile, 'utf8'), label: caFile}
   if (manifest.tls.mode !== 'self-signed') return {label: 'system store'}
   return {ca: await readFile(join(dir, CERT_FILES.ca), 'utf8'), label: CERT_FILES.ca}
 }
@@ -102,10 +106,10 @@ export function judgeTls(facts: TlsFacts, domain: string, trustLabel: string): {
 export const tlsCheck: Check = {
   id: 'tls',
   title: 'TLS certificate and protocols',
-  async run({dir, manifest, http}): Promise<CheckOutcome> {
+  async run({dir, manifest, http, caFile}): Promise<CheckOutcome> {
     if (manifest.tls.mode === 'off') return skip('tls.mode is off')
     const port = manifest.ports.https
-    const trust = await projectTrust(dir, manifest)
+    const trust = await projectTrust(dir, manifest, caFile)
     const servername = http.servername
 
     const main = await handshake({port, servername, ca: trust.ca})

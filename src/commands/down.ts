@@ -1,0 +1,29 @@
+import {Flags} from '@oclif/core'
+
+import {describeDown} from '../docker/report.js'
+import {downStack} from '../docker/stack.js'
+import {loadManifest} from '../manifest/load.js'
+import {BaseCommand, dirFlag} from './base.js'
+
+export default class Down extends BaseCommand {
+  static override summary = 'Stop and remove the project\'s containers and network; the files stay.'
+  static override description = `Finds everything by the project's Compose label, so it also removes what \`docker compose up\` started. The gateway stops first (NGINX finishes in-flight requests), then the Django replicas, each with its own stop signal and grace period.`
+
+  static override examples = [
+    {description: 'Stop the project in the current directory', command: '<%= config.bin %> down'},
+    {description: 'Also remove the project\'s volumes', command: '<%= config.bin %> down --dir my-api --volumes'},
+  ]
+
+  static override flags = {
+    dir: dirFlag,
+    volumes: Flags.boolean({summary: 'Also remove the volumes labelled with the project.'}),
+    json: Flags.boolean({summary: 'Print what was removed as JSON.'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Down)
+    const manifest = await loadManifest(flags.dir)
+    const result = await downStack(manifest, {volumes: flags.volumes, onProgress: (message) => this.logToStderr(`- ${message}`)})
+    this.log(flags.json ? JSON.stringify(result, null, 2) : describeDown(result))
+  }
+}

@@ -1,0 +1,33 @@
+import {Flags} from '@oclif/core'
+
+import {loadManifest} from '../manifest/load.js'
+import {describeUp} from '../docker/report.js'
+import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/stack.js'
+import {BaseCommand, dirFlag} from './base.js'
+
+export default class Up extends BaseCommand {
+  static override summary = 'Build the service images and start the stack; wait until every container is healthy.'
+  static override description = `Builds each Django service's image (skipped when its folder has not changed), creates the project network and the containers (the Django replicas, then the gateway) with Compose's labels, and waits for their healthchecks. Running it again changes only what differs from gateway.yaml. If anything fails, it removes what this run created, shows the last log lines of the container that failed, and exits 1.`
+
+  static override examples = [
+    {description: 'Start the project in the current directory', command: '<%= config.bin %> up'},
+    {description: 'Another directory, with more time for slow machines', command: '<%= config.bin %> up --dir my-api --timeout 300'},
+    {description: 'Machine-readable result', command: '<%= config.bin %> up --json'},
+  ]
+
+  static override flags = {
+    dir: dirFlag,
+    timeout: Flags.integer({summary: 'Seconds to wait for the containers of each start step to become healthy.', default: DEFAULT_UP_TIMEOUT_MS / 1000, min: 1}),
+    json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Up)
+    const manifest = await loadManifest(flags.dir)
+    const result = await upStack(flags.dir, manifest, {
+      timeoutMs: flags.timeout * 1000,
+      onProgress: (message) => this.logToStderr(`- ${message}`),
+    })
+    this.log(flags.json ? JSON.stringify(result, null, 2) : describeUp(result))
+  }
+}

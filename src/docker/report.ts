@@ -1,0 +1,63 @@
+import type {DownResult, StatusRow, UpResult} from './stack.js'
+
+/** What `up`, `down` and `status` print; `--json` prints the same results as data. */
+
+export function describeUp(result: UpResult): string {
+  const seconds = (result.durationMs / 1000).toFixed(1)
+  const lines: string[] = []
+  if (result.changed) {
+    const counts = new Map<string, number>()
+    for (const container of result.containers) counts.set(container.action, (counts.get(container.action) ?? 0) + 1)
+    const built = result.images.filter((image) => image.built).length
+    const parts = [
+      ...(built > 0 ? [`${built} image(s) built`] : []),
+      ...['create', 'recreate', 'start', 'remove', 'keep'].flatMap((action) => {
+        const count = counts.get(action)
+        return count ? [`${count} ${{create: 'created', recreate: 'recreated', start: 'started', remove: 'removed', keep: 'unchanged'}[action]}`] : []
+      }),
+    ]
+    lines.push(`${result.project} is up (${seconds} s): ${parts.join(', ')}.`)
+  } else {
+    lines.push(`${result.project} is up to date: nothing changed (${seconds} s).`)
+  }
+
+  lines.push('', 'Gateway:', ...result.urls.map((url) => `  ${url}`), '', 'Try it:', `  ${result.curl}`)
+  return lines.join('\n')
+}
+
+export function describeDown(result: DownResult): string {
+  if (result.containers.length === 0 && result.networks.length === 0 && result.volumes.length === 0) {
+    return `${result.project}: nothing to remove (no containers or networks with its label).`
+  }
+
+  const parts = [`${result.containers.length} container(s)`, `${result.networks.length} network(s)`]
+  if (result.volumes.length > 0) parts.push(`${result.volumes.length} volume(s)`)
+  return `${result.project} is down: removed ${parts.join(', ')}. The project's files are unchanged.`
+}
+
+/** Left-aligned columns, two spaces apart; the header is the column names in capitals. */
+export function formatTable(columns: string[], rows: string[][]): string {
+  const widths = columns.map((column, index) => Math.max(column.length, ...rows.map((row) => (row[index] ?? '').length)))
+  const format = (cells: string[]) =>
+    cells
+      .map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(widths[index]!)))
+      .join('  ')
+      .trimEnd()
+  return [format(columns.map((column) => column.toUpperCase())), ...rows.map((row) => format(row))].join('\n')
+}
+
+export function describeStatus(project: string, rows: StatusRow[]): string {
+  if (rows.length === 0) return `${project}: no containers. Start the stack with \`create-gateway up\`.`
+  // The UPSTREAM column (is the replica in the gateway's upstreams.conf?) appears once `status` fills it in.
+  if (rows.some((row) => row.inUpstream !== undefined)) {
+    return formatTable(
+      ['service', 'name', 'state', 'health', 'upstream', 'ports', 'image'],
+      rows.map((row) => [row.service, row.name, row.state, row.health, row.inUpstream === undefined ? '-' : row.inUpstream ? 'yes' : 'no', row.ports.join(', ') || '-', row.image]),
+    )
+  }
+
+  return formatTable(
+    ['service', 'name', 'state', 'health', 'ports', 'image'],
+    rows.map((row) => [row.service, row.name, row.state, row.health, row.ports.join(', ') || '-', row.image]),
+  )
+}

@@ -1,0 +1,564 @@
+import {lookup} from 'node:dns/promises'
+import {createServer} from 'node:net'
+import {resolve} from 'node:path'
+
+import {GatewayError, OperationError} from '../errors.js'
+import type {Manifest} from '../manifest/schema.js'
+import {buildStackSpec, PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
+import {retryUntil, systemClock, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
+import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from './engine.js'
+import {buildImage, type BuiltImage} from './images.js'
+import {lastLogLines} from './logs.js'
+import {
+  desiredContainers,
+  LABELS,
+  networkLabels,
+  planContainers,
+  readProjectEnv,
+  resolveEnvironment,
+  runId,
+  startWaves,
+  type ContainerAction,
+  type PlannedContainer,
+} from './spec.js'
+
+export const DEFAULT_UP_TIMEOUT_MS = 180_000
+const POLL_INTERVAL_MS = 500
+const LOG_LINES = 50
+const DNS_TIMEOUT_MS = 2_000
+
+export interface StackOptions {
+  /** Defaults to the engine at DOCKER_HOST / the local socket. */
+  engine?: Engine
+  onProgress?: (message: string) => void
+}
+
+export interface UpOptions extends StackOptions {
+  /** How long each wait for health may take (the Django replicas, then the gateway). */
+  timeoutMs?: number
+  clock?: Clock
+  /** The shell environment, which wins over `.env` in `${VAR}` references as in Compose. */
+  env?: NodeJS.ProcessEnv
+}
+
+export interface UpContainer {
+  service: string
+  name: string
+  number: number
+  action: ContainerAction | 'remove'
+  id?: string
+}
+
+export interface UpResult {
+  project: string
+  /** False when everything already ran with the same configuration: nothing was touched. */
+  changed: boolean
+  images: Array<BuiltImage & {service: string}>
+  network: {name: string; created: boolean}
+  containers: UpContainer[]
+  urls: string[]
+  /** A command that reaches the gateway from this machine, trusting the project CA when there is one. */
+  curl: string
+  durationMs: number
+}
+
+// ---- ports ---------------------------------------------------------------------------------------
+
+function portField(manifest: Manifest, host: number): string {
+  return host === manifest.ports.https ? 'ports.https' : 'ports.http'
+}
+
+function portInUse(manifest: Manifest, bind: string, port: number, cause?: unknown): OperationError {
+  const field = portField(manifest, port)
+  return new OperationError(`Port ${bind}:${port} (${field} in gateway.yaml) is already in use by another program or container`, {
+    hint: `Stop what listens there (\`ss -ltnp 'sport = :${port}'\` shows it), or choose another ${field} in gateway.yaml and render the project again.`,
+    cause,
+  })
+}
+
+/** Is something already listening there? Only meaningful when the engine runs on this machine. */
+async function portTaken(bind: string, port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const server = createServer()
+    server.once('error', (error: NodeJS.ErrnoException) => resolvePromise(error.code === 'EADDRINUSE'))
+    server.listen({host: bind, port, exclusive: true}, () => server.close(() => resolvePromise(false)))
+  })
+}
+
+/**
+ * Fail before building anything when a published port is taken by someone else. Ports that one
+ * of the project's own containers publishes are skipped: `up` replaces or keeps that container.
+ */
+async function checkPorts(manifest: Manifest, stack: StackSpec, existing: ContainerState[], engine: Engine): Promise<void> {
+  if (!engine.endpoint.startsWith('unix://')) return
+  const ours = new Set(existing.flatMap((container) => container.ports.map((port) => port.replace(/->.*$/, '').replace(/^.*:/, ''))))
+  for (const spec of stack.services) {
+    for (const port of spec.ports) {
+      if (!ours.has(String(port.host)) && (await portTaken(port.bind, port.host))) throw portInUse(manifest, port.bind, port.host)
+    }
+  }
+}
+
+function startError(manifest: Manifest, spec: StackServiceSpec, name: string, error: unknown): Error {
+  const message = engineMessage(error)
+  if (/address already in use|port is already allocated/i.test(message)) {
+    const port = spec.ports.find((candidate) => new RegExp(`:${candidate.host}\\b`).test(message)) ?? spec.ports[0]
+    if (port) return portInUse(manifest, port.bind, port.host, error)
+  }
+
+  return engineFailure(`Starting ${name}`, error)
+}
+
+// ---- images --------------------------------------------------------------------------------------
+
+/** An image used as it is (the gateway's NGINX): local if present, else one pull attempt. */
+async function ensureImage(engine: Engine, spec: StackServiceSpec, onProgress?: (message: string) => void): Promise<BuiltImage> {
+  const local = await engine.image(spec.image)
+  if (local) return {tag: spec.image, id: local.id, built: false}
+  onProgress?.(`${spec.service}: ${spec.image} is not on this machine, pulling it`)
+  try {
+    await engine.pullImage(spec.image, (line) => onProgress?.(`${spec.service}: ${line}`))
+  } catch (error) {
+    const field = spec.role === 'gateway' ? 'images.nginx' : 'images.python'
+    const flag = spec.role === 'gateway' ? '--nginx-image' : '--python-image'
+    throw new OperationError(`Image ${spec.image} (${spec.service}) not found locally and the registry is unreachable (${engineMessage(error)})`, {
+      hint: `Load or build it on this machine (fixtures/images/build.sh makes offline stand-ins), or set ${field} in gateway.yaml (init ${flag}) to an image the engine has.`,
+      cause: error,
+    })
+  }
+
+  const pulled = await engine.image(spec.image)
+  if (!pulled) throw new OperationError(`Pulled ${spec.image} (${spec.service}) but the engine does not list it`)
+  return {tag: spec.image, id: pulled.id, built: false}
+}
+
+// ---- health --------------------------------------------------------------------------------------
+
+class ContainerFailedError extends OperationError {}
+class WaitAborted extends Error {}
+
+/** A container `up` waits for; `wave` is its place in the start order (the gateway comes later). */
+export interface AwaitedContainer {
+  id: string
+  name: string
+  service: string
+  wave: number
+}
+
+async function withLogs(engine: Engine, container: AwaitedContainer, error: unknown): Promise<Error> {
+  const message = error instanceof Error ? error.message : String(error)
+  const lines = await lastLogLines(engine, container.id, LOG_LINES)
+  const logs = lines.length > 0 ? [`Last ${lines.length} log lines of ${container.name}:`, ...lines.map((line) => `  | ${line}`)] : [`${container.name} wrote no logs.`]
+  return new OperationError([message, ...logs].join('\n'), {
+    hint: `Fix the cause above and run \`create-gateway up\` again; \`create-gateway logs ${container.service}\` shows more.`,
+    cause: error,
+  })
+}
+
+/** Why a container can no longer become healthy, or undefined while it still can. */
+function failure(state: ContainerState | undefined, container: AwaitedContainer, restartsAtStart: number): ContainerFailedError | undefined {
+  const who = `${container.name} (${container.service})`
+  if (!state) return new ContainerFailedError(`${who} disappeared while waiting for it to be healthy`)
+  if (state.status === 'exited' || state.status === 'dead') {
+    return new ContainerFailedError(`${who} exited with code ${state.exitCode} before becoming healthy${state.error ? `: ${state.error}` : ''}`)
+  }
+
+  if (state.status === 'restarting' || state.restartCount > restartsAtStart) {
+    return new ContainerFailedError(`${who} crashed (exit code ${state.exitCode}) and is being restarted`)
+  }
+
+  if (state.health === 'unhealthy') return new ContainerFailedError(`${who} is unhealthy: its healthcheck keeps failing`)
+  return undefined
+}
+
+/**
+ * Wait until the container's healthcheck passes. Stops at once when it cannot pass any more: the
+ * container exited, the restart policy restarted it, or the engine already calls it unhealthy.
+ */
+async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutMs: number, clock: Clock, abort: AbortController): Promise<void> {
+  let restartsAtStart: number | undefined
+  try {
+    await retryUntil(
+      async () => {
+        // Another container already failed: `up` is rolling back, stop polling.
+        if (abort.signal.aborted) throw new WaitAborted()
+        const state = await engine.container(container.id)
+        restartsAtStart ??= state?.restartCount ?? 0
+        const failed = failure(state, container, restartsAtStart)
+        if (failed) throw failed
+        return state!
+      },
+      (state) => (state.health === undefined ? state.running : state.health === 'healthy'),
+      {
+        timeoutMs,
+        intervalMs: POLL_INTERVAL_MS,
+        clock,
+        describe: `${container.name} (${container.service}) to be healthy`,
+        explain: (state) => `state ${state.status}, health ${state.health ?? 'none'}`,
+      },
+    )
+  } catch (error) {
+    if (error instanceof WaitAborted) return
+    // Stop the other waits before reading logs, so they do not report the same failure again.
+    abort.abort()
+    if (error instanceof ContainerFailedError || error instanceof WaitTimeoutError) throw await withLogs(engine, container, error)
+    throw error
+  }
+}
+
+/**
+ * Wait for several containers at once; the first failure ends the other waits. When a later
+ * container fails (the gateway) while one it depends on has failed too (a replica crashed, so its
+ * name no longer resolves), the dependency's failure is the cause and is the one reported.
+ */
+export async function waitAllHealthy(engine: Engine, containers: AwaitedContainer[], timeoutMs: number, clock: Clock): Promise<void> {
+  const controller = new AbortController()
+  const results = await Promise.allSettled(containers.map((container) => waitHealthy(engine, container, timeoutMs, clock, controller)))
+  const failed = containers.findIndex((_, index) => results[index]!.status === 'rejected')
+  if (failed === -1) return
+  const reason = (results[failed] as PromiseRejectedResult).reason as unknown
+  for (const earlier of containers.filter((container) => container.wave < containers[failed]!.wave)) {
+    const cause = failure(await engine.container(earlier.id), earlier, Number.POSITIVE_INFINITY)
+    if (cause) {
+      const message = reason instanceof Error ? reason.message.split('\n')[0] : String(reason)
+      cause.message += ` (and then: ${message})`
+      throw await withLogs(engine, earlier, cause)
+    }
+  }
+
+  throw reason
+}
+
+/**
+ * Promise.all that waits for every promise before failing with the first error: what the others
+ * created is then recorded, and a rollback can remove it.
+ */
+async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises)
+  const rejected = results.find((result): result is PromiseRejectedResult => result.status === 'rejected')
+  if (rejected) throw rejected.reason
+  return results.map((result) => (result as PromiseFulfilledResult<T>).value)
+}
+
+// ---- up ------------------------------------------------------------------------------------------
+
+function connectAddress(bind: string): string {
+  if (bind === '0.0.0.0') return '127.0.0.1'
+  if (bind === '::') return '::1'
+  return bind
+}
+
+/** Does the domain resolve to where the gateway listens? If not, curl needs `--resolve`. */
+async function resolvesTo(domain: string, address: string): Promise<boolean> {
+  try {
+    const entries = await withTimeout(lookup(domain, {all: true}), DNS_TIMEOUT_MS, `${domain} to resolve`)
+    return entries.some((entry) => entry.address === address)
+  } catch {
+    return false
+  }
+}
+
+export async function stackEndpoints(manifest: Manifest): Promise<{urls: string[]; curl: string}> {
+  const tls = manifest.tls.mode !== 'off'
+  const port = tls ? manifest.ports.https : manifest.ports.http
+  const scheme = tls ? 'https' : 'http'
+  const urls = [`${scheme}://${manifest.domain}:${port}/`]
+  if (tls) urls.push(`http://${manifest.domain}:${manifest.ports.http}/ (redirects to HTTPS)`)
+  const address = connectAddress(manifest.bind)
+  const parts = ['curl']
+  if (manifest.tls.mode === 'self-signed') parts.push('--cacert', `${PROJECT_PATHS.certs}/ca.pem`)
+  if (!(await resolvesTo(manifest.domain, address))) parts.push('--resolve', `${manifest.domain}:${port}:${address.includes(':') ? `[${address}]` : address}`)
+  parts.push(`${scheme}://${manifest.domain}:${port}/`)
+  return {urls, curl: parts.join(' ')}
+}
+
+/** Remove what this run created, newest first. Errors here must not hide the error that caused it. */
+async function rollback(engine: Engine, created: string[], network: string | undefined): Promise<string[]> {
+  const done: string[] = []
+  for (const id of [...created].reverse()) {
+    try {
+      await engine.removeContainer(id)
+      done.push(`container ${id.slice(0, 12)}`)
+    } catch {}
+  }
+
+  if (network) {
+    try {
+      await engine.removeNetwork(network)
+      done.push('network')
+    } catch {}
+  }
+
+  return done
+}
+
+/**
+ * Build, create and start the stack of a project, then wait until every container is healthy.
+ * Running it again changes only what differs from the manifest (config hash). On any failure it
+ * removes the containers and network this run created and throws with the reason and the logs.
+ */
+export async function upStack(dir: string, manifest: Manifest, options: UpOptions = {}): Promise<UpResult> {
+  const clock = options.clock ?? systemClock
+  const started = clock.now()
+  const progress = options.onProgress ?? (() => {})
+  const timeoutMs = options.timeoutMs ?? DEFAULT_UP_TIMEOUT_MS
+  const root = resolve(dir)
+  const stack = buildStackSpec(manifest)
+
+  // Bad input fails before the engine is touched.
+  const dotenv = await readProjectEnv(root)
+  const environment = Object.fromEntries(stack.services.map((spec) => [spec.service, resolveEnvironment(spec, dotenv, options.env ?? process.env)]))
+
+  const engine = options.engine ?? (await connectEngine())
+  const existing = await engine.containers({[LABELS.project]: stack.project})
+  await checkPorts(manifest, stack, existing, engine)
+
+  // Images used as they are first: a missing one fails in seconds, before a long build.
+  const images: UpResult['images'] = []
+  for (const spec of stack.services) if (!spec.build) images.push({...(await ensureImage(engine, spec, progress)), service: spec.service})
+  for (const spec of stack.services) {
+    if (!spec.build) continue
+    const image = await buildImage(engine, {
+      service: spec.service,
+      context: resolve(root, spec.build.context),
+      dockerfile: spec.build.dockerfile,
+      tag: spec.image,
+      labels: {[LABELS.project]: stack.project, [LABELS.service]: spec.service, [LABELS.ownProject]: stack.project},
+      onProgress: progress,
+    })
+    images.push({...image, service: spec.service})
+  }
+
+  const imageIds = Object.fromEntries(images.map((image) => [image.service, image.id]))
+  const desired = desiredContainers(stack, {project: stack.project, dir: root, network: stack.network, imageIds, environment, runId: runId(options.env ?? process.env)})
+  const plan = planContainers(desired, existing)
+  const report: UpContainer[] = []
+  const created: string[] = []
+  let createdNetwork: string | undefined
+
+  /** Remove what is replaced and create what is new, without starting it; returns the container's id. */
+  const prepareContainer = async (item: PlannedContainer): Promise<string> => {
+    if (item.action === 'keep' || item.action === 'start') return item.existing!.id
+    if (item.action === 'recreate') {
+      progress(`Recreating ${item.desired.name} (configuration or image changed)`)
+      await engine.stopContainer(item.existing!.id, item.desired.stopGraceSeconds)
+      await engine.removeContainer(item.existing!.id)
+    } else {
+      progress(`Creating ${item.desired.name}`)
+    }
+
+    try {
+      const id = await engine.createContainer(item.desired.options)
+      created.push(id)
+      return id
+    } catch (error) {
+      if (/already in use/i.test(engineMessage(error))) {
+        throw new OperationError(`A container named ${item.desired.name} already exists and does not belong to project ${stack.project}`, {
+          hint: `Remove it (\`docker rm -f ${item.desired.name}\`) or rename the project in gateway.yaml.`,
+          cause: error,
+        })
+      }
+
+      throw engineFailure(`Creating ${item.desired.name}`, error)
+    }
+  }
+
+  const startContainer = async (item: PlannedContainer, spec: StackServiceSpec, id: string): Promise<void> => {
+    progress(`Starting ${item.desired.name}`)
+    try {
+      await engine.startContainer(id)
+    } catch (error) {
+      throw startError(manifest, spec, item.desired.name, error)
+    }
+  }
+
+  try {
+    if (!(await engine.network(stack.network))) {
+      progress(`Creating network ${stack.network}`)
+      createdNetwork = await engine.createNetwork(stack.network, networkLabels(stack.project))
+    }
+
+    // Replicas beyond the manifest's count, services no longer in it, duplicates: stop gracefully.
+    await Promise.all(
+      plan.remove.map(async (container) => {
+        progress(`Removing ${container.name} (not in gateway.yaml any more)`)
+        const grace = stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
+        await engine.stopContainer(container.id, grace)
+        await engine.removeContainer(container.id)
+        report.push({service: container.labels[LABELS.service] ?? '?', name: container.name, number: Number(container.labels[LABELS.number] ?? 0), action: 'remove'})
+      }),
+    )
+
+    // Each wave starts as soon as the one before is running: NGINX only needs the replicas' names
+    // to resolve, not their health, so all healthchecks run side by side and `up` waits once.
+    // Only a kept gateway must wait for new replicas to be healthy before it reloads onto them.
+    const changedServices = new Set<string>()
+    let awaited: AwaitedContainer[] = []
+    const waitForHealth = async () => {
+      if (awaited.length === 0) return
+      progress(`Waiting for ${awaited.map((container) => container.name).join(', ')} to be healthy (up to ${timeoutMs} ms)`)
+      await waitAllHealthy(engine, awaited, timeoutMs, clock)
+      awaited = []
+    }
+
+    // Creating needs no running dependency: create every container up front, side by side.
+    const ids = await settleAll(plan.containers.map((item) => prepareContainer(item)))
+    const idOf = new Map(plan.containers.map((item, index) => [item, ids[index]!]))
+    for (const [waveIndex, wave] of startWaves(stack).entries()) {
+      const specOf = (item: PlannedContainer) => wave.find((candidate) => candidate.service === item.desired.service)!
+      const items = plan.containers.filter((item) => wave.some((spec) => spec.service === item.desired.service))
+      const reload = items.filter((item) => item.action === 'keep' && specOf(item).role === 'gateway' && specOf(item).dependsOn.some((name) => changedServices.has(name)))
+      if (reload.length > 0) {
+        await waitForHealth()
+        for (const item of reload) {
+          progress(`Reloading NGINX in ${item.desired.name} (its upstream containers changed)`)
+          await engine.signalContainer(idOf.get(item)!, 'HUP')
+        }
+      }
+
+      await settleAll(items.filter((item) => item.action !== 'keep').map((item) => startContainer(item, specOf(item), idOf.get(item)!)))
+      for (const item of items) {
+        const id = idOf.get(item)!
+        if (item.action !== 'keep') changedServices.add(item.desired.service)
+        awaited.push({id, name: item.desired.name, service: item.desired.service, wave: waveIndex})
+        report.push({service: item.desired.service, name: item.desired.name, number: item.desired.number, action: item.action, id})
+      }
+    }
+
+    await waitForHealth()
+  } catch (error) {
+    const undone = await rollback(engine, created, createdNetwork)
+    const note = undone.length > 0 ? `\nRemoved what this run created: ${created.length} container(s)${createdNetwork ? ` and network ${stack.network}` : ''}.` : ''
+    if (error instanceof GatewayError) {
+      error.message += note
+      throw error
+    }
+
+    throw engineFailure(`Starting project ${stack.project}${note}`, error)
+  }
+
+  const endpoints = await stackEndpoints(manifest)
+  return {
+    project: stack.project,
+    changed: createdNetwork !== undefined || images.some((image) => image.built) || report.some((container) => container.action !== 'keep'),
+    images,
+    network: {name: stack.network, created: createdNetwork !== undefined},
+    containers: report,
+    urls: endpoints.urls,
+    curl: endpoints.curl,
+    durationMs: clock.now() - started,
+  }
+}
+
+// ---- down ----------------------------------------------------------------------------------------
+
+export interface DownOptions extends StackOptions {
+  /** Also remove the project's labelled volumes. */
+  volumes?: boolean
+}
+
+export interface DownResult {
+  project: string
+  containers: string[]
+  networks: string[]
+  volumes: string[]
+}
+
+/**
+ * Stop and remove every container and network labelled with the project (including those that
+ * `docker compose up` made), the gateway first so no request reaches a stopping replica. Files stay.
+ */
+export async function downStack(manifest: Manifest, options: DownOptions = {}): Promise<DownResult> {
+  const progress = options.onProgress ?? (() => {})
+  const stack = buildStackSpec(manifest)
+  const engine = options.engine ?? (await connectEngine())
+  const projectLabel = {[LABELS.project]: stack.project}
+  const containers = await engine.containers(projectLabel)
+
+  // Reverse start order: dependents (the gateway) stop before what they depend on.
+  const waves = startWaves(stack)
+  const waveOf = (container: ContainerState) => {
+    const index = waves.findIndex((wave) => wave.some((spec) => spec.service === container.labels[LABELS.service]))
+    return index === -1 ? -1 : index
+  }
+
+  const order = [...new Set(containers.map((container) => waveOf(container)))].sort((a, b) => b - a)
+  const removed: string[] = []
+  for (const wave of order) {
+    const group = containers.filter((container) => waveOf(container) === wave)
+    await Promise.all(
+      group.map(async (container) => {
+        const grace = stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
+        progress(`Stopping ${container.name}`)
+        try {
+          await engine.stopContainer(container.id, grace)
+          await engine.removeContainer(container.id, {volumes: options.volumes})
+        } catch (error) {
+          throw engineFailure(`Removing ${container.name}`, error)
+        }
+
+        removed.push(container.name)
+      }),
+    )
+  }
+
+  const networks: string[] = []
+  for (const network of await engine.networks(projectLabel)) {
+    progress(`Removing network ${network.name}`)
+    try {
+      await engine.removeNetwork(network.id)
+    } catch (error) {
+      throw engineFailure(`Removing network ${network.name} (is a container outside the project still attached?)`, error)
+    }
+
+    networks.push(network.name)
+  }
+
+  const volumes: string[] = []
+  if (options.volumes) {
+    for (const volume of await engine.volumes(projectLabel)) {
+      progress(`Removing volume ${volume.name}`)
+      await engine.removeVolume(volume.name)
+      volumes.push(volume.name)
+    }
+  }
+
+  return {project: stack.project, containers: removed, networks, volumes}
+}
+
+// ---- status --------------------------------------------------------------------------------------
+
+export interface StatusRow {
+  service: string
+  name: string
+  number: number
+  /** created | running | restarting | exited | ... */
+  state: string
+  /** healthy | starting | unhealthy | none */
+  health: string
+  ports: string[]
+  image: string
+  /** Whether the gateway's upstream lists this replica (filled in by the scale feature). */
+  inUpstream?: boolean
+}
+
+/** One row per long-running container of the project, in start order then replica number. */
+export async function stackStatus(manifest: Manifest, options: StackOptions = {}): Promise<StatusRow[]> {
+  const stack = buildStackSpec(manifest)
+  const engine = options.engine ?? (await connectEngine())
+  // One-off containers (certbot runs, `docker compose run`) are left out, as `docker compose ps` does.
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter((container) => container.labels[LABELS.oneoff] !== 'True')
+  const order = stack.services.map((spec) => spec.service)
+  const rank = (service: string) => (order.includes(service) ? order.indexOf(service) : order.length)
+  return containers
+    .map((container) => ({
+      service: container.labels[LABELS.service] ?? '?',
+      name: container.name,
+      number: Number(container.labels[LABELS.number] ?? 0),
+      state: container.status,
+      health: container.health ?? 'none',
+      ports: container.ports,
+      image: container.image,
+    }))
+    .sort((a, b) => rank(a.service) - rank(b.service) || a.service.localeCompare(b.service) || a.number - b.number)
+}

@@ -1,0 +1,75 @@
+import {setTimeout as delay} from 'node:timers/promises'
+
+import {OperationError} from '../errors.js'
+
+/** Time, injectable so tests of waits run instantly (STYLE.md habit 5). */
+export interface Clock {
+  now(): number
+  sleep(ms: number): Promise<void>
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep: (ms) => delay(ms),
+}
+
+export interface RetryOptions<T> {
+  timeoutMs: number
+  intervalMs: number
+  clock?: Clock
+  /** What is awaited, in the user's words: `my-api-web-1 to be healthy`. The timeout error names it. */
+  describe: string
+  /** The last value seen, for the timeout error: `health: starting`. */
+  explain?: (value: T) => string
+}
+
+/** A wait that ran out of time. Carries the last value so the caller can say more (logs, state). */
+export class WaitTimeoutError<T = unknown> extends OperationError {
+  readonly timeoutMs: number
+  readonly lastValue?: T
+
+  constructor(describe: string, timeoutMs: number, lastValue?: T, detail?: string) {
+    super(`Timed out after ${timeoutMs} ms waiting for ${describe}${detail ? ` (last: ${detail})` : ''}`)
+    this.timeoutMs = timeoutMs
+    this.lastValue = lastValue
+  }
+}
+
+/**
+ * The one waiting helper: call `fn` until `ok` accepts its value or `timeoutMs` passes. `fn` may throw
+ * to stop waiting at once (a container that exited will not become healthy). The last attempt is made
+ * at the deadline, so a short timeout still gets at least one try.
+ */
+export async function retryUntil<T>(fn: () => Promise<T>, ok: (value: T) => boolean, options: RetryOptions<T>): Promise<T> {
+  const clock = options.clock ?? systemClock
+  const deadline = clock.now() + options.timeoutMs
+  let last: T | undefined
+  let seen = false
+  for (;;) {
+    last = await fn()
+    seen = true
+    if (ok(last)) return last
+    const remaining = deadline - clock.now()
+    if (remaining <= 0) break
+    await clock.sleep(Math.min(options.intervalMs, remaining))
+  }
+
+  const detail = seen && options.explain ? options.explain(last as T) : undefined
+  throw new WaitTimeoutError(options.describe, options.timeoutMs, last, detail)
+}
+
+/**
+ * Bound one call that has no timeout of its own (a DNS lookup, a ping). The call is not cancelled,
+ * only no longer awaited; the timer is cleared either way so it never keeps the process alive.
+ */
+export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, describe: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new WaitTimeoutError(describe, timeoutMs)), timeoutMs)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,249 @@
+import {createHash} from 'node:crypto'
+import {Readable} from 'node:stream'
+
+import type Docker from 'dockerode'
+
+import type {ContainerState, Engine, ExecResult, ImageState, Labels, LogOptions, NetworkState} from '../../src/docker/engine.js'
+import type {Clock} from '../../src/util/retry.js'
+
+/** A multiplexed log frame as the engine sends it: 8-byte header, then the payload. */
+export function frame(stream: 1 | 2, text: string): Buffer {
+  const payload = Buffer.from(text)
+  const header = Buffer.alloc(8)
+  header[0] = stream
+  header.writeUInt32BE(payload.length, 4)
+  return Buffer.concat([header, payload])
+}
+
+/** A clock whose sleeps return at once (after one turn of the event loop) and move time forward. */
+export function fakeClock(start = 0): Clock & {elapsed(): number} {
+  let now = start
+  return {
+    now: () => now,
+    sleep: async (ms) => {
+      now += ms
+      // Yield to the event loop as a real sleep would, so concurrent waits interleave realistically.
+      await new Promise((resolve) => setImmediate(resolve))
+    },
+    elapsed: () => now - start,
+  }
+}
+
+interface FakeContainer extends ContainerState {
+  options: Docker.ContainerCreateOptions
+  logs: string[]
+}
+
+export interface ContainerBehaviour {
+  /** What the healthcheck reports once started (default healthy). */
+  health?: 'healthy' | 'unhealthy' | 'starting'
+  /** The container exits right after start with this code. */
+  exitCode?: number
+  /** The container runs (health "starting") for this many inspections, then exits with `exitCode`. */
+  exitAfterInspections?: number
+  /** start() fails with this engine message. */
+  startError?: string
+  logs?: string[]
+}
+
+let counter = 0
+function id(): string {
+  counter += 1
+  return createHash('sha256').update(`fake-${counter}`).digest('hex')
+}
+
+/**
+ * An in-memory engine with just enough behaviour for src/docker/: containers go created -> running,
+ * report the health a test chooses, publish ports, and keep their create options for assertions.
+ */
+export class FakeEngine implements Engine {
+  readonly endpoint = 'fake://engine'
+  readonly images = new Map<string, ImageState>()
+  readonly containersById = new Map<string, FakeContainer>()
+  readonly networksById = new Map<string, NetworkState>()
+  readonly volumesByName = new Map<string, Labels>()
+  /** By container name. */
+  readonly behaviour = new Map<string, ContainerBehaviour>()
+  /** Engine calls in order, e.g. `create x-web-1`, `start x-web-1`, `build x-web:latest`. */
+  readonly calls: string[] = []
+  /** Build output events (JSON objects) for the next builds; default: a successful two-step build. */
+  buildEvents?: (tag: string) => object[]
+  signals: Array<{name: string; signal: string}> = []
+
+  constructor(images: string[] = []) {
+    for (const image of images) this.images.set(image, {id: `sha256:${createHash('sha256').update(image).digest('hex')}`, labels: {}})
+  }
+
+  private byIdOrName(idOrName: string): FakeContainer | undefined {
+    return this.containersById.get(idOrName) ?? [...this.containersById.values()].find((container) => container.name === idOrName)
+  }
+
+  private matches(labels: Labels, wanted: Labels): boolean {
+    return Object.entries(wanted).every(([key, value]) => labels[key] === value)
+  }
+
+  async ping(): Promise<void> {}
+
+  async image(ref: string): Promise<ImageState | undefined> {
+    return this.images.get(ref)
+  }
+
+  async pullImage(ref: string): Promise<void> {
+    this.calls.push(`pull ${ref}`)
+    throw new Error('Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host')
+  }
+
+  async buildImage(context: NodeJS.ReadableStream, options: {tag: string; dockerfile: string; labels: Labels}): Promise<NodeJS.ReadableStream> {
+    this.calls.push(`build ${options.tag}`)
+    for await (const _chunk of context as AsyncIterable<Buffer>) {
+      // Drain the tar stream as the engine would.
+    }
+
+    const imageId = `sha256:${id()}`
+    const events = this.buildEvents?.(options.tag) ?? [
+      {stream: 'Step 1/2 : FROM base\n'},
+      {stream: ' ---> 1234\n'},
+      {stream: 'Step 2/2 : COPY . .\n'},
+      {aux: {ID: imageId}},
+      {stream: `Successfully built ${imageId.slice(7, 19)}\n`},
+    ]
+    if (!events.some((event) => 'error' in event)) this.images.set(options.tag, {id: imageId, labels: options.labels})
+    return Readable.from(events.map((event) => `${JSON.stringify(event)}\r\n`))
+  }
+
+  async containers(labels: Labels): Promise<ContainerState[]> {
+    return [...this.containersById.values()].filter((container) => this.matches(container.labels, labels)).map((container) => ({...container}))
+  }
+
+  private inspections = new Map<string, number>()
+
+  async container(idOrName: string): Promise<ContainerState | undefined> {
+    const found = this.byIdOrName(idOrName)
+    if (!found) return undefined
+    const behaviour = this.behaviour.get(found.name) ?? {}
+    if (behaviour.exitAfterInspections !== undefined && found.running) {
+      const seen = (this.inspections.get(found.id) ?? 0) + 1
+      this.inspections.set(found.id, seen)
+      if (seen > behaviour.exitAfterInspections) Object.assign(found, {status: 'exited', running: false, exitCode: behaviour.exitCode ?? 1, health: 'unhealthy'})
+    }
+
+    return {...found}
+  }
+
+  /** A container outside any project, e.g. one a user started by hand. */
+  addForeignContainer(name: string): void {
+    const image = [...this.images.values()][0]!
+    this.containersById.set(id(), {
+      id: id(), name, labels: {}, image: 'other', imageId: image.id, status: 'running', running: true, exitCode: 0, restartCount: 0, ports: [], options: {name}, logs: [],
+    })
+  }
+
+  async createContainer(options: Docker.ContainerCreateOptions): Promise<string> {
+    const name = options.name!
+    this.calls.push(`create ${name}`)
+    if ([...this.containersById.values()].some((container) => container.name === name)) {
+      throw Object.assign(new Error('conflict'), {statusCode: 409, json: {message: `Conflict. The container name "/${name}" is already in use`}})
+    }
+
+    const image = this.images.get(options.Image!)
+    if (!image) throw Object.assign(new Error('no such image'), {statusCode: 404, json: {message: `No such image: ${options.Image}`}})
+    const container: FakeContainer = {
+      id: id(),
+      name,
+      labels: {...options.Labels},
+      image: options.Image!,
+      imageId: image.id,
+      status: 'created',
+      running: false,
+      exitCode: 0,
+      restartCount: 0,
+      health: undefined,
+      ports: [],
+      options,
+      logs: [],
+    }
+    this.containersById.set(container.id, container)
+    return container.id
+  }
+
+  async startContainer(containerId: string): Promise<void> {
+    const container = this.byIdOrName(containerId)!
+    this.calls.push(`start ${container.name}`)
+    const behaviour = this.behaviour.get(container.name) ?? {}
+    container.logs = behaviour.logs ?? [`${container.name} started`]
+    if (behaviour.startError) throw Object.assign(new Error('start failed'), {statusCode: 500, json: {message: behaviour.startError}})
+    if (behaviour.exitCode !== undefined && behaviour.exitAfterInspections === undefined) {
+      Object.assign(container, {status: 'exited', running: false, exitCode: behaviour.exitCode})
+      return
+    }
+
+    const bindings = container.options.HostConfig?.PortBindings ?? {}
+    container.ports = Object.entries(bindings).flatMap(([port, list]) => (list as Array<{HostIp: string; HostPort: string}>).map((binding) => `${binding.HostIp}:${binding.HostPort}->${port}`))
+    const health = behaviour.exitAfterInspections !== undefined ? 'starting' : (behaviour.health ?? 'healthy')
+    Object.assign(container, {status: 'running', running: true, health: container.options.Healthcheck ? health : undefined})
+  }
+
+  async signalContainer(containerId: string, signal: string): Promise<void> {
+    const name = this.byIdOrName(containerId)!.name
+    this.calls.push(`signal ${signal} ${name}`)
+    this.signals.push({name, signal})
+  }
+
+  async stopContainer(containerId: string): Promise<void> {
+    const container = this.byIdOrName(containerId)
+    if (!container) return
+    this.calls.push(`stop ${container.name}`)
+    Object.assign(container, {status: 'exited', running: false, health: undefined})
+  }
+
+  async removeContainer(containerId: string): Promise<void> {
+    const container = this.byIdOrName(containerId)
+    if (!container) return
+    this.calls.push(`remove ${container.name}`)
+    this.containersById.delete(container.id)
+  }
+
+  async containerLogs(containerId: string, options: LogOptions): Promise<NodeJS.ReadableStream> {
+    const container = this.byIdOrName(containerId)!
+    const lines = typeof options.tail === 'number' ? container.logs.slice(-options.tail) : container.logs
+    return Readable.from(lines.map((line, index) => frame(index % 2 === 0 ? 1 : 2, `${line}\n`)))
+  }
+
+  async exec(): Promise<ExecResult> {
+    return {exitCode: 0, stdout: '', stderr: ''}
+  }
+
+  async networks(labels: Labels): Promise<NetworkState[]> {
+    return [...this.networksById.values()].filter((network) => this.matches(network.labels, labels))
+  }
+
+  async network(name: string): Promise<NetworkState | undefined> {
+    return [...this.networksById.values()].find((network) => network.name === name)
+  }
+
+  async createNetwork(name: string, labels: Labels): Promise<string> {
+    this.calls.push(`network create ${name}`)
+    const network = {id: id(), name, labels}
+    this.networksById.set(network.id, network)
+    return network.id
+  }
+
+  async removeNetwork(networkId: string): Promise<void> {
+    const network = this.networksById.get(networkId)
+    if (network) this.calls.push(`network remove ${network.name}`)
+    this.networksById.delete(networkId)
+  }
+
+  async volumes(labels: Labels): Promise<Array<{name: string; labels: Labels}>> {
+    return [...this.volumesByName.entries()].filter(([, volumeLabels]) => this.matches(volumeLabels, labels)).map(([name, volumeLabels]) => ({name, labels: volumeLabels}))
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    this.volumesByName.delete(name)
+  }
+
+  /** Names of the containers that exist now. */
+  names(): string[] {
+    return [...this.containersById.values()].map((container) => container.name).sort()
+  }
+}

@@ -1,0 +1,174 @@
+import {describe, expect, it} from 'vitest'
+
+import type {ContainerState} from '../../src/docker/engine.js'
+import {
+  configHash,
+  desiredContainers,
+  interpolate,
+  LABELS,
+  planContainers,
+  resolveEnvironment,
+  startWaves,
+  type DesiredContainer,
+  type ProjectContext,
+} from '../../src/docker/spec.js'
+import {UsageError} from '../../src/errors.js'
+import {buildStackSpec} from '../../src/manifest/stack.js'
+import {testManifest} from '../helpers/stack-fixture.js'
+
+function context(overrides: Partial<ProjectContext> = {}): ProjectContext {
+  const stack = buildStackSpec(testManifest())
+  return {
+    project: 'demo',
+    dir: '/srv/demo',
+    network: 'demo_default',
+    imageIds: {web: 'sha256:web1', gateway: 'sha256:nginx1'},
+    environment: Object.fromEntries(stack.services.map((spec) => [spec.service, resolveEnvironment(spec, {WEB_SECRET_KEY: 'k'}, {})])),
+    ...overrides,
+  }
+}
+
+function desired(overrides: Partial<ProjectContext> = {}, manifest = testManifest()): DesiredContainer[] {
+  return desiredContainers(buildStackSpec(manifest), context(overrides))
+}
+
+function running(want: DesiredContainer, extra: Partial<ContainerState> = {}): ContainerState {
+  return {
+    id: `id-${want.name}`,
+    name: want.name,
+    labels: {...want.options.Labels},
+    image: want.options.Image!,
+    imageId: 'x',
+    status: 'running',
+    running: true,
+    exitCode: 0,
+    restartCount: 0,
+    health: 'healthy',
+    ports: [],
+    ...extra,
+  }
+}
+
+describe('${VAR} interpolation from .env, as Compose does it', () => {
+  const vars = {KEY: 'abc', EMPTY: ''}
+  it('resolves ${VAR}, $VAR, defaults and $$', () => {
+    expect(interpolate('${KEY}-$KEY', vars, 'x')).toBe('abc-abc')
+    expect(interpolate('${MISSING:-dflt} ${EMPTY:-e} ${EMPTY-f}', vars, 'x')).toBe('dflt e ')
+    expect(interpolate('${KEY:+set}${MISSING:+no}', vars, 'x')).toBe('set')
+    expect(interpolate('cost: $$5 and $${KEY}', vars, 'x')).toBe('cost: $5 and ${KEY}')
+  })
+
+  it('fails with a UsageError naming the variable and the field', () => {
+    const error = (() => {
+      try {
+        interpolate('${WEB_SECRET_KEY}', {}, 'services.web.environment.DJANGO_SECRET_KEY')
+      } catch (error_) {
+        return error_ as UsageError
+      }
+    })()
+    expect(error).toBeInstanceOf(UsageError)
+    expect(error?.message).toBe('services.web.environment.DJANGO_SECRET_KEY uses ${WEB_SECRET_KEY}, but .env does not set WEB_SECRET_KEY')
+    expect(() => interpolate('${X:?is required}', {}, 'f')).toThrow('f: variable X is not set: is required')
+  })
+
+  it('lets the shell win over .env, like Compose', () => {
+    const spec = buildStackSpec(testManifest()).services[0]!
+    expect(resolveEnvironment(spec, {WEB_SECRET_KEY: 'from-file'}, {WEB_SECRET_KEY: 'from-shell'}).DJANGO_SECRET_KEY).toBe('from-shell')
+    expect(resolveEnvironment(spec, {WEB_SECRET_KEY: 'from-file'}, {}).DJANGO_SECRET_KEY).toBe('from-file')
+  })
+})
+
+describe('container definitions', () => {
+  it('names replicas then the gateway like the upstreams file, with Compose labels', () => {
+    const containers = desired({runId: 'run-42'})
+    expect(containers.map((container) => container.name)).toEqual(['demo-web-1', 'demo-web-2', 'demo-gateway-1'])
+    const web2 = containers[1]!
+    expect(web2.options.Labels).toEqual({
+      'com.docker.compose.project': 'demo',
+      'com.docker.compose.service': 'web',
+      'com.docker.compose.container-number': '2',
+      'com.docker.compose.oneoff': 'False',
+      'com.docker.compose.config-hash': web2.hash,
+      'com.docker.compose.project.working_dir': '/srv/demo',
+      'com.docker.compose.project.config_files': '/srv/demo/docker-compose.yml',
+      'com.docker.compose.version': '2.24.0',
+      'dev.create-gateway.project': 'demo',
+      'dev.create-gateway.run-id': 'run-42',
+    })
+    expect(web2.options.NetworkingConfig?.EndpointsConfig?.demo_default?.Aliases).toEqual(['web', 'demo-web-2'])
+    expect(web2.options.Env).toContain('DJANGO_SECRET_KEY=k')
+    expect(web2.options.HostConfig?.PortBindings).toBeUndefined()
+    expect(web2.options.HostConfig?.RestartPolicy).toEqual({Name: 'unless-stopped'})
+    expect(web2.options.Healthcheck?.Interval).toBe(5_000_000_000)
+  })
+
+  it('publishes only the gateway, on the bind address, and mounts project files by absolute path', () => {
+    const gateway = desired().find((container) => container.service === 'gateway')!
+    expect(gateway.options.HostConfig?.PortBindings).toEqual({
+      '80/tcp': [{HostIp: '127.0.0.1', HostPort: '18080'}],
+      '443/tcp': [{HostIp: '127.0.0.1', HostPort: '18443'}],
+    })
+    expect(gateway.options.HostConfig?.Binds).toContain('/srv/demo/gateway/conf.d:/etc/nginx/conf.d:ro')
+    expect(gateway.options.HostConfig?.Binds).toContain('/srv/demo/logs:/var/log/nginx:rw')
+    expect(gateway.options.StopSignal).toBe('SIGQUIT')
+    expect(gateway.options.StopTimeout).toBe(15)
+  })
+
+  it('hashes the same configuration the same way, whatever the run id', () => {
+    expect(desired({runId: 'a'}).map((c) => c.hash)).toEqual(desired({runId: 'b'}).map((c) => c.hash))
+    expect(desired().map((c) => c.hash)).toEqual(desired().map((c) => c.hash))
+  })
+
+  it('changes the hash when the image, the environment or the ports change', () => {
+    const [base] = desired()
+    expect(desired({imageIds: {web: 'sha256:web2', gateway: 'sha256:nginx1'}})[0]!.hash).not.toBe(base!.hash)
+    expect(desired({environment: {web: {DJANGO_SECRET_KEY: 'other'}}})[0]!.hash).not.toBe(base!.hash)
+    const gateway = (manifest = testManifest()) => desired({}, manifest).find((c) => c.service === 'gateway')!.hash
+    expect(gateway(testManifest({ports: {http: 18081, https: 18443}}))).not.toBe(gateway())
+  })
+
+  it('ignores key order in the hash', () => {
+    expect(configHash({Image: 'a', Env: ['X=1'], Labels: {a: '1', b: '2'}}, 'id')).toBe(configHash({Labels: {b: '2', a: '1'}, Env: ['X=1'], Image: 'a'}, 'id'))
+  })
+
+  it('starts the Django services before the gateway that depends on them', () => {
+    const waves = startWaves(buildStackSpec(testManifest({services: {web: {kind: 'django'}, api: {kind: 'django'}}, routes: [{path: '/', service: 'web'}]})))
+    expect(waves.map((wave) => wave.map((spec) => spec.service))).toEqual([['web', 'api'], ['gateway']])
+  })
+})
+
+describe('planContainers', () => {
+  it('keeps running containers with the same hash: a second up changes nothing', () => {
+    const want = desired()
+    const plan = planContainers(want, want.map((container) => running(container)))
+    expect(plan.containers.map((item) => item.action)).toEqual(['keep', 'keep', 'keep'])
+    expect(plan.remove).toEqual([])
+  })
+
+  it('creates missing replicas, recreates changed ones, starts stopped ones, removes extras', () => {
+    const want = desired()
+    const existing = [
+      running(want[0]!, {labels: {...want[0]!.options.Labels, [LABELS.configHash]: 'old'}}),
+      running(want[2]!, {status: 'exited', running: false}),
+      running({...want[1]!, name: 'demo-web-3', options: {...want[1]!.options, Labels: {...want[1]!.options.Labels, [LABELS.number]: '3'}}}),
+    ]
+    const plan = planContainers(want, existing)
+    expect(plan.containers.map((item) => `${item.desired.name}:${item.action}`)).toEqual(['demo-web-1:recreate', 'demo-web-2:create', 'demo-gateway-1:start'])
+    expect(plan.remove.map((container) => container.name)).toEqual(['demo-web-3'])
+  })
+
+  it('adopts containers that Compose v1 named demo_web_1 and replaces them under our names', () => {
+    const want = desired()
+    const plan = planContainers(want, [running(want[0]!, {name: 'demo_web_1'})])
+    expect(plan.containers[0]).toMatchObject({action: 'recreate', existing: {name: 'demo_web_1'}})
+    expect(plan.remove).toEqual([])
+  })
+
+  it('leaves one-off containers (docker compose run) alone', () => {
+    const want = desired()
+    const oneoff = running(want[0]!, {id: 'oneoff', name: 'demo-web-run-1', labels: {...want[0]!.options.Labels, [LABELS.oneoff]: 'True'}})
+    const plan = planContainers(want, [oneoff])
+    expect(plan.containers[0]!.action).toBe('create')
+    expect(plan.remove).toEqual([])
+  })
+})

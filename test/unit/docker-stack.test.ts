@@ -1,0 +1,227 @@
+import {writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {describe, expect, it} from 'vitest'
+
+import {unavailableError} from '../../src/docker/engine.js'
+import {describeStatus, describeUp} from '../../src/docker/report.js'
+import {LABELS} from '../../src/docker/spec.js'
+import {downStack, stackStatus, upStack, type UpOptions} from '../../src/docker/stack.js'
+import {EngineUnavailableError, OperationError, UsageError} from '../../src/errors.js'
+import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
+import {testManifest, testProject} from '../helpers/stack-fixture.js'
+
+const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm']
+
+function setup(manifest = testManifest()) {
+  const engine = new FakeEngine(IMAGES)
+  const dir = testProject(manifest)
+  const options = (extra: Partial<UpOptions> = {}): UpOptions => ({engine, clock: fakeClock(), env: {}, timeoutMs: 60_000, ...extra})
+  return {engine, dir, manifest, options}
+}
+
+describe('upStack against a fake engine', () => {
+  it('builds, creates the network, starts the replicas before the gateway, and reports the URLs', async () => {
+    const {engine, dir, manifest, options} = setup()
+    const progress: string[] = []
+    const result = await upStack(dir, manifest, options({onProgress: (line) => progress.push(line)}))
+    expect([...engine.calls].sort()).toEqual([
+      'build demo-web:latest',
+      'create demo-gateway-1',
+      'create demo-web-1',
+      'create demo-web-2',
+      'network create demo_default',
+      'start demo-gateway-1',
+      'start demo-web-1',
+      'start demo-web-2',
+    ])
+    // Build, network, every container created, then the replicas started, then the gateway once they run.
+    expect(engine.calls.slice(0, 2)).toEqual(['build demo-web:latest', 'network create demo_default'])
+    expect(engine.calls.slice(2, 5).sort()).toEqual(['create demo-gateway-1', 'create demo-web-1', 'create demo-web-2'])
+    expect(engine.calls.slice(5, 7).sort()).toEqual(['start demo-web-1', 'start demo-web-2'])
+    expect(engine.calls.at(-1)).toBe('start demo-gateway-1')
+    expect(result.changed).toBe(true)
+    expect(result.urls[0]).toBe('https://api.localhost:18443/')
+    expect(result.curl).toMatch(/^curl --cacert certs\/ca\.pem (--resolve api\.localhost:18443:127\.0\.0\.1 )?https:\/\/api\.localhost:18443\/$/)
+    expect(progress).toContain('web: Step 1/2 : FROM base')
+    const network = [...engine.networksById.values()][0]!
+    expect(network.labels).toEqual({'com.docker.compose.project': 'demo', 'com.docker.compose.network': 'default', 'com.docker.compose.version': '2.24.0'})
+    expect(describeUp(result)).toContain('demo is up')
+  })
+
+  it('changes nothing on a second run: no build, same containers, "up to date"', async () => {
+    const {engine, dir, manifest, options} = setup()
+    await upStack(dir, manifest, options())
+    const before = engine.names().map((name) => engine.containersById.size + name)
+    const ids = [...engine.containersById.keys()]
+    engine.calls.length = 0
+    const result = await upStack(dir, manifest, options())
+    expect(engine.calls).toEqual([])
+    expect([...engine.containersById.keys()]).toEqual(ids)
+    expect(engine.names().map((name) => engine.containersById.size + name)).toEqual(before)
+    expect(result.changed).toBe(false)
+    expect(describeUp(result)).toContain('demo is up to date: nothing changed')
+  })
+
+  it('rebuilds and recreates only the changed service, then reloads the kept gateway', async () => {
+    const {engine, dir, manifest, options} = setup()
+    await upStack(dir, manifest, options())
+    writeFileSync(join(dir, 'services/web/app.py'), 'print("changed")\n')
+    engine.calls.length = 0
+    await upStack(dir, manifest, options())
+    expect(engine.calls[0]).toBe('build demo-web:latest')
+    for (const name of ['demo-web-1', 'demo-web-2']) {
+      const steps = engine.calls.filter((call) => call.endsWith(` ${name}`))
+      expect(steps).toEqual([`stop ${name}`, `remove ${name}`, `create ${name}`, `start ${name}`])
+    }
+
+    // The kept gateway reloads only after the new replicas run and are healthy.
+    expect(engine.calls.at(-1)).toBe('signal HUP demo-gateway-1')
+    expect(engine.calls.filter((call) => call.includes('gateway'))).toEqual(['signal HUP demo-gateway-1'])
+  })
+
+  it('removes replicas beyond the manifest count and creates missing ones', async () => {
+    const {engine, dir, options} = setup()
+    await upStack(dir, testManifest(), options())
+    await upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 1}}}), options())
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
+    await upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 3}}}), options())
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
+  })
+
+  it('maps "address already in use" to the port and the manifest field, and removes what it created', async () => {
+    const {engine, dir, manifest, options} = setup()
+    engine.behaviour.set('demo-gateway-1', {
+      startError: 'driver failed programming external connectivity on endpoint demo-gateway-1 (abc): Error starting userland proxy: listen tcp4 127.0.0.1:18443: bind: address already in use',
+    })
+    const error = await upStack(dir, manifest, options()).catch((error_: unknown) => error_ as OperationError)
+    expect(error).toBeInstanceOf(OperationError)
+    expect(error.message).toContain('Port 127.0.0.1:18443 (ports.https in gateway.yaml) is already in use')
+    expect(error.message).toContain('Removed what this run created: 3 container(s) and network demo_default.')
+    expect(engine.names()).toEqual([])
+    expect(engine.networksById.size).toBe(0)
+  })
+
+  it('maps "port is already allocated" (another container) to ports.http', async () => {
+    const {engine, dir, manifest, options} = setup()
+    engine.behaviour.set('demo-gateway-1', {startError: 'Bind for 127.0.0.1:18080 failed: port is already allocated'})
+    await expect(upStack(dir, manifest, options())).rejects.toThrow('Port 127.0.0.1:18080 (ports.http in gateway.yaml) is already in use')
+  })
+
+  it('fails fast on a container that exits, with its last log lines, and leaves nothing behind', async () => {
+    const {engine, dir, manifest, options} = setup()
+    const logs = Array.from({length: 80}, (_, index) => `log line ${index}`)
+    engine.behaviour.set('demo-web-2', {exitCode: 3, logs})
+    const clock = fakeClock()
+    const error = await upStack(dir, manifest, options({clock})).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message).toContain('demo-web-2 (web) exited with code 3 before becoming healthy')
+    expect(error.message).toContain('Last 50 log lines of demo-web-2:')
+    expect(error.message).toContain('  | log line 79')
+    expect(error.message).not.toContain('log line 29\n')
+    expect(error.hint).toContain('create-gateway logs web')
+    expect(clock.elapsed()).toBeLessThan(1000)
+    expect(engine.names()).toEqual([])
+  })
+
+  it('blames a crashed replica, not the gateway that failed because of it', async () => {
+    const {engine, dir, manifest, options} = setup()
+    engine.behaviour.set('demo-web-1', {exitAfterInspections: 1, exitCode: 3, logs: ['Traceback: ImportError: no module named foo']})
+    engine.behaviour.set('demo-gateway-1', {health: 'unhealthy', logs: ['host not found in upstream "demo-web-1:8000"']})
+    const error = await upStack(dir, manifest, options()).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message.split('\n')[0]).toBe('demo-web-1 (web) exited with code 3 before becoming healthy (and then: demo-gateway-1 (gateway) is unhealthy: its healthcheck keeps failing)')
+    expect(error.message).toContain('| Traceback: ImportError: no module named foo')
+    expect(engine.names()).toEqual([])
+  })
+
+  it('rolls back the containers created beside one that could not be', async () => {
+    const {engine, dir, manifest, options} = setup()
+    engine.addForeignContainer('demo-web-2')
+    const error = await upStack(dir, manifest, options()).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message).toContain('A container named demo-web-2 already exists and does not belong to project demo')
+    expect(error.message).toContain('Removed what this run created: 2 container(s) and network demo_default.')
+    expect(engine.names()).toEqual(['demo-web-2'])
+  })
+
+  it('names the timeout when a container stays "starting"', async () => {
+    const {engine, dir, manifest, options} = setup()
+    engine.behaviour.set('demo-gateway-1', {health: 'starting', logs: ['nginx: [emerg] host not found in upstream']})
+    const error = await upStack(dir, manifest, options({timeoutMs: 5000})).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message).toContain('Timed out after 5000 ms waiting for demo-gateway-1 (gateway) to be healthy (last: state running, health starting)')
+    expect(error.message).toContain('| nginx: [emerg] host not found in upstream')
+    expect(engine.names()).toEqual([])
+  })
+
+  it('keeps what an earlier run made when a later run fails', async () => {
+    const {engine, dir, manifest, options} = setup()
+    await upStack(dir, manifest, options())
+    await upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 3}}}), options()).catch(() => {})
+    engine.behaviour.set('demo-web-4', {health: 'unhealthy'})
+    await expect(upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 4}}}), options())).rejects.toThrow('demo-web-4 (web) is unhealthy')
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(engine.networksById.size).toBe(1)
+  })
+
+  it('fails before touching the engine when .env lacks a variable', async () => {
+    const {engine, manifest, options} = setup()
+    const dir = testProject(manifest, 'OTHER=1\n')
+    await expect(upStack(dir, manifest, options())).rejects.toThrow(UsageError)
+    expect(engine.calls).toEqual([])
+  })
+
+  it('says clearly that a missing image cannot be pulled, before building anything', async () => {
+    const engine = new FakeEngine(['create-gateway-offline/python:bookworm'])
+    const manifest = testManifest()
+    const dir = testProject(manifest)
+    const error = await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}}).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message).toMatch(/^Image create-gateway-offline\/nginx:bookworm \(gateway\) not found locally and the registry is unreachable/)
+    expect(error.hint).toContain('--nginx-image')
+    expect(engine.calls).toEqual(['pull create-gateway-offline/nginx:bookworm'])
+  })
+
+  it('shows the build error and creates nothing when the build fails', async () => {
+    const {engine, dir, manifest, options} = setup()
+    engine.buildEvents = () => [{stream: 'Step 1/1 : RUN pip install -r requirements.txt\n'}, {stream: 'ERROR: No matching distribution found for nope==1.0\n'}, {errorDetail: {message: 'returned a non-zero code: 1'}, error: 'x'}]
+    await expect(upStack(dir, manifest, options())).rejects.toThrow(/failed at Step 1\/1 : RUN pip install[\s\S]*No matching distribution found for nope==1\.0/)
+    expect(engine.names()).toEqual([])
+    expect(engine.networksById.size).toBe(0)
+  })
+})
+
+describe('downStack and stackStatus', () => {
+  it('lists every container with state and health, then removes them by label, gateway first', async () => {
+    const {engine, dir, manifest, options} = setup()
+    await upStack(dir, manifest, options())
+    const rows = await stackStatus(manifest, {engine})
+    expect(rows.map((row) => [row.service, row.name, row.state, row.health])).toEqual([
+      ['web', 'demo-web-1', 'running', 'healthy'],
+      ['web', 'demo-web-2', 'running', 'healthy'],
+      ['gateway', 'demo-gateway-1', 'running', 'healthy'],
+    ])
+    expect(rows[2]!.ports).toEqual(['127.0.0.1:18080->80/tcp', '127.0.0.1:18443->443/tcp'])
+    expect(describeStatus('demo', rows).split('\n')[0]).toMatch(/^SERVICE\s+NAME\s+STATE\s+HEALTH\s+PORTS\s+IMAGE$/)
+
+    engine.volumesByName.set('demo_data', {[LABELS.project]: 'demo'})
+    engine.calls.length = 0
+    const result = await downStack(manifest, {engine, volumes: true})
+    expect(engine.calls[0]).toBe('stop demo-gateway-1')
+    expect(engine.calls.at(-1)).toBe('network remove demo_default')
+    expect(result).toEqual({project: 'demo', containers: expect.arrayContaining(['demo-web-1', 'demo-web-2', 'demo-gateway-1']), networks: ['demo_default'], volumes: ['demo_data']})
+    expect(engine.names()).toEqual([])
+    expect(await stackStatus(manifest, {engine})).toEqual([])
+  })
+})
+
+describe('engine unavailable', () => {
+  it.each([
+    ['ENOENT', /no socket at unix:\/\/\/var\/run\/docker\.sock.*Start it/],
+    ['EACCES', /permission denied.*docker group/],
+    ['ECONNREFUSED', /refused the connection\. Start dockerd/],
+    ['ENOTFOUND', /does not resolve/],
+  ])('%s becomes one line saying what to do', (code, pattern) => {
+    const error = unavailableError(Object.assign(new Error('x'), {code}), 'unix:///var/run/docker.sock')
+    expect(error).toBeInstanceOf(EngineUnavailableError)
+    expect(error!.exitCode).toBe(1)
+    expect(error!.message).toMatch(pattern)
+    expect(error!.message).not.toContain('\n')
+  })
+})
