@@ -1,0 +1,50 @@
+import {Flags} from '@oclif/core'
+
+import {DEFAULT_HEALTH_TIMEOUT_MS, describeScale, scaleServices} from '../gateway/scale.js'
+import {parseScaleTargets} from '../gateway/targets.js'
+import {loadManifest} from '../manifest/load.js'
+import {MAX_REPLICAS} from '../manifest/schema.js'
+import {BaseCommand, dirFlag} from './base.js'
+
+export default class Scale extends BaseCommand {
+  static override summary = 'Set the number of replicas of Django services and update the NGINX upstream without dropping requests.'
+  static override description = `Scale up: starts the new replicas (same labels, names and configuration as \`up\`), waits until they are healthy, lists them in gateway/conf.d/upstreams.conf, runs \`nginx -t\` in the gateway and reloads NGINX gracefully, then confirms the reload (new worker processes, no [emerg]/[alert] in logs/error.log).
+
+Scale down: the leaving replicas leave the upstream first (rewrite, test, reload), the old NGINX workers finish their requests, then the replicas get SIGTERM (Gunicorn's graceful shutdown), highest number first.
+
+If a step fails, upstreams.conf is restored, the replicas this run created are removed, the gateway keeps serving, and the command exits 1 with the reason. The new count is saved in gateway.yaml once the gateway serves it, so \`up\` after \`down\` starts the same number. At most ${MAX_REPLICAS} replicas per service. One scale at a time per project: another one fails with "the project is busy", or waits with --wait.
+
+The stack must be running; to set the count for the next \`up\` instead, use --manifest-only.`
+
+  static override examples = [
+    {description: 'Three replicas of web', command: '<%= config.bin %> scale web=3'},
+    {description: 'Two services at once, in another directory', command: '<%= config.bin %> scale web=2 student-api=3 --dir my-api'},
+    {description: 'Queue behind a scale that is already running', command: '<%= config.bin %> scale web=1 --wait 120'},
+    {description: 'Set the count before `up`, with the stack down', command: '<%= config.bin %> scale web=4 --manifest-only'},
+  ]
+
+  static override usage = '<%= command.id %> SERVICE=COUNT [SERVICE=COUNT ...] [-d <value>] [--json] [--timeout <value>] [--wait <value>] [--manifest-only]'
+  static override strict = false
+  static override args = {}
+
+  static override flags = {
+    dir: dirFlag,
+    json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
+    timeout: Flags.integer({summary: 'Seconds new replicas may take to become healthy.', default: DEFAULT_HEALTH_TIMEOUT_MS / 1000, min: 1}),
+    wait: Flags.integer({summary: 'Seconds to wait while another scale holds the project (default: fail at once).', default: 0, min: 0}),
+    'manifest-only': Flags.boolean({summary: 'Only save the counts in gateway.yaml and upstreams.conf for the next `up`; the stack must be down.'}),
+  }
+
+  async run(): Promise<void> {
+    const {argv, flags} = await this.parse(Scale)
+    const manifest = await loadManifest(flags.dir)
+    const targets = parseScaleTargets(argv as string[], manifest)
+    const result = await scaleServices(flags.dir, manifest, targets, {
+      healthTimeoutMs: flags.timeout * 1000,
+      lockWaitMs: flags.wait * 1000,
+      manifestOnly: flags['manifest-only'],
+      onProgress: (message) => this.logToStderr(`- ${message}`),
+    })
+    this.log(flags.json ? JSON.stringify(result, null, 2) : describeScale(result))
+  }
+}

@@ -1,0 +1,85 @@
+import {readFile} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
+
+import {djangoServices, upstreamName} from '../manifest/model.js'
+import type {Manifest} from '../manifest/schema.js'
+import {PROJECT_PATHS, replicaNames} from '../manifest/stack.js'
+import {renderUpstreams} from '../render/gateway.js'
+import {writeFileAtomic} from '../util/files.js'
+
+/**
+ * gateway/conf.d/upstreams.conf as data: which replica host names each Django service's upstream
+ * lists. `scale` reads it to know what the gateway serves now, rewrites it, and restores it byte for
+ * byte when a step fails; `status` reads it to say which replicas are in the upstream.
+ */
+
+/** `upstream web_upstream { server my-api-web-1:8000 max_fails=3; ... }` -> {web_upstream: ['my-api-web-1']}. */
+export function parseUpstreams(text: string): Record<string, string[]> {
+  const upstreams: Record<string, string[]> = {}
+  const withoutComments = text.replace(/#[^\n]*/g, '')
+  for (const block of withoutComments.matchAll(/upstream\s+([A-Za-z0-9_]+)\s*\{([^}]*)\}/g)) {
+    const [, name = '', body = ''] = block
+    upstreams[name] = [...body.matchAll(/(?:^|[;{\s])server\s+([^\s;]+)/g)].map((match) => (match[1] ?? '').replace(/:\d+$/, ''))
+  }
+
+  return upstreams
+}
+
+export function upstreamsPath(dir: string): string {
+  return join(resolve(dir), PROJECT_PATHS.upstreams)
+}
+
+/** The file's exact bytes (for a byte-identical restore), or undefined when it does not exist. */
+export async function readUpstreamsFile(dir: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(upstreamsPath(dir))
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+}
+
+/** Replica host names per Django service, as the file lists them; a service missing from the file is absent. */
+export function upstreamHosts(manifest: Manifest, text: string | undefined): Record<string, string[]> {
+  if (text === undefined) return {}
+  const parsed = parseUpstreams(text)
+  const hosts: Record<string, string[]> = {}
+  for (const service of djangoServices(manifest)) {
+    const listed = parsed[upstreamName(service.name)]
+    if (listed) hosts[service.name] = listed
+  }
+
+  return hosts
+}
+
+/**
+ * The file's new text: `changes` for the services being scaled, and for every other service what the
+ * file lists now (so scaling one service never touches another's pool), or the manifest's count.
+ */
+export async function renderUpstreamsWith(manifest: Manifest, current: Record<string, string[]>, changes: Record<string, string[]>): Promise<string> {
+  const replicas: Record<string, string[]> = {}
+  for (const service of djangoServices(manifest)) {
+    replicas[service.name] = changes[service.name] ?? current[service.name] ?? replicaNames(manifest, service.name, service.replicas)
+  }
+
+  return renderUpstreams(manifest, replicas)
+}
+
+export async function writeUpstreamsFile(dir: string, content: string | Buffer): Promise<void> {
+  await writeFileAtomic(upstreamsPath(dir), content, 0o644)
+}
+
+/**
+ * Mark each replica row with whether upstreams.conf lists it. Rows of the gateway (and of services
+ * that are not Django services) stay unmarked; so do all rows when the file is missing.
+ */
+export async function markUpstreamMembership<T extends {service: string; name: string; inUpstream?: boolean}>(dir: string, manifest: Manifest, rows: T[]): Promise<T[]> {
+  const text = await readUpstreamsFile(dir)
+  if (text === undefined) return rows
+  const hosts = upstreamHosts(manifest, text.toString('utf8'))
+  return rows.map((row) => {
+    const listed = hosts[row.service]
+    const isDjango = djangoServices(manifest).some((service) => service.name === row.service)
+    return isDjango ? {...row, inUpstream: listed?.includes(row.name) ?? false} : row
+  })
+}

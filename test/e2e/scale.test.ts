@@ -1,0 +1,257 @@
+import {existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {join} from 'node:path'
+
+import autocannon from 'autocannon'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {tempDir} from '../helpers/cli.js'
+import {cleanupRun, docker, httpsGet, newRunId, OFFLINE_IMAGES, projectContainers, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
+
+/**
+ * `scale` against the real engine, driven through the CLI: 1 -> 3 -> 1 under a continuous load with
+ * zero failed requests, a broken gateway config rolled back, bad input refused, two scales at once.
+ * The project publishes only 127.0.0.1 ports in 28000-28999, carries the run id, and afterAll removes
+ * everything with its label whatever happened.
+ */
+
+const RUN_ID = newRunId()
+const ENV = {CREATE_GATEWAY_RUN_ID: RUN_ID}
+const DOMAIN = 'api.localhost'
+const NAME = `cgscale-${RUN_ID}`
+const root = tempDir('cg-scale-')
+const DIR = join(root, NAME)
+const UPSTREAMS = join(DIR, 'gateway/conf.d/upstreams.conf')
+let HTTPS = 0
+
+/** Whether 127.0.0.1:port can be bound right now. */
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen({host: '127.0.0.1', port, exclusive: true}, () => server.close(() => resolve(true)))
+  })
+}
+
+/** Two free neighbouring ports in the range this suite may use (other suites share the engine). */
+async function pickPorts(): Promise<[number, number]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const http = 28_000 + 2 * Math.floor(Math.random() * 499)
+    if ((await portFree(http)) && (await portFree(http + 1))) return [http, http + 1]
+  }
+
+  throw new Error('no two free ports in 28000-28999 on 127.0.0.1')
+}
+
+function cli(args: string[], timeoutMs = 240_000) {
+  return runCliAsync([...args, '--dir', DIR], {env: ENV, timeoutMs})
+}
+
+async function webContainers() {
+  return (await projectContainers(NAME)).filter((container) => container.Labels['com.docker.compose.service'] === 'web')
+}
+
+async function containerIds(): Promise<string[]> {
+  return (await projectContainers(NAME)).map((container) => container.Id).sort()
+}
+
+function upstreamServers(): string[] {
+  return [...readFileSync(UPSTREAMS, 'utf8').matchAll(/^\s*server (\S+):8000 /gm)].map((match) => match[1]!)
+}
+
+function savedReplicas(): number {
+  return Number(/^ {4}replicas: (\d+)$/m.exec(readFileSync(join(DIR, 'gateway.yaml'), 'utf8'))?.[1])
+}
+
+async function hostnameOf(id: string): Promise<string> {
+  return (await docker.getContainer(id).inspect()).Config.Hostname
+}
+
+/** Every replica runs and is healthy, gateway.yaml says how many, and the upstream lists exactly them. */
+async function expectConsistent(): Promise<number> {
+  const web = await webContainers()
+  const names = web.map((container) => container.Names[0]!.slice(1)).sort()
+  expect(web.every((container) => container.State === 'running' && container.Status.includes('(healthy)')), JSON.stringify(web.map((c) => c.Status))).toBe(true)
+  expect(names).toEqual(Array.from({length: names.length}, (_, index) => `${NAME}-web-${index + 1}`))
+  expect(upstreamServers()).toEqual(names)
+  expect(savedReplicas()).toBe(names.length)
+  expect(existsSync(join(DIR, '.create-gateway.lock'))).toBe(false)
+  return names.length
+}
+
+interface Load {
+  /** Hostnames of the replicas that answered while `phase` had this value. */
+  hostnames: Map<string, Set<string>>
+  setPhase(phase: string): void
+  stop(): Promise<autocannon.Result>
+  failures: string[]
+}
+
+/**
+ * A continuous load on /api/ (rate-limited route, kept below its 1000r/s): 8 keep-alive connections,
+ * 250 requests/s in all, at most 10 minutes. Only to 127.0.0.1, with SNI and Host = the domain.
+ */
+function startLoad(): Load {
+  const hostnames = new Map<string, Set<string>>()
+  const failures: string[] = []
+  let phase = 'start'
+  const started = Date.now()
+  const instance = autocannon({
+    url: `https://127.0.0.1:${HTTPS}/api/`,
+    connections: 8,
+    overallRate: 250,
+    duration: 600,
+    timeout: 10,
+    servername: DOMAIN,
+    headers: {host: `${DOMAIN}:${HTTPS}`},
+    tlsOptions: {ca: readFileSync(join(DIR, 'certs/ca.pem'))},
+    verifyBody: (body: string) => {
+      const hostname = /"hostname": ?"([^"]+)"/.exec(body)?.[1]
+      if (hostname) {
+        if (!hostnames.has(phase)) hostnames.set(phase, new Set())
+        hostnames.get(phase)!.add(hostname)
+      }
+
+      return true
+    },
+  } as autocannon.Options & {verifyBody: (body: string) => boolean})
+  instance.on('response', (_client: unknown, status: number) => {
+    if (status < 200 || status > 299) failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s [${phase}] HTTP ${status}`)
+  })
+  instance.on('reqError', (error: Error) => failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s [${phase}] ${(error as NodeJS.ErrnoException).code ?? error.message}`))
+  const done = new Promise<autocannon.Result>((resolve) => instance.on('done', resolve))
+  return {
+    hostnames,
+    failures,
+    setPhase: (next) => {
+      phase = next
+    },
+    stop: async () => {
+      instance.stop()
+      return done
+    },
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+beforeAll(async () => {
+  await waitForEngineAndImages(240_000)
+  const [http, https] = await pickPorts()
+  HTTPS = https
+  const init = await runCliAsync(
+    ['init', DIR, '--yes', '--name', NAME, '--domain', DOMAIN, '--http-port', String(http), '--https-port', String(https), '--replicas', '1',
+      '--rate', '1000r/s', '--burst', '1000', '--external', 'payment=https://payments.example.com',
+      '--python-image', OFFLINE_IMAGES.python, '--nginx-image', OFFLINE_IMAGES.nginx],
+    {env: ENV, timeoutMs: 60_000},
+  )
+  expect(init.status, init.stderr).toBe(0)
+  const up = await cli(['up', '--timeout', '180'], 300_000)
+  expect(up.status, `${up.stdout}\n${up.stderr}`).toBe(0)
+}, 400_000)
+
+afterAll(async () => {
+  await cleanupRun(RUN_ID, [NAME])
+  rmSync(root, {recursive: true, force: true})
+}, 180_000)
+
+describe('scale on a running stack', () => {
+  it('1 -> 3 -> 1 under continuous load: zero non-2xx, zero connection errors, all 3 replicas serve at 3', async () => {
+    const load = startLoad()
+    let result: autocannon.Result | undefined
+    try {
+      await sleep(3_000)
+      load.setPhase('scaling up')
+      const up = await cli(['scale', 'web=3'])
+      expect(up.status, `${up.stdout}\n${up.stderr}`).toBe(0)
+      console.log(`[e2e] scale web=3 took ${up.ms} ms`)
+      load.setPhase('at 3')
+      const status = await cli(['status', '--json'], 60_000)
+      const rows = JSON.parse(status.stdout) as Array<{name: string; service: string; inUpstream?: boolean}>
+      expect(rows.filter((row) => row.service === 'web').map((row) => [row.name, row.inUpstream])).toEqual([1, 2, 3].map((n) => [`${NAME}-web-${n}`, true]))
+      expect(rows.find((row) => row.service === 'gateway')?.inUpstream).toBeUndefined()
+      await sleep(4_000)
+      const at3 = await Promise.all((await webContainers()).map((container) => hostnameOf(container.Id)))
+      load.setPhase('scaling down')
+      const down = await cli(['scale', 'web=1'])
+      expect(down.status, `${down.stdout}\n${down.stderr}`).toBe(0)
+      console.log(`[e2e] scale web=1 took ${down.ms} ms`)
+      load.setPhase('at 1')
+      await sleep(3_000)
+      result = await load.stop()
+      console.log(`[e2e] load: ${result.requests.total} requests, ${result['2xx']} 2xx, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts; hostnames ${JSON.stringify(Object.fromEntries([...load.hostnames].map(([phase, set]) => [phase, set.size])))}`)
+      expect(load.failures).toEqual([])
+      expect(result.errors).toBe(0)
+      expect(result.timeouts).toBe(0)
+      expect(result.non2xx).toBe(0)
+      expect(result['2xx']).toBeGreaterThan(1_000)
+      expect([...(load.hostnames.get('at 3') ?? [])].sort()).toEqual([...at3].sort())
+      expect(at3).toHaveLength(3)
+      expect(load.hostnames.get('at 1')?.size).toBe(1)
+    } finally {
+      if (!result) await load.stop()
+    }
+
+    expect(await expectConsistent()).toBe(1)
+  }, 600_000)
+
+  it('a broken gateway config: exit 1 with the nginx -t output, upstream byte-identical, gateway still answers, no container left', async () => {
+    const before = {upstreams: readFileSync(UPSTREAMS), manifest: readFileSync(join(DIR, 'gateway.yaml')), ids: await containerIds()}
+    const broken = join(DIR, 'gateway/conf.d/zz-broken.conf')
+    writeFileSync(broken, 'upstream broken {\n')
+    try {
+      const result = await cli(['scale', 'web=2'])
+      expect(result.status, result.stderr).toBe(1)
+      expect(result.stderr).toContain('`nginx -t` in')
+      expect(result.stderr).toContain('zz-broken.conf')
+      expect(result.stderr).toContain('Restored the previous gateway/conf.d/upstreams.conf.')
+      expect(result.stderr).toContain(`Removed the replica(s) this run created: ${NAME}-web-2.`)
+      expect(readFileSync(UPSTREAMS).equals(before.upstreams)).toBe(true)
+      expect(readFileSync(join(DIR, 'gateway.yaml')).equals(before.manifest)).toBe(true)
+      expect(await containerIds()).toEqual(before.ids)
+      const ca = readFileSync(join(DIR, 'certs/ca.pem'), 'utf8')
+      expect((await httpsGet({port: HTTPS, domain: DOMAIN, ca, path: '/api/'})).status).toBe(200)
+    } finally {
+      rmSync(broken, {force: true})
+    }
+
+    expect(await expectConsistent()).toBe(1)
+  }, 300_000)
+
+  it.each([['web=abc'], ['web=0'], ['web=-1'], ['web=1.5'], ['web=11'], ['nosuch=2'], ['payment=2'], ['web'], ['web=2', 'web=3']])(
+    'bad input %j: exit 2, no container created, upstreams.conf unchanged',
+    async (...args: string[]) => {
+      const before = {upstreams: readFileSync(UPSTREAMS), ids: await containerIds()}
+      const result = await cli(['scale', ...args], 60_000)
+      expect(result.status, result.stderr).toBe(2)
+      expect(result.stderr).toMatch(/^Error: /)
+      expect(result.stderr).toContain('Nothing was changed.')
+      expect(readFileSync(UPSTREAMS).equals(before.upstreams)).toBe(true)
+      expect(await containerIds()).toEqual(before.ids)
+    },
+    60_000,
+  )
+
+  it('two scales at once: the second says the project is busy; with --wait both run in turn; the end state is consistent', async () => {
+    const [first, second] = await Promise.all([cli(['scale', 'web=2']), cli(['scale', 'web=3'])])
+    const statuses = [first.status, second.status].sort()
+    expect(statuses, `${first.stderr}\n---\n${second.stderr}`).toEqual([0, 1])
+    const loser = first.status === 1 ? first : second
+    expect(loser.stderr).toMatch(/Error: The project is busy: `scale web=[23]` by pid \d+ since \S+/)
+    expect(await expectConsistent()).toBe(first.status === 0 ? 2 : 3)
+
+    const queued = await Promise.all([cli(['scale', 'web=1', '--wait', '200']), cli(['scale', 'web=2', '--wait', '200'])])
+    for (const result of queued) expect(result.status, result.stderr).toBe(0)
+    expect(queued.some((result) => result.stderr.includes('to finish with the project'))).toBe(true)
+    expect([1, 2]).toContain(await expectConsistent())
+  }, 600_000)
+
+  it('the saved count survives down and up', async () => {
+    const scaled = await cli(['scale', 'web=2'])
+    expect(scaled.status, scaled.stderr).toBe(0)
+    expect((await cli(['down'], 120_000)).status).toBe(0)
+    const up = await cli(['up', '--timeout', '180'], 300_000)
+    expect(up.status, up.stderr).toBe(0)
+    expect(await expectConsistent()).toBe(2)
+  }, 600_000)
+})

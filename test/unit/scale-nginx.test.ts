@@ -1,0 +1,88 @@
+import {describe, expect, it} from 'vitest'
+
+import {parseProbe, probeScript} from '../../src/gateway/nginx.js'
+import {markUpstreamMembership, parseUpstreams, renderUpstreamsWith, upstreamHosts} from '../../src/gateway/upstreams.js'
+import {describeStatus} from '../../src/docker/report.js'
+import type {StatusRow} from '../../src/docker/stack.js'
+import {parseManifest} from '../../src/manifest/load.js'
+import {renderUpstreams} from '../../src/render/gateway.js'
+import {writeFileSync, mkdirSync} from 'node:fs'
+import {join} from 'node:path'
+import {tempDir} from '../helpers/cli.js'
+
+const stat = (pid: number, ppid: number) => `${pid} (nginx) S ${ppid} 1 1 0 -1 4194624 382 0 0 0 6 5 0 0 20 0 1 0 135236`
+
+describe('parseProbe', () => {
+  it('finds the master, its serving workers and the ones shutting down, and error.log lines', () => {
+    const output = [
+      `${stat(1, 0)}\tnginx: master process nginx -g daemon off;`,
+      `${stat(30, 1)}\tnginx: worker process`,
+      `${stat(31, 1)}\tnginx: worker process`,
+      `${stat(8, 1)}\tnginx: worker process is shutting down`,
+      `77 (sh) S 0 77 77 0 -1\tsh -c for d in /proc/[0-9]*; do ...`,
+      // A comm with spaces and parentheses must not shift the fields.
+      `90 (weird (name) x) S 1 1\tnginx: worker process`,
+      '@@size 4096',
+      '@@log 2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "x-web-4:8000"',
+    ].join('\n')
+    const snapshot = parseProbe(output)
+    expect(snapshot.master).toBe(1)
+    expect(snapshot.workers).toEqual([30, 31, 90])
+    expect(snapshot.exiting).toEqual([8])
+    expect(snapshot.errorLogSize).toBe(4096)
+    expect(snapshot.errors).toEqual(['2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "x-web-4:8000"'])
+    expect(snapshot.processes.map((process) => process.pid)).toEqual([1, 30, 31, 8, 77, 90])
+  })
+
+  it('has no master when NGINX does not run', () => {
+    expect(parseProbe('1 (sh) S 0 1 1\tsh\n@@size 0\n')).toMatchObject({master: undefined, workers: [], exiting: []})
+  })
+
+  it('greps error.log only after the offset it is given', () => {
+    expect(probeScript(100)).toContain("tail -c +101 '/var/log/nginx/error.log' | grep -E '\\[(emerg|alert)\\]'")
+    expect(probeScript()).not.toContain('tail -c')
+  })
+})
+
+const manifest = parseManifest({
+  version: 1,
+  name: 'demo',
+  domain: 'api.localhost',
+  services: {web: {kind: 'django', replicas: 2}, api: {kind: 'django', replicas: 1, port: 8001}, payment: {kind: 'external', url: 'https://payments.example.com'}},
+  routes: [
+    {path: '/', service: 'web'},
+    {path: '/api/', service: 'api'},
+    {path: '/payment/', service: 'payment'},
+  ],
+})
+
+describe('upstreams.conf as data', () => {
+  it('reads back what renderUpstreams writes', async () => {
+    const text = await renderUpstreams(manifest)
+    expect(parseUpstreams(text)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2'], api_upstream: ['demo-api-1']})
+    expect(upstreamHosts(manifest, text)).toEqual({web: ['demo-web-1', 'demo-web-2'], api: ['demo-api-1']})
+    expect(upstreamHosts(manifest, undefined)).toEqual({})
+  })
+
+  it('changes only the scaled service and keeps what the file lists for the others', async () => {
+    const current = {web: ['demo-web-1', 'demo-web-2'], api: ['demo-api-1', 'demo-api-2']}
+    const text = await renderUpstreamsWith(manifest, current, {web: ['demo-web-1', 'demo-web-2', 'demo-web-3']})
+    expect(parseUpstreams(text)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'], api_upstream: ['demo-api-1', 'demo-api-2']})
+    expect(text).toContain('server demo-web-3:8000 max_fails=3 fail_timeout=10s;')
+  })
+
+  it('marks which replicas status rows are in the upstream, and shows an UPSTREAM column', async () => {
+    const dir = tempDir('cg-upstream-')
+    mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
+    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), await renderUpstreamsWith(manifest, {}, {web: ['demo-web-1']}))
+    const row = (service: string, name: string): StatusRow => ({service, name, number: 1, state: 'running', health: 'healthy', ports: [], image: 'x'})
+    const rows = await markUpstreamMembership(dir, manifest, [row('web', 'demo-web-1'), row('web', 'demo-web-2'), row('api', 'demo-api-1'), row('gateway', 'demo-gateway-1')])
+    expect(rows.map((item) => item.inUpstream)).toEqual([true, false, true, undefined])
+    const table = describeStatus('demo', rows).split('\n')
+    expect(table[0]).toMatch(/^SERVICE\s+NAME\s+STATE\s+HEALTH\s+UPSTREAM\s+PORTS\s+IMAGE$/)
+    expect(table[2]).toMatch(/demo-web-2\s+running\s+healthy\s+no\s/)
+    expect(table[4]).toMatch(/demo-gateway-1\s+running\s+healthy\s+-\s/)
+    // No file: no column, nothing claimed.
+    expect((await markUpstreamMembership(tempDir('cg-upstream-'), manifest, [row('web', 'demo-web-1')]))[0]!.inUpstream).toBeUndefined()
+  })
+})

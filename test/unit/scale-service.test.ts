@@ -1,0 +1,264 @@
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {hostname} from 'node:os'
+import {join} from 'node:path'
+
+import {describe, expect, it} from 'vitest'
+
+import type {ExecResult} from '../../src/docker/engine.js'
+import {LABELS} from '../../src/docker/spec.js'
+import {upStack} from '../../src/docker/stack.js'
+import {OperationError, UsageError} from '../../src/errors.js'
+import {scaleServices, describeScale, type ScaleOptions} from '../../src/gateway/scale.js'
+import {loadManifest, serializeManifest} from '../../src/manifest/load.js'
+import {renderUpstreams} from '../../src/render/gateway.js'
+import {LOCK_FILE} from '../../src/util/lock.js'
+import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
+import {testManifest, testProject} from '../helpers/stack-fixture.js'
+
+const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm']
+const UPSTREAMS = 'gateway/conf.d/upstreams.conf'
+
+/**
+ * The fake engine plus an NGINX that answers the commands scale runs in the gateway: `nginx -t`,
+ * `nginx -s reload` (new worker PIDs; the old ones exit on a later look) and the /proc probe.
+ */
+class FakeNginxEngine extends FakeEngine {
+  dir = ''
+  master = 1
+  workers = [10, 11]
+  exiting: number[] = []
+  nextPid = 100
+  errorLog = ''
+  /** `nginx -t` fails with this output. */
+  testFailure?: string
+  /** The master refuses the next reloads: old workers stay and error.log gets an [emerg]. */
+  rejectReloads = 0
+  /** upstreams.conf as it was at each reload. */
+  reloadedWith: string[] = []
+
+  override async exec(id?: string, cmd: string[] = []): Promise<ExecResult> {
+    const name = (await this.container(id!))!.name
+    if (cmd[0] === 'sh') return {exitCode: 0, stdout: this.probe(cmd[2]!), stderr: ''}
+    this.calls.push(`exec ${cmd.join(' ')} ${name}`)
+    if (cmd.join(' ') === 'nginx -t') {
+      if (this.testFailure) return {exitCode: 1, stdout: '', stderr: `${this.testFailure}\nnginx: configuration file /etc/nginx/nginx.conf test failed\n`}
+      return {exitCode: 0, stdout: '', stderr: 'nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n'}
+    }
+
+    if (cmd.join(' ') === 'nginx -s reload') {
+      this.reloadedWith.push(readFileSync(join(this.dir, UPSTREAMS), 'utf8'))
+      if (this.rejectReloads > 0) {
+        this.rejectReloads -= 1
+        this.errorLog += '2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "demo-web-9:8000" in /etc/nginx/conf.d/upstreams.conf:9\n'
+        return {exitCode: 0, stdout: '', stderr: ''}
+      }
+
+      this.exiting.push(...this.workers)
+      this.workers = [this.nextPid++, this.nextPid++]
+      return {exitCode: 0, stdout: '', stderr: ''}
+    }
+
+    return {exitCode: 127, stdout: '', stderr: `${cmd[0]}: not found`}
+  }
+
+  private probe(script: string): string {
+    const lines = [`1 (nginx) S 0 1 1\tnginx: master process nginx -g daemon off;`]
+    for (const pid of this.workers) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process`)
+    for (const pid of this.exiting) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process is shutting down`)
+    // Old workers finish their requests by the next look.
+    this.exiting = []
+    lines.push(`@@size ${this.errorLog.length}`)
+    const offset = /tail -c \+(\d+)/.exec(script)
+    if (offset) {
+      for (const line of this.errorLog.slice(Number(offset[1]) - 1).split('\n')) if (/\[(emerg|alert)\]/.test(line)) lines.push(`@@log ${line}`)
+    }
+
+    return `${lines.join('\n')}\n`
+  }
+}
+
+async function setup(replicas = 1) {
+  const engine = new FakeNginxEngine(IMAGES)
+  const manifest = testManifest({services: {web: {kind: 'django', replicas}, payment: {kind: 'external', url: 'https://payments.example.com'}}})
+  const dir = testProject(manifest)
+  engine.dir = dir
+  writeFileSync(join(dir, 'gateway.yaml'), `# my own comment, kept by scale\n${serializeManifest(manifest)}`)
+  mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
+  writeFileSync(join(dir, UPSTREAMS), await renderUpstreams(manifest))
+  await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}})
+  engine.calls.length = 0
+  const options = (extra: Partial<ScaleOptions> = {}): ScaleOptions => ({engine, clock: fakeClock(), env: {}, isAlive: () => true, ...extra})
+  return {engine, dir, manifest, options}
+}
+
+function upstreamServers(text: string): string[] {
+  return [...text.matchAll(/server (\S+):8000/g)].map((match) => match[1]!)
+}
+
+function snapshot(dir: string) {
+  return {upstreams: readFileSync(join(dir, UPSTREAMS)), manifest: readFileSync(join(dir, 'gateway.yaml'))}
+}
+
+describe('scaleServices up', () => {
+  it('creates the new replicas as `up` would, lists them, tests, reloads, confirms, and saves the count', async () => {
+    const {engine, dir, manifest, options} = await setup(1)
+    const progress: string[] = []
+    const result = await scaleServices(dir, manifest, {web: 3}, options({onProgress: (line) => progress.push(line)}))
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(engine.calls).toEqual([
+      'create demo-web-2',
+      'start demo-web-2',
+      'create demo-web-3',
+      'start demo-web-3',
+      'exec nginx -t demo-gateway-1',
+      'exec nginx -s reload demo-gateway-1',
+    ])
+    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(upstreamServers(engine.reloadedWith[0]!)).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+    const yaml = readFileSync(join(dir, 'gateway.yaml'), 'utf8')
+    expect(yaml).toContain('# my own comment, kept by scale')
+    expect((await loadManifest(dir)).services.web).toMatchObject({replicas: 3})
+    expect(result).toMatchObject({
+      project: 'demo',
+      changed: true,
+      reloaded: true,
+      services: [{service: 'web', from: 1, to: 3, added: ['demo-web-2', 'demo-web-3'], removed: [], upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3']}],
+      reload: {oldWorkers: [10, 11], newWorkers: [100, 101]},
+    })
+    expect(progress).toContain('Reload confirmed: workers 10, 11 -> 100, 101 (0 ms)')
+    expect(describeScale(result)).toContain('web: 1 -> 3 replica(s); added demo-web-2, demo-web-3')
+    expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).not.toContain(LOCK_FILE)
+
+    // Same labels as up, and `up` with the saved manifest keeps them: same configuration hash.
+    const web3 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-3')!
+    const web1 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-1')!
+    expect(Object.keys(web3.labels).sort()).toEqual(Object.keys(web1.labels).sort())
+    expect(web3.labels).toMatchObject({[LABELS.project]: 'demo', [LABELS.service]: 'web', [LABELS.number]: '3', [LABELS.oneoff]: 'False'})
+    expect(web3.options.NetworkingConfig).toEqual({EndpointsConfig: {demo_default: {Aliases: ['web', 'demo-web-3']}}})
+    expect(web3.options.Env).toEqual(web1.options.Env)
+    engine.calls.length = 0
+    const again = await upStack(dir, await loadManifest(dir), {engine, clock: fakeClock(), env: {}})
+    expect(again.changed).toBe(false)
+  })
+
+  it('does nothing when the service already runs that count and the upstream lists it', async () => {
+    const {engine, dir, manifest, options} = await setup(2)
+    const before = snapshot(dir)
+    const result = await scaleServices(dir, manifest, {web: 2}, options())
+    expect(result.changed).toBe(false)
+    expect(engine.calls).toEqual([])
+    expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
+    expect(describeScale(result)).toBe('demo: already at web=2; nothing changed (0.0 s).')
+  })
+})
+
+describe('scaleServices down', () => {
+  it('takes the replicas out of the upstream and reloads before stopping them, highest number first', async () => {
+    const {engine, dir, manifest, options} = await setup(3)
+    const result = await scaleServices(dir, manifest, {web: 1}, options())
+    expect(engine.calls).toEqual([
+      'exec nginx -t demo-gateway-1',
+      'exec nginx -s reload demo-gateway-1',
+      'stop demo-web-3',
+      'remove demo-web-3',
+      'stop demo-web-2',
+      'remove demo-web-2',
+    ])
+    expect(upstreamServers(engine.reloadedWith[0]!)).toEqual(['demo-web-1'])
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
+    expect((await loadManifest(dir)).services.web).toMatchObject({replicas: 1})
+    expect(result.drain).toMatchObject({drained: true, remaining: []})
+    expect(result.services[0]).toMatchObject({from: 3, to: 1, removed: ['demo-web-3', 'demo-web-2'], upstream: ['demo-web-1']})
+  })
+})
+
+describe('scaleServices failures', () => {
+  it('nginx -t fails: upstreams.conf byte-identical, new replicas removed, gateway.yaml unchanged, exit 1 with the output', async () => {
+    const {engine, dir, manifest, options} = await setup(1)
+    const before = snapshot(dir)
+    engine.testFailure = '2030/01/01 10:00:00 [emerg] 7#7: unexpected end of file, expecting "}" in /etc/nginx/conf.d/zz-broken.conf:2'
+    const error = await scaleServices(dir, manifest, {web: 2}, options()).catch((error_: unknown) => error_ as OperationError)
+    expect(error).toBeInstanceOf(OperationError)
+    expect(error.exitCode).toBe(1)
+    expect(error.message).toContain('`nginx -t` in demo-gateway-1 rejected the configuration (exit code 1):')
+    expect(error.message).toContain('unexpected end of file, expecting "}" in /etc/nginx/conf.d/zz-broken.conf:2')
+    expect(error.message).toContain('Restored the previous gateway/conf.d/upstreams.conf.')
+    expect(error.message).toContain('Removed the replica(s) this run created: demo-web-2.')
+    expect(error.message).toContain('The gateway keeps serving web: demo-web-1.')
+    expect(error.hint).toContain('create-gateway scale web=2')
+    expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
+    expect(snapshot(dir).manifest.equals(before.manifest)).toBe(true)
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
+    expect(engine.calls.filter((call) => call.includes('reload'))).toEqual([])
+  })
+
+  it('a new replica never gets healthy: its last log lines, nothing in the gateway touched', async () => {
+    const {engine, dir, manifest, options} = await setup(1)
+    const before = snapshot(dir)
+    engine.behaviour.set('demo-web-3', {health: 'unhealthy', logs: ['ImproperlyConfigured: SECRET_KEY must not be empty']})
+    const error = await scaleServices(dir, manifest, {web: 3}, options()).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message).toContain('demo-web-3 (web) is unhealthy')
+    expect(error.message).toContain('| ImproperlyConfigured: SECRET_KEY must not be empty')
+    expect(error.message).toContain('Removed the replica(s) this run created: demo-web-3, demo-web-2.')
+    expect(error.hint).toContain('create-gateway scale web=3')
+    expect(engine.calls.some((call) => call.startsWith('exec'))).toBe(false)
+    expect(snapshot(dir)).toEqual(before)
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
+  })
+
+  it('the master refuses the reload: restores the file, reloads it again, removes the new replicas', async () => {
+    const {engine, dir, manifest, options} = await setup(1)
+    const before = snapshot(dir)
+    engine.rejectReloads = 1
+    const error = await scaleServices(dir, manifest, {web: 2}, options({reloadTimeoutMs: 2_000})).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message).toContain('host not found in upstream "demo-web-9:8000"')
+    expect(error.message).toContain('Restored the previous gateway/conf.d/upstreams.conf.')
+    expect(error.message).toContain('Reloaded NGINX with it.')
+    expect(engine.calls.filter((call) => call.includes('reload'))).toHaveLength(2)
+    expect(upstreamServers(engine.reloadedWith[1]!)).toEqual(['demo-web-1'])
+    expect(snapshot(dir)).toEqual(before)
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
+  })
+
+  it('the stack is not running: exit 1 saying so, nothing written', async () => {
+    const engine = new FakeNginxEngine(IMAGES)
+    const manifest = testManifest({services: {web: {kind: 'django', replicas: 1}}})
+    const dir = testProject(manifest)
+    writeFileSync(join(dir, 'gateway.yaml'), serializeManifest(manifest))
+    const error = await scaleServices(dir, manifest, {web: 2}, {engine, env: {}}).catch((error_: unknown) => error_ as OperationError)
+    expect(error.message).toBe('The stack of demo is not running: no running gateway container (demo-gateway-1)')
+    expect(error.hint).toContain('--manifest-only web=2')
+    expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).toBe(serializeManifest(manifest))
+  })
+
+  it('--manifest-only saves the count and the upstream for the next up, and refuses a running stack', async () => {
+    const engine = new FakeNginxEngine(IMAGES)
+    const manifest = testManifest({services: {web: {kind: 'django', replicas: 1}}})
+    const dir = testProject(manifest)
+    writeFileSync(join(dir, 'gateway.yaml'), serializeManifest(manifest))
+    const result = await scaleServices(dir, manifest, {web: 3}, {engine, env: {}, manifestOnly: true})
+    expect(result).toMatchObject({manifestOnly: true, changed: true, services: [{service: 'web', from: 1, to: 3}]})
+    expect((await loadManifest(dir)).services.web).toMatchObject({replicas: 3})
+    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(engine.calls).toEqual([])
+
+    const running = await setup(1)
+    await expect(scaleServices(running.dir, running.manifest, {web: 2}, running.options({manifestOnly: true}))).rejects.toThrow(UsageError)
+  })
+
+  it('another scale holds the project: busy, exit 1, nothing touched', async () => {
+    const {engine, dir, manifest, options} = await setup(1)
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({pid: 424242, host: hostname(), command: 'scale web=3', since: '2030-01-01T10:00:00.000Z', token: 't'}))
+    const before = snapshot(dir)
+    await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow('The project is busy: `scale web=3` by pid 424242 since 2030-01-01T10:00:00.000Z')
+    expect(engine.calls).toEqual([])
+    expect(snapshot(dir)).toEqual(before)
+  })
+
+  it('.env lacks a variable: a usage error before anything is locked or created', async () => {
+    const {engine, manifest, options} = await setup(1)
+    const dir = testProject(manifest, 'OTHER=1\n')
+    await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow(UsageError)
+    expect(engine.calls).toEqual([])
+  })
+})
