@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Scale figures, not assertions. `npm run build && node bench/scale.js [--rate 250] [--lanes 8] [--json]`
+// Scale figures, not assertions. `npm run build && node bench/scale.js [--rate 250] [--lanes 8] [--post-every 4] [--json] [--keep]`
 // (bench/run.js, which `npm run bench` runs, calls it at the end).
 //
 // One generated project, one run, under a paced HTTPS load on /api/ (keep-alive, 127.0.0.1 only,
-// below the route's rate limit), four steps:
+// below the route's rate limit, every 4th request a POST), six steps:
 //   ours   `create-gateway scale web=3`, then `create-gateway scale web=1`
 //   seed   the guide's way on the same running project: `docker-compose up -d --scale web=3`, rewrite the
 //          upstream as the guide says, `nginx -s reload` in the gateway; then the same back to 1.
@@ -28,10 +28,12 @@ import Docker from 'dockerode'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cli = join(root, 'bin', 'run.js')
 const {values: flags} = parseArgs({
-  options: {rate: {type: 'string', default: '250'}, lanes: {type: 'string', default: '8'}, json: {type: 'boolean', default: false}, keep: {type: 'boolean', default: false}},
+  options: {rate: {type: 'string', default: '250'}, lanes: {type: 'string', default: '8'}, 'post-every': {type: 'string', default: '4'}, json: {type: 'boolean', default: false}, keep: {type: 'boolean', default: false}},
 })
 const RATE = Math.min(800, Math.max(10, Number(flags.rate)))
 const LANES = Math.min(32, Math.max(1, Number(flags.lanes)))
+/** Every Nth request of a lane is a POST (0: none): NGINX never retries a POST it has sent upstream. */
+const POST_EVERY = Math.max(0, Number(flags['post-every']))
 const DOMAIN = 'api.localhost'
 const MAX_LOAD_MS = 10 * 60_000
 const CONVERGE_LIMIT_MS = 120_000
@@ -49,6 +51,10 @@ function runCommand(command, args, options = {}) {
     child.stdout.on('data', (chunk) => (stdout += chunk))
     child.stderr.on('data', (chunk) => (stderr += chunk))
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 300_000)
+    child.on('error', (error) => {
+      clearTimeout(timer)
+      resolve({status: -1, stdout, stderr: `${stderr}${error.message}`, ms: now() - started})
+    })
     child.on('close', (status) => {
       clearTimeout(timer)
       resolve({status, stdout, stderr, ms: now() - started})
@@ -85,10 +91,12 @@ function startLoad({port, ca}) {
   let stopped = false
   const interval = (1000 * LANES) / RATE
   // `fresh`: a new connection outside the pool, whose other idle sockets the same worker closed too.
-  const attempt = (fresh = false) =>
+  const attempt = (method, fresh = false) =>
     new Promise((resolve) => {
       const via = fresh ? {agent: false, ca} : {agent}
-      const req = request({host: '127.0.0.1', port, path: '/api/', ...via, servername: DOMAIN, headers: {host: `${DOMAIN}:${port}`}, timeout: 10_000}, (res) => {
+      const body = method === 'POST' ? JSON.stringify({bench: true}) : undefined
+      const headers = {host: `${DOMAIN}:${port}`, ...(body ? {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)} : {})}
+      const req = request({host: '127.0.0.1', port, path: '/api/', method, ...via, servername: DOMAIN, headers, timeout: 10_000}, (res) => {
         let body = ''
         res.setEncoding('utf8')
         res.on('data', (chunk) => (body += chunk))
@@ -97,28 +105,28 @@ function startLoad({port, ca}) {
       })
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), {code: 'TIMEOUT'})))
       req.on('error', (error) => resolve({error: error.code ?? error.message, reused: req.reusedSocket}))
-      req.end()
+      req.end(body)
     })
   // A reset on a reused keep-alive connection before any response is the race RFC 9112 9.3.1 tells
   // clients to handle by retrying an idempotent request once on a new connection (browsers, curl
   // and Go do; Node does not). Counted as a failure in the strict figure, retried once for the second figure.
-  const once = async () => {
+  const once = async (method) => {
     const t = now() - started
-    const first = await attempt()
-    if (first.error && first.reused && /ECONNRESET|EPIPE|socket hang up/i.test(first.error)) {
-      const retry = await attempt(true)
-      return {t, done: now() - started, ...retry, firstError: `${first.error} on a reused connection`}
+    const first = await attempt(method)
+    if (method === 'GET' && first.error && first.reused && /ECONNRESET|EPIPE|socket hang up/i.test(first.error)) {
+      const retry = await attempt(method, true)
+      return {t, method, done: now() - started, ...retry, firstError: `${first.error} on a reused connection`}
     }
 
-    return {t, done: now() - started, ...first}
+    return {t, method, done: now() - started, ...first}
   }
   const lanes = Array.from({length: LANES}, async (_, index) => {
     let next = now() + (index * interval) / LANES
-    while (!stopped && now() - started < MAX_LOAD_MS) {
+    for (let n = 1; !stopped && now() - started < MAX_LOAD_MS; n++) {
       const wait = next - now()
       if (wait > 0) await sleep(wait)
       next += interval
-      results.push(await once())
+      results.push(await once(POST_EVERY > 0 && n % POST_EVERY === 0 ? 'POST' : 'GET'))
     }
   })
   return {
@@ -205,7 +213,7 @@ async function step(label, project, port, ca, count, action) {
   const failed = results.filter(isFailure)
   const kinds = {}
   for (const result of strict) {
-    const kind = result.firstError ?? result.error ?? `HTTP ${result.status}`
+    const kind = `${result.method} ${result.firstError ?? result.error ?? `HTTP ${result.status}`}`
     kinds[kind] = (kinds[kind] ?? 0) + 1
   }
 
@@ -291,8 +299,10 @@ const workdir = mkdtempSync(join(tmpdir(), 'cg-bench-scale-'))
 const dir = join(workdir, project)
 const rows = []
 let interrupted = false
+// Ctrl-C ends the run after the current step and still removes everything.
 process.once('SIGINT', () => {
   interrupted = true
+  log('interrupted: finishing the current step, then cleaning up')
 })
 
 async function cleanup() {
@@ -327,6 +337,8 @@ try {
     return result.ms
   }
 
+  const compose = (await runCommand('docker-compose', ['version'], {timeoutMs: 30_000})).status === 0
+  if (!compose) log('docker-compose (Compose v1) is not installed: only our own steps run')
   for (const [label, count, action] of [
     ['ours: scale web=3', 3, ours(3)],
     ['ours: scale web=1', 1, ours(1)],
@@ -335,7 +347,7 @@ try {
     // The same without the recreation Compose v1 does on a stack it did not create: the reload alone.
     ['seed: compose --no-recreate --scale web=3 + reload', 3, (notes) => seedScale(project, dir, 3, notes, {noRecreate: true})],
     ['seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
-  ]) {
+  ].filter(([label]) => compose || label.startsWith('ours'))) {
     if (interrupted) break
     log(label)
     rows.push(await step(label, project, https, ca, count, action))
@@ -345,10 +357,10 @@ try {
 }
 
 if (flags.json) {
-  console.log(JSON.stringify({rate: RATE, lanes: LANES, steps: rows}, null, 2))
+  console.log(JSON.stringify({rate: RATE, lanes: LANES, postEvery: POST_EVERY, steps: rows}, null, 2))
 } else {
   const seconds = (ms) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`)
-  console.log(`scale under load: ${RATE} requests/s on /api/ over ${LANES} keep-alive HTTPS connections (127.0.0.1)`)
+  console.log(`scale under load: ${RATE} requests/s on /api/ over ${LANES} keep-alive HTTPS connections (127.0.0.1)${POST_EVERY ? `, every ${POST_EVERY}th a POST` : ''}`)
   console.log(['step'.padEnd(50), 'command'.padStart(9), 'serving'.padStart(9), 'requests'.padStart(9), 'failed'.padStart(7), 'retried'.padStart(8), '  failures'].join(' '))
   for (const row of rows) {
     const kinds = Object.entries(row.kinds).map(([kind, count]) => `${count} ${kind}`).join(', ')
@@ -358,6 +370,6 @@ if (flags.json) {
 
   console.log('\n"command": wall time of the command(s). "serving": until exactly the expected replicas answer (first answer of each, last answer of a leaving one).')
   console.log('"failed": requests that did not get a 2xx at the first attempt (non-2xx, refused, reset, timeout). "retried": still failed after one retry of a')
-  console.log('request reset on a reused keep-alive connection before any response, on a new connection (RFC 9112 9.3.1; what browsers, curl and Go do for GET).')
+  console.log('GET reset on a reused keep-alive connection before any response, on a new connection (RFC 9112 9.3.1; what browsers, curl and Go do). POSTs are never retried.')
   for (const row of rows) for (const note of row.notes) console.log(`  ${row.step}: ${note}`)
 }

@@ -185,7 +185,7 @@ function withRollbackNote(error: unknown, notes: string[], hint: string): Error 
 async function scaleManifestOnly(root: string, manifest: Manifest, targets: ScaleTargets, containers: ContainerState[], started: number, clock: Clock, progress: (message: string) => void): Promise<ScaleResult> {
   const running = containers.filter((container) => container.running)
   if (running.length > 0) {
-    throw new UsageError(`--manifest-only is for a stack that is not running, and ${running.map((container) => container.name).join(', ')} run(s)`, {
+    throw new UsageError(`--manifest-only is for a stack that is not running, but these containers run: ${running.map((container) => container.name).join(', ')}`, {
       hint: 'Scale the running stack without --manifest-only.',
     })
   }
@@ -363,12 +363,14 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
 
   const leaving = plans.flatMap((plan) => plan.leave)
   let reload: ReloadResult | undefined
-  if (text !== previousText) {
+  // NGINX resolves upstream names when it loads its configuration: a replica created again under a
+  // name the file already lists (its container was removed by hand) has a new address, so reload too.
+  if (text !== previousText || created.length > 0) {
     const rollback = async (error: unknown, reloadSent: boolean): Promise<never> => {
       const notes: string[] = []
       try {
         if (previous === undefined) notes.push(`There was no ${PROJECT_PATHS.upstreams} before; the new one is left for inspection.`)
-        else {
+        else if (text !== previousText) {
           await writeUpstreamsFile(root, previous)
           notes.push(`Restored the previous ${PROJECT_PATHS.upstreams}.`)
         }
@@ -389,9 +391,12 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
       throw withRollbackNote(error, notes, retryHint)
     }
 
-    progress(`Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes).map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`).join('; ')}`)
     try {
-      await writeUpstreamsFile(root, text)
+      if (text !== previousText) {
+        progress(`Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes).map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`).join('; ')}`)
+        await writeUpstreamsFile(root, text)
+      }
+
       progress(`Testing the configuration: nginx -t in ${gateway.name}`)
       await testConfig(engine, gatewayRef)
     } catch (error) {

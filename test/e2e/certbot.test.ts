@@ -1,5 +1,4 @@
-import {spawn, spawnSync} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {connect} from 'node:tls'
@@ -9,8 +8,8 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {DockerodeEngine} from '../../src/docker/engine.js'
 import {retryUntil} from '../../src/util/retry.js'
-import {ROOT, tempDir, type CliResult} from '../helpers/cli.js'
-import {cleanupRun, docker, newRunId, OFFLINE_IMAGES, waitForEngineAndImages} from '../helpers/e2e.js'
+import {tempDir} from '../helpers/cli.js'
+import {cleanupRun, docker, newRunId, OFFLINE_IMAGES, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
 
 /**
  * Certbot against a real ACME server: Let's Encrypt's Pebble (Debian's package, in an offline image) on
@@ -32,39 +31,10 @@ const engine = new DockerodeEngine()
 
 let parent = ''
 let dir = ''
-let bin = ''
 let ports = {http: 29080, https: 29443}
 
-/** The CLI compiled on its own, as an installed package is: others may rebuild dist/ meanwhile. */
-function buildPrivateCli(into: string): string {
-  const pkg = join(into, 'pkg')
-  mkdirSync(join(pkg, 'bin'), {recursive: true})
-  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json'), '--outDir', join(pkg, 'dist')], {encoding: 'utf8', timeout: 180_000})
-  if (!existsSync(join(pkg, 'dist', 'commands', 'certs', 'issue.js'))) throw new Error(`tsc failed:\n${tsc.stdout}\n${tsc.stderr}`)
-  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'))
-  copyFileSync(join(ROOT, 'bin', 'run.js'), join(pkg, 'bin', 'run.js'))
-  symlinkSync(join(ROOT, 'templates'), join(pkg, 'templates'))
-  symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'))
-  return join(pkg, 'bin', 'run.js')
-}
 
-function cli(args: string[], timeoutMs = 240_000): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {cwd: parent, env: {...process.env, NO_COLOR: '1', ...ENV}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const timer = setTimeout(() => {
-      stderr += `\n[test] killed after ${timeoutMs} ms`
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, stdout, stderr})
-    })
-  })
-}
+const cli = (args: string[], timeoutMs = 240_000) => runCliAsync(args, {cwd: parent, env: ENV, timeoutMs})
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -164,7 +134,6 @@ beforeAll(async () => {
     {timeoutMs: 240_000, intervalMs: 2000, describe: 'the certbot and pebble stand-in images', explain: (state) => state},
   )
   parent = tempDir('cg-certbot-e2e-')
-  bin = buildPrivateCli(parent)
   dir = join(parent, NAME)
   ports = await choosePorts()
 }, 400_000)

@@ -218,9 +218,9 @@ describe('scale on a running stack', () => {
     expect(await expectConsistent()).toBe(1)
   }, 300_000)
 
-  it.each([['web=abc'], ['web=0'], ['web=-1'], ['web=1.5'], ['web=11'], ['nosuch=2'], ['payment=2'], ['web'], ['web=2', 'web=3']])(
-    'bad input %j: exit 2, no container created, upstreams.conf unchanged',
-    async (...args: string[]) => {
+  it.each([['web=abc'], ['web=0'], ['web=-1'], ['web=1.5'], ['web=11'], ['nosuch=2'], ['payment=2'], ['web'], ['web=2', 'web=3']].map((args) => [args.join(' '), args] as const))(
+    'bad input `scale %s`: exit 2, no container created, upstreams.conf unchanged',
+    async (_label, args) => {
       const before = {upstreams: readFileSync(UPSTREAMS), ids: await containerIds()}
       const result = await cli(['scale', ...args], 60_000)
       expect(result.status, result.stderr).toBe(2)

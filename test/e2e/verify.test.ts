@@ -1,5 +1,4 @@
-import {spawn, spawnSync} from 'node:child_process'
-import {copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
+import {readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -8,8 +7,8 @@ import {generateSelfSigned} from '../../src/certs/self-signed.js'
 import {retryUntil} from '../../src/util/retry.js'
 import type {reportDocument} from '../../src/verify/report.js'
 import {CHECK_IDS} from '../../src/verify/types.js'
-import {ROOT, tempDir, type CliResult} from '../helpers/cli.js'
-import {cleanupRun, docker, freePort, newRunId, OFFLINE_IMAGES, runCommand, waitForEngineAndImages} from '../helpers/e2e.js'
+import {ROOT, tempDir} from '../helpers/cli.js'
+import {cleanupRun, docker, freePort, newRunId, OFFLINE_IMAGES, runCliAsync, runCommand, waitForEngineAndImages} from '../helpers/e2e.js'
 
 /**
  * `verify` against a real stack, run through the built CLI as a user would: a fresh init + up passes
@@ -24,48 +23,10 @@ const NAME = `cgv-${RUN_ID}`
 const projects = [NAME]
 let dir = ''
 let parent = ''
-let bin = ''
 
-/**
- * The CLI built on its own (tsc into a private package folder that links templates/ and node_modules/),
- * as an installed package is: other work in this checkout may rebuild dist/ while the suite runs.
- */
-function buildPrivateCli(into: string): string {
-  const pkg = join(into, 'pkg')
-  mkdirSync(join(pkg, 'bin'), {recursive: true})
-  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json'), '--outDir', join(pkg, 'dist')], {
-    encoding: 'utf8',
-    timeout: 180_000,
-  })
-  // tsc emits despite type errors elsewhere in a checkout under work; only a missing command is fatal.
-  if (!existsSync(join(pkg, 'dist', 'commands', 'verify.js'))) throw new Error(`tsc failed:\n${tsc.stdout}\n${tsc.stderr}`)
-  if (tsc.status !== 0) console.warn(`[e2e] tsc reported errors (the build is used anyway):\n${tsc.stdout}`)
-  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'))
-  copyFileSync(join(ROOT, 'bin', 'run.js'), join(pkg, 'bin', 'run.js'))
-  symlinkSync(join(ROOT, 'templates'), join(pkg, 'templates'))
-  symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'))
-  return join(pkg, 'bin', 'run.js')
-}
 
-/** Run the CLI as a user would (stdin not a terminal), without blocking the event loop. */
-function cli(args: string[], timeoutMs = 180_000): Promise<CliResult & {ms: number}> {
-  const started = Date.now()
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {cwd: parent, env: {...process.env, NO_COLOR: '1', ...ENV}, stdio: ['ignore', 'pipe', 'pipe']})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    const timer = setTimeout(() => {
-      stderr += `\n[test] killed after ${timeoutMs} ms`
-      child.kill('SIGKILL')
-    }, timeoutMs)
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, stdout, stderr, ms: Date.now() - started})
-    })
-  })
-}
+/** Run the built CLI as a user would (stdin not a terminal), in the project's parent folder. */
+const cli = (args: string[], timeoutMs = 180_000) => runCliAsync(args, {cwd: parent, env: ENV, timeoutMs})
 
 type Report = ReturnType<typeof reportDocument>
 
@@ -136,7 +97,6 @@ async function waitHealthy(container: string): Promise<void> {
 beforeAll(async () => {
   await waitForEngineAndImages(300_000)
   parent = tempDir('cg-verify-e2e-')
-  bin = buildPrivateCli(parent)
   dir = join(parent, NAME)
   const http = await freePort()
   let https = await freePort()
@@ -155,7 +115,7 @@ beforeAll(async () => {
 }, 900_000)
 
 afterAll(async () => {
-  if (dir && bin) await cli(['down', '--dir', dir], 120_000).catch(() => undefined)
+  if (dir) await cli(['down', '--dir', dir], 120_000).catch(() => undefined)
   await cleanupRun(RUN_ID, projects)
   if (parent) rmSync(parent, {recursive: true, force: true})
 }, 180_000)

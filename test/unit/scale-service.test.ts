@@ -150,6 +150,18 @@ describe('scaleServices up', () => {
     expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
     expect(describeScale(result)).toBe('demo: already at web=2; nothing changed (0.0 s).')
   })
+
+  it('recreates a replica the upstream lists but that was removed by hand, and reloads so NGINX resolves its new address', async () => {
+    const {engine, dir, manifest, options} = await setup(2)
+    const web2 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-2')!
+    await engine.removeContainer(web2.id)
+    engine.calls.length = 0
+    const before = snapshot(dir)
+    const result = await scaleServices(dir, manifest, {web: 2}, options())
+    expect(engine.calls).toEqual(['create demo-web-2', 'start demo-web-2', 'exec nginx -t demo-gateway-1', 'exec nginx -s reload demo-gateway-1'])
+    expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
+    expect(result).toMatchObject({changed: true, reloaded: true, services: [{from: 1, to: 2, added: ['demo-web-2']}]})
+  })
 })
 
 describe('scaleServices down', () => {
