@@ -3,7 +3,7 @@ import {join, resolve} from 'node:path'
 
 import {djangoServices, upstreamName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
-import {PROJECT_PATHS, replicaNames} from '../manifest/stack.js'
+import {PROJECT_PATHS} from '../manifest/stack.js'
 import {renderUpstreams} from '../render/gateway.js'
 import {writeFileAtomic} from '../util/files.js'
 
@@ -39,6 +39,14 @@ export async function readUpstreamsFile(dir: string): Promise<Buffer | undefined
   }
 }
 
+/**
+ * Does this upstream list a replica? A server named after the service itself (the file `init`
+ * writes) stands for every replica, since Docker's DNS resolves the service name to all of them.
+ */
+export function listsReplica(listed: readonly string[] | undefined, service: string, replica: string): boolean {
+  return listed !== undefined && (listed.includes(replica) || listed.includes(service))
+}
+
 /** Replica host names per Django service, as the file lists them; a service missing from the file is absent. */
 export function upstreamHosts(manifest: Manifest, text: string | undefined): Record<string, string[]> {
   if (text === undefined) return {}
@@ -59,7 +67,7 @@ export function upstreamHosts(manifest: Manifest, text: string | undefined): Rec
 export async function renderUpstreamsWith(manifest: Manifest, current: Record<string, string[]>, changes: Record<string, string[]>): Promise<string> {
   const replicas: Record<string, string[]> = {}
   for (const service of djangoServices(manifest)) {
-    replicas[service.name] = changes[service.name] ?? current[service.name] ?? replicaNames(manifest, service.name, service.replicas)
+    replicas[service.name] = changes[service.name] ?? current[service.name] ?? [service.name]
   }
 
   return renderUpstreams(manifest, replicas)
@@ -80,6 +88,6 @@ export async function markUpstreamMembership<T extends {service: string; name: s
   return rows.map((row) => {
     const listed = hosts[row.service]
     const isDjango = djangoServices(manifest).some((service) => service.name === row.service)
-    return isDjango ? {...row, inUpstream: listed?.includes(row.name) ?? false} : row
+    return isDjango ? {...row, inUpstream: listsReplica(listed, row.service, row.name)} : row
   })
 }

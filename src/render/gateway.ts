@@ -1,7 +1,7 @@
 import {OperationError} from '../errors.js'
 import {djangoServices, externalServices, upstreamName, usesAuth} from '../manifest/model.js'
 import type {AuthMode, Manifest} from '../manifest/schema.js'
-import {GATEWAY_PATHS, GATEWAY_PORTS, PROJECT_PATHS, replicaNames} from '../manifest/stack.js'
+import {GATEWAY_PATHS, GATEWAY_PORTS, PROJECT_PATHS} from '../manifest/stack.js'
 import {renderTemplate, type PlannedFile} from './plan.js'
 
 /**
@@ -167,7 +167,10 @@ export function gatewayView(manifest: Manifest) {
  */
 export async function renderUpstreams(manifest: Manifest, replicas: Record<string, string[]> = {}): Promise<string> {
   const upstreams = djangoServices(manifest).map((service) => {
-    const hosts = replicas[service.name] ?? replicaNames(manifest, service.name, service.replicas)
+    // Before any `scale`, the service name: Docker's DNS resolves it to every replica, and NGINX makes
+    // one server of each address. Compose v1 (`<project>_web_1`), Compose v2 and `up` (`<project>-web-1`)
+    // all register it, so `docker compose up` and `docker-compose up --scale` work too.
+    const hosts = replicas[service.name] ?? [service.name]
     if (hosts.length === 0) {
       throw new OperationError(`upstream of service "${service.name}" would have no servers`, {hint: 'Keep at least one replica running.'})
     }

@@ -4,7 +4,8 @@ import {describe, expect, it} from 'vitest'
 import type {ContainerState} from '../../src/docker/engine.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {judgeAuthAttempt} from '../../src/verify/checks/auth.js'
-import {judgeContainers, parseUpstreams} from '../../src/verify/checks/containers.js'
+import {parseUpstreams} from '../../src/gateway/upstreams.js'
+import {judgeContainers} from '../../src/verify/checks/containers.js'
 import {expectedRedirects, redirectProblem} from '../../src/verify/checks/redirect.js'
 import {classifyRouteResponse, probePath} from '../../src/verify/checks/routes.js'
 import {judgeLegacyHandshake, judgeTls, type TlsFacts} from '../../src/verify/checks/tls.js'
@@ -33,7 +34,7 @@ function container(name: string, service: string, overrides: Partial<ContainerSt
   return {
     id: `${name}-id`,
     name,
-    labels: {'com.docker.compose.project': 'demo', 'com.docker.compose.service': service},
+    labels: {'com.docker.compose.project': 'demo', 'com.docker.compose.service': service, 'com.docker.compose.container-number': /(\d+)$/.exec(name)?.[1] ?? '1'},
     image: 'img',
     imageId: 'sha',
     status: 'running',
@@ -65,6 +66,13 @@ describe('containers', () => {
   })
 
   const healthy = [container('demo-web-1', 'web'), container('demo-web-2', 'web'), container('demo-gateway-1', 'gateway')]
+
+  it('recognises a stack Compose v1 started (<project>_web_1) by its labels, with the service-name upstream init writes', () => {
+    const composeV1 = [container('demo_web_1', 'web'), container('demo_web_2', 'web'), container('demo_gateway_1', 'gateway')]
+    const byService = 'upstream web_upstream {\n    server web:8000 max_fails=3 fail_timeout=10s;\n}\n'
+    expect(judgeContainers(manifest, composeV1, byService).problems).toEqual([])
+    expect(judgeContainers(manifest, composeV1.slice(1), byService).problems).toEqual(['missing: demo-web-1 (run `create-gateway up`)'])
+  })
 
   it('passes when every container is healthy and the upstream lists exactly the running replicas', () => {
     const verdict = judgeContainers(manifest, healthy, upstreamsConf)

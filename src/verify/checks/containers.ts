@@ -4,20 +4,10 @@ import {join} from 'node:path'
 import {djangoServices, gatewayContainerName, upstreamName} from '../../manifest/model.js'
 import type {Manifest} from '../../manifest/schema.js'
 import {PROJECT_PATHS, replicaNames} from '../../manifest/stack.js'
+import {parseUpstreams} from '../../gateway/upstreams.js'
+import {LABELS} from '../../docker/spec.js'
 import {serviceOf, type ContainerState} from '../engine.js'
 import {fail, pass, type Check} from '../types.js'
-
-/** `upstream web_upstream { server my-api-web-1:8000 max_fails=3; ... }` -> {web_upstream: ['my-api-web-1', ...]}. */
-export function parseUpstreams(text: string): Record<string, string[]> {
-  const upstreams: Record<string, string[]> = {}
-  const withoutComments = text.replace(/#[^\n]*/g, '')
-  for (const block of withoutComments.matchAll(/upstream\s+([A-Za-z0-9_]+)\s*\{([^}]*)\}/g)) {
-    const [, name = '', body = ''] = block
-    upstreams[name] = [...body.matchAll(/(?:^|[;{\s])server\s+([^\s;]+)/g)].map((match) => (match[1] ?? '').replace(/:\d+$/, ''))
-  }
-
-  return upstreams
-}
 
 export function isHealthy(container: ContainerState): boolean {
   return container.running && (container.health === undefined || container.health === 'healthy')
@@ -36,9 +26,14 @@ export interface ContainersVerdict {
 /** The pure half: what is wrong with these containers and this upstreams.conf for this manifest. */
 export function judgeContainers(manifest: Manifest, containers: ContainerState[], upstreamsText: string | undefined): ContainersVerdict {
   const problems: string[] = []
-  const byName = new Map(containers.map((container) => [container.name, container]))
-  const expected = [...djangoServices(manifest).flatMap((service) => replicaNames(manifest, service.name, service.replicas)), gatewayContainerName(manifest)]
-  const missing = expected.filter((name) => !byName.has(name))
+  // Matched by Compose's service and number labels, not by name: a stack that `docker-compose up` (v1,
+  // `<project>_web_1`) or `docker compose up` started is the same stack as ours.
+  const present = new Set(containers.map((container) => `${serviceOf(container)}#${container.labels[LABELS.number]}`))
+  const expected = [
+    ...djangoServices(manifest).flatMap((service) => replicaNames(manifest, service.name, service.replicas).map((name, index) => ({service: service.name, number: index + 1, name}))),
+    {service: 'gateway', number: 1, name: gatewayContainerName(manifest)},
+  ]
+  const missing = expected.filter((item) => !present.has(`${item.service}#${item.number}`)).map((item) => item.name)
   if (missing.length > 0) problems.push(`missing: ${missing.join(', ')} (run \`create-gateway up\`)`)
   for (const container of containers) {
     if (!isHealthy(container)) problems.push(describeState(container))
@@ -53,7 +48,9 @@ export function judgeContainers(manifest: Manifest, containers: ContainerState[]
       .filter((container) => serviceOf(container) === service.name && isHealthy(container))
       .map((container) => container.name)
       .sort()
-    const servers = [...(listed?.[name] ?? [])].sort()
+    // `server web:8000` (the file init writes) is every replica: Docker's DNS resolves it to all of them.
+    const byService = listed?.[name]?.includes(service.name) ?? false
+    const servers = byService ? running : [...(listed?.[name] ?? [])].sort()
     upstreams[name] = {listed: servers, running}
     if (listed === undefined) continue
     if (!(name in listed)) {
