@@ -143,6 +143,12 @@ export interface AwaitedContainer {
   name: string
   service: string
   wave: number
+  /**
+   * The container's own healthcheck command (exec form). While the engine still reports `starting`,
+   * we run it ourselves: Docker runs the first check only after a whole interval (engines before 25
+   * have no start_interval), and the stack serves long before that.
+   */
+  probe?: string[]
 }
 
 async function withLogs(engine: Engine, container: AwaitedContainer, error: unknown): Promise<Error> {
@@ -171,6 +177,19 @@ function failure(state: ContainerState | undefined, container: AwaitedContainer,
   return undefined
 }
 
+async function probePasses(engine: Engine, container: AwaitedContainer): Promise<boolean> {
+  try {
+    return (await engine.exec(container.id, container.probe!)).exitCode === 0
+  } catch {
+    return false // not exec-able yet (starting, restarting): the engine's own check decides
+  }
+}
+
+/** A healthcheck test in exec form (`['CMD', ...]`), or undefined for shell or disabled forms. */
+export function probeCommand(test: readonly string[]): string[] | undefined {
+  return test[0] === 'CMD' && test.length > 1 ? test.slice(1) : undefined
+}
+
 /**
  * Wait until the container's healthcheck passes. Stops at once when it cannot pass any more: the
  * container exited, the restart policy restarted it, or the engine already calls it unhealthy.
@@ -186,6 +205,7 @@ async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutM
         restartsAtStart ??= state?.restartCount ?? 0
         const failed = failure(state, container, restartsAtStart)
         if (failed) throw failed
+        if (state!.running && state!.health === 'starting' && container.probe && (await probePasses(engine, container))) return {...state!, health: 'healthy' as const}
         return state!
       },
       (state) => (state.health === undefined ? state.running : state.health === 'healthy'),
@@ -420,7 +440,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
       for (const item of items) {
         const id = idOf.get(item)!
         if (item.action !== 'keep') changedServices.add(item.desired.service)
-        awaited.push({id, name: item.desired.name, service: item.desired.service, wave: waveIndex})
+        awaited.push({id, name: item.desired.name, service: item.desired.service, wave: waveIndex, probe: probeCommand(specOf(item).healthcheck.test)})
         report.push({service: item.desired.service, name: item.desired.name, number: item.desired.number, action: item.action, id})
       }
     }

@@ -5,7 +5,7 @@ import {parseDocument} from 'yaml'
 
 import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {desiredContainer, LABELS, readProjectEnv, resolveEnvironment, runId, type ProjectContext} from '../docker/spec.js'
-import {waitAllHealthy} from '../docker/stack.js'
+import {probeCommand, waitAllHealthy} from '../docker/stack.js'
 import {GatewayError, OperationError, UsageError} from '../errors.js'
 import {loadManifest, MANIFEST_FILE, parseManifest} from '../manifest/load.js'
 import {gatewayContainerName} from '../manifest/model.js'
@@ -329,7 +329,8 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
     if (toWait.length > 0) {
       const timeoutMs = options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS
       progress(`Waiting for ${toWait.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`)
-      await waitAllHealthy(engine, toWait.map((replica) => ({...replica, wave: 0})), timeoutMs, clock)
+      const probeOf = (service: string) => probeCommand(stack.services.find((spec) => spec.service === service)?.healthcheck.test ?? [])
+      await waitAllHealthy(engine, toWait.map((replica) => ({...replica, wave: 0, probe: probeOf(replica.service)})), timeoutMs, clock)
     }
   } catch (error) {
     const removed = await removeQuietly(engine, created)

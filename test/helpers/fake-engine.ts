@@ -209,7 +209,11 @@ export class FakeEngine implements Engine {
     return Readable.from(lines.map((line, index) => frame(index % 2 === 0 ? 1 : 2, `${line}\n`)))
   }
 
-  async exec(): Promise<ExecResult> {
+  /** A command run in a container: its healthcheck fails while the container is meant to stay unhealthy. */
+  async exec(id: string, _cmd?: string[]): Promise<ExecResult> {
+    const found = this.byIdOrName(id)
+    const health = found ? this.behaviour.get(found.name)?.health : undefined
+    if (health === 'starting' || health === 'unhealthy') return {exitCode: 1, stdout: '', stderr: 'healthcheck failed'}
     return {exitCode: 0, stdout: '', stderr: ''}
   }
 

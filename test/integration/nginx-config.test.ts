@@ -10,17 +10,18 @@ import {djangoServices} from '../../src/manifest/model.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import type {Manifest, ManifestInput} from '../../src/manifest/schema.js'
 import {replicaNames} from '../../src/manifest/stack.js'
-import {renderGateway} from '../../src/render/gateway.js'
+import {renderGateway, renderUpstreams} from '../../src/render/gateway.js'
 
 /**
  * The rendered gateway config, run by the host's NGINX (Debian's 1.22, as in the offline image).
  *
  * Every NGINX runs in private mount + network namespaces (`unshare -mn`): the temp tree is bind-mounted
- * on /etc/nginx, /etc/hosts (so upstream names like my-api-web-1 resolve, as in Docker), /etc/passwd and
- * /etc/group (an `nginx` user for `user nginx;`), /var/log/nginx, /var/lib/nginx, /var/www and the CA
- * bundle. The config runs exactly as rendered, on its real ports 80/443/8081, and the host's files and
- * ports are never touched. Stub upstreams, a stub DNS server on Docker's 127.0.0.11 and curl run inside
- * the same namespaces (nsenter), so every packet stays on that private loopback.
+ * on /etc/nginx, /etc/hosts and /etc/host.conf (so upstream names resolve as Docker's DNS answers them:
+ * the service name `web` to every replica's address, a container name like my-api-web-1 to its own),
+ * /etc/passwd and /etc/group (an `nginx` user for `user nginx;`), /var/log/nginx, /var/lib/nginx,
+ * /var/www and the CA bundle. The config runs exactly as rendered, on its real ports 80/443/8081, and
+ * the host's files and ports are never touched. Stub upstreams, a stub DNS server on Docker's 127.0.0.11
+ * and curl run inside the same namespaces (nsenter), so every packet stays on that private loopback.
  */
 
 const run = promisify(execFile)
@@ -31,12 +32,13 @@ const BASIC_USER = 'alice'
 const BASIC_PASSWORD = 'wonderland-42'
 
 function namespacesWork(): boolean {
-  if (process.getuid?.() !== 0 || !existsSync(NGINX)) return false
+  // /etc/host.conf must exist to be bind-mounted over.
+  if (process.getuid?.() !== 0 || !existsSync(NGINX) || !existsSync('/etc/host.conf')) return false
   return spawnSync('unshare', ['-mn', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0
 }
 
 const canRun = namespacesWork()
-if (!canRun) console.warn('nginx-config: skipped, needs root, unshare/nsenter and /usr/sbin/nginx')
+if (!canRun) console.warn('nginx-config: skipped, needs root, unshare/nsenter, /usr/sbin/nginx and /etc/host.conf')
 
 const scratch: string[] = []
 afterAll(async () => {
@@ -61,10 +63,28 @@ async function makeCertificates(dir: string): Promise<void> {
   }
 }
 
+/** One replica of a Django service, at the loopback address that stands for its container. */
+interface Replica {
+  service: string
+  /** Its container name, e.g. my-api-web-1. */
+  name: string
+  ip: string
+  port: number
+}
+
 interface Tree {
   dir: string
-  /** upstream host name -> loopback address, as Docker's DNS would answer. */
-  hosts: Record<string, string>
+  replicas: Replica[]
+}
+
+/**
+ * The private /etc/hosts. `service`: one line per replica under the service's name, as Docker's DNS
+ * answers for `web` (what upstreams.conf lists after `init`); `container`: each replica under its
+ * container name (what it lists after `scale`). Only one form, so a config that needs the other fails.
+ */
+async function writeHosts(tree: Tree, form: 'service' | 'container'): Promise<void> {
+  const lines = tree.replicas.map((replica) => `${replica.ip} ${form === 'service' ? replica.service : replica.name}`)
+  await put(join(tree.dir, 'hosts'), ['127.0.0.1 localhost', ...lines, ''].join('\n'))
 }
 
 /** Render the manifest and lay the files out as the gateway container sees them. */
@@ -86,13 +106,15 @@ async function buildTree(manifest: Manifest): Promise<Tree> {
   await put(join(etc, 'secrets/htpasswd'), `${BASIC_USER}:${hash.trim()}\n`, 0o644)
   await put(join(etc, 'secrets/api-keys.map'), `"${API_KEY}" 1;\n`, 0o600)
 
-  const hosts: Record<string, string> = {}
+  const replicas: Replica[] = []
   let next = 2
   for (const service of djangoServices(manifest)) {
-    for (const name of replicaNames(manifest, service.name, service.replicas)) hosts[name] = `127.0.0.${next++}`
+    for (const name of replicaNames(manifest, service.name, service.replicas)) replicas.push({service: service.name, name, ip: `127.0.0.${next++}`, port: service.port})
   }
 
-  await put(join(dir, 'hosts'), ['127.0.0.1 localhost', ...Object.entries(hosts).map(([name, ip]) => `${ip} ${name}`), ''].join('\n'))
+  // glibc returns every address /etc/hosts has for a name only with `multi on` (Debian's default, but
+  // not glibc's): ours says so, whatever the host's file does.
+  await put(join(dir, 'host.conf'), 'multi on\n')
 
   // An `nginx` user with an id the host does not use.
   const passwd = await readFile('/etc/passwd', 'utf8')
@@ -103,7 +125,9 @@ async function buildTree(manifest: Manifest): Promise<Tree> {
   await put(join(dir, 'group'), `${(await readFile('/etc/group', 'utf8')).trimEnd()}\nnginx:x:${uid}:\n`)
 
   for (const sub of ['logs', 'lib', 'www/acme/.well-known/acme-challenge']) await mkdir(join(dir, sub), {recursive: true})
-  return {dir, hosts}
+  const tree = {dir, replicas}
+  await writeHosts(tree, 'service')
+  return tree
 }
 
 /** Shell lines that lay the tree over the container paths, inside a fresh mount namespace. */
@@ -111,6 +135,7 @@ function mounts(dir: string): string {
   const binds: Array<[string, string]> = [
     ['etc-nginx', '/etc/nginx'],
     ['hosts', '/etc/hosts'],
+    ['host.conf', '/etc/host.conf'],
     ['passwd', '/etc/passwd'],
     ['group', '/etc/group'],
     ['logs', '/var/log/nginx'],
@@ -168,12 +193,35 @@ describe.skipIf(!canRun)('nginx -t on rendered configs (host nginx 1.22)', () =>
     })
   }
 
-  it('fails when an upstream container name does not resolve (the check is real)', async () => {
+  it('fails when an upstream name does not resolve (the check is real)', async () => {
     const tree = await buildTree(parseManifest(projects.defaults))
     await writeFile(join(tree.dir, 'hosts'), '127.0.0.1 localhost\n')
     const result = await nginxTest(tree.dir)
     expect(result.ok).toBe(false)
-    expect(result.output).toMatch(/host not found in upstream "my-api-web-1:8000"/)
+    expect(result.output).toMatch(/host not found in upstream "web:8000"/)
+  })
+
+  it('accepts the upstreams scale writes (container names), when those names resolve', async () => {
+    const manifest = parseManifest(projects['several services, an external, every auth mode, route limits']!)
+    const tree = await buildTree(manifest)
+    const listed: Record<string, string[]> = {}
+    for (const replica of tree.replicas) (listed[replica.service] ??= []).push(replica.name)
+    expect(listed).toEqual({web: ['shop-web-1', 'shop-web-2', 'shop-web-3'], 'student-api': ['shop-student-api-1', 'shop-student-api-2']})
+    const upstreams = await renderUpstreams(manifest, listed)
+    expect(upstreams).toContain('server shop-student-api-2:8001 ')
+    await put(join(tree.dir, 'etc-nginx/conf.d/upstreams.conf'), upstreams)
+
+    await writeHosts(tree, 'container')
+    const result = await nginxTest(tree.dir)
+    expect(result.output).toContain('test is successful')
+    expect(result.ok).toBe(true)
+    expect(result.output).not.toMatch(/\[(warn|emerg)\]/)
+
+    // The service names alone do not do for this file: the container names are what NGINX looks up.
+    await writeHosts(tree, 'service')
+    const unresolved = await nginxTest(tree.dir)
+    expect(unresolved.ok).toBe(false)
+    expect(unresolved.output).toMatch(/host not found in upstream "shop-web-1:8000"/)
   })
 })
 
@@ -327,8 +375,10 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     tree = await buildTree(manifest)
     await put(join(tree.dir, 'www/acme/.well-known/acme-challenge/token-123'), 'token-123.thumbprint')
 
+    // Each stub answers with its container name: the service name resolves to both web addresses, so
+    // seeing both names proves NGINX made one server of each.
     const servers = [
-      ...Object.entries(tree.hosts).map(([name, host]) => ({name, host, port: 8000})),
+      ...tree.replicas.map((replica) => ({name: replica.name, host: replica.ip, port: replica.port})),
       {name: 'payment', host: '127.0.0.100', port: 9443, tls: {cert: join(tree.dir, 'payment.pem'), key: join(tree.dir, 'payment.key')}},
     ]
     await put(join(tree.dir, 'stubs.mjs'), STUBS)

@@ -247,21 +247,27 @@ describe('renderGateway', () => {
 describe('renderUpstreams', () => {
   const manifest = parseManifest(base)
 
-  it('lists every replica of every Django service', async () => {
+  const serversOf = (text: string, upstream: string) => [...block(text, `upstream ${upstream}`).matchAll(/server (\S+) /g)].map((match) => match[1])
+
+  it('lists each Django service by its service name, which Docker resolves to every replica', async () => {
     const text = await renderUpstreams(manifest)
-    expect(block(text, 'upstream web_upstream')).toMatch(
-      /server my-api-web-1:8000 max_fails=\d+ fail_timeout=\d+s;\s+server my-api-web-2:8000 max_fails=\d+ fail_timeout=\d+s;/,
-    )
-    expect(block(text, 'upstream web_upstream')).toMatch(/keepalive \d+;/)
-    expect(block(text, 'upstream api_upstream')).toContain('server my-api-api-1:8001 ')
+    // One server line per service, whatever its replica count (web has 2): no container names.
+    expect(block(text, 'upstream web_upstream')).toMatch(/\{\s+zone web_upstream 64k;\s+server web:8000 max_fails=\d+ fail_timeout=\d+s;\s+keepalive \d+;/)
+    expect(serversOf(text, 'web_upstream')).toEqual(['web:8000'])
+    expect(serversOf(text, 'api_upstream')).toEqual(['api:8001'])
+    expect(text).not.toContain('my-api-')
     expect(text).not.toContain('payment')
+    // This is the file `init` writes.
+    expect((await render())['gateway/conf.d/upstreams.conf']).toBe(text)
   })
 
-  it('takes an explicit replica list, as scale does', async () => {
+  it('takes an explicit replica list, as scale does, and names the other services as before', async () => {
     const text = await renderUpstreams(manifest, {web: ['my-api-web-1', 'my-api-web-3', 'my-api-web-4']})
-    const servers = [...block(text, 'upstream web_upstream').matchAll(/server (\S+) /g)].map((match) => match[1])
-    expect(servers).toEqual(['my-api-web-1:8000', 'my-api-web-3:8000', 'my-api-web-4:8000'])
-    expect(block(text, 'upstream api_upstream')).toContain('server my-api-api-1:8001 ')
+    expect(serversOf(text, 'web_upstream')).toEqual(['my-api-web-1:8000', 'my-api-web-3:8000', 'my-api-web-4:8000'])
+    expect(block(text, 'upstream web_upstream')).toContain('server my-api-web-4:8000 max_fails=3 fail_timeout=10s;')
+    expect(serversOf(text, 'api_upstream')).toEqual(['api:8001'])
+    const both = await renderUpstreams(manifest, {web: ['my-api-web-1'], api: ['my-api-api-1', 'my-api-api-2']})
+    expect(serversOf(both, 'api_upstream')).toEqual(['my-api-api-1:8001', 'my-api-api-2:8001'])
   })
 
   it('refuses host names that would break the config, and empty upstreams', async () => {

@@ -6,6 +6,7 @@ import type {Manifest} from '../../manifest/schema.js'
 import {PROJECT_PATHS, replicaNames} from '../../manifest/stack.js'
 import {parseUpstreams} from '../../gateway/upstreams.js'
 import {LABELS} from '../../docker/spec.js'
+import {retryUntil} from '../../util/retry.js'
 import {serviceOf, type ContainerState} from '../engine.js'
 import {fail, pass, type Check} from '../types.js'
 
@@ -67,11 +68,19 @@ export function judgeContainers(manifest: Manifest, containers: ContainerState[]
   return {problems, upstreams}
 }
 
+const STARTING_GRACE_MS = 20_000
+
 export const containersCheck: Check = {
   id: 'containers',
   title: 'Containers running and healthy',
   async run({dir, manifest, engine}) {
-    const containers = await engine.containers()
+    // Right after `up` or `scale` the engine may not have run a new container's first healthcheck yet
+    // (`starting`): give it the length of a few intervals before judging.
+    const containers = await retryUntil(
+      () => engine.containers(),
+      (list) => !list.some((container) => container.running && container.health === 'starting'),
+      {timeoutMs: STARTING_GRACE_MS, intervalMs: 500, describe: 'containers to finish starting'},
+    ).catch(() => engine.containers())
     let upstreamsText: string | undefined
     try {
       upstreamsText = await readFile(join(dir, PROJECT_PATHS.upstreams), 'utf8')
