@@ -344,8 +344,11 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
   for (const plan of plans) {
     const members: Array<ContainerState | Replica> = []
     for (const kept of plan.keep) {
-      const state = toWait.some((replica) => replica.id === kept.id) ? await engine.container(kept.id) : kept
-      if (state && isHealthy(state)) members.push(kept)
+      const waited = toWait.some((replica) => replica.id === kept.id)
+      const state = waited ? await engine.container(kept.id) : kept
+      // A replica waitAllHealthy returned for passed its healthcheck (ours, while the engine may still
+      // say `starting`); any other must be healthy in the engine's eyes.
+      if (state && (waited ? state.running && state.health !== 'unhealthy' : isHealthy(state))) members.push(kept)
       else warnings.push(`${kept.name} is ${state?.health ?? state?.status ?? 'gone'}: left out of the upstream`)
     }
 

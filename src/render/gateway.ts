@@ -177,7 +177,8 @@ export async function renderUpstreams(manifest: Manifest, replicas: Record<strin
 
     for (const host of hosts) {
       // The value lands in nginx.conf syntax: a stray ";" or space would change the config's meaning.
-      if (!/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(host)) throw new OperationError(`"${host}" is not a valid upstream host name`)
+      // "_" is allowed: Compose v1 names replicas <project>_web_1.
+      if (!/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(host)) throw new OperationError(`"${host}" is not a valid upstream host name`)
     }
 
     return {name: upstreamName(service.name), service: service.name, servers: hosts.map((host) => `${host}:${service.port}`)}

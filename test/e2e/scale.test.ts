@@ -3,6 +3,7 @@ import {createServer} from 'node:net'
 import {join} from 'node:path'
 
 import autocannon from 'autocannon'
+import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {tempDir} from '../helpers/cli.js'
@@ -68,8 +69,17 @@ async function hostnameOf(id: string): Promise<string> {
 }
 
 /** Every replica runs and is healthy, gateway.yaml says how many, and the upstream lists exactly them. */
+/** Docker's view: `up` and `scale` return once the healthcheck passes, before the engine's first check. */
+async function engineHealthy(): Promise<Awaited<ReturnType<typeof webContainers>>> {
+  return retryUntil(
+    () => webContainers(),
+    (web) => web.every((container) => !container.Status.includes('health: starting')),
+    {timeoutMs: 30_000, intervalMs: 500, describe: 'the engine to finish its first healthchecks'},
+  ).catch(() => webContainers())
+}
+
 async function expectConsistent(): Promise<number> {
-  const web = await webContainers()
+  const web = await engineHealthy()
   const names = web.map((container) => container.Names[0]!.slice(1)).sort()
   expect(web.every((container) => container.State === 'running' && container.Status.includes('(healthy)')), JSON.stringify(web.map((c) => c.Status))).toBe(true)
   expect(names).toEqual(Array.from({length: names.length}, (_, index) => `${NAME}-web-${index + 1}`))
@@ -157,6 +167,9 @@ afterAll(async () => {
 
 describe('scale on a running stack', () => {
   it('1 -> 3 -> 1 under continuous load: zero non-2xx, zero connection errors, all 3 replicas serve at 3', async () => {
+    // It starts from the file init writes, the service name (Docker's DNS resolves it to the replica);
+    // scale lists the replicas by container name from then on (expectConsistent).
+    expect(upstreamServers()).toEqual(['web'])
     const load = startLoad()
     let result: autocannon.Result | undefined
     try {

@@ -3,6 +3,7 @@ import {join} from 'node:path'
 import type {Server} from 'node:net'
 import {createServer} from 'node:net'
 
+import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {tempDir} from '../helpers/cli.js'
@@ -118,9 +119,18 @@ describe('up, status, down on a generated project', () => {
   })
 
   it('status --json shows every container running and healthy', async () => {
-    const result = await runCliAsync(['status', '--dir', project.dir, '--json'], {env: ENV, timeoutMs: 60_000})
-    expect(result.status, result.stderr).toBe(0)
-    const rows = JSON.parse(result.stdout) as Array<{service: string; name: string; state: string; health: string}>
+    type Row = {service: string; name: string; state: string; health: string}
+    // `up` returns once each container's own healthcheck passes; the engine's first check (and so the
+    // health that status reports) can come up to one interval later.
+    const rows = await retryUntil(
+      async () => {
+        const result = await runCliAsync(['status', '--dir', project.dir, '--json'], {env: ENV, timeoutMs: 60_000})
+        expect(result.status, result.stderr).toBe(0)
+        return JSON.parse(result.stdout) as Row[]
+      },
+      (list) => !list.some((row) => row.health === 'starting'),
+      {timeoutMs: 30_000, intervalMs: 1_000, describe: 'status to show the engine\'s first healthchecks'},
+    )
     expect(rows.map((row) => [row.service, row.name, row.state, row.health])).toEqual([
       ['web', `${project.name}-web-1`, 'running', 'healthy'],
       ['web', `${project.name}-web-2`, 'running', 'healthy'],

@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {parseProbe, probeScript} from '../../src/gateway/nginx.js'
-import {markUpstreamMembership, parseUpstreams, renderUpstreamsWith, upstreamHosts} from '../../src/gateway/upstreams.js'
+import {listsReplica, markUpstreamMembership, parseUpstreams, renderUpstreamsWith, upstreamHosts} from '../../src/gateway/upstreams.js'
 import {describeStatus} from '../../src/docker/report.js'
 import type {StatusRow} from '../../src/docker/stack.js'
 import {parseManifest} from '../../src/manifest/load.js'
@@ -57,10 +57,13 @@ const manifest = parseManifest({
 })
 
 describe('upstreams.conf as data', () => {
-  it('reads back what renderUpstreams writes', async () => {
+  it('reads back what renderUpstreams writes: the service names init writes, or the replicas scale lists', async () => {
     const text = await renderUpstreams(manifest)
-    expect(parseUpstreams(text)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2'], api_upstream: ['demo-api-1']})
-    expect(upstreamHosts(manifest, text)).toEqual({web: ['demo-web-1', 'demo-web-2'], api: ['demo-api-1']})
+    expect(parseUpstreams(text)).toEqual({web_upstream: ['web'], api_upstream: ['api']})
+    expect(upstreamHosts(manifest, text)).toEqual({web: ['web'], api: ['api']})
+    const scaled = await renderUpstreams(manifest, {web: ['demo-web-1', 'demo-web-2']})
+    expect(parseUpstreams(scaled)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2'], api_upstream: ['api']})
+    expect(upstreamHosts(manifest, scaled)).toEqual({web: ['demo-web-1', 'demo-web-2'], api: ['api']})
     expect(upstreamHosts(manifest, undefined)).toEqual({})
   })
 
@@ -69,6 +72,23 @@ describe('upstreams.conf as data', () => {
     const text = await renderUpstreamsWith(manifest, current, {web: ['demo-web-1', 'demo-web-2', 'demo-web-3']})
     expect(parseUpstreams(text)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'], api_upstream: ['demo-api-1', 'demo-api-2']})
     expect(text).toContain('server demo-web-3:8000 max_fails=3 fail_timeout=10s;')
+
+    // A service that still has the service-name server keeps it; one missing from the file gets it.
+    const fromInit = await renderUpstreamsWith(manifest, {web: ['web'], api: ['api']}, {web: ['demo-web-1', 'demo-web-2', 'demo-web-3']})
+    expect(parseUpstreams(fromInit)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'], api_upstream: ['api']})
+    expect(parseUpstreams(await renderUpstreamsWith(manifest, {}, {web: ['demo-web-1']}))).toEqual({web_upstream: ['demo-web-1'], api_upstream: ['api']})
+  })
+
+  it('takes a server named after the service as every replica of it, and only of it', () => {
+    expect(listsReplica(['web'], 'web', 'demo-web-1')).toBe(true)
+    expect(listsReplica(['web'], 'web', 'demo-web-7')).toBe(true)
+    // Compose v1 names its containers <project>_web_1: the service name still covers them.
+    expect(listsReplica(['web'], 'web', 'demo_web_1')).toBe(true)
+    expect(listsReplica(['api'], 'web', 'demo-web-1')).toBe(false)
+    expect(listsReplica(['demo-web-1', 'demo-web-2'], 'web', 'demo-web-2')).toBe(true)
+    expect(listsReplica(['demo-web-1', 'demo-web-2'], 'web', 'demo-web-3')).toBe(false)
+    expect(listsReplica([], 'web', 'demo-web-1')).toBe(false)
+    expect(listsReplica(undefined, 'web', 'demo-web-1')).toBe(false)
   })
 
   it('marks which replicas status rows are in the upstream, and shows an UPSTREAM column', async () => {
@@ -84,5 +104,20 @@ describe('upstreams.conf as data', () => {
     expect(table[4]).toMatch(/demo-gateway-1\s+running\s+healthy\s+-\s/)
     // No file: no column, nothing claimed.
     expect((await markUpstreamMembership(tempDir('cg-upstream-'), manifest, [row('web', 'demo-web-1')]))[0]!.inUpstream).toBeUndefined()
+  })
+
+  it('marks every replica of a service as in the upstream when the file names the service, as init writes it', async () => {
+    const dir = tempDir('cg-upstream-')
+    mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
+    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), await renderUpstreams(manifest))
+    const row = (service: string, name: string): StatusRow => ({service, name, number: 1, state: 'running', health: 'healthy', ports: [], image: 'x'})
+    const rows = await markUpstreamMembership(dir, manifest, [row('web', 'demo-web-1'), row('web', 'demo-web-2'), row('web', 'demo-web-3'), row('api', 'demo-api-1'), row('gateway', 'demo-gateway-1')])
+    expect(rows.map((item) => item.inUpstream)).toEqual([true, true, true, true, undefined])
+    expect(describeStatus('demo', rows).split('\n')[3]).toMatch(/demo-web-3\s+running\s+healthy\s+yes\s/)
+
+    // Once scale lists web's replicas by name, that list decides for web; api keeps its service name.
+    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), await renderUpstreams(manifest, {web: ['demo-web-1', 'demo-web-2']}))
+    const scaled = await markUpstreamMembership(dir, manifest, [row('web', 'demo-web-1'), row('web', 'demo-web-3'), row('api', 'demo-api-2')])
+    expect(scaled.map((item) => item.inUpstream)).toEqual([true, false, true])
   })
 })

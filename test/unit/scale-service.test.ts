@@ -10,6 +10,7 @@ import {upStack} from '../../src/docker/stack.js'
 import {OperationError, UsageError} from '../../src/errors.js'
 import {scaleServices, describeScale, type ScaleOptions} from '../../src/gateway/scale.js'
 import {loadManifest, serializeManifest} from '../../src/manifest/load.js'
+import {replicaNames} from '../../src/manifest/stack.js'
 import {renderUpstreams} from '../../src/render/gateway.js'
 import {LOCK_FILE} from '../../src/util/lock.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
@@ -77,14 +78,22 @@ class FakeNginxEngine extends FakeEngine {
   }
 }
 
-async function setup(replicas = 1) {
+/**
+ * A running stack of `replicas` web replicas. `upstreams` is the upstreams.conf it starts from:
+ * `replicas` lists each web replica by container name (as `scale` writes it), `service` names the
+ * service (`server web:8000`, as `init` writes it). `api` adds a second Django service.
+ */
+async function setup(replicas: number, upstreams: 'replicas' | 'service', api?: {replicas: number}) {
   const engine = new FakeNginxEngine(IMAGES)
-  const manifest = testManifest({services: {web: {kind: 'django', replicas}, payment: {kind: 'external', url: 'https://payments.example.com'}}})
-  const dir = testProject(manifest)
+  const manifest = testManifest({
+    services: {web: {kind: 'django', replicas}, ...(api ? {api: {kind: 'django', replicas: api.replicas, port: 8001}} : {}), payment: {kind: 'external', url: 'https://payments.example.com'}},
+    routes: [{path: '/', service: 'web'}, ...(api ? [{path: '/api/', service: 'api'}] : [])],
+  })
+  const dir = testProject(manifest, api ? 'WEB_SECRET_KEY=s3cret\nAPI_SECRET_KEY=s3cret\n' : undefined)
   engine.dir = dir
   writeFileSync(join(dir, 'gateway.yaml'), `# my own comment, kept by scale\n${serializeManifest(manifest)}`)
   mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
-  writeFileSync(join(dir, UPSTREAMS), await renderUpstreams(manifest))
+  writeFileSync(join(dir, UPSTREAMS), await renderUpstreams(manifest, upstreams === 'service' ? {} : {web: replicaNames(manifest, 'web', replicas)}))
   await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}})
   engine.calls.length = 0
   const options = (extra: Partial<ScaleOptions> = {}): ScaleOptions => ({engine, clock: fakeClock(), env: {}, isAlive: () => true, ...extra})
@@ -101,7 +110,7 @@ function snapshot(dir: string) {
 
 describe('scaleServices up', () => {
   it('creates the new replicas as `up` would, lists them, tests, reloads, confirms, and saves the count', async () => {
-    const {engine, dir, manifest, options} = await setup(1)
+    const {engine, dir, manifest, options} = await setup(1, 'replicas')
     const progress: string[] = []
     const result = await scaleServices(dir, manifest, {web: 3}, options({onProgress: (line) => progress.push(line)}))
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
@@ -142,7 +151,7 @@ describe('scaleServices up', () => {
   })
 
   it('does nothing when the service already runs that count and the upstream lists it', async () => {
-    const {engine, dir, manifest, options} = await setup(2)
+    const {engine, dir, manifest, options} = await setup(2, 'replicas')
     const before = snapshot(dir)
     const result = await scaleServices(dir, manifest, {web: 2}, options())
     expect(result.changed).toBe(false)
@@ -152,7 +161,7 @@ describe('scaleServices up', () => {
   })
 
   it('recreates a replica the upstream lists but that was removed by hand, and reloads so NGINX resolves its new address', async () => {
-    const {engine, dir, manifest, options} = await setup(2)
+    const {engine, dir, manifest, options} = await setup(2, 'replicas')
     const web2 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-2')!
     await engine.removeContainer(web2.id)
     engine.calls.length = 0
@@ -162,11 +171,42 @@ describe('scaleServices up', () => {
     expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
     expect(result).toMatchObject({changed: true, reloaded: true, services: [{from: 1, to: 2, added: ['demo-web-2']}]})
   })
+
+  it('from the service names init writes: lists the scaled service\'s replicas by name and leaves the other service\'s server as it is', async () => {
+    const {engine, dir, manifest, options} = await setup(1, 'service', {replicas: 1})
+    const webBlock = (text: string) => /upstream web_upstream \{[^}]*\}/.exec(text)![0]
+    const apiBlock = (text: string) => /upstream api_upstream \{[^}]*\}/.exec(text)![0]
+    const initial = readFileSync(join(dir, UPSTREAMS), 'utf8')
+    expect(webBlock(initial)).toContain('server web:8000 max_fails=3 fail_timeout=10s;')
+    expect(apiBlock(initial)).toContain('server api:8001 max_fails=3 fail_timeout=10s;')
+
+    // Scaling api: web keeps `server web:8000` (every replica), byte for byte.
+    const apiResult = await scaleServices(dir, manifest, {api: 2}, options())
+    const afterApi = readFileSync(join(dir, UPSTREAMS), 'utf8')
+    expect(webBlock(afterApi)).toBe(webBlock(initial))
+    expect([...apiBlock(afterApi).matchAll(/server (\S+) /g)].map((match) => match[1])).toEqual(['demo-api-1:8001', 'demo-api-2:8001'])
+    expect(engine.reloadedWith[0]).toBe(afterApi)
+    expect(apiResult.services).toMatchObject([{service: 'api', from: 1, to: 2, added: ['demo-api-2'], upstream: ['demo-api-1', 'demo-api-2']}])
+
+    // Scaling web: its three replicas by container name, and api's list as the last scale left it.
+    engine.calls.length = 0
+    const webResult = await scaleServices(dir, await loadManifest(dir), {web: 3}, options())
+    expect(engine.calls).toEqual(['create demo-web-2', 'start demo-web-2', 'create demo-web-3', 'start demo-web-3', 'exec nginx -t demo-gateway-1', 'exec nginx -s reload demo-gateway-1'])
+    const afterWeb = readFileSync(join(dir, UPSTREAMS), 'utf8')
+    expect(upstreamServers(afterWeb)).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(afterWeb).not.toContain('server web:')
+    expect(apiBlock(afterWeb)).toBe(apiBlock(afterApi))
+    expect(engine.reloadedWith[1]).toBe(afterWeb)
+    expect(webResult.services).toMatchObject([{service: 'web', from: 1, to: 3, added: ['demo-web-2', 'demo-web-3'], upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3']}])
+    expect((await loadManifest(dir)).services).toMatchObject({web: {replicas: 3}, api: {replicas: 2}})
+  })
 })
 
 describe('scaleServices down', () => {
   it('takes the replicas out of the upstream and reloads before stopping them, highest number first', async () => {
-    const {engine, dir, manifest, options} = await setup(3)
+    // From the file init writes: `server web:8000` stands for all three replicas until this rewrite.
+    const {engine, dir, manifest, options} = await setup(3, 'service')
+    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['web'])
     const result = await scaleServices(dir, manifest, {web: 1}, options())
     expect(engine.calls).toEqual([
       'exec nginx -t demo-gateway-1',
@@ -186,7 +226,7 @@ describe('scaleServices down', () => {
 
 describe('scaleServices failures', () => {
   it('nginx -t fails: upstreams.conf byte-identical, new replicas removed, gateway.yaml unchanged, exit 1 with the output', async () => {
-    const {engine, dir, manifest, options} = await setup(1)
+    const {engine, dir, manifest, options} = await setup(1, 'replicas')
     const before = snapshot(dir)
     engine.testFailure = '2030/01/01 10:00:00 [emerg] 7#7: unexpected end of file, expecting "}" in /etc/nginx/conf.d/zz-broken.conf:2'
     const error = await scaleServices(dir, manifest, {web: 2}, options()).catch((error_: unknown) => error_ as OperationError)
@@ -205,7 +245,7 @@ describe('scaleServices failures', () => {
   })
 
   it('a new replica never gets healthy: its last log lines, nothing in the gateway touched', async () => {
-    const {engine, dir, manifest, options} = await setup(1)
+    const {engine, dir, manifest, options} = await setup(1, 'service')
     const before = snapshot(dir)
     engine.behaviour.set('demo-web-3', {health: 'unhealthy', logs: ['ImproperlyConfigured: SECRET_KEY must not be empty']})
     const error = await scaleServices(dir, manifest, {web: 3}, options()).catch((error_: unknown) => error_ as OperationError)
@@ -219,7 +259,7 @@ describe('scaleServices failures', () => {
   })
 
   it('the master refuses the reload: restores the file, reloads it again, removes the new replicas', async () => {
-    const {engine, dir, manifest, options} = await setup(1)
+    const {engine, dir, manifest, options} = await setup(1, 'replicas')
     const before = snapshot(dir)
     engine.rejectReloads = 1
     const error = await scaleServices(dir, manifest, {web: 2}, options({reloadTimeoutMs: 2_000})).catch((error_: unknown) => error_ as OperationError)
@@ -228,6 +268,7 @@ describe('scaleServices failures', () => {
     expect(error.message).toContain('Reloaded NGINX with it.')
     expect(engine.calls.filter((call) => call.includes('reload'))).toHaveLength(2)
     expect(upstreamServers(engine.reloadedWith[1]!)).toEqual(['demo-web-1'])
+    expect(engine.reloadedWith[1]).toBe(before.upstreams.toString('utf8'))
     expect(snapshot(dir)).toEqual(before)
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
   })
@@ -254,12 +295,12 @@ describe('scaleServices failures', () => {
     expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
     expect(engine.calls).toEqual([])
 
-    const running = await setup(1)
+    const running = await setup(1, 'service')
     await expect(scaleServices(running.dir, running.manifest, {web: 2}, running.options({manifestOnly: true}))).rejects.toThrow(UsageError)
   })
 
   it('another scale holds the project: busy, exit 1, nothing touched', async () => {
-    const {engine, dir, manifest, options} = await setup(1)
+    const {engine, dir, manifest, options} = await setup(1, 'service')
     writeFileSync(join(dir, LOCK_FILE), JSON.stringify({pid: 424242, host: hostname(), command: 'scale web=3', since: '2030-01-01T10:00:00.000Z', token: 't'}))
     const before = snapshot(dir)
     await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow('The project is busy: `scale web=3` by pid 424242 since 2030-01-01T10:00:00.000Z')
@@ -268,7 +309,7 @@ describe('scaleServices failures', () => {
   })
 
   it('.env lacks a variable: a usage error before anything is locked or created', async () => {
-    const {engine, manifest, options} = await setup(1)
+    const {engine, manifest, options} = await setup(1, 'service')
     const dir = testProject(manifest, 'OTHER=1\n')
     await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow(UsageError)
     expect(engine.calls).toEqual([])

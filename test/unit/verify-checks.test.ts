@@ -5,6 +5,7 @@ import type {ContainerState} from '../../src/docker/engine.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {judgeAuthAttempt} from '../../src/verify/checks/auth.js'
 import {parseUpstreams} from '../../src/gateway/upstreams.js'
+import {renderUpstreams} from '../../src/render/gateway.js'
 import {judgeContainers} from '../../src/verify/checks/containers.js'
 import {expectedRedirects, redirectProblem} from '../../src/verify/checks/redirect.js'
 import {classifyRouteResponse, probePath} from '../../src/verify/checks/routes.js'
@@ -98,6 +99,29 @@ describe('containers', () => {
       'web_upstream leaves out running demo-web-3',
     ])
     expect(judgeContainers(manifest, healthy, undefined).problems).toEqual(['gateway/conf.d/upstreams.conf is missing'])
+  })
+
+  it('takes the service-name upstream init writes as listing exactly the running healthy replicas', async () => {
+    const fromInit = await renderUpstreams(manifest)
+    expect(parseUpstreams(fromInit)).toEqual({web_upstream: ['web']})
+    const verdict = judgeContainers(manifest, healthy, fromInit)
+    expect(verdict.problems).toEqual([])
+    expect(verdict.upstreams).toEqual({web_upstream: {listed: ['demo-web-1', 'demo-web-2'], running: ['demo-web-1', 'demo-web-2']}})
+
+    // A missing replica is still missing, by the container name `up` would give it.
+    const missing = judgeContainers(manifest, [healthy[0]!, healthy[2]!], fromInit)
+    expect(missing.problems).toEqual(['missing: demo-web-2 (run `create-gateway up`)'])
+    expect(missing.upstreams.web_upstream).toEqual({listed: ['demo-web-1'], running: ['demo-web-1']})
+
+    // An unhealthy or stopped one is named as such; the service name does not list it.
+    const unhealthy = judgeContainers(manifest, [healthy[0]!, container('demo-web-2', 'web', {health: 'unhealthy'}), healthy[2]!], fromInit)
+    expect(unhealthy.problems).toEqual(['demo-web-2 unhealthy'])
+    expect(unhealthy.upstreams.web_upstream).toEqual({listed: ['demo-web-1'], running: ['demo-web-1']})
+    const stopped = [healthy[0]!, container('demo-web-2', 'web', {running: false, status: 'exited', exitCode: 137, health: 'unhealthy'}), healthy[2]!]
+    expect(judgeContainers(manifest, stopped, fromInit).problems).toEqual(['demo-web-2 exited (exit code 137)'])
+
+    // Every replica down: nothing serves, whatever the file says.
+    expect(judgeContainers(manifest, [healthy[2]!], fromInit).problems).toEqual(['missing: demo-web-1, demo-web-2 (run `create-gateway up`)'])
   })
 })
 
