@@ -73,23 +73,25 @@ export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Pr
 }
 
 async function promptFor(option: InitOption, fallback: unknown, ask: Asker): Promise<unknown> {
+  // The table speaks in flags; at a prompt the flag name and "(repeatable)" mean nothing.
+  const message = option.summary.replace(/ \(repeatable\)/, '')
   const validate = (text: string): true | string => {
     try {
       option.parse(text)
       return true
     } catch (error) {
-      return (error as Error).message
+      return (error as Error).message.replace(/^--[\w-]+: /, '')
     }
   }
 
   if (option.prompt === 'select' && option.choices) {
-    return option.parse(await ask.select({message: option.summary, choices: option.choices, default: String(fallback)}))
+    return option.parse(await ask.select({message, choices: option.choices, default: String(fallback)}))
   }
 
   if (option.prompt === 'list') {
-    const text = await ask.input({message: `${option.summary} Comma-separated, empty for none:`, default: '', validate: (value) => (value.trim() === '' ? true : validate(value))})
+    const text = await ask.input({message: `${message} Comma-separated, empty for none:`, default: '', validate: (value) => (value.trim() === '' ? true : validate(value))})
     return option.parse(text)
   }
 
-  return option.parse(await ask.input({message: option.summary, default: fallback === undefined ? undefined : String(fallback), validate}))
+  return option.parse(await ask.input({message, default: fallback === undefined ? undefined : String(fallback), validate}))
 }

@@ -98,6 +98,12 @@ interface Load {
 }
 
 /**
+ * What autocannon(options) returns without a callback: the run's event emitter, made thenable with the
+ * result (autocannon/lib/init.js). @types/autocannon 7 declares only the Promise.
+ */
+type RunningLoad = autocannon.Instance & Promise<autocannon.Result>
+
+/**
  * A continuous load on /api/ (rate-limited route, kept below its 1000r/s): 8 keep-alive connections,
  * 250 requests/s in all, at most 10 minutes. Only to 127.0.0.1, with SNI and Host = the domain.
  */
@@ -124,7 +130,7 @@ function startLoad(): Load {
 
       return true
     },
-  } as autocannon.Options & {verifyBody: (body: string) => boolean})
+  } as autocannon.Options & {verifyBody: (body: string) => boolean}) as RunningLoad
   instance.on('response', (_client: unknown, status: number) => {
     if (status < 200 || status > 299) failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s [${phase}] HTTP ${status}`)
   })

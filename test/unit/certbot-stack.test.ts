@@ -20,9 +20,17 @@ import {buildManifest} from '../../src/manifest/options.js'
 import type {Manifest} from '../../src/manifest/schema.js'
 import {buildStackSpec} from '../../src/manifest/stack.js'
 import {composeObject} from '../../src/render/compose.js'
+import type {FilePlan} from '../../src/render/plan.js'
 import {renderProject} from '../../src/render/project.js'
 import {generateSecrets} from '../../src/render/secrets.js'
 import {tempDir} from '../helpers/cli.js'
+
+/** The text of a rendered file in the plan; fails if the plan lacks it or holds it as bytes. */
+function planText(plan: FilePlan, path: string): string {
+  const content = plan.find((file) => file.path === path)?.content
+  if (typeof content !== 'string') throw new Error(`${path}: expected a text file in the plan, got ${content === undefined ? 'no such file' : 'a Buffer'}`)
+  return content
+}
 
 function manifest(tls: Record<string, unknown> = {mode: 'certbot', email: 'ops@example.com'}, images: Record<string, string> = {}): Manifest {
   return parseManifest({
@@ -65,8 +73,8 @@ describe('the certbot service in the stack and the compose file', () => {
 
   it('keeps certbot/ out of git', async () => {
     const plan = await renderProject(manifest(), generateSecrets(manifest()))
-    expect(plan.find((file) => file.path === '.gitignore')!.content.split('\n')).toContain('certbot/')
-    expect(parse(plan.find((file) => file.path === 'docker-compose.yml')!.content).services.certbot.profiles).toEqual(['certbot'])
+    expect(planText(plan, '.gitignore').split('\n')).toContain('certbot/')
+    expect(parse(planText(plan, 'docker-compose.yml')).services.certbot.profiles).toEqual(['certbot'])
   })
 
   it('runs certbot as a Compose one-off container on the project network', () => {

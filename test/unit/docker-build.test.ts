@@ -119,7 +119,7 @@ describe('build context', () => {
       stream.on('end', next)
       stream.resume()
     })
-    const done = new Promise((resolve) => tar.on('finish', resolve))
+    const done = new Promise<void>((resolve) => tar.on('finish', () => resolve()))
     ;(await packBuildContext(dir)).pipe(tar)
     await done
     expect(names.filter((name) => name !== '.').sort()).toEqual(['.dockerignore', 'Dockerfile', 'app.py', 'docs', 'docs/keep.md', 'link.py', 'pkg', 'pkg/mod.py'])

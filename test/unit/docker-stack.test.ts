@@ -8,6 +8,7 @@ import {describeStatus, describeUp} from '../../src/docker/report.js'
 import {LABELS} from '../../src/docker/spec.js'
 import {downStack, stackStatus, upStack, type UpOptions} from '../../src/docker/stack.js'
 import {EngineUnavailableError, OperationError, UsageError} from '../../src/errors.js'
+import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
 import {testManifest, testProject} from '../helpers/stack-fixture.js'
 
@@ -94,7 +95,7 @@ describe('upStack against a fake engine', () => {
     engine.behaviour.set('demo-gateway-1', {
       startError: 'driver failed programming external connectivity on endpoint demo-gateway-1 (abc): Error starting userland proxy: listen tcp4 127.0.0.1:18443: bind: address already in use',
     })
-    const error = await upStack(dir, manifest, options()).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(upStack(dir, manifest, options()), OperationError)
     expect(error).toBeInstanceOf(OperationError)
     expect(error.message).toContain('Port 127.0.0.1:18443 (ports.https in gateway.yaml) is already in use')
     expect(error.message).toContain('Removed what this run created: 3 container(s) and network demo_default.')
@@ -113,7 +114,7 @@ describe('upStack against a fake engine', () => {
     const logs = Array.from({length: 80}, (_, index) => `log line ${index}`)
     engine.behaviour.set('demo-web-2', {exitCode: 3, logs})
     const clock = fakeClock()
-    const error = await upStack(dir, manifest, options({clock})).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(upStack(dir, manifest, options({clock})), OperationError)
     expect(error.message).toContain('demo-web-2 (web) exited with code 3 before becoming healthy')
     expect(error.message).toContain('Last 50 log lines of demo-web-2:')
     expect(error.message).toContain('  | log line 79')
@@ -127,7 +128,7 @@ describe('upStack against a fake engine', () => {
     const {engine, dir, manifest, options} = setup()
     engine.behaviour.set('demo-web-1', {exitAfterInspections: 1, exitCode: 3, logs: ['Traceback: ImportError: no module named foo']})
     engine.behaviour.set('demo-gateway-1', {health: 'unhealthy', logs: ['host not found in upstream "demo-web-1:8000"']})
-    const error = await upStack(dir, manifest, options()).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(upStack(dir, manifest, options()), OperationError)
     expect(error.message.split('\n')[0]).toBe('demo-web-1 (web) exited with code 3 before becoming healthy (and then: demo-gateway-1 (gateway) is unhealthy: its healthcheck keeps failing)')
     expect(error.message).toContain('| Traceback: ImportError: no module named foo')
     expect(engine.names()).toEqual([])
@@ -136,7 +137,7 @@ describe('upStack against a fake engine', () => {
   it('rolls back the containers created beside one that could not be', async () => {
     const {engine, dir, manifest, options} = setup()
     engine.addForeignContainer('demo-web-2')
-    const error = await upStack(dir, manifest, options()).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(upStack(dir, manifest, options()), OperationError)
     expect(error.message).toContain('A container named demo-web-2 already exists and does not belong to project demo')
     expect(error.message).toContain('Removed what this run created: 2 container(s) and network demo_default.')
     expect(engine.names()).toEqual(['demo-web-2'])
@@ -145,7 +146,7 @@ describe('upStack against a fake engine', () => {
   it('names the timeout when a container stays "starting"', async () => {
     const {engine, dir, manifest, options} = setup()
     engine.behaviour.set('demo-gateway-1', {health: 'starting', logs: ['nginx: [emerg] host not found in upstream']})
-    const error = await upStack(dir, manifest, options({timeoutMs: 5000})).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(upStack(dir, manifest, options({timeoutMs: 5000})), OperationError)
     expect(error.message).toContain('Timed out after 5000 ms waiting for demo-gateway-1 (gateway) to be healthy (last: state running, health starting)')
     expect(error.message).toContain('| nginx: [emerg] host not found in upstream')
     expect(engine.names()).toEqual([])
@@ -172,7 +173,7 @@ describe('upStack against a fake engine', () => {
     const engine = new FakeEngine(['create-gateway-offline/python:bookworm'])
     const manifest = testManifest()
     const dir = testProject(manifest)
-    const error = await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}}).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(upStack(dir, manifest, {engine, clock: fakeClock(), env: {}}), OperationError)
     expect(error.message).toMatch(/^Image create-gateway-offline\/nginx:bookworm \(gateway\) not found locally and the registry is unreachable/)
     expect(error.hint).toContain('--nginx-image')
     expect(engine.calls).toEqual(['pull create-gateway-offline/nginx:bookworm'])

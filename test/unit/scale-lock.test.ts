@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {acquireProjectLock, LOCK_FILE, ProjectBusyError, type LockOwner} from '../../src/util/lock.js'
+import {rejectionOf} from '../helpers/errors.js'
 import {tempDir} from '../helpers/cli.js'
 import {fakeClock} from '../helpers/fake-engine.js'
 
@@ -30,7 +31,7 @@ describe('acquireProjectLock', () => {
   it('says the project is busy, naming the holder, when its process runs', async () => {
     const dir = tempDir('cg-lock-')
     foreignLock(dir)
-    const error = await acquireProjectLock(dir, {command: 'scale web=1', isAlive: () => true}).catch((error_: unknown) => error_ as ProjectBusyError)
+    const error = await rejectionOf(acquireProjectLock(dir, {command: 'scale web=1', isAlive: () => true}), ProjectBusyError)
     expect(error).toBeInstanceOf(ProjectBusyError)
     expect(error.exitCode).toBe(1)
     expect(error.message).toBe(`The project is busy: \`scale web=3\` by pid ${OTHER_PID} since 2030-01-01T10:00:00.000Z`)

@@ -13,6 +13,7 @@ import {loadManifest, serializeManifest} from '../../src/manifest/load.js'
 import {replicaNames} from '../../src/manifest/stack.js'
 import {renderUpstreams} from '../../src/render/gateway.js'
 import {LOCK_FILE} from '../../src/util/lock.js'
+import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
 import {testManifest, testProject} from '../helpers/stack-fixture.js'
 
@@ -229,7 +230,7 @@ describe('scaleServices failures', () => {
     const {engine, dir, manifest, options} = await setup(1, 'replicas')
     const before = snapshot(dir)
     engine.testFailure = '2030/01/01 10:00:00 [emerg] 7#7: unexpected end of file, expecting "}" in /etc/nginx/conf.d/zz-broken.conf:2'
-    const error = await scaleServices(dir, manifest, {web: 2}, options()).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(scaleServices(dir, manifest, {web: 2}, options()), OperationError)
     expect(error).toBeInstanceOf(OperationError)
     expect(error.exitCode).toBe(1)
     expect(error.message).toContain('`nginx -t` in demo-gateway-1 rejected the configuration (exit code 1):')
@@ -248,7 +249,7 @@ describe('scaleServices failures', () => {
     const {engine, dir, manifest, options} = await setup(1, 'service')
     const before = snapshot(dir)
     engine.behaviour.set('demo-web-3', {health: 'unhealthy', logs: ['ImproperlyConfigured: SECRET_KEY must not be empty']})
-    const error = await scaleServices(dir, manifest, {web: 3}, options()).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(scaleServices(dir, manifest, {web: 3}, options()), OperationError)
     expect(error.message).toContain('demo-web-3 (web) is unhealthy')
     expect(error.message).toContain('| ImproperlyConfigured: SECRET_KEY must not be empty')
     expect(error.message).toContain('Removed the replica(s) this run created: demo-web-3, demo-web-2.')
@@ -262,7 +263,7 @@ describe('scaleServices failures', () => {
     const {engine, dir, manifest, options} = await setup(1, 'replicas')
     const before = snapshot(dir)
     engine.rejectReloads = 1
-    const error = await scaleServices(dir, manifest, {web: 2}, options({reloadTimeoutMs: 2_000})).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(scaleServices(dir, manifest, {web: 2}, options({reloadTimeoutMs: 2_000})), OperationError)
     expect(error.message).toContain('host not found in upstream "demo-web-9:8000"')
     expect(error.message).toContain('Restored the previous gateway/conf.d/upstreams.conf.')
     expect(error.message).toContain('Reloaded NGINX with it.')
@@ -278,7 +279,7 @@ describe('scaleServices failures', () => {
     const manifest = testManifest({services: {web: {kind: 'django', replicas: 1}}})
     const dir = testProject(manifest)
     writeFileSync(join(dir, 'gateway.yaml'), serializeManifest(manifest))
-    const error = await scaleServices(dir, manifest, {web: 2}, {engine, env: {}}).catch((error_: unknown) => error_ as OperationError)
+    const error = await rejectionOf(scaleServices(dir, manifest, {web: 2}, {engine, env: {}}), OperationError)
     expect(error.message).toBe('The stack of demo is not running: no running gateway container (demo-gateway-1)')
     expect(error.hint).toContain('--manifest-only web=2')
     expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).toBe(serializeManifest(manifest))
