@@ -158,7 +158,12 @@ describe('certbot mode against Pebble, validated through the gateway', () => {
 
     const up = await cli(['up', '--dir', dir, '--timeout', '150'])
     expect(up.status, `${up.stdout}\n${up.stderr}`).toBe(0)
-    const gateway = await engine.container(GATEWAY)
+    // `up` returns once the gateway's own healthcheck passes; the engine's first check may come later.
+    const gateway = await retryUntil(() => engine.container(GATEWAY), (state) => state?.health !== 'starting', {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      describe: 'the engine to finish the gateway\'s first healthcheck',
+    })
     expect(gateway?.health).toBe('healthy')
     // up starts no certbot container: the service is under a Compose profile.
     expect((await engine.containers({'com.docker.compose.project': NAME})).map((container) => container.name).sort()).toEqual([GATEWAY, `${NAME}-web-1`, `${NAME}-web-2`])
