@@ -35,7 +35,7 @@ Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every che
       dir: flags.dir,
       checks,
       caFile: flags['ca-file'],
-      onStart: flags.json ? undefined : (check) => this.logToStderr(`- ${check.id}: ${check.title.toLowerCase()}`),
+      onStart: flags.json ? undefined : (check) => this.logToStderr(`- checking ${check.id}: ${check.title.toLowerCase()}`),
     })
     this.log(flags.json ? renderJson(report) : renderTable(report, {width: process.stdout.isTTY ? process.stdout.columns : undefined}))
     if (!report.ok) this.exit(1)
