@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {describeDown} from '../docker/report.js'
 import {downStack} from '../docker/stack.js'
 import {loadManifest} from '../manifest/load.js'
+import {withProjectLock} from '../util/lock.js'
 import {BaseCommand, dirFlag} from './base.js'
 
 export default class Down extends BaseCommand {
@@ -23,7 +24,9 @@ export default class Down extends BaseCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(Down)
     const manifest = await loadManifest(flags.dir)
-    const result = await downStack(manifest, {volumes: flags.volumes, onProgress: (message) => this.logToStderr(`- ${message}`)})
+    const result = await withProjectLock(flags.dir, {command: 'down'}, () =>
+      downStack(manifest, {volumes: flags.volumes, onProgress: (message) => this.logToStderr(`- ${message}`)}),
+    )
     this.log(flags.json ? JSON.stringify(result, null, 2) : describeDown(result))
   }
 }

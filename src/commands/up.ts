@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {loadManifest} from '../manifest/load.js'
 import {describeUp} from '../docker/report.js'
 import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/stack.js'
+import {withProjectLock} from '../util/lock.js'
 import {BaseCommand, dirFlag} from './base.js'
 
 export default class Up extends BaseCommand {
@@ -24,10 +25,12 @@ export default class Up extends BaseCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(Up)
     const manifest = await loadManifest(flags.dir)
-    const result = await upStack(flags.dir, manifest, {
-      timeoutMs: flags.timeout * 1000,
-      onProgress: (message) => this.logToStderr(`- ${message}`),
-    })
+    const result = await withProjectLock(flags.dir, {command: 'up'}, () =>
+      upStack(flags.dir, manifest, {
+        timeoutMs: flags.timeout * 1000,
+        onProgress: (message) => this.logToStderr(`- ${message}`),
+      }),
+    )
     this.log(flags.json ? JSON.stringify(result, null, 2) : describeUp(result))
   }
 }

@@ -157,7 +157,7 @@ export async function acquireProjectLock(dir: string, options: LockOptions): Pro
       const waited = options.waitMs ? ` (waited ${Math.round(options.waitMs / 1000)} s)` : ''
       throw new ProjectBusyError(`The project is busy: ${describeOwner(found.owner)}${waited}`, {
         owner: found.owner,
-        hint: `Wait for it to finish${options.waitMs ? '' : ', or pass --wait SECONDS to queue behind it'}. If no such command runs, delete ${path}.`,
+        hint: `Wait for it to finish and run this again${options.waitMs ? '' : ' (`scale` can queue behind it with --wait SECONDS)'}. If no such command runs, delete ${path}.`,
       })
     }
 
@@ -179,4 +179,14 @@ export async function acquireProjectLock(dir: string, options: LockOptions): Pro
   }
 
   return {path, owner, release}
+}
+
+/** Run `work` holding the project lock, so `up`, `down` and `scale` never change one stack at once. */
+export async function withProjectLock<T>(dir: string, options: LockOptions, work: () => Promise<T>): Promise<T> {
+  const lock = await acquireProjectLock(dir, options)
+  try {
+    return await work()
+  } finally {
+    await lock.release()
+  }
 }

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {acquireProjectLock, LOCK_FILE, ProjectBusyError, type LockOwner} from '../../src/util/lock.js'
+import {acquireProjectLock, LOCK_FILE, ProjectBusyError, withProjectLock, type LockOwner} from '../../src/util/lock.js'
 import {rejectionOf} from '../helpers/errors.js'
 import {tempDir} from '../helpers/cli.js'
 import {fakeClock} from '../helpers/fake-engine.js'
@@ -96,5 +96,23 @@ describe('acquireProjectLock', () => {
     foreignLock(dir)
     await lock.release()
     expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))).toMatchObject({pid: OTHER_PID})
+  })
+})
+
+describe('withProjectLock', () => {
+  it('holds the lock while the work runs, releases it after, and makes a second holder wait or fail', async () => {
+    const dir = tempDir('cg-lock-')
+    let inside: unknown
+    const result = await withProjectLock(dir, {command: 'up'}, async () => {
+      inside = await rejectionOf(acquireProjectLock(dir, {command: 'down'}), ProjectBusyError)
+      return 42
+    })
+    expect(result).toBe(42)
+    expect((inside as ProjectBusyError).message).toMatch(/busy: `up`/)
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false)
+    await expect(withProjectLock(dir, {command: 'down'}, async () => {
+      throw new Error('boom')
+    })).rejects.toThrow('boom')
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false)
   })
 })
