@@ -66,7 +66,7 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
     })
 
     if (flags.json) {
-      this.log(JSON.stringify({dir: project.dir, dryRun: flags['dry-run'], manifest: project.manifest, files: [...project.written, ...project.certificates], credentials: {basicAuth: project.secrets.basicAuth, apiKeys: project.secrets.apiKeys, files: {basicAuth: PROJECT_PATHS.basicAuth, apiKeys: PROJECT_PATHS.apiKeys}}}, null, 2))
+      this.log(JSON.stringify({dir: project.dir, dryRun: flags['dry-run'], manifest: project.manifest, files: [...project.written, ...project.certificates], credentials: {basicAuth: project.secrets.basicAuth, apiKeys: project.secrets.apiKeys, jwtSecret: project.secrets.jwtSecret, files: {basicAuth: PROJECT_PATHS.basicAuth, apiKeys: PROJECT_PATHS.apiKeys, jwtSecret: PROJECT_PATHS.jwtSecret}}}, null, 2))
       return
     }
 

@@ -1,4 +1,4 @@
-import type {DjangoService, ExternalService, Manifest} from './schema.js'
+import type {AuthMode, DjangoService, ExternalService, Manifest} from './schema.js'
 
 /** Convenience views over a validated manifest, shared by render, docker and verify. */
 
@@ -41,6 +41,6 @@ export function secretKeyVariable(service: string): string {
   return `${service.toUpperCase().replace(/-/g, '_')}_SECRET_KEY`
 }
 
-export function usesAuth(manifest: Manifest, auth: 'basic' | 'api-key'): boolean {
+export function usesAuth(manifest: Manifest, auth: Exclude<AuthMode, 'none'>): boolean {
   return manifest.routes.some((route) => route.auth === auth)
 }

@@ -9,7 +9,7 @@ import {z} from 'zod'
 export const MANIFEST_VERSION = 1
 /** Upper bound for replicas of one service: one machine, 2+ cores; documented in the README. */
 export const MAX_REPLICAS = 10
-export const AUTH_MODES = ['none', 'basic', 'api-key'] as const
+export const AUTH_MODES = ['none', 'basic', 'api-key', 'jwt'] as const
 export const TLS_MODES = ['self-signed', 'certbot', 'off'] as const
 /** Names a service may not take: they are the gateway's own containers. */
 export const RESERVED_SERVICE_NAMES = ['gateway', 'certbot'] as const

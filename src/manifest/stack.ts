@@ -1,4 +1,4 @@
-import {djangoServices, gatewayContainerName, replicaName, secretKeyVariable} from './model.js'
+import {djangoServices, gatewayContainerName, replicaName, secretKeyVariable, usesAuth} from './model.js'
 import type {Manifest} from './schema.js'
 
 /**
@@ -74,6 +74,9 @@ export const GATEWAY_PATHS = {
   certs: '/etc/nginx/certs',
   htpasswd: '/etc/nginx/secrets/htpasswd',
   apiKeys: '/etc/nginx/secrets/api-keys.map',
+  jwtSecret: '/etc/nginx/secrets/jwt-secret.map',
+  /** njs scripts (jwt routes), loaded by the master with the config. */
+  njs: '/etc/nginx/njs',
   logs: '/var/log/nginx',
   acmeWebroot: '/var/www/acme',
 } as const
@@ -99,6 +102,11 @@ export const PROJECT_PATHS = {
   basicAuth: 'secrets/basic-auth.txt',
   apiKeys: 'secrets/api-keys.txt',
   apiKeysMap: 'secrets/api-keys.map',
+  /** HS256 key of the jwt routes: what token issuers sign with. */
+  jwtSecret: 'secrets/jwt-secret.txt',
+  /** The same key as NGINX reads it (a `map` default, see gateway/conf.d/maps.conf). */
+  jwtSecretMap: 'secrets/jwt-secret.map',
+  njs: 'gateway/njs',
   logs: 'logs',
   acmeWebroot: 'acme-webroot',
   /** certbot's state: account key, issued certificates (live/, archive/), renewal config. Never commit it. */
@@ -165,6 +173,14 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
       {source: PROJECT_PATHS.certs, target: GATEWAY_PATHS.certs, readOnly: true},
       {source: PROJECT_PATHS.htpasswd, target: GATEWAY_PATHS.htpasswd, readOnly: true},
       {source: PROJECT_PATHS.apiKeysMap, target: GATEWAY_PATHS.apiKeys, readOnly: true},
+      // Only with a jwt route, so other projects' stacks (and compose files) stay as they were. A folder
+      // for the script, like conf.d: a re-render replaces the file by atomic rename.
+      ...(usesAuth(manifest, 'jwt')
+        ? [
+            {source: PROJECT_PATHS.jwtSecretMap, target: GATEWAY_PATHS.jwtSecret, readOnly: true},
+            {source: PROJECT_PATHS.njs, target: GATEWAY_PATHS.njs, readOnly: true},
+          ]
+        : []),
       {source: PROJECT_PATHS.acmeWebroot, target: GATEWAY_PATHS.acmeWebroot, readOnly: true},
       {source: PROJECT_PATHS.logs, target: GATEWAY_PATHS.logs, readOnly: false},
     ],

@@ -22,6 +22,9 @@ export const MOZILLA_INTERMEDIATE_CIPHERS =
 /** Upstream health and pooling, shared by every Django upstream. */
 export const UPSTREAM_SERVER_PARAMS = 'max_fails=3 fail_timeout=10s'
 
+/** Clock skew a jwt route tolerates on `exp` and `nbf` (templates/gateway/njs/jwt.js.ejs). */
+export const JWT_LEEWAY_SECONDS = 30
+
 /** Snippets live in a sub-folder so the `conf.d/*.conf` glob of nginx.conf does not load them at http level. */
 const SNIPPETS = `${GATEWAY_PATHS.confd}/snippets`
 
@@ -157,6 +160,8 @@ export function gatewayView(manifest: Manifest) {
     apiKey: usesAuth(manifest, 'api-key'),
     // A 401 from the API-key check gets its own JSON body unless the rate-limit status is 401 too.
     apiKeyErrorPage: usesAuth(manifest, 'api-key') && rateLimit.status !== 401,
+    jwt: usesAuth(manifest, 'jwt'),
+    jwtErrorPage: usesAuth(manifest, 'jwt') && rateLimit.status !== 401,
     errors,
   }
 }
@@ -195,5 +200,6 @@ export async function renderGateway(manifest: Manifest): Promise<PlannedFile[]> 
   }
 
   files.push({path: PROJECT_PATHS.upstreams, content: await renderUpstreams(manifest)})
+  if (view.jwt) files.push({path: `${PROJECT_PATHS.njs}/jwt.js`, content: await renderTemplate('gateway/njs/jwt.js.ejs', {leewaySeconds: JWT_LEEWAY_SECONDS})})
   return files
 }

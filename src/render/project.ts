@@ -4,9 +4,10 @@ import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {renderCompose} from './compose.js'
 import {renderDjangoService} from './django.js'
-import {renderGateway} from './gateway.js'
+import {JWT_LEEWAY_SECONDS, renderGateway} from './gateway.js'
 import {renderTemplate, type FilePlan} from './plan.js'
 import {renderSecretFiles, type ProjectSecrets} from './secrets.js'
+import {MINT_ONE_LINER, MINT_PYTHON_ONE_LINER} from './summary.js'
 
 /**
  * manifest + secrets -> every file of the project except certificates (those come from certs/, which
@@ -24,6 +25,10 @@ export async function renderProject(manifest: Manifest, secrets: ProjectSecrets)
         django: djangoServices(manifest),
         basicAuth: usesAuth(manifest, 'basic'),
         apiKey: usesAuth(manifest, 'api-key'),
+        jwt: usesAuth(manifest, 'jwt'),
+        mintOneLiner: MINT_ONE_LINER,
+        mintPython: MINT_PYTHON_ONE_LINER,
+        jwtLeewaySeconds: JWT_LEEWAY_SECONDS,
         paths: PROJECT_PATHS,
       }),
     },

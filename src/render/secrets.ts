@@ -4,6 +4,7 @@ import {join} from 'node:path'
 import {parseEnv} from 'node:util'
 import {encrypt} from 'unixcrypt'
 
+import {UsageError} from '../errors.js'
 import {djangoServices, secretKeyVariable} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
@@ -18,7 +19,15 @@ export interface ProjectSecrets {
   secretKeys: Record<string, string>
   basicAuth: {user: string; password: string}
   apiKeys: string[]
+  /** HS256 key of the jwt routes, used as its UTF-8 bytes (as JWT libraries take a string secret). */
+  jwtSecret: string
 }
+
+/**
+ * What a JWT secret may hold: it lands inside a double-quoted NGINX string, where `"`, `\`, `$` and
+ * whitespace would change the config's meaning. base64url (what we generate) and standard base64 pass.
+ */
+export const JWT_SECRET_PATTERN = /^[A-Za-z0-9._~+/=-]{32,512}$/
 
 const SALT_ALPHABET = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
 
@@ -31,6 +40,8 @@ export function generateSecrets(manifest: Manifest): ProjectSecrets {
     secretKeys: Object.fromEntries(djangoServices(manifest).map((service) => [service.name, randomToken(48)])),
     basicAuth: {user: 'gateway', password: randomToken(18)},
     apiKeys: [randomToken(32)],
+    // 256 bits: RFC 7518 section 3.2 wants an HS256 key at least as long as the hash output.
+    jwtSecret: randomToken(32),
   }
 }
 
@@ -75,6 +86,19 @@ export async function loadSecrets(dir: string, manifest: Manifest): Promise<Proj
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'))
   if (keys && keys.length > 0) fresh.apiKeys = keys
+
+  const jwtSecret = (await readOptional(join(dir, PROJECT_PATHS.jwtSecret)))?.trim()
+  if (jwtSecret) {
+    // A hand-edited secret that NGINX could not hold is an error, not a reason to rotate it silently.
+    if (!JWT_SECRET_PATTERN.test(jwtSecret)) {
+      throw new UsageError(`${PROJECT_PATHS.jwtSecret}: the JWT secret must be 32 to 512 characters of base64 or base64url`, {
+        hint: `Fix the file, or delete it to have a new secret generated (tokens signed with the old one stop working).`,
+      })
+    }
+
+    fresh.jwtSecret = jwtSecret
+  }
+
   return fresh
 }
 
@@ -95,5 +119,10 @@ export function renderSecretFiles(manifest: Manifest, secrets: ProjectSecrets): 
     {path: PROJECT_PATHS.apiKeys, content: `# API keys accepted in the X-API-Key header, one per line.\n${keys.join('\n')}\n`, mode: 0o600},
     // Read by the NGINX master (root) when it loads the config: `map $http_x_api_key` entries.
     {path: PROJECT_PATHS.apiKeysMap, content: keys.map((key) => `"${key}" 1;`).join('\n') + '\n', mode: 0o600},
+    {path: PROJECT_PATHS.jwtSecret, content: `${secrets.jwtSecret}\n`, mode: 0o600},
+    // The body of `map "" $jwt_secret { ... }` (gateway/conf.d/maps.conf). njs checks tokens in the
+    // unprivileged worker, which cannot open a 0600 root-owned file at request time; the master (root)
+    // reads this one when it loads the config, and the worker gets the key as the $jwt_secret variable.
+    {path: PROJECT_PATHS.jwtSecretMap, content: `default "${secrets.jwtSecret}";\n`, mode: 0o600},
   ]
 }

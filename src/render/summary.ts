@@ -4,6 +4,17 @@ import {usesAuth} from '../manifest/model.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import type {CreatedProject} from './create-project.js'
 
+/**
+ * Node code that prints an HS256 token valid for an hour, signed with the key given as its argument.
+ * Single quotes only: the line init prints wraps it in double quotes.
+ */
+export const MINT_ONE_LINER =
+  "const c=require('crypto'),k=process.argv[1],b=(o)=>Buffer.from(JSON.stringify(o)).toString('base64url'),n=Math.floor(Date.now()/1000),u=b({alg:'HS256',typ:'JWT'})+'.'+b({sub:'me',iat:n,exp:n+3600});console.log(u+'.'+c.createHmac('sha256',k).update(u).digest('base64url'))"
+
+/** The same in Python, standard library only. Double quotes only: the README wraps it in single quotes. */
+export const MINT_PYTHON_ONE_LINER =
+  'import base64,hashlib,hmac,json,sys,time; e=lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode(); j=lambda o: e(json.dumps(o).encode()); n=int(time.time()); u=j({"alg":"HS256","typ":"JWT"})+"."+j({"sub":"me","iat":n,"exp":n+3600}); print(u+"."+e(hmac.new(sys.argv[1].encode(),u.encode(),hashlib.sha256).digest()))'
+
 /** What init prints: where things went, the credentials (once), and the next command. */
 export function describeProject(project: CreatedProject, options: {dryRun?: boolean} = {}): string {
   const {manifest, secrets} = project
@@ -18,10 +29,17 @@ export function describeProject(project: CreatedProject, options: {dryRun?: bool
   const where = relativeDir === '' ? '.' : relativeDir.startsWith('..') ? project.dir : relativeDir
   lines.push(`Created ${manifest.name} in ${project.dir} (${files.length} files).`, '', 'Routes:')
   for (const route of manifest.routes) lines.push(`  ${route.path.padEnd(20)} -> ${route.service}${route.auth === 'none' ? '' : ` (${route.auth})`}`)
-  if (usesAuth(manifest, 'basic') || usesAuth(manifest, 'api-key')) {
+  if (usesAuth(manifest, 'basic') || usesAuth(manifest, 'api-key') || usesAuth(manifest, 'jwt')) {
     lines.push('', 'Credentials (shown once; kept in secrets/, mode 0600):')
     if (usesAuth(manifest, 'basic')) lines.push(`  basic auth  ${secrets.basicAuth.user}:${secrets.basicAuth.password}   (${PROJECT_PATHS.basicAuth})`)
     if (usesAuth(manifest, 'api-key')) lines.push(`  X-API-Key   ${secrets.apiKeys[0]}   (${PROJECT_PATHS.apiKeys})`)
+    // The key itself stays in its file: tokens are minted from it, not typed.
+    if (usesAuth(manifest, 'jwt')) {
+      lines.push(
+        `  JWT         HS256 key in ${PROJECT_PATHS.jwtSecret}; send \`Authorization: Bearer <token>\` (exp required). Mint a token:`,
+        `              node -e "${MINT_ONE_LINER}" "$(cat ${PROJECT_PATHS.jwtSecret})"`,
+      )
+    }
   }
 
   const scheme = manifest.tls.mode === 'off' ? 'http' : 'https'

@@ -5,6 +5,7 @@ import {isIP} from 'node:net'
 import type {AuthMode, Manifest} from '../manifest/schema.js'
 import type {ProjectSecrets} from '../render/secrets.js'
 import {retryUntil, systemClock, WaitTimeoutError, type Clock} from '../util/retry.js'
+import {verifyToken} from './jwt.js'
 import {ratePerSecond} from './rate.js'
 
 /**
@@ -24,7 +25,8 @@ export const API_KEY_HEADER = 'x-api-key'
 /** Header the gateway puts on responses it generates itself (rate limited, upstream down...). */
 export const GATEWAY_ERROR_HEADER = 'x-gateway-error'
 
-export type Credentials = 'none' | 'valid' | 'wrong'
+/** `expired`: a jwt route's token with a good signature whose `exp` has passed (other modes: as `wrong`). */
+export type Credentials = 'none' | 'valid' | 'wrong' | 'expired'
 
 export interface GatewayRequest {
   scheme: 'http' | 'https'
@@ -73,8 +75,9 @@ export function basicAuthorization(user: string, password: string): string {
 }
 
 /** Headers that present the project's own (or deliberately wrong) credentials for a route's auth mode. */
-export function credentialHeaders(auth: AuthMode, credentials: Credentials, secrets: ProjectSecrets, wrongToken: string): Record<string, string> {
+export function credentialHeaders(auth: AuthMode, credentials: Credentials, secrets: ProjectSecrets, wrongToken: string, nowMs = Date.now()): Record<string, string> {
   if (auth === 'none' || credentials === 'none') return {}
+  if (auth === 'jwt') return {authorization: `Bearer ${verifyToken(secrets.jwtSecret, credentials, nowMs, wrongToken)}`}
   if (auth === 'basic') {
     const password = credentials === 'valid' ? secrets.basicAuth.password : `wrong-${wrongToken}`
     return {authorization: basicAuthorization(secrets.basicAuth.user, password)}
@@ -169,7 +172,7 @@ export class GatewayClient {
       'x-request-id': requestId,
       'user-agent': 'create-gateway-verify',
       accept: 'application/json',
-      ...credentialHeaders(auth, credentials, this.secrets, this.runId),
+      ...credentialHeaders(auth, credentials, this.secrets, this.runId, this.clock.now()),
       ...request.headers,
     }
     const timeoutMs = request.timeoutMs ?? REQUEST_TIMEOUT_MS

@@ -105,7 +105,7 @@ beforeAll(async () => {
   // no request leaves this machine.
   const init = await cli(
     ['init', dir, '--yes', '--name', NAME, '--domain', DOMAIN, '--http-port', String(http), '--https-port', String(https),
-      '--external', `payment=http://${NAME}-web-1:8000`, '--route', '/payment/=payment:api-key',
+      '--external', `payment=http://${NAME}-web-1:8000`, '--route', '/payment/=payment:api-key', '--route', '/private/=web:jwt',
       '--python-image', OFFLINE_IMAGES.python, '--nginx-image', OFFLINE_IMAGES.nginx],
     60_000,
   )
@@ -135,6 +135,19 @@ describe('verify on a fresh stack', () => {
     expect(rate.accepted).toBeGreaterThanOrEqual(rate.expected.min)
     expect(rate.accepted).toBeLessThanOrEqual(rate.expected.max)
     expect(rate.status).toBe(503)
+
+    // The jwt route: no token, a wrongly signed one and an expired one refused, verify's own accepted.
+    const auth = check(run, 'auth').data as {routes: Array<{path: string; auth: string; attempts: Array<{credentials: string; status: number; ok: boolean}>}>}
+    expect(auth.routes.find((route) => route.path === '/private/')).toEqual({
+      path: '/private/',
+      auth: 'jwt',
+      attempts: [
+        {credentials: 'none', status: 401, ok: true},
+        {credentials: 'wrong', status: 401, ok: true},
+        {credentials: 'expired', status: 401, ok: true},
+        {credentials: 'valid', status: 200, ok: true},
+      ],
+    })
 
     const balance = check(run, 'balance').data as {services: Array<{service: string; hostnames: Record<string, number>}>}
     expect(Object.keys(balance.services[0]!.hostnames)).toHaveLength(2)

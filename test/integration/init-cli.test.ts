@@ -34,7 +34,7 @@ describe('create-gateway init (the built CLI)', () => {
       expect(existsSync(join(dir, file)), file).toBe(true)
     }
 
-    for (const secret of ['.env', 'secrets/basic-auth.txt', 'secrets/api-keys.txt', 'secrets/api-keys.map', 'certs/privkey.pem']) expect(mode(join(dir, secret)), secret).toBe(0o600)
+    for (const secret of ['.env', 'secrets/basic-auth.txt', 'secrets/api-keys.txt', 'secrets/api-keys.map', 'secrets/jwt-secret.txt', 'secrets/jwt-secret.map', 'certs/privkey.pem']) expect(mode(join(dir, secret)), secret).toBe(0o600)
     const ignored = readFileSync(join(dir, '.gitignore'), 'utf8')
     for (const entry of ['.env', 'secrets/', 'certs/']) expect(ignored).toContain(entry)
     expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).not.toMatch(/SECRET|password/i)
@@ -48,13 +48,14 @@ describe('create-gateway init (the built CLI)', () => {
 
   it('the compose file passes a real `docker-compose config`', () => {
     const dir = join(tempDir(), 'compose-check')
-    expect(runCli(['init', dir, '--yes', '--service', 'student-api', '--external', 'payment=https://payment.example.com', '--route', '/payment/=payment:api-key']).status).toBe(0)
+    expect(runCli(['init', dir, '--yes', '--service', 'student-api', '--external', 'payment=https://payment.example.com', '--route', '/payment/=payment:api-key', '--route', '/private/=web:jwt']).status).toBe(0)
     const config = spawnSync('docker-compose', ['config'], {cwd: dir, encoding: 'utf8'})
     expect(config.status, config.stderr).toBe(0)
     const resolved = parse(config.stdout)
     expect(Object.keys(resolved.services).sort()).toEqual(['gateway', 'student-api', 'web'])
     expect(resolved.services.gateway.depends_on).toEqual({'student-api': {condition: 'service_healthy'}, web: {condition: 'service_healthy'}})
     expect(resolved.services.gateway.ports).toEqual(['127.0.0.1:8080:80/tcp', '127.0.0.1:8443:443/tcp'])
+    expect(JSON.stringify(resolved.services.gateway.volumes)).toMatch(/gateway\/njs:\/etc\/nginx\/njs:ro/)
     // The SECRET_KEY reference is interpolated from .env by Compose itself.
     expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toMatch(/^\S{40,}$/)
     expect(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')).not.toMatch(/^version:/m)
@@ -100,12 +101,15 @@ describe('create-gateway init (the built CLI)', () => {
     expect(runCli(['init', dir, '--yes', '--force']).status).toBe(0)
     const env = readFileSync(join(dir, '.env'), 'utf8')
     const password = readFileSync(join(dir, 'secrets/basic-auth.txt'), 'utf8')
+    const jwtSecret = readFileSync(join(dir, 'secrets/jwt-secret.txt'), 'utf8')
     const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
     writeFileSync(join(dir, 'gateway/nginx.conf'), '# edited')
     expect(runCli(['init', dir, '--yes', '--force', '--rate', '5r/s']).status).toBe(0)
     expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine')
     expect(readFileSync(join(dir, '.env'), 'utf8')).toBe(env)
     expect(readFileSync(join(dir, 'secrets/basic-auth.txt'), 'utf8')).toBe(password)
+    expect(readFileSync(join(dir, 'secrets/jwt-secret.txt'), 'utf8')).toBe(jwtSecret)
+    expect(readFileSync(join(dir, 'secrets/jwt-secret.map'), 'utf8')).toBe(`default "${jwtSecret.trim()}";\n`)
     expect(readFileSync(join(dir, 'certs/ca.pem'), 'utf8')).toBe(ca)
     expect(readFileSync(join(dir, 'gateway/nginx.conf'), 'utf8')).not.toBe('# edited')
     expect(parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).rateLimit.rate).toBe('5r/s')

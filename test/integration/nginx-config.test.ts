@@ -11,6 +11,7 @@ import {parseManifest} from '../../src/manifest/load.js'
 import type {Manifest, ManifestInput} from '../../src/manifest/schema.js'
 import {replicaNames} from '../../src/manifest/stack.js'
 import {renderGateway, renderUpstreams} from '../../src/render/gateway.js'
+import {signJwt} from '../../src/verify/jwt.js'
 
 /**
  * The rendered gateway config, run by the host's NGINX (Debian's 1.22, as in the offline image).
@@ -30,6 +31,7 @@ const NGINX = '/usr/sbin/nginx'
 const API_KEY = 'q3Zx-Wd_8fKpL0aYt7RbNc2HsVe9GmUj4oXiE1lTr6A'
 const BASIC_USER = 'alice'
 const BASIC_PASSWORD = 'wonderland-42'
+const JWT_SECRET = 'Hs256-test-key_0123456789abcdefghijklmnopqrstu'
 
 function namespacesWork(): boolean {
   // /etc/host.conf must exist to be bind-mounted over.
@@ -105,6 +107,8 @@ async function buildTree(manifest: Manifest): Promise<Tree> {
   const {stdout: hash} = await run('openssl', ['passwd', '-6', BASIC_PASSWORD])
   await put(join(etc, 'secrets/htpasswd'), `${BASIC_USER}:${hash.trim()}\n`, 0o644)
   await put(join(etc, 'secrets/api-keys.map'), `"${API_KEY}" 1;\n`, 0o600)
+  // 0600 and root's, as in a project: only the master reads it; njs in the workers gets $jwt_secret.
+  await put(join(etc, 'secrets/jwt-secret.map'), `default "${JWT_SECRET}";\n`, 0o600)
 
   const replicas: Replica[] = []
   let next = 2
@@ -177,9 +181,18 @@ const projects: Record<string, ManifestInput> = {
       {path: '/payment/', service: 'payment', auth: 'api-key'},
       {path: '/secure/', service: 'web', auth: 'basic', rateLimit: {rate: '1r/s', burst: 3}},
       {path: '/v1.0/', service: 'web'},
+      {path: '/private/', service: 'student-api', auth: 'jwt'},
     ],
   },
   'tls off': {version: 1, name: 'plain', domain: 'plain.localhost', tls: {mode: 'off'}, services: {web: {kind: 'django'}}, routes: [{path: '/', service: 'web', auth: 'basic'}]},
+  'jwt only, limit status 401': {
+    version: 1,
+    name: 'tokens',
+    domain: 'api.localhost',
+    rateLimit: {status: 401},
+    services: {web: {kind: 'django'}},
+    routes: [{path: '/', service: 'web', auth: 'jwt'}],
+  },
 }
 
 describe.skipIf(!canRun)('nginx -t on rendered configs (host nginx 1.22)', () => {
@@ -318,6 +331,8 @@ const live: ManifestInput = {
     {path: '/api/', service: 'api', auth: 'api-key'},
     // One request a minute, no burst: the second request in a test must be refused.
     {path: '/api2/', service: 'api', auth: 'api-key', rateLimit: {rate: '1r/m', burst: 0}},
+    {path: '/private/', service: 'api', auth: 'jwt'},
+    {path: '/private2/', service: 'api', auth: 'jwt', rateLimit: {rate: '1r/m', burst: 0}},
     {path: '/payment/', service: 'payment'},
     {path: '/ghost/', service: 'ghost'},
   ],
@@ -501,6 +516,52 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     expect(second.headers['x-gateway-error']).toBe('rate-limited')
     expect(second.headers['strict-transport-security']).toBe('max-age=63072000')
     expect(JSON.parse(second.body)).toEqual({error: 'rate limit exceeded', request_id: 'verify-limit-2'})
+  })
+
+  it('asks for a bearer JWT on /private/: signature, exp and nbf checked by njs', async () => {
+    const now = Math.floor(Date.now() / 1000)
+    const bearer = (token: string) => ['-H', `Authorization: Bearer ${token}`]
+    const refusedWith = async (args: string[]) => (await curl([...args, 'https://api.localhost/private/things/'])).status
+
+    const missing = await curl(['https://api.localhost/private/things/'])
+    expect(missing.status).toBe(401)
+    expect(missing.headers['www-authenticate']).toBe('Bearer')
+    expect(missing.headers['x-gateway-error']).toBe('unauthorized')
+    expect(missing.headers['content-type']).toBe('application/json')
+    expect(JSON.parse(missing.body)).toMatchObject({error: 'missing or invalid bearer token'})
+
+    expect(await refusedWith(bearer(signJwt('another-key-0123456789abcdefghijklmnop', {exp: now + 300})))).toBe(401)
+    expect(await refusedWith(bearer(signJwt(JWT_SECRET, {exp: now - 3600})))).toBe(401)
+    expect(await refusedWith(bearer(signJwt(JWT_SECRET, {sub: 'no-exp'} as never)))).toBe(401)
+    expect(await refusedWith(bearer(signJwt(JWT_SECRET, {exp: now + 600, nbf: now + 300})))).toBe(401)
+    expect(await refusedWith(['-H', 'Authorization: Basic Zm9vOmJhcg=='])).toBe(401)
+    // alg "none" with the signature dropped, and a good token with its payload swapped.
+    const good = signJwt(JWT_SECRET, {sub: 'alice', exp: now + 300})
+    const [, payload] = good.split('.')
+    const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${payload}.`
+    expect(await refusedWith(bearer(none))).toBe(401)
+    const forged = good.replace(payload!, Buffer.from(`{"sub":"root","exp":${now + 300}}`).toString('base64url'))
+    expect(await refusedWith(bearer(forged))).toBe(401)
+
+    const accepted = await curl([...bearer(good), '-X', 'POST', '-d', 'a=1', 'https://api.localhost/private/things/'])
+    expect(accepted.status).toBe(200)
+    expect(accepted.headers['x-gateway-upstream']).toBe('api')
+    expect(echoOf(accepted)).toMatchObject({name: 'my-api-api-1', method: 'POST', url: '/private/things/', body: 'a=1'})
+    expect(echoOf(accepted).headers.authorization).toBeUndefined()
+
+    // Within the leeway: exp 10 s ago, nbf 10 s ahead. Scheme in lower case.
+    expect((await curl(['-H', `Authorization: bearer ${signJwt(JWT_SECRET, {exp: now - 10, nbf: now + 10})}`, 'https://api.localhost/private/'])).status).toBe(200)
+  })
+
+  it('counts requests refused for a missing bearer token in the rate limit', async () => {
+    // /private2/ allows 1 request a minute: the refused first one must use it up, as for /api2/.
+    const first = await curl(['-H', 'X-Request-ID: verify-jwt-limit-1', 'https://api.localhost/private2/'])
+    expect(first.status).toBe(401)
+    const token = signJwt(JWT_SECRET, {exp: Math.floor(Date.now() / 1000) + 300})
+    const second = await curl(['-H', `Authorization: Bearer ${token}`, '-H', 'X-Request-ID: verify-jwt-limit-2', 'https://api.localhost/private2/'])
+    expect(second.status).toBe(503)
+    expect(second.headers['x-gateway-error']).toBe('rate-limited')
+    expect(JSON.parse(second.body)).toEqual({error: 'rate limit exceeded', request_id: 'verify-jwt-limit-2'})
   })
 
   it('reaches an HTTPS external service, resolved at request time, with the prefix stripped', async () => {

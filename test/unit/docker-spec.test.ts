@@ -114,6 +114,14 @@ describe('container definitions', () => {
     expect(gateway.options.StopTimeout).toBe(15)
   })
 
+  it('mounts the njs script and the JWT key map read-only only when a route uses jwt', () => {
+    const binds = (manifest = testManifest()) => desired({}, manifest).find((container) => container.service === 'gateway')!.options.HostConfig?.Binds ?? []
+    expect(binds().some((bind) => /jwt|njs/.test(bind))).toBe(false)
+    const jwt = binds(testManifest({routes: [{path: '/', service: 'web', auth: 'jwt'}]}))
+    expect(jwt).toContain('/srv/demo/secrets/jwt-secret.map:/etc/nginx/secrets/jwt-secret.map:ro')
+    expect(jwt).toContain('/srv/demo/gateway/njs:/etc/nginx/njs:ro')
+  })
+
   it('hashes the same configuration the same way, whatever the run id', () => {
     expect(desired({runId: 'a'}).map((c) => c.hash)).toEqual(desired({runId: 'b'}).map((c) => c.hash))
     expect(desired().map((c) => c.hash)).toEqual(desired().map((c) => c.hash))

@@ -218,6 +218,51 @@ describe('renderGateway', () => {
     expect(route(conf, '/')).not.toContain('auth_')
   })
 
+  it('checks jwt routes with njs behind auth_request, after the rate limiter', async () => {
+    const files = await render({routes: [...base.routes, {path: '/private/', service: 'api', auth: 'jwt'}]})
+    const conf = files['gateway/conf.d/gateway.conf']!
+    const jwt = route(conf, '/private/')
+    expect(jwt).toContain('auth_request /_gateway/jwt;')
+    expect(jwt).not.toMatch(/^\s*(if|return)\b/m)
+    expect(jwt).toContain('error_page 401 @jwt_required;')
+    expect(jwt).toContain('proxy_set_header Authorization "";')
+    const check = block(conf, 'location = /_gateway/jwt')
+    expect(check).toContain('internal;')
+    expect(check).toContain('js_content jwt.verify;')
+    const refused = block(conf, 'location @jwt_required')
+    expect(refused).toContain('add_header WWW-Authenticate Bearer always;')
+    expect(refused).toContain(`return 401 '{"error":"missing or invalid bearer token"`)
+
+    const nginx = files['gateway/nginx.conf']!
+    expect(nginx).toMatch(/^load_module modules\/ngx_http_js_module\.so;$/m)
+    // load_module belongs to the main context: before events {} and http {}.
+    expect(nginx.indexOf('load_module')).toBeLessThan(nginx.indexOf('events {'))
+    expect(block(nginx, 'http')).toContain('js_import jwt from /etc/nginx/njs/jwt.js;')
+    expect(block(files['gateway/conf.d/maps.conf']!, 'map "" $jwt_secret')).toContain('include /etc/nginx/secrets/jwt-secret.map;')
+
+    const script = files['gateway/njs/jwt.js']!
+    expect(script).toContain("require('crypto')")
+    expect(script).toContain("createHmac('sha256', key)")
+    expect(script).toContain('var LEEWAY_SECONDS = 30;')
+    expect(script).toContain('export default {verify};')
+    expect(route(conf, '/api2/')).not.toContain('jwt')
+  })
+
+  it('loads njs only when some route uses jwt', async () => {
+    const files = await render()
+    expect(files['gateway/nginx.conf']).not.toMatch(/load_module|js_import/)
+    expect(files['gateway/conf.d/maps.conf']).not.toContain('jwt')
+    expect(files['gateway/conf.d/gateway.conf']).not.toContain('jwt')
+    expect(files['gateway/njs/jwt.js']).toBeUndefined()
+  })
+
+  it('keeps the WWW-Authenticate of the jwt check when the rate-limit status is 401 too', async () => {
+    const files = await render({rateLimit: {status: 401}, routes: [{path: '/', service: 'web', auth: 'jwt'}]})
+    const conf = files['gateway/conf.d/gateway.conf']!
+    expect(conf).not.toContain('@jwt_required')
+    expect(files['gateway/njs/jwt.js']).toContain("r.headersOut['WWW-Authenticate'] = 'Bearer';")
+  })
+
   it('leaves the api-key map out when no route uses it', async () => {
     const files = await render({routes: [{path: '/', service: 'web'}]})
     expect(files['gateway/conf.d/maps.conf']).not.toContain('api_key')

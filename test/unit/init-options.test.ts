@@ -20,6 +20,11 @@ describe('init options', () => {
     expect(manifest.tls.mode).toBe('self-signed')
   })
 
+  it('takes jwt as a route auth mode', async () => {
+    const manifest = buildManifest(await defaults({route: ['/private/=web:jwt']}))
+    expect(manifest.routes).toContainEqual({path: '/private/', service: 'web', auth: 'jwt'})
+  })
+
   it('gives each extra service and external a /NAME/ route unless --route says otherwise', async () => {
     const manifest = buildManifest(
       await defaults({service: ['live-reading', 'student-api'], external: ['payment=https://pay.example.com'], route: ['/pay/=payment:api-key', '/secure/=student-api:basic']}),
@@ -46,7 +51,7 @@ describe('init options', () => {
     [{external: ['payment=ftp://x.example.com']}, /^--external \(services\.payment\.url\): must use http/],
     [{external: ['payment']}, /^--external: must be NAME=URL/],
     [{route: ['/x/=nope']}, /^--route \(routes\[2\]\.service\): no service named "nope"/],
-    [{route: ['/x/=web:oauth']}, /^--route: auth must be one of/],
+    [{route: ['/x/=web:oauth']}, /^--route: auth must be one of none, basic, api-key, jwt \(got "\/x\/=web:oauth"\)/],
     [{route: ['/=web', '/=web']}, /^--route \(routes\[\d\]\.path\): duplicate path/],
     [{'http-port': '8443'}, /^--https-port \(ports\.https\): http and https must be different ports/],
     [{service: ['Web2']}, /^--service: must be DNS-safe/],

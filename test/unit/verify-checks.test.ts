@@ -1,9 +1,10 @@
+import {createHmac} from 'node:crypto'
 import type {IncomingHttpHeaders} from 'node:http'
 import {describe, expect, it} from 'vitest'
 
 import type {ContainerState} from '../../src/docker/engine.js'
 import {parseManifest} from '../../src/manifest/load.js'
-import {judgeAuthAttempt} from '../../src/verify/checks/auth.js'
+import {authAttempts, judgeAuthAttempt} from '../../src/verify/checks/auth.js'
 import {parseUpstreams} from '../../src/gateway/upstreams.js'
 import {renderUpstreams} from '../../src/render/gateway.js'
 import {judgeContainers} from '../../src/verify/checks/containers.js'
@@ -25,7 +26,7 @@ const manifest = parseManifest({
   ],
 })
 const [root, secure, payment] = manifest.routes as [typeof manifest.routes[0], typeof manifest.routes[0], typeof manifest.routes[0]]
-const secrets = {secretKeys: {}, basicAuth: {user: 'gateway', password: 's3cret'}, apiKeys: ['key-1']}
+const secrets = {secretKeys: {}, basicAuth: {user: 'gateway', password: 's3cret'}, apiKeys: ['key-1'], jwtSecret: 'jwt-key-0123456789-abcdefghij-ABCDEFGHIJ'}
 
 function response(status: number, headers: IncomingHttpHeaders = {}, body = '', json?: unknown): GatewayResponse {
   return {status, headers, body, json, requestId: 'verify-x-1', ms: 1}
@@ -184,7 +185,30 @@ describe('auth', () => {
     expect(credentialHeaders('none', 'valid', secrets, 'run')).toEqual({})
   })
 
+  it('mints HS256 bearer tokens for jwt routes: valid, signed with another key, or expired', () => {
+    const now = Date.UTC(2030, 0, 1)
+    const decode = (headers: Record<string, string>) => {
+      const token = /^Bearer (.+)$/.exec(headers.authorization ?? '')?.[1] ?? ''
+      const [header, payload, signature] = token.split('.') as [string, string, string]
+      const expected = createHmac('sha256', secrets.jwtSecret).update(`${header}.${payload}`).digest('base64url')
+      return {header: JSON.parse(Buffer.from(header, 'base64url').toString()), claims: JSON.parse(Buffer.from(payload, 'base64url').toString()), signed: signature === expected}
+    }
+
+    const valid = decode(credentialHeaders('jwt', 'valid', secrets, 'run', now))
+    expect(valid).toMatchObject({header: {alg: 'HS256', typ: 'JWT'}, signed: true})
+    expect(valid.claims.exp).toBe(now / 1000 + 300)
+    expect(decode(credentialHeaders('jwt', 'wrong', secrets, 'run', now)).signed).toBe(false)
+    const expired = decode(credentialHeaders('jwt', 'expired', secrets, 'run', now))
+    expect(expired.signed).toBe(true)
+    expect(expired.claims.exp).toBeLessThan(now / 1000)
+    expect(credentialHeaders('jwt', 'none', secrets, 'run', now)).toEqual({})
+    expect(authAttempts('jwt')).toEqual(['none', 'wrong', 'expired', 'valid'])
+    expect(authAttempts('api-key')).toEqual(['none', 'wrong', 'valid'])
+  })
+
   it('wants 401 without or with wrong credentials, and a real answer with the right ones', () => {
+    expect(judgeAuthAttempt('expired', 'django', response(401))).toBe(true)
+    expect(judgeAuthAttempt('expired', 'django', response(200))).toBe(false)
     expect(judgeAuthAttempt('none', 'django', response(401))).toBe(true)
     expect(judgeAuthAttempt('wrong', 'django', response(200))).toBe(false)
     expect(judgeAuthAttempt('valid', 'django', response(200))).toBe(true)

@@ -6,7 +6,7 @@ import {parseManifest} from '../../src/manifest/load.js'
 import type {Clock} from '../../src/util/retry.js'
 import {GatewayClient, GatewayUnreachableError} from '../../src/verify/http.js'
 
-const secrets = {secretKeys: {}, basicAuth: {user: 'gateway', password: 's3cret'}, apiKeys: ['key-1']}
+const secrets = {secretKeys: {}, basicAuth: {user: 'gateway', password: 's3cret'}, apiKeys: ['key-1'], jwtSecret: 'jwt-key-0123456789-abcdefghij-ABCDEFGHIJ'}
 
 /** A clock whose sleeps return at once but still move time on, so retry bounds are exercised. */
 function fakeClock(): Clock & {slept: number[]} {

@@ -1,4 +1,4 @@
-import type {Route} from '../../manifest/schema.js'
+import type {AuthMode, Route} from '../../manifest/schema.js'
 import {describeResponse, type Credentials, type GatewayResponse} from '../http.js'
 import {fail, pass, skip, type Check} from '../types.js'
 import {probePath, serviceKind} from './routes.js'
@@ -19,13 +19,18 @@ export function judgeAuthAttempt(credentials: Credentials, kind: 'django' | 'ext
   return kind === 'django' ? response.status === 200 : response.status !== 401 && response.status !== 403
 }
 
-const LABELS: Record<Credentials, string> = {none: 'no credentials', wrong: 'wrong credentials', valid: 'project credentials'}
+const LABELS: Record<Credentials, string> = {none: 'no credentials', wrong: 'wrong credentials', expired: 'an expired token', valid: 'project credentials'}
+
+/** What each auth mode is tried with, in order; a jwt route also gets a well-signed but expired token. */
+export function authAttempts(auth: Exclude<AuthMode, 'none'>): Credentials[] {
+  return auth === 'jwt' ? ['none', 'wrong', 'expired', 'valid'] : ['none', 'wrong', 'valid']
+}
 
 export const authCheck: Check = {
   id: 'auth',
   title: 'Protected routes need credentials',
   async run({manifest, http}) {
-    const protectedRoutes = manifest.routes.filter((route): route is Route & {auth: 'basic' | 'api-key'} => route.auth !== 'none')
+    const protectedRoutes = manifest.routes.filter((route): route is Route & {auth: Exclude<AuthMode, 'none'>} => route.auth !== 'none')
     if (protectedRoutes.length === 0) return skip('no route has auth')
     const scheme = manifest.tls.mode === 'off' ? 'http' : 'https'
     const problems: string[] = []
@@ -34,7 +39,7 @@ export const authCheck: Check = {
       const path = probePath(manifest, route)
       const kind = serviceKind(manifest, route)
       const attempts: AuthAttempt[] = []
-      for (const credentials of ['none', 'wrong', 'valid'] as const) {
+      for (const credentials of authAttempts(route.auth)) {
         const response = await http.send({scheme, path, auth: route.auth, credentials})
         const ok = judgeAuthAttempt(credentials, kind, response)
         attempts.push({credentials, status: response.status, ok})
@@ -49,7 +54,10 @@ export const authCheck: Check = {
 
     const data = {routes: results}
     if (problems.length > 0) return fail(problems.join('; '), data)
-    const summary = results.map((result) => `${result.path} (${result.auth}) ${result.attempts.map((attempt) => attempt.status).join('/')}`)
-    return pass(`none/wrong/own credentials: ${summary.join(', ')}`, data)
+    const short: Record<Credentials, string> = {none: 'none', wrong: 'wrong', expired: 'expired', valid: 'own'}
+    const summary = results.map(
+      (result) => `${result.path} (${result.auth}) ${result.attempts.map((attempt) => short[attempt.credentials]).join('/')} ${result.attempts.map((attempt) => attempt.status).join('/')}`,
+    )
+    return pass(summary.join(', '), data)
   },
 }
