@@ -42,3 +42,9 @@ export class OperationError extends GatewayError {}
 
 /** The Docker engine could not be reached at all. */
 export class EngineUnavailableError extends OperationError {}
+
+/**
+ * The user stopped the operation (Ctrl-C, SIGTERM) and it undid what it had done so far. The
+ * message says what was removed; the command that installed the signal handlers sets the exit code.
+ */
+export class InterruptedError extends OperationError {}

@@ -8,7 +8,7 @@ import {BaseCommand, dirFlag} from './base.js'
 
 export default class Up extends BaseCommand {
   static override summary = 'Build the service images and start the stack; wait until every container is healthy.'
-  static override description = `Builds each Django service's image (skipped when its folder has not changed), creates the project network and the containers (the Django replicas, then the gateway) with Compose's labels, and waits for their healthchecks. Running it again changes only what differs from gateway.yaml. If anything fails, it removes what this run created, shows the last log lines of the container that failed, and exits 1.`
+  static override description = `Builds each Django service's image (skipped when its folder has not changed), creates the project network and the containers (the Django replicas, then the gateway) with Compose's labels, and waits for their healthchecks. Running it again changes only what differs from gateway.yaml. If anything fails, it removes what this run created, shows the last log lines of the container that failed, and exits 1. Ctrl-C (or SIGTERM) stops it the same way and exits 130 (143); an image build already running finishes first.`
 
   static override examples = [
     {description: 'Start the project in the current directory', command: '<%= config.bin %> up'},
@@ -25,11 +25,17 @@ export default class Up extends BaseCommand {
   async run(): Promise<void> {
     const {flags} = await this.parse(Up)
     const manifest = await loadManifest(flags.dir)
-    const result = await withProjectLock(flags.dir, {command: 'up'}, () =>
-      upStack(flags.dir, manifest, {
-        timeoutMs: flags.timeout * 1000,
-        onProgress: (message) => this.logToStderr(`- ${message}`),
-      }),
+    const down = flags.dir === '.' ? 'create-gateway down' : `create-gateway down --dir ${flags.dir}`
+    const result = await this.interruptible(
+      (signal) =>
+        withProjectLock(flags.dir, {command: 'up'}, () =>
+          upStack(flags.dir, manifest, {
+            timeoutMs: flags.timeout * 1000,
+            onProgress: (message) => this.logToStderr(`- ${message}`),
+            signal,
+          }),
+        ),
+      `Interrupted again: quit before removing everything; containers and the network of ${manifest.name} that this run created may be left: \`${down}\` removes them.`,
     )
     this.log(flags.json ? JSON.stringify(result, null, 2) : describeUp(result))
   }

@@ -2,10 +2,10 @@ import {lookup} from 'node:dns/promises'
 import {createServer} from 'node:net'
 import {resolve} from 'node:path'
 
-import {GatewayError, OperationError} from '../errors.js'
+import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
-import {retryUntil, systemClock, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
+import {retryUntil, systemClock, untilAborted, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
 import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from './engine.js'
 import {buildImage, type BuiltImage} from './images.js'
 import {lastLogLines} from './logs.js'
@@ -39,6 +39,12 @@ export interface UpOptions extends StackOptions {
   clock?: Clock
   /** The shell environment, which wins over `.env` in `${VAR}` references as in Compose. */
   env?: NodeJS.ProcessEnv
+  /**
+   * Aborted when the user interrupts `up` (Ctrl-C). Checked between steps and ends health waits at
+   * once; an image build already running is allowed to finish. Then what this run created is removed
+   * and `upStack` throws InterruptedError.
+   */
+  signal?: AbortSignal
 }
 
 export interface UpContainer {
@@ -199,8 +205,6 @@ async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutM
   try {
     await retryUntil(
       async () => {
-        // Another container already failed: `up` is rolling back, stop polling.
-        if (abort.signal.aborted) throw new WaitAborted()
         const state = await engine.container(container.id)
         restartsAtStart ??= state?.restartCount ?? 0
         const failed = failure(state, container, restartsAtStart)
@@ -215,12 +219,16 @@ async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutM
         clock,
         describe: `${container.name} (${container.service}) to be healthy`,
         explain: (state) => `state ${state.status}, health ${state.health ?? 'none'}`,
+        // Another container already failed, or the user interrupted `up`: stop polling.
+        signal: abort.signal,
       },
     )
   } catch (error) {
-    if (error instanceof WaitAborted) return
+    if (error === abort.signal.reason) return
+    // Interrupted: `up` is removing the containers, so what this last poll saw means nothing.
+    if (abort.signal.aborted && !(abort.signal.reason instanceof WaitAborted)) return
     // Stop the other waits before reading logs, so they do not report the same failure again.
-    abort.abort()
+    abort.abort(new WaitAborted())
     if (error instanceof ContainerFailedError || error instanceof WaitTimeoutError) throw await withLogs(engine, container, error)
     throw error
   }
@@ -230,10 +238,22 @@ async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutM
  * Wait for several containers at once; the first failure ends the other waits. When a later
  * container fails (the gateway) while one it depends on has failed too (a replica crashed, so its
  * name no longer resolves), the dependency's failure is the cause and is the one reported.
+ * An aborted `signal` ends every wait at once and rejects with the signal's reason.
  */
-export async function waitAllHealthy(engine: Engine, containers: AwaitedContainer[], timeoutMs: number, clock: Clock): Promise<void> {
+export async function waitAllHealthy(engine: Engine, containers: AwaitedContainer[], timeoutMs: number, clock: Clock, signal?: AbortSignal): Promise<void> {
   const controller = new AbortController()
-  const results = await Promise.allSettled(containers.map((container) => waitHealthy(engine, container, timeoutMs, clock, controller)))
+  const stop = () => controller.abort(signal!.reason)
+  if (signal?.aborted) stop()
+  signal?.addEventListener('abort', stop, {once: true})
+  let results: Array<PromiseSettledResult<void>>
+  try {
+    const waits = Promise.allSettled(containers.map((container) => waitHealthy(engine, container, timeoutMs, clock, controller)))
+    // A poll in flight (an inspect, a healthcheck exec) is not awaited: it ends on its own.
+    results = await (signal ? untilAborted(waits, signal) : waits)
+  } finally {
+    signal?.removeEventListener('abort', stop)
+  }
+
   const failed = containers.findIndex((_, index) => results[index]!.status === 'rejected')
   if (failed === -1) return
   const reason = (results[failed] as PromiseRejectedResult).reason as unknown
@@ -312,6 +332,16 @@ async function rollback(engine: Engine, created: string[], network: string | und
   return done
 }
 
+/** What an interrupted `up` says: how much of what it created it removed, and what may be left. */
+function interrupted(created: string[], undone: string[], network: string | undefined, cause: unknown): InterruptedError {
+  const removed = undone.filter((item) => item.startsWith('container ')).length
+  const networkRemoved = network !== undefined && undone.includes('network')
+  let message = `Interrupted: removed ${removed} container(s)${networkRemoved ? ` and network ${network}` : ''} this run created`
+  const left = [created.length > removed ? `${created.length - removed} container(s)` : '', network && !networkRemoved ? `network ${network}` : ''].filter(Boolean)
+  if (left.length > 0) message += `; could not remove ${left.join(' and ')}: \`create-gateway down\` removes them`
+  return new InterruptedError(message, {cause})
+}
+
 /**
  * Build, create and start the stack of a project, then wait until every container is healthy.
  * Running it again changes only what differs from the manifest (config hash). On any failure it
@@ -329,15 +359,26 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   const dotenv = await readProjectEnv(root)
   const environment = Object.fromEntries(stack.services.map((spec) => [spec.service, resolveEnvironment(spec, dotenv, options.env ?? process.env)]))
 
+  // Between steps: stop when the user interrupted. Before the try below nothing exists to remove yet.
+  const checkpoint = () => {
+    if (options.signal?.aborted) throw new InterruptedError('Interrupted: removed 0 container(s) this run created')
+  }
+
   const engine = options.engine ?? (await connectEngine())
+  checkpoint()
   const existing = await engine.containers({[LABELS.project]: stack.project})
   await checkPorts(manifest, stack, existing, engine)
 
   // Images used as they are first: a missing one fails in seconds, before a long build.
   const images: UpResult['images'] = []
-  for (const spec of stack.services) if (!spec.build) images.push({...(await ensureImage(engine, spec, progress)), service: spec.service})
+  for (const spec of stack.services) {
+    checkpoint()
+    if (!spec.build) images.push({...(await ensureImage(engine, spec, progress)), service: spec.service})
+  }
+
   for (const spec of stack.services) {
     if (!spec.build) continue
+    checkpoint()
     const image = await buildImage(engine, {
       service: spec.service,
       context: resolve(root, spec.build.context),
@@ -349,6 +390,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     images.push({...image, service: spec.service})
   }
 
+  checkpoint()
+
   const imageIds = Object.fromEntries(images.map((image) => [image.service, image.id]))
   const desired = desiredContainers(stack, {project: stack.project, dir: root, network: stack.network, imageIds, environment, runId: runId(options.env ?? process.env)})
   const plan = planContainers(desired, existing)
@@ -359,6 +402,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   /** Remove what is replaced and create what is new, without starting it; returns the container's id. */
   const prepareContainer = async (item: PlannedContainer): Promise<string> => {
     if (item.action === 'keep' || item.action === 'start') return item.existing!.id
+    checkpoint()
     if (item.action === 'recreate') {
       progress(`Recreating ${item.desired.name} (configuration or image changed)`)
       await engine.stopContainer(item.existing!.id, item.desired.stopGraceSeconds)
@@ -384,6 +428,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   }
 
   const startContainer = async (item: PlannedContainer, spec: StackServiceSpec, id: string): Promise<void> => {
+    checkpoint()
     progress(`Starting ${item.desired.name}`)
     try {
       await engine.startContainer(id)
@@ -399,8 +444,10 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     }
 
     // Replicas beyond the manifest's count, services no longer in it, duplicates: stop gracefully.
+    checkpoint()
     await Promise.all(
       plan.remove.map(async (container) => {
+        checkpoint()
         progress(`Removing ${container.name} (not in gateway.yaml any more)`)
         const grace = stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
         await engine.stopContainer(container.id, grace)
@@ -417,11 +464,12 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     const waitForHealth = async () => {
       if (awaited.length === 0) return
       progress(`Waiting for ${awaited.map((container) => container.name).join(', ')} to be healthy (up to ${timeoutMs} ms)`)
-      await waitAllHealthy(engine, awaited, timeoutMs, clock)
+      await waitAllHealthy(engine, awaited, timeoutMs, clock, options.signal)
       awaited = []
     }
 
     // Creating needs no running dependency: create every container up front, side by side.
+    checkpoint()
     const ids = await settleAll(plan.containers.map((item) => prepareContainer(item)))
     const idOf = new Map(plan.containers.map((item, index) => [item, ids[index]!]))
     for (const [waveIndex, wave] of startWaves(stack).entries()) {
@@ -430,6 +478,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
       const reload = items.filter((item) => item.action === 'keep' && specOf(item).role === 'gateway' && specOf(item).dependsOn.some((name) => changedServices.has(name)))
       if (reload.length > 0) {
         await waitForHealth()
+        checkpoint()
         for (const item of reload) {
           progress(`Reloading NGINX in ${item.desired.name} (its upstream containers changed)`)
           await engine.signalContainer(idOf.get(item)!, 'HUP')
@@ -446,8 +495,11 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     }
 
     await waitForHealth()
+    // Interrupted at the very end: the user asked for no stack, so it goes like any other step.
+    checkpoint()
   } catch (error) {
     const undone = await rollback(engine, created, createdNetwork)
+    if (options.signal?.aborted) throw interrupted(created, undone, createdNetwork && stack.network, error)
     const note = undone.length > 0 ? `\nRemoved what this run created: ${created.length} container(s)${createdNetwork ? ` and network ${stack.network}` : ''}.` : ''
     if (error instanceof GatewayError) {
       error.message += note

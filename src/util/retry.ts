@@ -21,6 +21,8 @@ export interface RetryOptions<T> {
   describe: string
   /** The last value seen, for the timeout error: `health: starting`. */
   explain?: (value: T) => string
+  /** Stops the wait (between attempts and during the pause) by throwing the signal's reason. */
+  signal?: AbortSignal
 }
 
 /** A wait that ran out of time. Carries the last value so the caller can say more (logs, state). */
@@ -38,7 +40,8 @@ export class WaitTimeoutError<T = unknown> extends OperationError {
 /**
  * The one waiting helper: call `fn` until `ok` accepts its value or `timeoutMs` passes. `fn` may throw
  * to stop waiting at once (a container that exited will not become healthy). The last attempt is made
- * at the deadline, so a short timeout still gets at least one try.
+ * at the deadline, so a short timeout still gets at least one try. An aborted `signal` ends the wait
+ * with its reason; an attempt already running is not cancelled, only no longer waited for.
  */
 export async function retryUntil<T>(fn: () => Promise<T>, ok: (value: T) => boolean, options: RetryOptions<T>): Promise<T> {
   const clock = options.clock ?? systemClock
@@ -46,12 +49,14 @@ export async function retryUntil<T>(fn: () => Promise<T>, ok: (value: T) => bool
   let last: T | undefined
   let seen = false
   for (;;) {
+    options.signal?.throwIfAborted()
     last = await fn()
     seen = true
     if (ok(last)) return last
     const remaining = deadline - clock.now()
     if (remaining <= 0) break
-    await clock.sleep(Math.min(options.intervalMs, remaining))
+    const pause = clock.sleep(Math.min(options.intervalMs, remaining))
+    await (options.signal ? untilAborted(pause, options.signal) : pause)
   }
 
   const detail = seen && options.explain ? options.explain(last as T) : undefined
@@ -71,5 +76,23 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, des
     return await Promise.race([promise, timeout])
   } finally {
     clearTimeout(timer)
+  }
+}
+
+/**
+ * Await `promise` until `signal` aborts, then reject at once with the signal's reason. Like
+ * `withTimeout`, the work is not cancelled, only no longer awaited; the listener is removed either way.
+ */
+export async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted()
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, {once: true})
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort!)
   }
 }

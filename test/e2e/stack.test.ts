@@ -1,4 +1,4 @@
-import {readFileSync, rmSync, writeFileSync, appendFileSync} from 'node:fs'
+import {existsSync, readFileSync, rmSync, writeFileSync, appendFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Server} from 'node:net'
 import {createServer} from 'node:net'
@@ -213,6 +213,21 @@ describe('up that fails leaves nothing behind', () => {
     expect(result.stderr).toContain('unknown directive "this_is_not_a_directive"')
     expect(result.stderr).toContain('Removed what this run created: 3 container(s) and network')
     expect(await leftovers(project.name)).toEqual({containers: [], networks: []})
+  }, 300_000)
+})
+
+describe('up interrupted with Ctrl-C', () => {
+  it('removes what it created, releases the lock and exits 130', async () => {
+    const project = await initProject('sigint')
+    // Gunicorn starts 30 s late, so the replicas stay "starting" and Ctrl-C lands in the health wait.
+    const config = join(project.dir, 'services/web/gunicorn.conf.py')
+    writeFileSync(config, `import time\ntime.sleep(30)\n${readFileSync(config, 'utf8')}`)
+    const result = await runCliAsync(['up', '--dir', project.dir, '--timeout', '120'], {env: ENV, interrupt: {when: /^- Waiting for /m, signal: 'SIGINT'}})
+    expect(result.status, result.stderr).toBe(130)
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(`Interrupted: removed 3 container(s) and network ${project.name}_default this run created`)
+    expect(result.stdout).toBe('')
+    expect(await leftovers(project.name)).toEqual({containers: [], networks: []})
+    expect(existsSync(join(project.dir, '.create-gateway.lock'))).toBe(false)
   }, 300_000)
 })
 

@@ -46,8 +46,14 @@ export async function waitForEngineAndImages(timeoutMs: number): Promise<void> {
   )
 }
 
-/** Run the built CLI as a user would, without blocking the event loop (servers in the test keep answering). */
-export function runCliAsync(args: string[], options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): Promise<CliResult & {ms: number}> {
+/**
+ * Run the built CLI as a user would, without blocking the event loop (servers in the test keep
+ * answering). `interrupt` sends a signal once stderr matches, as a user pressing Ctrl-C would.
+ */
+export function runCliAsync(
+  args: string[],
+  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; interrupt?: {when: RegExp; signal: NodeJS.Signals}} = {},
+): Promise<CliResult & {ms: number}> {
   const started = Date.now()
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], {
@@ -58,7 +64,14 @@ export function runCliAsync(args: string[], options: {cwd?: string; env?: NodeJS
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    let interrupted = false
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString()
+      if (options.interrupt && !interrupted && options.interrupt.when.test(stderr)) {
+        interrupted = true
+        child.kill(options.interrupt.signal)
+      }
+    })
     const timer = setTimeout(() => {
       stderr += `\n[test] killed after ${options.timeoutMs ?? 300_000} ms`
       child.kill('SIGKILL')

@@ -1,7 +1,7 @@
 import {describe, expect, it} from 'vitest'
 
 import {OperationError} from '../../src/errors.js'
-import {retryUntil, WaitTimeoutError} from '../../src/util/retry.js'
+import {retryUntil, systemClock, WaitTimeoutError} from '../../src/util/retry.js'
 import {fakeClock} from '../helpers/fake-engine.js'
 
 describe('retryUntil', () => {
@@ -43,5 +43,19 @@ describe('retryUntil', () => {
         {timeoutMs: 10_000, intervalMs: 100, clock, describe: 'x'},
       ),
     ).rejects.toThrow('exited with code 3')
+  })
+
+  it('ends at once with the signal\'s reason when aborted, even in the middle of a pause', async () => {
+    const controller = new AbortController()
+    let calls = 0
+    const started = Date.now()
+    setTimeout(() => controller.abort('SIGINT'), 20)
+    const wait = retryUntil(async () => ++calls, () => false, {timeoutMs: 60_000, intervalMs: 30_000, clock: systemClock, describe: 'x', signal: controller.signal})
+    await expect(wait).rejects.toBe('SIGINT')
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(calls).toBe(1)
+    // Aborted before the first attempt: no attempt at all.
+    await expect(retryUntil(async () => ++calls, () => true, {timeoutMs: 1000, intervalMs: 100, describe: 'x', signal: controller.signal})).rejects.toBe('SIGINT')
+    expect(calls).toBe(1)
   })
 })

@@ -7,7 +7,7 @@ import {unavailableError} from '../../src/docker/engine.js'
 import {describeStatus, describeUp} from '../../src/docker/report.js'
 import {LABELS} from '../../src/docker/spec.js'
 import {downStack, stackStatus, upStack, type UpOptions} from '../../src/docker/stack.js'
-import {EngineUnavailableError, OperationError, UsageError} from '../../src/errors.js'
+import {EngineUnavailableError, InterruptedError, OperationError, UsageError} from '../../src/errors.js'
 import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
 import {testManifest, testProject} from '../helpers/stack-fixture.js'
@@ -185,6 +185,46 @@ describe('upStack against a fake engine', () => {
     await expect(upStack(dir, manifest, options())).rejects.toThrow(/failed at Step 1\/1 : RUN pip install[\s\S]*No matching distribution found for nope==1\.0/)
     expect(engine.names()).toEqual([])
     expect(engine.networksById.size).toBe(0)
+  })
+})
+
+describe('upStack interrupted (Ctrl-C)', () => {
+  it('stops waiting for a container that stays "starting", removes everything it created, and says so', async () => {
+    const {engine, dir, manifest, options} = setup()
+    engine.behaviour.set('demo-gateway-1', {health: 'starting'})
+    const controller = new AbortController()
+    // Ctrl-C 3 s into the health wait (the only thing that sleeps), with the timeout at 60 s.
+    const clock = fakeClock()
+    const sleep = clock.sleep
+    clock.sleep = async (ms) => {
+      await sleep(ms)
+      if (clock.now() >= 3000) controller.abort('SIGINT')
+    }
+
+    const error = await rejectionOf(upStack(dir, manifest, options({clock, signal: controller.signal})), InterruptedError)
+    expect(error.message).toBe('Interrupted: removed 3 container(s) and network demo_default this run created')
+    expect(engine.names()).toEqual([])
+    expect(engine.networksById.size).toBe(0)
+    expect(engine.calls.filter((call) => call.startsWith('start')).sort()).toEqual(['start demo-gateway-1', 'start demo-web-1', 'start demo-web-2'])
+    // Promptly: at most one more poll interval after the abort.
+    expect(clock.elapsed()).toBeLessThanOrEqual(3500)
+  })
+
+  it('keeps what an earlier run made and stops before creating anything when interrupted during the build', async () => {
+    const {engine, dir, manifest, options} = setup()
+    await upStack(dir, manifest, options())
+    writeFileSync(join(dir, 'services/web/app.py'), 'print("changed")\n')
+    const controller = new AbortController()
+    engine.calls.length = 0
+    const onProgress = (line: string) => {
+      if (line.startsWith('web: building')) controller.abort('SIGTERM')
+    }
+
+    const error = await rejectionOf(upStack(dir, manifest, options({onProgress, signal: controller.signal})), InterruptedError)
+    expect(error.message).toBe('Interrupted: removed 0 container(s) this run created')
+    // The build that had begun finishes; nothing is stopped, created or removed after it.
+    expect(engine.calls).toEqual(['build demo-web:latest'])
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2'])
   })
 })
 
