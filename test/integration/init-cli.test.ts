@@ -82,6 +82,17 @@ describe('create-gateway init (the built CLI)', () => {
     expect(existsSync(dir)).toBe(false)
   })
 
+  it.each([
+    [['verify', '--ca-file', '/nonexistent/ca.pem'], /--ca-file/],
+    [['certs', 'issue', '--ca-bundle', '/nonexistent/ca.pem'], /--ca-bundle/],
+    [['logs', 'web', '--tail', 'abc'], /--tail/],
+    [['up', '--timeout', '0'], /--timeout/],
+  ])('a flag value oclif cannot parse (%o) exits 2 like every other bad input', (args, expected) => {
+    const result = runCli(args, {cwd: tempDir()})
+    expect(result.status).toBe(2)
+    expect(result.stderr).toMatch(expected)
+  })
+
   it('without a terminal and without --yes it fails naming --yes, writing nothing', () => {
     const dir = join(tempDir(), 'no-tty')
     const result = runCli(['init', dir])
