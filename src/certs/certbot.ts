@@ -13,7 +13,8 @@ import type {Clock} from '../util/retry.js'
 import {certbotTool, ensureCertbotImage, runCertbot, type CertbotRun} from './certbot-container.js'
 import {certbotFailure} from './certbot-output.js'
 import {inspectCertificate} from './inspect.js'
-import {checkChallengePath, confirmServed, installAndReload, leafFingerprint, readInstalled, reloadGateway, runningGateway, servedFingerprint, connectAddress, type CertificateFiles} from './install.js'
+import {checkChallengePath, confirmServed, installAndReload, leafFingerprint, readInstalled, signalReload, requireRunningGateway, servedFingerprint, type CertificateFiles} from './install.js'
+import {connectAddress} from '../manifest/model.js'
 
 /**
  * `certs issue` and `certs renew`: certbot (webroot HTTP-01) in a one-off container on the project
@@ -255,7 +256,7 @@ async function openSession(options: CertbotCommandOptions): Promise<Session> {
 
   checkIssuableDomain(manifest.domain)
   const engine = options.engine ?? (await connectEngine())
-  const gateway = await runningGateway(engine, manifest)
+  const gateway = await requireRunningGateway(engine, manifest)
   return {dir, manifest, engine, gateway, progress: options.onProgress ?? (() => {}), started}
 }
 
@@ -311,7 +312,7 @@ async function installAndConfirm(session: Session, live: CertificateFiles, optio
     const serving = await servedFingerprint(host, manifest.ports.https, manifest.domain).catch(() => undefined)
     if (serving !== expected) {
       progress('certs/ is current but the gateway serves another certificate: reloading it')
-      await reloadGateway(engine, gateway)
+      await signalReload(engine, gateway)
       reloaded = true
     }
   }

@@ -6,8 +6,9 @@ import {connect} from 'node:tls'
 
 import type {ContainerState, Engine} from '../docker/engine.js'
 import {execIn} from '../docker/exec.js'
-import {LABELS} from '../docker/spec.js'
+import {LABELS, runningGateway} from '../docker/spec.js'
 import {OperationError, UsageError} from '../errors.js'
+import {connectAddress} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {writeFileAtomic} from '../util/files.js'
@@ -24,17 +25,9 @@ const CONFIRM_TIMEOUT_MS = 20_000
 const CONFIRM_INTERVAL_MS = 250
 const PROBE_TIMEOUT_MS = 5_000
 
-/** Where to reach the published ports from this machine: the bind address, loopback for a wildcard. */
-export function connectAddress(bind: string): string {
-  if (bind === '0.0.0.0') return '127.0.0.1'
-  if (bind === '::') return '::1'
-  return bind
-}
-
 /** The running gateway container of the project (by Compose labels, so a `docker compose up` one counts). */
-export async function runningGateway(engine: Engine, manifest: Manifest): Promise<ContainerState> {
-  const containers = await engine.containers({[LABELS.project]: manifest.name, [LABELS.service]: 'gateway'})
-  const running = containers.find((container) => container.running && container.labels[LABELS.oneoff] !== 'True')
+export async function requireRunningGateway(engine: Engine, manifest: Manifest): Promise<ContainerState> {
+  const running = runningGateway(await engine.containers({[LABELS.project]: manifest.name}))
   if (!running) {
     throw new UsageError(`The gateway of ${manifest.name} is not running: it has to answer the certificate authority's challenge on port 80`, {
       hint: 'Start the stack with `create-gateway up` (it serves a temporary certificate until the real one is issued), then run this command again.',
@@ -97,10 +90,14 @@ export async function installAndReload(engine: Engine, gateway: ContainerState, 
     })
   }
 
-  await reloadGateway(engine, gateway)
+  await signalReload(engine, gateway)
 }
 
-export async function reloadGateway(engine: Engine, gateway: ContainerState): Promise<void> {
+/**
+ * `nginx -s reload`, without the worker-PID confirmation of gateway/nginx.ts's reloadGateway: for a
+ * certificate the proof that counts is the one confirmServed gets over TLS, the served fingerprint.
+ */
+export async function signalReload(engine: Engine, gateway: ContainerState): Promise<void> {
   const reload = await execIn(engine, gateway.id, ['nginx', '-s', 'reload'])
   if (reload.exitCode !== 0) throw new OperationError(`nginx -s reload in ${gateway.name} failed\n${commandOutput(reload)}`)
 }

@@ -275,3 +275,11 @@ export function planContainers(desired: DesiredContainer[], existing: ContainerS
   const remove = pool.filter((container) => !used.has(container.id))
   return {containers, remove}
 }
+
+/**
+ * The project's running gateway among its containers, found by Compose's labels rather than by name,
+ * so a gateway that `docker compose up` started (`<project>_gateway_1` under Compose v1) counts too.
+ */
+export function runningGateway(containers: readonly ContainerState[]): ContainerState | undefined {
+  return containers.find((container) => container.running && container.labels[LABELS.service] === 'gateway' && container.labels[LABELS.oneoff] !== 'True')
+}

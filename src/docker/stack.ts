@@ -3,6 +3,7 @@ import {createServer} from 'node:net'
 import {resolve} from 'node:path'
 
 import {GatewayError, InterruptedError, OperationError} from '../errors.js'
+import {connectAddress, urlHost} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
 import {retryUntil, systemClock, untilAborted, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
@@ -282,12 +283,6 @@ async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
 
 // ---- up ------------------------------------------------------------------------------------------
 
-function connectAddress(bind: string): string {
-  if (bind === '0.0.0.0') return '127.0.0.1'
-  if (bind === '::') return '::1'
-  return bind
-}
-
 /** Does the domain resolve to where the gateway listens? If not, curl needs `--resolve`. */
 async function resolvesTo(domain: string, address: string): Promise<boolean> {
   try {
@@ -307,7 +302,7 @@ export async function stackEndpoints(manifest: Manifest): Promise<{urls: string[
   const address = connectAddress(manifest.bind)
   const parts = ['curl']
   if (manifest.tls.mode === 'self-signed') parts.push('--cacert', `${PROJECT_PATHS.certs}/ca.pem`)
-  if (!(await resolvesTo(manifest.domain, address))) parts.push('--resolve', `${manifest.domain}:${port}:${address.includes(':') ? `[${address}]` : address}`)
+  if (!(await resolvesTo(manifest.domain, address))) parts.push('--resolve', `${manifest.domain}:${port}:${urlHost(address)}`)
   parts.push(`${scheme}://${manifest.domain}:${port}/`)
   return {urls, curl: parts.join(' ')}
 }

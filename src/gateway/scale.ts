@@ -4,7 +4,7 @@ import {join, resolve} from 'node:path'
 import {parseDocument} from 'yaml'
 
 import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
-import {desiredContainer, LABELS, readProjectEnv, resolveEnvironment, runId, type ProjectContext} from '../docker/spec.js'
+import {desiredContainer, LABELS, readProjectEnv, runningGateway, resolveEnvironment, runId, type ProjectContext} from '../docker/spec.js'
 import {probeCommand, waitAllHealthy} from '../docker/stack.js'
 import {GatewayError, OperationError, UsageError} from '../errors.js'
 import {loadManifest, MANIFEST_FILE, parseManifest} from '../manifest/load.js'
@@ -253,7 +253,7 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
   const containers = (await engine.containers({[LABELS.project]: stack.project})).filter((container) => container.labels[LABELS.oneoff] !== 'True')
   if (options.manifestOnly) return scaleManifestOnly(root, manifest, targets, containers, started, clock, progress)
 
-  const gateway = containers.find((container) => container.labels[LABELS.service] === 'gateway' && container.running)
+  const gateway = runningGateway(containers)
   if (!gateway) {
     throw new OperationError(`The stack of ${stack.project} is not running: no running gateway container (${gatewayContainerName(manifest)})`, {
       hint: `Start it with \`create-gateway up\` (it starts services.<name>.replicas from ${MANIFEST_FILE}), or save the count for the next \`up\` with \`create-gateway scale --manifest-only ${describeTargets(targets)}\`.`,

@@ -44,3 +44,18 @@ export function secretKeyVariable(service: string): string {
 export function usesAuth(manifest: Manifest, auth: Exclude<AuthMode, 'none'>): boolean {
   return manifest.routes.some((route) => route.auth === auth)
 }
+
+/**
+ * Where this machine reaches the published ports: the manifest's bind address, loopback for a
+ * wildcard bind. `up` prints it, `verify` and `certs` connect to it.
+ */
+export function connectAddress(bind: string): string {
+  if (bind === '0.0.0.0') return '127.0.0.1'
+  if (bind === '::') return '::1'
+  return bind
+}
+
+/** An address as the host part of a URL: IPv6 in brackets. */
+export function urlHost(address: string): string {
+  return address.includes(':') ? `[${address}]` : address
+}

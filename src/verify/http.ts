@@ -2,6 +2,7 @@ import {request as httpRequest, type IncomingHttpHeaders} from 'node:http'
 import {request as httpsRequest} from 'node:https'
 import {isIP} from 'node:net'
 
+import {connectAddress, urlHost} from '../manifest/model.js'
 import type {AuthMode, Manifest} from '../manifest/schema.js'
 import type {ProjectSecrets} from '../render/secrets.js'
 import {retryUntil, systemClock, WaitTimeoutError, type Clock} from '../util/retry.js'
@@ -18,7 +19,6 @@ import {ratePerSecond} from './rate.js'
  * the others still say whether routing, auth and limits work.
  */
 
-export const TARGET_HOST = '127.0.0.1'
 export const REQUEST_TIMEOUT_MS = 10_000
 /** Header the API-key routes read (see secrets/api-keys.txt). */
 export const API_KEY_HEADER = 'x-api-key'
@@ -98,6 +98,8 @@ export class GatewayClient {
   readonly runId: string
   readonly ca?: string
   readonly clock: Clock
+  /** Where the published ports are reached from here: the bind address (loopback for 0.0.0.0). */
+  readonly host: string
   /** Ids of every request that got an HTTP answer: what access.log must hold. */
   readonly answered: string[] = []
   /** Ids of the load test's requests (sent by autocannon, not through `send`). */
@@ -114,6 +116,7 @@ export class GatewayClient {
     this.runId = options.runId
     this.ca = options.ca
     this.clock = options.clock ?? systemClock
+    this.host = connectAddress(options.manifest.bind)
   }
 
   nextRequestId(): string {
@@ -180,14 +183,14 @@ export class GatewayClient {
     this.lastRequestAt = this.clock.now()
 
     return new Promise<GatewayResponse>((resolve, reject) => {
-      const common = {host: TARGET_HOST, port, path, method, headers, agent: false as const, timeout: timeoutMs}
+      const common = {host: this.host, port, path, method, headers, agent: false as const, timeout: timeoutMs}
       const req =
         scheme === 'https'
           ? httpsRequest({...common, servername: this.servername, ca: this.ca, rejectUnauthorized: false})
           : httpRequest(common)
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
       req.on('error', (error) => {
-        reject(new GatewayUnreachableError(`${scheme}://${TARGET_HOST}:${port}${path}: ${error.message}`, requestId, {cause: error}))
+        reject(new GatewayUnreachableError(`${scheme}://${urlHost(this.host)}:${port}${path}: ${error.message}`, requestId, {cause: error}))
       })
       req.on('response', (res) => {
         const chunks: Buffer[] = []

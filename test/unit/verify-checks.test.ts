@@ -277,6 +277,13 @@ describe('gateway client', () => {
     expect(new GatewayClient({manifest: {...manifest, domain: '10.0.0.1'}, secrets, runId: 'x'}).servername).toBeUndefined()
   })
 
+  it('connects where the ports are published: the bind address, loopback for a wildcard bind', () => {
+    expect(new GatewayClient({manifest, secrets, runId: 'x'}).host).toBe('127.0.0.1')
+    expect(new GatewayClient({manifest: {...manifest, bind: '0.0.0.0'}, secrets, runId: 'x'}).host).toBe('127.0.0.1')
+    expect(new GatewayClient({manifest: {...manifest, bind: '10.1.2.3'}, secrets, runId: 'x'}).host).toBe('10.1.2.3')
+    expect(new GatewayClient({manifest: {...manifest, bind: '::'}, secrets, runId: 'x'}).host).toBe('::1')
+  })
+
   it('retries rate-limited answers at the slowest rate, bounded by a full refill', () => {
     const client = new GatewayClient({manifest, secrets, runId: 'ab12'})
     expect(client.pacing()).toEqual({intervalMs: 120, timeoutMs: 5100})

@@ -1,5 +1,5 @@
 import {gatewayContainerName} from '../../manifest/model.js'
-import {serviceOf} from '../engine.js'
+import {runningGateway} from '../../docker/spec.js'
 import {fail, pass, type Check} from '../types.js'
 
 /** Lines of `nginx -t` worth showing: all of them on failure, they are few. */
@@ -15,7 +15,7 @@ export const configCheck: Check = {
   title: 'NGINX config test (nginx -t)',
   async run({manifest, engine}) {
     // By label, so a gateway that Compose started (named <project>_gateway_1 by v1) is found too.
-    const gateway = (await engine.containers()).find((candidate) => serviceOf(candidate) === 'gateway' && candidate.running)
+    const gateway = runningGateway(await engine.containers())
     const container = gateway?.name ?? gatewayContainerName(manifest)
     const result = await engine.exec(container, ['nginx', '-t'])
     // nginx -t reports on stderr; keep stdout too in case an image redirects it.

@@ -1,6 +1,7 @@
 import autocannon from 'autocannon'
 
-import {credentialHeaders, hostHeader, TARGET_HOST} from '../http.js'
+import {urlHost} from '../../manifest/model.js'
+import {credentialHeaders, hostHeader} from '../http.js'
 import {drainMs, expectedAcceptedRange, loadTestAmount, pickLoadTestRoute, routeLimit, type ExpectedRange} from '../rate.js'
 import {fail, pass, type Check, type CheckOutcome} from '../types.js'
 import {probePath} from './routes.js'
@@ -82,7 +83,7 @@ export const rateLimitCheck: Check = {
     }
     const started = performance.now()
     const result = await autocannon({
-      url: `${scheme}://${TARGET_HOST}:${port}${path}`,
+      url: `${scheme}://${urlHost(http.host)}:${port}${path}`,
       amount,
       connections: Math.min(LOAD_CONNECTIONS, amount),
       pipelining: 1,

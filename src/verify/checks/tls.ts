@@ -5,7 +5,6 @@ import {checkServerIdentity, connect, type ConnectionOptions, type TLSSocket} fr
 import {inspectCertificate} from '../../certs/inspect.js'
 import {CERT_FILES} from '../../certs/self-signed.js'
 import type {Manifest} from '../../manifest/schema.js'
-import {TARGET_HOST} from '../http.js'
 import {fail, pass, skip, type Check, type CheckOutcome} from '../types.js'
 
 export const EXPIRY_FAIL_DAYS = 7
@@ -29,9 +28,9 @@ interface Handshake {
 }
 
 /** Connect and resolve once the handshake ends either way; the caller closes the socket. */
-function handshake(options: ConnectionOptions): Promise<Handshake> {
+function handshake(options: ConnectionOptions & {host: string}): Promise<Handshake> {
   return new Promise((resolve) => {
-    const socket = connect({host: TARGET_HOST, rejectUnauthorized: false, ...options, timeout: HANDSHAKE_TIMEOUT_MS})
+    const socket = connect({rejectUnauthorized: false, ...options, timeout: HANDSHAKE_TIMEOUT_MS})
     socket.once('secureConnect', () => resolve({socket}))
     socket.once('error', (error: NodeJS.ErrnoException) => {
       socket.destroy()
@@ -111,9 +110,10 @@ export const tlsCheck: Check = {
     const port = manifest.ports.https
     const trust = await projectTrust(dir, manifest, caFile)
     const servername = http.servername
+    const host = http.host
 
-    const main = await handshake({port, servername, ca: trust.ca})
-    if (!main.socket) return fail(`no TLS handshake with ${TARGET_HOST}:${port} (SNI ${servername ?? 'none'}): ${main.error?.message ?? 'unknown error'}`)
+    const main = await handshake({host, port, servername, ca: trust.ca})
+    if (!main.socket) return fail(`no TLS handshake with ${host}:${port} (SNI ${servername ?? 'none'}): ${main.error?.message ?? 'unknown error'}`)
     const socket = main.socket
     let facts: TlsFacts
     try {
@@ -140,7 +140,7 @@ export const tlsCheck: Check = {
       socket.destroy()
     }
 
-    const legacyAttempt = await handshake({port, servername, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0'})
+    const legacyAttempt = await handshake({host, port, servername, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0'})
     const legacy = judgeLegacyHandshake({protocol: legacyAttempt.socket?.getProtocol(), error: legacyAttempt.error})
     legacyAttempt.socket?.destroy()
 
