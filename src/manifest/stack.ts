@@ -1,4 +1,4 @@
-import {djangoServices, gatewayContainerName, replicaName, secretKeyVariable, usesAuth} from './model.js'
+import {djangoServices, replicaName, secretKeyVariable, usesAuth} from './model.js'
 import type {Manifest} from './schema.js'
 
 /**
@@ -230,4 +230,3 @@ export function replicaNames(manifest: Manifest, service: string, count: number)
   return Array.from({length: count}, (_, index) => replicaName(manifest, service, index + 1))
 }
 
-export {gatewayContainerName}

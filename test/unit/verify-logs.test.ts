@@ -1,7 +1,7 @@
 import {mkdtemp, mkdir, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 
 import {parseAccessLog, severeSince} from '../../src/verify/checks/logs.js'
 import {parseErrorLog, readTail, upstreamErrorReason} from '../../src/verify/logfiles.js'
