@@ -3,6 +3,7 @@ import {createServer} from 'node:net'
 import {join} from 'node:path'
 
 import autocannon from 'autocannon'
+import {acquireProjectLock} from '../../src/util/lock.js'
 import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -259,9 +260,26 @@ describe('scale on a running stack', () => {
     expect(loser.stderr).toMatch(/Error: The project is busy: `scale web=[23]` by pid \d+ since \S+/)
     expect(await expectConsistent()).toBe(first.status === 0 ? 2 : 3)
 
-    const queued = await Promise.all([cli(['scale', 'web=1', '--wait', '200']), cli(['scale', 'web=2', '--wait', '200'])])
+    // The queued half is made deterministic by holding the lock here: two CLI runs racing for it
+    // could otherwise never meet (a no-op scale can finish before the other process has started).
+    const held = await acquireProjectLock(DIR, {command: 'the test holding the lock'})
+    const waiting = new Set<number>()
+    const queuedRuns = [1, 2].map((count) =>
+      runCliAsync(['scale', `web=${count}`, '--wait', '200', '--dir', DIR], {
+        env: ENV,
+        timeoutMs: 240_000,
+        onStderr: (stderr) => stderr.includes('to finish with the project') && waiting.add(count),
+      }),
+    )
+    try {
+      await retryUntil(async () => waiting.size, (size) => size === 2, {timeoutMs: 60_000, intervalMs: 200, describe: 'both queued scales to say they are waiting'})
+    } finally {
+      await held.release()
+    }
+
+    const queued = await Promise.all(queuedRuns)
     for (const result of queued) expect(result.status, result.stderr).toBe(0)
-    expect(queued.some((result) => result.stderr.includes('to finish with the project'))).toBe(true)
+    for (const result of queued) expect(result.stderr).toContain('to finish with the project')
     expect([1, 2]).toContain(await expectConsistent())
   }, 600_000)
 

@@ -52,7 +52,14 @@ export async function waitForEngineAndImages(timeoutMs: number): Promise<void> {
  */
 export function runCliAsync(
   args: string[],
-  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; interrupt?: {when: RegExp; signal: NodeJS.Signals}} = {},
+  options: {
+    cwd?: string
+    env?: NodeJS.ProcessEnv
+    timeoutMs?: number
+    interrupt?: {when: RegExp; signal: NodeJS.Signals}
+    /** Sees stderr so far after each chunk: lets a test act when the CLI reaches a step. */
+    onStderr?: (stderr: string) => void
+  } = {},
 ): Promise<CliResult & {ms: number}> {
   const started = Date.now()
   return new Promise((resolve) => {
@@ -67,6 +74,7 @@ export function runCliAsync(
     let interrupted = false
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString()
+      options.onStderr?.(stderr)
       if (options.interrupt && !interrupted && options.interrupt.when.test(stderr)) {
         interrupted = true
         child.kill(options.interrupt.signal)
