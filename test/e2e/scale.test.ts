@@ -3,7 +3,7 @@ import {createServer} from 'node:net'
 import {join} from 'node:path'
 
 import autocannon from 'autocannon'
-import {acquireProjectLock} from '../../src/util/lock.js'
+import {acquireProjectLock, LOCK_FILE} from '../../src/util/lock.js'
 import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -24,6 +24,7 @@ const NAME = `cgscale-${RUN_ID}`
 const root = tempDir('cg-scale-')
 const DIR = join(root, NAME)
 const UPSTREAMS = join(DIR, 'gateway/conf.d/upstreams.conf')
+const LOCK = join(DIR, LOCK_FILE)
 let HTTPS = 0
 
 /** Whether 127.0.0.1:port can be bound right now. */
@@ -253,12 +254,20 @@ describe('scale on a running stack', () => {
   )
 
   it('two scales at once: the second says the project is busy; with --wait both run in turn; the end state is consistent', async () => {
-    const [first, second] = await Promise.all([cli(['scale', 'web=2']), cli(['scale', 'web=3'])])
-    const statuses = [first.status, second.status].sort()
-    expect(statuses, `${first.stderr}\n---\n${second.stderr}`).toEqual([0, 1])
-    const loser = first.status === 1 ? first : second
-    expect(loser.stderr).toMatch(/Error: The project is busy: `scale web=[23]` by pid \d+ since \S+/)
-    expect(await expectConsistent()).toBe(first.status === 0 ? 2 : 3)
+    // The second starts once the first holds the lock (its lock file names it), so they always meet:
+    // started together, the second could in principle lose the race to a fast first.
+    const firstRun = cli(['scale', 'web=2'])
+    await retryUntil(
+      async () => (existsSync(LOCK) ? readFileSync(LOCK, 'utf8') : ''),
+      (text) => text.includes('scale web=2'),
+      {timeoutMs: 60_000, intervalMs: 50, describe: 'the first scale to take the project lock'},
+    )
+    const second = await cli(['scale', 'web=3'])
+    const first = await firstRun
+    expect(first.status, first.stderr).toBe(0)
+    expect(second.status, second.stderr).toBe(1)
+    expect(second.stderr).toMatch(/Error: The project is busy: `scale web=2` by pid \d+ since \S+/)
+    expect(await expectConsistent()).toBe(2)
 
     // The queued half is made deterministic by holding the lock here: two CLI runs racing for it
     // could otherwise never meet (a no-op scale can finish before the other process has started).
