@@ -458,7 +458,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     let awaited: AwaitedContainer[] = []
     const waitForHealth = async () => {
       if (awaited.length === 0) return
-      progress(`Waiting for ${awaited.map((container) => container.name).join(', ')} to be healthy (up to ${timeoutMs} ms)`)
+      progress(`Waiting for ${awaited.map((container) => container.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`)
       await waitAllHealthy(engine, awaited, timeoutMs, clock, options.signal)
       awaited = []
     }

@@ -341,6 +341,7 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
 
   // ---- 2. the new upstream -------------------------------------------------------------------------
   const changes: Record<string, string[]> = {}
+  const served: Record<string, string[]> = {}
   for (const plan of plans) {
     const members: Array<ContainerState | Replica> = []
     for (const kept of plan.keep) {
@@ -354,7 +355,13 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
 
     members.push(...created.filter((replica) => replica.service === plan.spec.service))
     members.sort((a, b) => (('number' in a ? a.number : numberOf(a)) - ('number' in b ? b.number : numberOf(b))))
-    changes[plan.spec.service] = members.map((member) => member.name)
+    const names = members.map((member) => member.name)
+    served[plan.spec.service] = names
+    // `init` writes the service-name form (`server web:8000`), which already sends to every replica: a
+    // scale to the current count keeps it instead of reloading NGINX to say the same thing by name.
+    const untouched = plan.create.length === 0 && plan.leave.length === 0 && plan.replace.length === 0 && members.length === plan.keep.length
+    const byServiceName = current[plan.spec.service]?.length === 1 && current[plan.spec.service]?.[0] === plan.spec.service
+    if (!(untouched && byServiceName)) changes[plan.spec.service] = names
   }
 
   let text: string
@@ -460,7 +467,7 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
     to: plan.target,
     added: created.filter((replica) => replica.service === plan.spec.service).map((replica) => replica.name),
     removed: removed.filter((name) => plan.leave.some((container) => container.name === name)),
-    upstream: changes[plan.spec.service] ?? [],
+    upstream: served[plan.spec.service] ?? [],
   }))
   const changed = reload !== undefined || created.length > 0 || removed.length > 0 || plans.some((plan) => plan.replace.length > 0)
   return {

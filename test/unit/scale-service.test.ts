@@ -161,6 +161,23 @@ describe('scaleServices up', () => {
     expect(describeScale(result)).toBe('demo: already at web=2; nothing changed (0.0 s).')
   })
 
+  it("keeps init's service-name upstream (`server web:8000`, every replica) on a scale to the current count: no rewrite, no reload", async () => {
+    const {engine, dir, manifest, options} = await setup(2, 'service')
+    const before = snapshot(dir)
+    expect(upstreamServers(before.upstreams.toString('utf8'))).toEqual(['web'])
+    const result = await scaleServices(dir, manifest, {web: 2}, options())
+    expect(engine.calls).toEqual([])
+    expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
+    expect(result).toMatchObject({changed: false, reloaded: false, services: [{from: 2, to: 2, upstream: ['demo-web-1', 'demo-web-2']}]})
+    expect(describeScale(result)).toBe('demo: already at web=2; nothing changed (0.0 s).')
+  })
+
+  it('rewrites the service-name upstream into replica names once the count changes', async () => {
+    const {dir, manifest, options} = await setup(2, 'service')
+    await scaleServices(dir, manifest, {web: 3}, options())
+    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+  })
+
   it('recreates a replica the upstream lists but that was removed by hand, and reloads so NGINX resolves its new address', async () => {
     const {engine, dir, manifest, options} = await setup(2, 'replicas')
     const web2 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-2')!
