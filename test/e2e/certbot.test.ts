@@ -214,6 +214,10 @@ describe('certbot mode against Pebble, validated through the gateway', () => {
 
     const status = await cli(['status', '--dir', dir])
     expect(status.stdout).toMatch(/Certificate: issued by Pebble Intermediate CA \w+, \d+ days left/)
+    const json = await cli(['status', '--dir', dir, '--json'])
+    const certificate = (JSON.parse(json.stdout) as {certificate: {mode: string; issuer: string; daysLeft: number; temporary: boolean}}).certificate
+    expect(certificate).toMatchObject({mode: 'certbot', temporary: false, issuer: expect.stringMatching(/^Pebble Intermediate CA/)})
+    expect(certificate.daysLeft).toBeGreaterThan(0)
   }, 240_000)
 
   it('certs renew when nothing is due: no reload, the same certificate', async () => {

@@ -188,7 +188,7 @@ describe('scale on a running stack', () => {
       console.log(`[e2e] scale web=3 took ${up.ms} ms`)
       load.setPhase('at 3')
       const status = await cli(['status', '--json'], 60_000)
-      const rows = JSON.parse(status.stdout) as Array<{name: string; service: string; inUpstream?: boolean}>
+      const rows = (JSON.parse(status.stdout) as {containers: Array<{name: string; service: string; inUpstream?: boolean}>}).containers
       expect(rows.filter((row) => row.service === 'web').map((row) => [row.name, row.inUpstream])).toEqual([1, 2, 3].map((n) => [`${NAME}-web-${n}`, true]))
       expect(rows.find((row) => row.service === 'gateway')?.inUpstream).toBeUndefined()
       await sleep(4_000)

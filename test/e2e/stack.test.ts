@@ -126,7 +126,11 @@ describe('up, status, down on a generated project', () => {
       async () => {
         const result = await runCliAsync(['status', '--dir', project.dir, '--json'], {env: ENV, timeoutMs: 60_000})
         expect(result.status, result.stderr).toBe(0)
-        return JSON.parse(result.stdout) as Row[]
+        const document = JSON.parse(result.stdout) as {project: string; containers: Row[]; certificate: {mode: string; daysLeft: number; issuer: string}}
+        expect(document.project).toBe(project.name)
+        expect(document.certificate).toMatchObject({mode: 'self-signed', issuer: expect.stringContaining('create-gateway local CA')})
+        expect(document.certificate.daysLeft).toBeGreaterThan(300)
+        return document.containers
       },
       (list) => !list.some((row) => row.health === 'starting'),
       {timeoutMs: 30_000, intervalMs: 1_000, describe: 'status to show the engine\'s first healthchecks'},
