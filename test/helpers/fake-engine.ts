@@ -6,6 +6,23 @@ import type Docker from 'dockerode'
 import type {ContainerState, Engine, ExecResult, ImageState, Labels, LogOptions, NetworkState} from '../../src/docker/engine.js'
 import type {Clock} from '../../src/util/retry.js'
 
+/** A running, healthy container as the engine reports it; a test names it and overrides what it is about. */
+export function runningContainer(fields: Pick<ContainerState, 'name'> & Partial<ContainerState>): ContainerState {
+  return {
+    id: `${fields.name}-id`,
+    labels: {},
+    image: 'img',
+    imageId: 'sha',
+    status: 'running',
+    running: true,
+    exitCode: 0,
+    restartCount: 0,
+    health: 'healthy',
+    ports: [],
+    ...fields,
+  }
+}
+
 /** A multiplexed log frame as the engine sends it: 8-byte header, then the payload. */
 export function frame(stream: 1 | 2, text: string): Buffer {
   const payload = Buffer.from(text)

@@ -14,6 +14,7 @@ import {
 } from '../../src/docker/spec.js'
 import {UsageError} from '../../src/errors.js'
 import {buildStackSpec} from '../../src/manifest/stack.js'
+import {runningContainer} from '../helpers/fake-engine.js'
 import {testManifest} from '../helpers/stack-fixture.js'
 
 function context(overrides: Partial<ProjectContext> = {}): ProjectContext {
@@ -33,20 +34,7 @@ function desired(overrides: Partial<ProjectContext> = {}, manifest = testManifes
 }
 
 function running(want: DesiredContainer, extra: Partial<ContainerState> = {}): ContainerState {
-  return {
-    id: `id-${want.name}`,
-    name: want.name,
-    labels: {...want.options.Labels},
-    image: want.options.Image!,
-    imageId: 'x',
-    status: 'running',
-    running: true,
-    exitCode: 0,
-    restartCount: 0,
-    health: 'healthy',
-    ports: [],
-    ...extra,
-  }
+  return runningContainer({id: `id-${want.name}`, name: want.name, labels: {...want.options.Labels}, image: want.options.Image!, imageId: 'x', ...extra})
 }
 
 describe('${VAR} interpolation from .env, as Compose does it', () => {
