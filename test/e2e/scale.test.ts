@@ -8,7 +8,7 @@ import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {tempDir} from '../helpers/cli.js'
-import {cleanupRun, docker, httpsGet, newRunId, OFFLINE_IMAGES, projectContainers, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
+import {cleanupRun, docker, httpsGet, newRunId, OFFLINE_IMAGES, projectContainers, projectContainersChecked, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
 
 /**
  * `scale` against the real engine, driven through the CLI: 1 -> 3 -> 1 under a continuous load with
@@ -71,17 +71,8 @@ async function hostnameOf(id: string): Promise<string> {
 }
 
 /** Every replica runs and is healthy, gateway.yaml says how many, and the upstream lists exactly them. */
-/** Docker's view: `up` and `scale` return once the healthcheck passes, before the engine's first check. */
-async function engineHealthy(): Promise<Awaited<ReturnType<typeof webContainers>>> {
-  return retryUntil(
-    () => webContainers(),
-    (web) => web.every((container) => !container.Status.includes('health: starting')),
-    {timeoutMs: 30_000, intervalMs: 500, describe: 'the engine to finish its first healthchecks'},
-  ).catch(() => webContainers())
-}
-
 async function expectConsistent(): Promise<number> {
-  const web = await engineHealthy()
+  const web = (await projectContainersChecked(NAME)).filter((container) => container.Labels['com.docker.compose.service'] === 'web')
   const names = web.map((container) => container.Names[0]!.slice(1)).sort()
   expect(web.every((container) => container.State === 'running' && container.Status.includes('(healthy)')), JSON.stringify(web.map((c) => c.Status))).toBe(true)
   expect(names).toEqual(Array.from({length: names.length}, (_, index) => `${NAME}-web-${index + 1}`))

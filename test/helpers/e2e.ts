@@ -137,6 +137,19 @@ export async function projectContainers(project: string): Promise<Docker.Contain
   return docker.listContainers({all: true, filters: {label: [`com.docker.compose.project=${project}`]}})
 }
 
+/**
+ * The project's containers once the engine has run each one's first healthcheck. `up` and `scale`
+ * return as soon as a container's own healthcheck passes (they run it themselves), which can be up to
+ * one interval before the engine's first check; a test reading Docker's health waits for that here.
+ */
+export async function projectContainersChecked(project: string, timeoutMs = 30_000): Promise<Docker.ContainerInfo[]> {
+  return retryUntil(
+    () => projectContainers(project),
+    (containers) => !containers.some((container) => container.Status.includes('health: starting')),
+    {timeoutMs, intervalMs: 500, describe: `the engine's first healthchecks of ${project}`},
+  )
+}
+
 export async function projectNetworks(project: string): Promise<Docker.NetworkInspectInfo[]> {
   return docker.listNetworks({filters: {label: [`com.docker.compose.project=${project}`]}})
 }
