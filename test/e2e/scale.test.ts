@@ -207,6 +207,21 @@ describe('scale on a running stack', () => {
     expect(await expectConsistent()).toBe(1)
   }, 600_000)
 
+  it('verify after scale: the checklist sees every replica (init -> up -> scale -> verify, as a user runs it)', async () => {
+    const up = await cli(['scale', 'web=3'])
+    expect(up.status, up.stderr).toBe(0)
+    await projectContainersChecked(NAME)
+    // Not routes or rate-limit: this project's external points at a name that must not be reached.
+    const run = await cli(['verify', '--only', 'containers,config,balance', '--json'], 120_000)
+    const report = JSON.parse(run.stdout) as {ok: boolean; checks: Array<{id: string; ok: boolean; detail: string}>}
+    expect(run.status, run.stdout).toBe(0)
+    expect(report.checks.map((check) => [check.id, check.ok])).toEqual([['containers', true], ['config', true], ['balance', true]])
+    expect(report.checks.find((check) => check.id === 'containers')?.detail).toContain('4/4 running and healthy')
+    expect(report.checks.find((check) => check.id === 'balance')?.detail).toMatch(/web: 3\/3 replicas/)
+    expect((await cli(['scale', 'web=1'])).status).toBe(0)
+    expect(await expectConsistent()).toBe(1)
+  }, 300_000)
+
   it('a broken gateway config: exit 1 with the nginx -t output, upstream byte-identical, gateway still answers, no container left', async () => {
     const before = {upstreams: readFileSync(UPSTREAMS), manifest: readFileSync(join(DIR, 'gateway.yaml')), ids: await containerIds()}
     const broken = join(DIR, 'gateway/conf.d/zz-broken.conf')
