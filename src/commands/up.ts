@@ -3,12 +3,13 @@ import {Flags} from '@oclif/core'
 import {loadManifest} from '../manifest/load.js'
 import {describeUp} from '../docker/report.js'
 import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/stack.js'
+import {rollOutReplicas} from '../gateway/rollout.js'
 import {withProjectLock} from '../util/lock.js'
 import {BaseCommand, dirFlag} from './base.js'
 
 export default class Up extends BaseCommand {
   static override summary = 'Build the service images and start the stack; wait until every container is healthy.'
-  static override description = `Builds each Django service's image (skipped when its folder has not changed), creates the project network and the containers (the Django replicas, then the gateway) with Compose's labels, and waits for their healthchecks. Running it again changes only what differs from gateway.yaml. If anything fails, it removes what this run created, shows the last log lines of the container that failed, and exits 1. Ctrl-C (or SIGTERM) stops it the same way and exits 130 (143); an image build already running finishes first.`
+  static override description = `Builds each Django service's image (skipped when its folder has not changed), creates the project network and the containers (the Django replicas, then the gateway) with Compose's labels, and waits for their healthchecks. Running it again changes only what differs from gateway.yaml; while the gateway runs, changed Django replicas are replaced one at a time behind it (an extra replica on the new configuration serves meanwhile), so the service keeps answering. If anything fails, it removes what this run created, shows the last log lines of the container that failed, and exits 1. Ctrl-C (or SIGTERM) stops it the same way and exits 130 (143); an image build already running finishes first.`
 
   static override examples = [
     {description: 'Start the project in the current directory', command: '<%= config.bin %> up'},
@@ -33,6 +34,7 @@ export default class Up extends BaseCommand {
             timeoutMs: flags.timeout * 1000,
             onProgress: (message) => this.logToStderr(`- ${message}`),
             signal,
+            rollout: rollOutReplicas,
           }),
         ),
       `Interrupted again: quit before removing everything; containers and the network of ${manifest.name} that this run created may be left: \`${down}\` removes them.`,

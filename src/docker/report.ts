@@ -17,6 +17,7 @@ export function describeUp(result: UpResult): string {
       }),
     ]
     lines.push(`${result.project} is up (${seconds} s): ${parts.join(', ')}.`)
+    if (result.rolled.length > 0) lines.push(`Rolling update of ${result.rolled.join(', ')}: one replica at a time behind the running gateway, which kept serving.`)
   } else {
     lines.push(`${result.project} is up to date: nothing changed (${seconds} s).`)
   }

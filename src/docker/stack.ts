@@ -11,6 +11,7 @@ import {connectEngine, engineFailure, engineMessage, type ContainerState, type E
 import {buildImage, type BuiltImage} from './images.js'
 import {lastLogLines} from './logs.js'
 import {
+  desiredContainer,
   desiredContainers,
   LABELS,
   networkLabels,
@@ -20,7 +21,10 @@ import {
   runId,
   startWaves,
   type ContainerAction,
+  type ContainerPlan,
+  type DesiredContainer,
   type PlannedContainer,
+  type ProjectContext,
 } from './spec.js'
 
 export const DEFAULT_UP_TIMEOUT_MS = 180_000
@@ -46,7 +50,44 @@ export interface UpOptions extends StackOptions {
    * and `upStack` throws InterruptedError.
    */
   signal?: AbortSignal
+  /**
+   * Changes the Django replicas behind a running gateway without taking them out of service at once
+   * (the gateway layer's rolling update: new replicas in, old ones out, one upstream reload per step).
+   * Without it, `up` stops and recreates changed replicas in place, as Compose does.
+   */
+  rollout?: Rollout
 }
+
+/** One Django service's replica changes behind a running gateway, handed to a rolling update. */
+export interface ReplicaChanges {
+  spec: StackServiceSpec
+  /** Running replicas that stay as they are. */
+  keep: ContainerState[]
+  /** Running replicas whose configuration or image changed, in number order: replaced one at a time. */
+  replace: Array<{existing: ContainerState; desired: DesiredContainer}>
+  /** Replica numbers the manifest adds. */
+  create: DesiredContainer[]
+  /** Running replicas beyond the manifest's count. */
+  retire: ContainerState[]
+  /** This service's container for any number, e.g. the extra replica that serves while one is replaced. */
+  desiredFor: (number: number) => DesiredContainer
+}
+
+export interface RolloutRequest {
+  engine: Engine
+  dir: string
+  manifest: Manifest
+  gateway: ContainerState
+  services: ReplicaChanges[]
+  /** How long each new replica may take to become healthy. */
+  timeoutMs: number
+  clock: Clock
+  signal?: AbortSignal
+  onProgress: (message: string) => void
+}
+
+/** Returns what it did, in `up`'s report rows. */
+export type Rollout = (request: RolloutRequest) => Promise<UpContainer[]>
 
 export interface UpContainer {
   service: string
@@ -63,6 +104,8 @@ export interface UpResult {
   images: Array<BuiltImage & {service: string}>
   network: {name: string; created: boolean}
   containers: UpContainer[]
+  /** Django services whose replicas were changed by the rolling update, behind the running gateway. */
+  rolled: string[]
   urls: string[]
   /** A command that reaches the gateway from this machine, trusting the project CA when there is one. */
   curl: string
@@ -307,6 +350,36 @@ export async function stackEndpoints(manifest: Manifest): Promise<{urls: string[
   return {urls, curl: parts.join(' ')}
 }
 
+/**
+ * The Django services whose replicas a rolling update changes: the gateway runs and stays, the
+ * service already has running replicas, and every change to it is one a rolling update can make
+ * (a stopped or foreign-named replica goes the plain way, with the rest of its service).
+ */
+function rollingChanges(stack: StackSpec, plan: ContainerPlan, context: ProjectContext): ReplicaChanges[] {
+  const gateway = plan.containers.find((item) => item.desired.role === 'gateway')
+  if (gateway?.action !== 'keep') return []
+  const changes: ReplicaChanges[] = []
+  for (const spec of stack.services.filter((candidate) => candidate.role === 'django')) {
+    const items = plan.containers.filter((item) => item.desired.service === spec.service)
+    const extra = plan.remove.filter((container) => container.labels[LABELS.service] === spec.service)
+    const rollable = (item: PlannedContainer) =>
+      item.action === 'keep' || item.action === 'create' || (item.action === 'recreate' && item.existing!.running && item.existing!.name === item.desired.name)
+    if (!items.every(rollable) || !extra.every((container) => container.running)) continue
+    const change: ReplicaChanges = {
+      spec,
+      keep: items.filter((item) => item.action === 'keep').map((item) => item.existing!),
+      replace: items.filter((item) => item.action === 'recreate').map((item) => ({existing: item.existing!, desired: item.desired})),
+      create: items.filter((item) => item.action === 'create').map((item) => item.desired),
+      retire: extra,
+      desiredFor: (number) => desiredContainer(spec, number, context),
+    }
+    const serving = change.keep.length + change.replace.length
+    if (serving > 0 && change.replace.length + change.create.length + change.retire.length > 0) changes.push(change)
+  }
+
+  return changes
+}
+
 /** Remove what this run created, newest first. Errors here must not hide the error that caused it. */
 async function rollback(engine: Engine, created: string[], network: string | undefined): Promise<string[]> {
   const done: string[] = []
@@ -388,8 +461,16 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   checkpoint()
 
   const imageIds = Object.fromEntries(images.map((image) => [image.service, image.id]))
-  const desired = desiredContainers(stack, {project: stack.project, dir: root, network: stack.network, imageIds, environment, runId: runId(options.env ?? process.env)})
-  const plan = planContainers(desired, existing)
+  const context: ProjectContext = {project: stack.project, dir: root, network: stack.network, imageIds, environment, runId: runId(options.env ?? process.env)}
+  const fullPlan = planContainers(desiredContainers(stack, context), existing)
+  // Behind a running gateway, changed replicas are rolled (after the rest is up); the plain path below
+  // handles everything else, and all of a first `up`.
+  const rolling = options.rollout ? rollingChanges(stack, fullPlan, context) : []
+  const rolled = new Set(rolling.map((change) => change.spec.service))
+  const plan: ContainerPlan = {
+    containers: fullPlan.containers.filter((item) => !rolled.has(item.desired.service)),
+    remove: fullPlan.remove.filter((container) => !rolled.has(container.labels[LABELS.service] ?? '')),
+  }
   const report: UpContainer[] = []
   const created: string[] = []
   let createdNetwork: string | undefined
@@ -504,6 +585,11 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     throw engineFailure(`Starting project ${stack.project}${note}`, error)
   }
 
+  if (rolling.length > 0) {
+    const gateway = fullPlan.containers.find((item) => item.desired.role === 'gateway')!.existing!
+    report.push(...(await options.rollout!({engine, dir: root, manifest, gateway, services: rolling, timeoutMs, clock, signal: options.signal, onProgress: progress})))
+  }
+
   const endpoints = await stackEndpoints(manifest)
   return {
     project: stack.project,
@@ -511,6 +597,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     images,
     network: {name: stack.network, created: createdNetwork !== undefined},
     containers: report,
+    rolled: rolling.map((change) => change.spec.service),
     urls: endpoints.urls,
     curl: endpoints.curl,
     durationMs: clock.now() - started,

@@ -85,6 +85,8 @@ async function expectConsistent(): Promise<number> {
 interface Load {
   /** Hostnames of the replicas that answered while `phase` had this value. */
   hostnames: Map<string, Set<string>>
+  /** The `release` field of the bodies (`none` when absent) per phase: which code answered. */
+  releases: Map<string, Set<string>>
   setPhase(phase: string): void
   stop(): Promise<autocannon.Result>
   failures: string[]
@@ -102,6 +104,7 @@ type RunningLoad = autocannon.Instance & Promise<autocannon.Result>
  */
 function startLoad(): Load {
   const hostnames = new Map<string, Set<string>>()
+  const releases = new Map<string, Set<string>>()
   const failures: string[] = []
   let phase = 'start'
   const started = Date.now()
@@ -121,6 +124,9 @@ function startLoad(): Load {
         hostnames.get(phase)!.add(hostname)
       }
 
+      if (!releases.has(phase)) releases.set(phase, new Set())
+      releases.get(phase)!.add(/"release": ?"([^"]+)"/.exec(body)?.[1] ?? 'none')
+
       return true
     },
   } as autocannon.Options & {verifyBody: (body: string) => boolean}) as RunningLoad
@@ -131,6 +137,7 @@ function startLoad(): Load {
   const done = new Promise<autocannon.Result>((resolve) => instance.on('done', resolve))
   return {
     hostnames,
+    releases,
     failures,
     setPhase: (next) => {
       phase = next
@@ -221,6 +228,46 @@ describe('scale on a running stack', () => {
     expect((await cli(['scale', 'web=1'])).status).toBe(0)
     expect(await expectConsistent()).toBe(1)
   }, 300_000)
+
+  it('up after a code change, under continuous load: replicas replaced one at a time behind the gateway, zero failed requests', async () => {
+    expect((await cli(['scale', 'web=2'])).status).toBe(0)
+    await projectContainersChecked(NAME)
+    const views = join(DIR, 'services/web/config/views.py')
+    const original = readFileSync(views, 'utf8')
+    expect(original).toContain("'hostname': socket.gethostname(),")
+    const load = startLoad()
+    let result: autocannon.Result | undefined
+    try {
+      await sleep(2_000)
+      load.setPhase('rolling')
+      writeFileSync(views, original.replace("'hostname': socket.gethostname(),", "'hostname': socket.gethostname(),\n        'release': 'v2',"))
+      const up = await cli(['up', '--timeout', '120'], 300_000)
+      expect(up.status, `${up.stdout}\n${up.stderr}`).toBe(0)
+      console.log(`[e2e] up (rolling, 2 replicas) took ${up.ms} ms`)
+      expect(up.stderr).toContain(`Gateway: web -> ${NAME}-web-2, ${NAME}-web-3`)
+      expect(up.stdout).toMatch(/2 recreated/)
+      load.setPhase('after')
+      await sleep(3_000)
+      result = await load.stop()
+      console.log(`[e2e] load during up: ${result.requests.total} requests, ${result.non2xx} non-2xx, ${result.errors} errors; releases ${JSON.stringify(Object.fromEntries([...load.releases].map(([phase, set]) => [phase, [...set]])))}`)
+      expect(load.failures).toEqual([])
+      expect(result.errors).toBe(0)
+      expect(result.timeouts).toBe(0)
+      expect(result.non2xx).toBe(0)
+      expect([...(load.releases.get('start') ?? [])]).toEqual(['none'])
+      expect([...(load.releases.get('after') ?? [])]).toEqual(['v2'])
+      expect(load.hostnames.get('after')?.size).toBe(2)
+    } finally {
+      if (!result) await load.stop()
+      writeFileSync(views, original)
+    }
+
+    expect(await expectConsistent()).toBe(2)
+    const back = await cli(['up', '--timeout', '120'], 300_000)
+    expect(back.status, back.stderr).toBe(0)
+    expect((await cli(['scale', 'web=1'])).status).toBe(0)
+    expect(await expectConsistent()).toBe(1)
+  }, 600_000)
 
   it('a broken gateway config: exit 1 with the nginx -t output, upstream byte-identical, gateway still answers, no container left', async () => {
     const before = {upstreams: readFileSync(UPSTREAMS), manifest: readFileSync(join(DIR, 'gateway.yaml')), ids: await containerIds()}

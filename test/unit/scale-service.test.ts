@@ -1,105 +1,19 @@
-import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import type {ExecResult} from '../../src/docker/engine.js'
 import {LABELS} from '../../src/docker/spec.js'
 import {upStack} from '../../src/docker/stack.js'
 import {OperationError, UsageError} from '../../src/errors.js'
-import {scaleServices, describeScale, type ScaleOptions} from '../../src/gateway/scale.js'
+import {scaleServices, describeScale} from '../../src/gateway/scale.js'
 import {loadManifest, serializeManifest} from '../../src/manifest/load.js'
-import {replicaNames} from '../../src/manifest/stack.js'
-import {renderUpstreams} from '../../src/render/gateway.js'
 import {LOCK_FILE} from '../../src/util/lock.js'
 import {rejectionOf} from '../helpers/errors.js'
-import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
+import {fakeClock} from '../helpers/fake-engine.js'
+import {FakeNginxEngine, IMAGES, runningStack, UPSTREAMS} from '../helpers/fake-nginx.js'
 import {testManifest, testProject} from '../helpers/stack-fixture.js'
-
-const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm']
-const UPSTREAMS = 'gateway/conf.d/upstreams.conf'
-
-/**
- * The fake engine plus an NGINX that answers the commands scale runs in the gateway: `nginx -t`,
- * `nginx -s reload` (new worker PIDs; the old ones exit on a later look) and the /proc probe.
- */
-class FakeNginxEngine extends FakeEngine {
-  dir = ''
-  master = 1
-  workers = [10, 11]
-  exiting: number[] = []
-  nextPid = 100
-  errorLog = ''
-  /** `nginx -t` fails with this output. */
-  testFailure?: string
-  /** The master refuses the next reloads: old workers stay and error.log gets an [emerg]. */
-  rejectReloads = 0
-  /** upstreams.conf as it was at each reload. */
-  reloadedWith: string[] = []
-
-  override async exec(id?: string, cmd: string[] = []): Promise<ExecResult> {
-    const name = (await this.container(id!))!.name
-    if (cmd[0] === 'sh') return {exitCode: 0, stdout: this.probe(cmd[2]!), stderr: ''}
-    this.calls.push(`exec ${cmd.join(' ')} ${name}`)
-    if (cmd.join(' ') === 'nginx -t') {
-      if (this.testFailure) return {exitCode: 1, stdout: '', stderr: `${this.testFailure}\nnginx: configuration file /etc/nginx/nginx.conf test failed\n`}
-      return {exitCode: 0, stdout: '', stderr: 'nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n'}
-    }
-
-    if (cmd.join(' ') === 'nginx -s reload') {
-      this.reloadedWith.push(readFileSync(join(this.dir, UPSTREAMS), 'utf8'))
-      if (this.rejectReloads > 0) {
-        this.rejectReloads -= 1
-        this.errorLog += '2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "demo-web-9:8000" in /etc/nginx/conf.d/upstreams.conf:9\n'
-        return {exitCode: 0, stdout: '', stderr: ''}
-      }
-
-      this.exiting.push(...this.workers)
-      this.workers = [this.nextPid++, this.nextPid++]
-      return {exitCode: 0, stdout: '', stderr: ''}
-    }
-
-    return {exitCode: 127, stdout: '', stderr: `${cmd[0]}: not found`}
-  }
-
-  private probe(script: string): string {
-    const lines = [`1 (nginx) S 0 1 1\tnginx: master process nginx -g daemon off;`]
-    for (const pid of this.workers) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process`)
-    for (const pid of this.exiting) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process is shutting down`)
-    // Old workers finish their requests by the next look.
-    this.exiting = []
-    lines.push(`@@size ${this.errorLog.length}`)
-    const offset = /tail -c \+(\d+)/.exec(script)
-    if (offset) {
-      for (const line of this.errorLog.slice(Number(offset[1]) - 1).split('\n')) if (/\[(emerg|alert)\]/.test(line)) lines.push(`@@log ${line}`)
-    }
-
-    return `${lines.join('\n')}\n`
-  }
-}
-
-/**
- * A running stack of `replicas` web replicas. `upstreams` is the upstreams.conf it starts from:
- * `replicas` lists each web replica by container name (as `scale` writes it), `service` names the
- * service (`server web:8000`, as `init` writes it). `api` adds a second Django service.
- */
-async function setup(replicas: number, upstreams: 'replicas' | 'service', api?: {replicas: number}) {
-  const engine = new FakeNginxEngine(IMAGES)
-  const manifest = testManifest({
-    services: {web: {kind: 'django', replicas}, ...(api ? {api: {kind: 'django', replicas: api.replicas, port: 8001}} : {}), payment: {kind: 'external', url: 'https://payments.example.com'}},
-    routes: [{path: '/', service: 'web'}, ...(api ? [{path: '/api/', service: 'api'}] : [])],
-  })
-  const dir = testProject(manifest, api ? 'WEB_SECRET_KEY=s3cret\nAPI_SECRET_KEY=s3cret\n' : undefined)
-  engine.dir = dir
-  writeFileSync(join(dir, 'gateway.yaml'), `# my own comment, kept by scale\n${serializeManifest(manifest)}`)
-  mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
-  writeFileSync(join(dir, UPSTREAMS), await renderUpstreams(manifest, upstreams === 'service' ? {} : {web: replicaNames(manifest, 'web', replicas)}))
-  await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}})
-  engine.calls.length = 0
-  const options = (extra: Partial<ScaleOptions> = {}): ScaleOptions => ({engine, clock: fakeClock(), env: {}, isAlive: () => true, ...extra})
-  return {engine, dir, manifest, options}
-}
 
 function upstreamServers(text: string): string[] {
   return [...text.matchAll(/server (\S+):8000/g)].map((match) => match[1]!)
@@ -111,7 +25,7 @@ function snapshot(dir: string) {
 
 describe('scaleServices up', () => {
   it('creates the new replicas as `up` would, lists them, tests, reloads, confirms, and saves the count', async () => {
-    const {engine, dir, manifest, options} = await setup(1, 'replicas')
+    const {engine, dir, manifest, options} = await runningStack(1, 'replicas')
     const progress: string[] = []
     const result = await scaleServices(dir, manifest, {web: 3}, options({onProgress: (line) => progress.push(line)}))
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
@@ -152,7 +66,7 @@ describe('scaleServices up', () => {
   })
 
   it('does nothing when the service already runs that count and the upstream lists it', async () => {
-    const {engine, dir, manifest, options} = await setup(2, 'replicas')
+    const {engine, dir, manifest, options} = await runningStack(2, 'replicas')
     const before = snapshot(dir)
     const result = await scaleServices(dir, manifest, {web: 2}, options())
     expect(result.changed).toBe(false)
@@ -162,7 +76,7 @@ describe('scaleServices up', () => {
   })
 
   it("keeps init's service-name upstream (`server web:8000`, every replica) on a scale to the current count: no rewrite, no reload", async () => {
-    const {engine, dir, manifest, options} = await setup(2, 'service')
+    const {engine, dir, manifest, options} = await runningStack(2, 'service')
     const before = snapshot(dir)
     expect(upstreamServers(before.upstreams.toString('utf8'))).toEqual(['web'])
     const result = await scaleServices(dir, manifest, {web: 2}, options())
@@ -173,13 +87,13 @@ describe('scaleServices up', () => {
   })
 
   it('rewrites the service-name upstream into replica names once the count changes', async () => {
-    const {dir, manifest, options} = await setup(2, 'service')
+    const {dir, manifest, options} = await runningStack(2, 'service')
     await scaleServices(dir, manifest, {web: 3}, options())
     expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
   })
 
   it('recreates a replica the upstream lists but that was removed by hand, and reloads so NGINX resolves its new address', async () => {
-    const {engine, dir, manifest, options} = await setup(2, 'replicas')
+    const {engine, dir, manifest, options} = await runningStack(2, 'replicas')
     const web2 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-2')!
     await engine.removeContainer(web2.id)
     engine.calls.length = 0
@@ -191,7 +105,7 @@ describe('scaleServices up', () => {
   })
 
   it('from the service names init writes: lists the scaled service\'s replicas by name and leaves the other service\'s server as it is', async () => {
-    const {engine, dir, manifest, options} = await setup(1, 'service', {replicas: 1})
+    const {engine, dir, manifest, options} = await runningStack(1, 'service', {replicas: 1})
     const webBlock = (text: string) => /upstream web_upstream \{[^}]*\}/.exec(text)![0]
     const apiBlock = (text: string) => /upstream api_upstream \{[^}]*\}/.exec(text)![0]
     const initial = readFileSync(join(dir, UPSTREAMS), 'utf8')
@@ -223,7 +137,7 @@ describe('scaleServices up', () => {
 describe('scaleServices down', () => {
   it('takes the replicas out of the upstream and reloads before stopping them, highest number first', async () => {
     // From the file init writes: `server web:8000` stands for all three replicas until this rewrite.
-    const {engine, dir, manifest, options} = await setup(3, 'service')
+    const {engine, dir, manifest, options} = await runningStack(3, 'service')
     expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['web'])
     const result = await scaleServices(dir, manifest, {web: 1}, options())
     expect(engine.calls).toEqual([
@@ -244,7 +158,7 @@ describe('scaleServices down', () => {
 
 describe('scaleServices failures', () => {
   it('nginx -t fails: upstreams.conf byte-identical, new replicas removed, gateway.yaml unchanged, exit 1 with the output', async () => {
-    const {engine, dir, manifest, options} = await setup(1, 'replicas')
+    const {engine, dir, manifest, options} = await runningStack(1, 'replicas')
     const before = snapshot(dir)
     engine.testFailure = '2030/01/01 10:00:00 [emerg] 7#7: unexpected end of file, expecting "}" in /etc/nginx/conf.d/zz-broken.conf:2'
     const error = await rejectionOf(scaleServices(dir, manifest, {web: 2}, options()), OperationError)
@@ -263,7 +177,7 @@ describe('scaleServices failures', () => {
   })
 
   it('a new replica never gets healthy: its last log lines, nothing in the gateway touched', async () => {
-    const {engine, dir, manifest, options} = await setup(1, 'service')
+    const {engine, dir, manifest, options} = await runningStack(1, 'service')
     const before = snapshot(dir)
     engine.behaviour.set('demo-web-3', {health: 'unhealthy', logs: ['ImproperlyConfigured: SECRET_KEY must not be empty']})
     const error = await rejectionOf(scaleServices(dir, manifest, {web: 3}, options()), OperationError)
@@ -277,7 +191,7 @@ describe('scaleServices failures', () => {
   })
 
   it('the master refuses the reload: restores the file, reloads it again, removes the new replicas', async () => {
-    const {engine, dir, manifest, options} = await setup(1, 'replicas')
+    const {engine, dir, manifest, options} = await runningStack(1, 'replicas')
     const before = snapshot(dir)
     engine.rejectReloads = 1
     const error = await rejectionOf(scaleServices(dir, manifest, {web: 2}, options({reloadTimeoutMs: 2_000})), OperationError)
@@ -313,12 +227,12 @@ describe('scaleServices failures', () => {
     expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
     expect(engine.calls).toEqual([])
 
-    const running = await setup(1, 'service')
+    const running = await runningStack(1, 'service')
     await expect(scaleServices(running.dir, running.manifest, {web: 2}, running.options({manifestOnly: true}))).rejects.toThrow(UsageError)
   })
 
   it('another scale holds the project: busy, exit 1, nothing touched', async () => {
-    const {engine, dir, manifest, options} = await setup(1, 'service')
+    const {engine, dir, manifest, options} = await runningStack(1, 'service')
     writeFileSync(join(dir, LOCK_FILE), JSON.stringify({pid: 424242, host: hostname(), command: 'scale web=3', since: '2030-01-01T10:00:00.000Z', token: 't'}))
     const before = snapshot(dir)
     await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow('The project is busy: `scale web=3` by pid 424242 since 2030-01-01T10:00:00.000Z')
@@ -327,7 +241,7 @@ describe('scaleServices failures', () => {
   })
 
   it('.env lacks a variable: a usage error before anything is locked or created', async () => {
-    const {engine, manifest, options} = await setup(1, 'service')
+    const {engine, manifest, options} = await runningStack(1, 'service')
     const dir = testProject(manifest, 'OTHER=1\n')
     await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow(UsageError)
     expect(engine.calls).toEqual([])

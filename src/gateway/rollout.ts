@@ -1,0 +1,256 @@
+import {engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
+import {LABELS, type DesiredContainer} from '../docker/spec.js'
+import {probeCommand, waitAllHealthy, type ReplicaChanges, type Rollout, type RolloutRequest, type UpContainer} from '../docker/stack.js'
+import {GatewayError, InterruptedError, OperationError} from '../errors.js'
+import type {Manifest} from '../manifest/schema.js'
+import {PROJECT_PATHS} from '../manifest/stack.js'
+import {drainWorkers, reloadGateway, testConfig, type GatewayRef} from './nginx.js'
+import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
+
+/**
+ * `up` on a running stack whose Django replicas changed (new code, new settings, a new count): the
+ * replicas change behind the gateway the way `scale` changes them, so the service never stops
+ * answering. Per service:
+ *
+ * 1. New containers start first and must pass their healthcheck: the replicas the manifest adds and,
+ *    when replicas are to be replaced, one extra replica on the new configuration. It is a canary too:
+ *    a new configuration that cannot become healthy fails here, before any old replica is touched.
+ * 2. One upstream step takes them in and takes out the replicas beyond the count and the first replica
+ *    to replace (write upstreams.conf, `nginx -t`, reload, confirm, let the old workers finish).
+ * 3. Each replica to replace is stopped gracefully (it no longer receives requests), created again with
+ *    the new configuration and waited for; the next upstream step takes it back in and takes the next
+ *    one out. The last step takes the extra replica out, which is then stopped.
+ *
+ * One reload per replica replaced, plus one. Serving capacity never drops below the replicas that ran.
+ * If a step fails, the gateway keeps the last upstream that loaded, the error says which replicas run
+ * which configuration, and `up` run again carries on from there.
+ */
+
+interface Replica {
+  id: string
+  name: string
+  number: number
+}
+
+function numberOf(container: ContainerState): number {
+  return Number(container.labels[LABELS.number] ?? 0)
+}
+
+function byNumber(replicas: Replica[]): string[] {
+  return [...replicas].sort((a, b) => a.number - b.number).map((replica) => replica.name)
+}
+
+class RolloutSession {
+  private readonly gateway: GatewayRef
+  private upstreams: Record<string, string[]> = {}
+  /** The text NGINX runs now: what a failed step restores. */
+  private loaded: string | undefined
+  readonly rows: UpContainer[] = []
+  /** Containers this run started: the ones on the new configuration. */
+  readonly fresh = new Set<string>()
+  reloads = 0
+
+  constructor(private readonly request: RolloutRequest) {
+    this.gateway = {id: request.gateway.id, name: request.gateway.name}
+  }
+
+  get engine(): Engine {
+    return this.request.engine
+  }
+
+  progress(message: string): void {
+    this.request.onProgress(message)
+  }
+
+  async load(): Promise<void> {
+    this.loaded = (await readUpstreamsFile(this.request.dir))?.toString('utf8')
+    this.upstreams = upstreamHosts(this.request.manifest, this.loaded)
+  }
+
+  /** Who serves `service` now, by container name (the service-name form means every running replica). */
+  serving(change: ReplicaChanges): string[] {
+    const listed = this.upstreams[change.spec.service]
+    const running = [...change.keep, ...change.replace.map((item) => item.existing), ...change.retire]
+    if (!listed || (listed.length === 1 && listed[0] === change.spec.service)) return running.map((container) => container.name)
+    return listed
+  }
+
+  /** Point the service's upstream at `members`: write, `nginx -t`, reload, confirm, drain the old workers. */
+  async route(manifest: Manifest, service: string, members: string[]): Promise<void> {
+    const text = await renderUpstreamsWith(manifest, this.upstreams, {[service]: members})
+    if (text === this.loaded) return
+    this.progress(`Gateway: ${service} -> ${members.join(', ')}`)
+    await writeUpstreamsFile(this.request.dir, text)
+    let reloadSent = false
+    try {
+      await testConfig(this.engine, this.gateway)
+      reloadSent = true
+      const reload = await reloadGateway(this.engine, this.gateway, {clock: this.request.clock})
+      this.reloads++
+      this.loaded = text
+      this.upstreams = {...this.upstreams, [service]: members}
+      const drain = await drainWorkers(this.engine, this.gateway, reload.oldWorkers, {clock: this.request.clock})
+      if (!drain.drained) this.progress(`Old NGINX workers ${drain.remaining.join(', ')} still finish requests after ${drain.ms} ms; going on (each replica still gets its graceful shutdown)`)
+    } catch (error) {
+      if (this.loaded !== text) await this.restore(reloadSent)
+      throw error
+    }
+  }
+
+  private async restore(reloadSent: boolean): Promise<void> {
+    try {
+      if (this.loaded === undefined) return
+      await writeUpstreamsFile(this.request.dir, this.loaded)
+      if (reloadSent) await reloadGateway(this.engine, this.gateway, {clock: this.request.clock})
+    } catch {
+      // The error being thrown says what failed; the state report below says what runs.
+    }
+  }
+
+  async start(change: ReplicaChanges, desired: DesiredContainer[]): Promise<Replica[]> {
+    const started: Replica[] = []
+    try {
+      for (const want of desired) {
+        this.progress(`Creating ${want.name}`)
+        let id: string
+        try {
+          id = await this.engine.createContainer(want.options)
+        } catch (error) {
+          throw engineFailure(`Creating ${want.name}`, error)
+        }
+
+        started.push({id, name: want.name, number: want.number})
+        this.fresh.add(want.name)
+        this.progress(`Starting ${want.name}`)
+        try {
+          await this.engine.startContainer(id)
+        } catch (error) {
+          throw engineFailure(`Starting ${want.name}`, error)
+        }
+      }
+
+      this.progress(`Waiting for ${started.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(this.request.timeoutMs / 1000)} s)`)
+      const probe = probeCommand(change.spec.healthcheck.test)
+      await waitAllHealthy(this.engine, started.map((replica) => ({...replica, service: change.spec.service, wave: 0, probe})), this.request.timeoutMs, this.request.clock, this.request.signal)
+      return started
+    } catch (error) {
+      for (const replica of started) {
+        try {
+          await this.engine.removeContainer(replica.id)
+        } catch {}
+      }
+
+      if (started.length > 0) this.progress(`Removed ${started.map((replica) => replica.name).join(', ')}, which did not become healthy`)
+      throw error
+    }
+  }
+
+  async retire(change: ReplicaChanges, container: {id: string; name: string}): Promise<void> {
+    const grace = change.spec.stopGraceSeconds
+    this.progress(`Stopping ${container.name} (${change.spec.stopSignal ?? 'SIGTERM'}, up to ${grace} s for in-flight requests)`)
+    try {
+      await this.engine.stopContainer(container.id, grace)
+      await this.engine.removeContainer(container.id)
+    } catch (error) {
+      throw engineFailure(`Removing ${container.name}`, error)
+    }
+  }
+
+  checkpoint(): void {
+    if (this.request.signal?.aborted) throw new InterruptedError('Interrupted')
+  }
+}
+
+async function rollService(session: RolloutSession, change: ReplicaChanges, manifest: Manifest): Promise<void> {
+  const service = change.spec.service
+  const replace = [...change.replace].sort((a, b) => numberOf(a.existing) - numberOf(b.existing))
+  const highest = Math.max(0, ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(numberOf), ...change.create.map((want) => want.number))
+  const extra = replace.length > 0 ? change.desiredFor(highest + 1) : undefined
+  const serving = new Map<string, Replica>()
+  for (const container of [...change.keep, ...replace.map((item) => item.existing)]) serving.set(container.name, {id: container.id, name: container.name, number: numberOf(container)})
+  const listed = new Set(session.serving(change))
+  const members = () => byNumber([...serving.values()].filter((replica) => listed.has(replica.name)))
+
+  const what = [
+    ...(replace.length > 0 ? [`replacing ${replace.map((item) => item.existing.name).join(', ')} one at a time (${extra!.name} serves meanwhile)`] : []),
+    ...(change.create.length > 0 ? [`adding ${change.create.map((want) => want.name).join(', ')}`] : []),
+    ...(change.retire.length > 0 ? [`retiring ${change.retire.map((container) => container.name).join(', ')}`] : []),
+  ]
+  session.progress(`Rolling update of ${service} behind the running gateway: ${what.join('; ')}`)
+
+  // 1. New containers first: the added replicas and the extra one, all healthy before any change.
+  session.checkpoint()
+  const added = await session.start(change, [...change.create, ...(extra ? [extra] : [])])
+  for (const replica of added) {
+    serving.set(replica.name, replica)
+    listed.add(replica.name)
+  }
+
+  for (const want of change.create) session.rows.push({service, name: want.name, number: want.number, action: 'create', id: added.find((replica) => replica.name === want.name)?.id})
+  for (const container of change.keep) session.rows.push({service, name: container.name, number: numberOf(container), action: 'keep', id: container.id})
+
+  // 2. One step in: the new ones; out: the replicas beyond the count and the first one to replace.
+  const first = replace[0]
+  if (first) serving.delete(first.existing.name)
+  await session.route(manifest, service, members())
+  for (const container of change.retire) {
+    await session.retire(change, container)
+    session.rows.push({service, name: container.name, number: numberOf(container), action: 'remove'})
+  }
+
+  // 3. Replace one at a time; each step takes the new one in and the next one out.
+  for (const [index, item] of replace.entries()) {
+    session.checkpoint()
+    await session.retire(change, item.existing)
+    const [fresh] = await session.start(change, [item.desired])
+    serving.set(fresh!.name, fresh!)
+    listed.add(fresh!.name)
+    session.rows.push({service, name: fresh!.name, number: fresh!.number, action: 'recreate', id: fresh!.id})
+    const next = replace[index + 1]
+    if (next) serving.delete(next.existing.name)
+    else if (extra) serving.delete(extra.name)
+    await session.route(manifest, service, members())
+  }
+
+  if (extra) {
+    const surge = added.find((replica) => replica.name === extra.name)!
+    await session.retire(change, surge)
+  }
+}
+
+/** What runs where, for an error that stops a rolling update half-way. */
+async function stateNote(session: RolloutSession, request: RolloutRequest): Promise<string> {
+  const lines: string[] = []
+  for (const change of request.services) {
+    const containers = (await session.engine.containers({[LABELS.project]: request.gateway.labels[LABELS.project] ?? ''})).filter(
+      (container) => container.labels[LABELS.service] === change.spec.service && container.running,
+    )
+    const describe = (container: ContainerState) => `${container.name} (${session.fresh.has(container.name) ? 'new' : 'old'} configuration)`
+    if (containers.length > 0) lines.push(`${change.spec.service} runs ${containers.sort((a, b) => numberOf(a) - numberOf(b)).map(describe).join(', ')}.`)
+  }
+
+  await session.load()
+  const served = Object.entries(upstreamHostsOf(session, request)).map(([service, hosts]) => `${service}: ${hosts.join(', ')}`)
+  if (served.length > 0) lines.push(`The gateway serves ${served.join('; ')} (${PROJECT_PATHS.upstreams}).`)
+  return lines.join('\n')
+}
+
+function upstreamHostsOf(session: RolloutSession, request: RolloutRequest): Record<string, string[]> {
+  return Object.fromEntries(request.services.map((change) => [change.spec.service, session.serving(change)]))
+}
+
+export const rollOutReplicas: Rollout = async (request) => {
+  const session = new RolloutSession(request)
+  await session.load()
+  try {
+    for (const change of request.services) await rollService(session, change, request.manifest)
+  } catch (error) {
+    const note = await stateNote(session, request).catch(() => '')
+    const hint = 'Fix the cause and run `create-gateway up` again: it carries on from here without stopping the service.'
+    if (error instanceof InterruptedError || request.signal?.aborted) throw new InterruptedError(`Interrupted the rolling update.${note ? `\n${note}` : ''}\n${hint}`)
+    const message = error instanceof GatewayError ? error.message : engineMessage(error)
+    throw new OperationError(`The rolling update stopped: ${message}${note ? `\n${note}` : ''}`, {hint, cause: error})
+  }
+
+  return session.rows
+}

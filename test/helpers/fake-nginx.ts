@@ -1,0 +1,95 @@
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import type {ExecResult} from '../../src/docker/engine.js'
+import {upStack} from '../../src/docker/stack.js'
+import type {ScaleOptions} from '../../src/gateway/scale.js'
+import {serializeManifest} from '../../src/manifest/load.js'
+import {replicaNames} from '../../src/manifest/stack.js'
+import {renderUpstreams} from '../../src/render/gateway.js'
+import {fakeClock, FakeEngine} from './fake-engine.js'
+import {testManifest, testProject} from './stack-fixture.js'
+
+export const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm']
+export const UPSTREAMS = 'gateway/conf.d/upstreams.conf'
+
+/**
+ * The fake engine plus an NGINX that answers the commands scale runs in the gateway: `nginx -t`,
+ * `nginx -s reload` (new worker PIDs; the old ones exit on a later look) and the /proc probe.
+ */
+export class FakeNginxEngine extends FakeEngine {
+  dir = ''
+  master = 1
+  workers = [10, 11]
+  exiting: number[] = []
+  nextPid = 100
+  errorLog = ''
+  /** `nginx -t` fails with this output. */
+  testFailure?: string
+  /** The master refuses the next reloads: old workers stay and error.log gets an [emerg]. */
+  rejectReloads = 0
+  /** upstreams.conf as it was at each reload. */
+  reloadedWith: string[] = []
+
+  override async exec(id?: string, cmd: string[] = []): Promise<ExecResult> {
+    const name = (await this.container(id!))!.name
+    if (cmd[0] === 'sh') return {exitCode: 0, stdout: this.probe(cmd[2]!), stderr: ''}
+    this.calls.push(`exec ${cmd.join(' ')} ${name}`)
+    if (cmd.join(' ') === 'nginx -t') {
+      if (this.testFailure) return {exitCode: 1, stdout: '', stderr: `${this.testFailure}\nnginx: configuration file /etc/nginx/nginx.conf test failed\n`}
+      return {exitCode: 0, stdout: '', stderr: 'nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n'}
+    }
+
+    if (cmd.join(' ') === 'nginx -s reload') {
+      this.reloadedWith.push(readFileSync(join(this.dir, UPSTREAMS), 'utf8'))
+      if (this.rejectReloads > 0) {
+        this.rejectReloads -= 1
+        this.errorLog += '2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "demo-web-9:8000" in /etc/nginx/conf.d/upstreams.conf:9\n'
+        return {exitCode: 0, stdout: '', stderr: ''}
+      }
+
+      this.exiting.push(...this.workers)
+      this.workers = [this.nextPid++, this.nextPid++]
+      return {exitCode: 0, stdout: '', stderr: ''}
+    }
+
+    return {exitCode: 127, stdout: '', stderr: `${cmd[0]}: not found`}
+  }
+
+  private probe(script: string): string {
+    const lines = [`1 (nginx) S 0 1 1\tnginx: master process nginx -g daemon off;`]
+    for (const pid of this.workers) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process`)
+    for (const pid of this.exiting) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process is shutting down`)
+    // Old workers finish their requests by the next look.
+    this.exiting = []
+    lines.push(`@@size ${this.errorLog.length}`)
+    const offset = /tail -c \+(\d+)/.exec(script)
+    if (offset) {
+      for (const line of this.errorLog.slice(Number(offset[1]) - 1).split('\n')) if (/\[(emerg|alert)\]/.test(line)) lines.push(`@@log ${line}`)
+    }
+
+    return `${lines.join('\n')}\n`
+  }
+}
+
+/**
+ * A running stack of `replicas` web replicas. `upstreams` is the upstreams.conf it starts from:
+ * `replicas` lists each web replica by container name (as `scale` writes it), `service` names the
+ * service (`server web:8000`, as `init` writes it). `api` adds a second Django service.
+ */
+export async function runningStack(replicas: number, upstreams: 'replicas' | 'service', api?: {replicas: number}) {
+  const engine = new FakeNginxEngine(IMAGES)
+  const manifest = testManifest({
+    services: {web: {kind: 'django', replicas}, ...(api ? {api: {kind: 'django', replicas: api.replicas, port: 8001}} : {}), payment: {kind: 'external', url: 'https://payments.example.com'}},
+    routes: [{path: '/', service: 'web'}, ...(api ? [{path: '/api/', service: 'api'}] : [])],
+  })
+  const dir = testProject(manifest, api ? 'WEB_SECRET_KEY=s3cret\nAPI_SECRET_KEY=s3cret\n' : undefined)
+  engine.dir = dir
+  writeFileSync(join(dir, 'gateway.yaml'), `# my own comment, kept by scale\n${serializeManifest(manifest)}`)
+  mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
+  writeFileSync(join(dir, UPSTREAMS), await renderUpstreams(manifest, upstreams === 'service' ? {} : {web: replicaNames(manifest, 'web', replicas)}))
+  await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}})
+  engine.calls.length = 0
+  const options = (extra: Partial<ScaleOptions> = {}): ScaleOptions => ({engine, clock: fakeClock(), env: {}, isAlive: () => true, ...extra})
+  return {engine, dir, manifest, options}
+}
