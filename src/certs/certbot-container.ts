@@ -48,7 +48,7 @@ export function certbotTool(manifest: Manifest): StackToolSpec {
   const tool = buildStackSpec(manifest).tools.find((spec) => spec.service === 'certbot')
   if (!tool) {
     throw new UsageError(`tls.mode is ${manifest.tls.mode} in gateway.yaml: certbot manages certificates only in certbot mode`, {
-      hint: 'Set tls.mode: certbot and tls.email in gateway.yaml and render the project again (or `create-gateway init --tls certbot --email ME`).',
+      hint: 'Set tls.mode: certbot and tls.email in gateway.yaml and run `create-gateway render` (or start over with `create-gateway init --tls certbot --email ME`).',
     })
   }
 

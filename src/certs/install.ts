@@ -4,10 +4,10 @@ import {request} from 'node:http'
 import {join} from 'node:path'
 import {connect} from 'node:tls'
 
-import type {ContainerState, Engine} from '../docker/engine.js'
+import {connectEngine, type ContainerState, type Engine} from '../docker/engine.js'
 import {execIn} from '../docker/exec.js'
 import {LABELS, runningGateway} from '../docker/spec.js'
-import {OperationError, UsageError} from '../errors.js'
+import {EngineUnavailableError, OperationError, UsageError} from '../errors.js'
 import {connectAddress} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
@@ -79,14 +79,14 @@ function commandOutput(result: {stdout: string; stderr: string}): string {
  * Install `next` into certs/, `nginx -t` in the gateway, reload. If the test fails the previous files
  * are put back, so the gateway keeps serving (and a later restart still finds) the old certificate.
  */
-export async function installAndReload(engine: Engine, gateway: ContainerState, dir: string, next: CertificateFiles): Promise<void> {
-  const previous = await readInstalled(dir)
+export async function installAndReload(engine: Engine, gateway: ContainerState, dir: string, next: CertificateFiles, previous?: CertificateFiles): Promise<void> {
+  previous ??= await readInstalled(dir)
   await writeCertificateFiles(dir, next)
   const test = await execIn(engine, gateway.id, ['nginx', '-t'])
   if (test.exitCode !== 0) {
     if (previous) await writeCertificateFiles(dir, previous)
     throw new OperationError(`nginx -t in ${gateway.name} rejected the new certificate; the previous one is back in place and still served\n${commandOutput(test)}`, {
-      hint: `Check ${CERT_FILES.fullchain} and ${CERT_FILES.privkey} in certbot/config/live/; \`create-gateway logs gateway\` shows more.`,
+      hint: `Check ${CERT_FILES.fullchain} and ${CERT_FILES.privkey} (from Let's Encrypt: certbot/config/live/); \`create-gateway logs gateway\` shows more.`,
     })
   }
 
@@ -215,5 +215,27 @@ export async function checkChallengePath(dir: string, manifest: Manifest): Promi
     }
   } finally {
     await rm(file, {force: true})
+  }
+}
+
+export type ServeOutcome = {served: true; fingerprint: string; gateway: string} | {served: false; why: 'not-running' | 'no-engine'}
+
+/**
+ * After `certs` wrote a new self-signed certificate: when the gateway runs, test, reload and confirm
+ * over TLS that it serves the new file (putting `previous` back if `nginx -t` refuses it).
+ */
+export async function serveWhereRunning(dir: string, manifest: Manifest, previous: CertificateFiles | undefined, options: ConfirmOptions = {}): Promise<ServeOutcome> {
+  let engine: Engine
+  try {
+    engine = await connectEngine()
+    const gateway = runningGateway(await engine.containers({[LABELS.project]: manifest.name}))
+    if (!gateway) return {served: false, why: 'not-running'}
+    const next = await readInstalled(dir)
+    if (!next) throw new OperationError(`${CERT_FILES.fullchain} or ${CERT_FILES.privkey} is missing after writing them`)
+    await installAndReload(engine, gateway, dir, next, previous)
+    return {served: true, fingerprint: await confirmServed(manifest, leafFingerprint(next.fullchain)!, options), gateway: gateway.name}
+  } catch (error) {
+    if (error instanceof EngineUnavailableError) return {served: false, why: 'no-engine'}
+    throw error
   }
 }

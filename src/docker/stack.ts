@@ -121,7 +121,7 @@ function portField(manifest: Manifest, host: number): string {
 function portInUse(manifest: Manifest, bind: string, port: number, cause?: unknown): OperationError {
   const field = portField(manifest, port)
   return new OperationError(`Port ${bind}:${port} (${field} in gateway.yaml) is already in use by another program or container`, {
-    hint: `Stop what listens there (\`ss -ltnp 'sport = :${port}'\` shows it), or choose another ${field} in gateway.yaml and render the project again.`,
+    hint: `Stop what listens there (\`ss -ltnp 'sport = :${port}'\` shows it), or choose another ${field} in gateway.yaml and run \`create-gateway render\`, then \`create-gateway up\`.`,
     cause,
   })
 }

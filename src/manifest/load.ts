@@ -48,6 +48,7 @@ export async function loadManifest(dir: string): Promise<Manifest> {
 export function serializeManifest(manifest: Manifest): string {
   const header = [
     '# create-gateway manifest: every generated file is rendered from this one.',
+    '# After editing it, `create-gateway render` writes the files again (and reloads a running gateway).',
     '# Commands read it on every run; `scale` updates replica counts here.',
     '',
   ].join('\n')

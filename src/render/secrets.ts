@@ -2,7 +2,7 @@ import {randomBytes, randomInt} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {parseEnv} from 'node:util'
-import {encrypt} from 'unixcrypt'
+import {encrypt, verify} from 'unixcrypt'
 
 import {UsageError} from '../errors.js'
 import {djangoServices, secretKeyVariable} from '../manifest/model.js'
@@ -21,6 +21,11 @@ export interface ProjectSecrets {
   apiKeys: string[]
   /** HS256 key of the jwt routes, used as its UTF-8 bytes (as JWT libraries take a string secret). */
   jwtSecret: string
+  /**
+   * The htpasswd line on disk when it still matches basicAuth: kept as it is, since a new salt would
+   * change the file (and reload the gateway) on every render for nothing.
+   */
+  htpasswd?: string
 }
 
 /**
@@ -50,6 +55,14 @@ export function generateSecrets(manifest: Manifest): ProjectSecrets {
  * Debian's package. Not bcrypt: auth_basic hashes on every request inside the worker's event loop, and
  * bcrypt's deliberate cost would stall every other connection of that worker under load.
  */
+function safeVerify(password: string, hash: string): boolean {
+  try {
+    return verify(password, hash)
+  } catch {
+    return false // not a crypt hash unixcrypt knows: write a fresh line
+  }
+}
+
 export function htpasswdLine(user: string, password: string): string {
   const salt = Array.from({length: 16}, () => SALT_ALPHABET[randomInt(SALT_ALPHABET.length)]).join('')
   return `${user}:${encrypt(password, `$6$${salt}`)}\n`
@@ -80,6 +93,9 @@ export async function loadSecrets(dir: string, manifest: Manifest): Promise<Proj
   const basic = (await readOptional(join(dir, PROJECT_PATHS.basicAuth)))?.trim()
   const colon = basic?.indexOf(':') ?? -1
   if (basic && colon > 0) fresh.basicAuth = {user: basic.slice(0, colon), password: basic.slice(colon + 1)}
+  const htpasswd = await readOptional(join(dir, PROJECT_PATHS.htpasswd))
+  const hash = htpasswd?.startsWith(`${fresh.basicAuth.user}:`) ? htpasswd.trim().slice(fresh.basicAuth.user.length + 1) : undefined
+  if (hash && !hash.includes('\n') && safeVerify(fresh.basicAuth.password, hash)) fresh.htpasswd = htpasswd
 
   const keys = (await readOptional(join(dir, PROJECT_PATHS.apiKeys)))
     ?.split('\n')
@@ -115,7 +131,7 @@ export function renderSecretFiles(manifest: Manifest, secrets: ProjectSecrets): 
     {path: PROJECT_PATHS.basicAuth, content: `${secrets.basicAuth.user}:${secrets.basicAuth.password}\n`, mode: 0o600},
     // The hash file is read by NGINX's unprivileged workers on each request, so it cannot be 0600 to root;
     // it holds only a salted SHA-512 crypt hash of a 144-bit random password.
-    {path: PROJECT_PATHS.htpasswd, content: htpasswdLine(secrets.basicAuth.user, secrets.basicAuth.password), mode: 0o644},
+    {path: PROJECT_PATHS.htpasswd, content: secrets.htpasswd ?? htpasswdLine(secrets.basicAuth.user, secrets.basicAuth.password), mode: 0o644},
     {path: PROJECT_PATHS.apiKeys, content: `# API keys accepted in the X-API-Key header, one per line.\n${keys.join('\n')}\n`, mode: 0o600},
     // Read by the NGINX master (root) when it loads the config: `map $http_x_api_key` entries.
     {path: PROJECT_PATHS.apiKeysMap, content: keys.map((key) => `"${key}" 1;`).join('\n') + '\n', mode: 0o600},

@@ -223,20 +223,28 @@ describe('each fault fails its check, and its fix passes it again', () => {
     expect(fixed.status, explain(fixed)).toBe(0)
   }, 300_000)
 
-  it('a certificate for another name -> tls fails', async () => {
+  it('a certificate for another name -> tls fails; `certs` fixes it on the running gateway', async () => {
     const other = await generateSelfSigned({domain: 'other.example'})
     const restoreCert = editFile('certs/fullchain.pem', () => other.cert)
     const restoreKey = editFile('certs/privkey.pem', () => other.key)
+    let fixedByCli = false
     try {
       reload()
       const run = await verify()
       expect(run.status, explain(run)).toBe(1)
       expect(failedIds(run), explain(run)).toEqual(['tls'])
       expect(check(run, 'tls').detail).toContain(`certificate not valid for ${DOMAIN} (names: DNS:other.example`)
+      // The user's fix: `certs` signs a new one with the project CA and brings the running gateway onto it.
+      const certs = await cli(['certs', '--dir', dir])
+      expect(certs.status, certs.stderr).toBe(0)
+      expect(certs.stdout).toContain(`${gateway()} serves it now (nginx -t, reload, fingerprint confirmed over TLS).`)
+      fixedByCli = true
     } finally {
-      restoreCert()
-      restoreKey()
-      reload()
+      if (!fixedByCli) {
+        restoreCert()
+        restoreKey()
+        reload()
+      }
     }
 
     const fixed = await verify('--only', 'tls')
@@ -293,6 +301,30 @@ describe('each fault fails its check, and its fix passes it again', () => {
     const fixed = await verify('--only', 'routes')
     expect(fixed.status, explain(fixed)).toBe(0)
   }, 120_000)
+
+  it('render after editing gateway.yaml: burst 20 -> 5 is live after a confirmed reload, and back again', async () => {
+    const restore = editFile('gateway.yaml', (text) => text.replace(/(rateLimit:\n\s+rate: 10r\/s\n\s+)burst: 20/, '$1burst: 5'))
+    try {
+      const rendered = await cli(['render', '--dir', dir])
+      expect(rendered.status, rendered.stderr).toBe(0)
+      expect(rendered.stdout).toContain('updated  gateway/conf.d/gateway.conf')
+      expect(rendered.stdout).toMatch(/Gateway: nginx -t passed; reloaded \(workers [\d, ]+ -> [\d, ]+, \d+ ms\)\./)
+      // The rate-limit check reads the new burst from gateway.yaml: it passes only if NGINX enforces 5.
+      const run = await verify('--only', 'rate-limit')
+      expect(run.status, explain(run)).toBe(0)
+      expect(check(run, 'rate-limit').detail).toContain('burst 5')
+      const accepted = Number(/(\d+) accepted/.exec(check(run, 'rate-limit').detail)?.[1])
+      expect(accepted).toBeLessThan(15)
+    } finally {
+      restore()
+      const back = await cli(['render', '--dir', dir])
+      expect(back.status, back.stderr).toBe(0)
+    }
+
+    const again = await verify('--only', 'config,rate-limit')
+    expect(again.status, explain(again)).toBe(0)
+    expect(check(again, 'rate-limit').detail).toContain('burst 20')
+  }, 180_000)
 
   it('after every fix the whole checklist passes again', async () => {
     const run = await verify()

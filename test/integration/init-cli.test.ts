@@ -13,7 +13,7 @@ describe('create-gateway init (the built CLI)', () => {
   it('--help lists every command with a summary', () => {
     const help = runCli(['--help'])
     expect(help.status).toBe(0)
-    for (const command of ['init', 'certs', 'up', 'down', 'status', 'logs']) expect(help.stdout).toMatch(new RegExp(`\\n\\s+${command}\\s+\\S`))
+    for (const command of ['init', 'certs', 'up', 'down', 'status', 'logs', 'scale', 'verify', 'render']) expect(help.stdout).toMatch(new RegExp(`\\n\\s+${command}\\s+\\S`))
   })
 
   it('init DIR --yes alone gives a working project', () => {
@@ -124,6 +124,22 @@ describe('create-gateway init (the built CLI)', () => {
     expect(readFileSync(join(dir, 'certs/ca.pem'), 'utf8')).toBe(ca)
     expect(readFileSync(join(dir, 'gateway/nginx.conf'), 'utf8')).not.toBe('# edited')
     expect(parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).rateLimit.rate).toBe('5r/s')
+  })
+
+  it('render: a fresh project already matches its gateway.yaml; a bad edit exits 2 naming the field and writes nothing', () => {
+    const dir = join(tempDir(), 'my-api')
+    expect(runCli(['init', dir, '--yes']).status).toBe(0)
+    const same = runCli(['render', '--dir', dir, '--dry-run'])
+    expect(same.status, same.stderr).toBe(0)
+    expect(same.stdout.trim()).toBe('my-api: every file already matches gateway.yaml (dry run).')
+
+    const manifest = join(dir, 'gateway.yaml')
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('rate: 10r/s', 'rate: 5r/s').replace('    service: web\n    auth: basic', '    service: pay\n    auth: basic'))
+    const limits = readFileSync(join(dir, 'gateway/conf.d/limits.conf'))
+    const bad = runCli(['render', '--dir', dir])
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toContain('routes[1].service: no service named "pay"')
+    expect(readFileSync(join(dir, 'gateway/conf.d/limits.conf')).equals(limits)).toBe(true)
   })
 
   it('--dry-run lists the files and writes nothing', () => {
