@@ -3,12 +3,15 @@
 // (bench/run.js, which `npm run bench` runs, calls it at the end).
 //
 // One generated project, one run, under a paced HTTPS load on /api/ (keep-alive, 127.0.0.1 only,
-// below the route's rate limit, every 4th request a POST), six steps:
+// below the route's rate limit, every 4th request a POST), eight steps:
 //   ours   `create-gateway scale web=3`, then `create-gateway scale web=1`
 //   seed   the guide's way on the same running project: `docker-compose up -d --scale web=3`, rewrite the
 //          upstream as the guide says, `nginx -s reload` in the gateway; then the same back to 1.
 //   seed   the same again with `--no-recreate`, which isolates the edit-and-reload part from Compose
 //          recreating containers it did not create.
+//   ours   on a fresh stack of ours at web=2: a code change, then `create-gateway up` (the rolling update)
+//   seed   the same code change, then `docker-compose up -d --build --scale web=2`, the guide's upstream
+//          (`server web:8000`) loaded first.
 // For each: the command's time, the time until the expected replicas (and only they) answer, requests
 // sent, and failed requests (non-2xx, connection errors, timeouts), with when the failures happened.
 // Ports come from 28000-28999; everything is removed by its Compose label at the end, even on failure.
@@ -337,9 +340,47 @@ try {
     return result.ms
   }
 
+  // A code change both ways: the release marker in the sample view, so the image is rebuilt and
+  // every replica must be replaced.
+  const views = join(dir, 'services/web/config/views.py')
+  const original = readFileSync(views, 'utf8')
+  const codeChange = (release) => writeFileSync(views, original.replace("'hostname': socket.gethostname(),", `'hostname': socket.gethostname(),\n        'release': '${release}',`))
+  const oursRedeploy = async (notes) => {
+    codeChange('ours')
+    const result = await runCommand(process.execPath, [cli, 'up', '--dir', dir], {timeoutMs: 600_000})
+    notes.push(`create-gateway up after a code change: exit ${result.status}; ${result.stdout.split('\n').filter((line) => /is up|Rolling/.test(line)).join(' ')}`)
+    return result.ms
+  }
+
+  const seedRedeploy = async (notes) => {
+    codeChange('seed')
+    const args = ['-p', project, 'up', '-d', '--build', '--scale', 'web=2']
+    const result = await runCommand('docker-compose', args, {cwd: dir, timeoutMs: 600_000})
+    const lines = `${result.stdout}\n${result.stderr}`.split('\n').filter((line) => /done|error|Recreating|Creating/i.test(line)).map((line) => line.replace(/\s+/g, ' ').trim())
+    notes.push(`docker-compose ${args.join(' ')}: exit ${result.status} in ${(result.ms / 1000).toFixed(1)} s; ${[...new Set(lines)].join('; ')}`)
+    return result.ms
+  }
+
+  // Before the seed's redeploy: the guide's upstream (`server web:8000`, Docker's DNS over the replicas), loaded.
+  const seedUpstream = async () => {
+    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), upstreamText(project, ['web']))
+    const gateway = await gatewayContainer(project)
+    if (gateway) await execIn(gateway.id, ['nginx', '-s', 'reload'])
+  }
+
+  const freshStackOfTwo = async () => {
+    await runCommand('docker-compose', ['-p', project, 'down', '--remove-orphans'], {cwd: dir, timeoutMs: 120_000}).catch(() => {})
+    await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000})
+    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), upstreamText(project, ['web']))
+    for (const args of [['up'], ['scale', 'web=2']]) {
+      const result = await runCommand(process.execPath, [cli, ...args, '--dir', dir], {timeoutMs: 600_000})
+      if (result.status !== 0) throw new Error(`${args.join(' ')} failed:\n${result.stderr}`)
+    }
+  }
+
   const compose = (await runCommand('docker-compose', ['version'], {timeoutMs: 30_000})).status === 0
   if (!compose) log('docker-compose (Compose v1) is not installed: only our own steps run')
-  for (const [label, count, action] of [
+  for (const [label, count, action, before] of [
     ['ours: scale web=3', 3, ours(3)],
     ['ours: scale web=1', 1, ours(1)],
     ['seed: compose --scale web=3 + upstream + reload', 3, (notes) => seedScale(project, dir, 3, notes, {checkLiteral: true})],
@@ -347,8 +388,12 @@ try {
     // The same without the recreation Compose v1 does on a stack it did not create: the reload alone.
     ['seed: compose --no-recreate --scale web=3 + reload', 3, (notes) => seedScale(project, dir, 3, notes, {noRecreate: true})],
     ['seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
+    // The redeploys start from a stack of ours again (the seed steps above left Compose's containers).
+    ['ours: up after a code change (web=2, rolling)', 2, oursRedeploy, freshStackOfTwo],
+    ['seed: compose up -d --build after a code change', 2, seedRedeploy, seedUpstream],
   ].filter(([label]) => compose || label.startsWith('ours'))) {
     if (interrupted) break
+    if (before) await before()
     log(label)
     rows.push(await step(label, project, https, ca, count, action))
   }
