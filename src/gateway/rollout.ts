@@ -4,6 +4,7 @@ import {probeCommand, waitAllHealthy, type ReplicaChanges, type Rollout, type Ro
 import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
+import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
 import {drainWorkers, reloadGateway, testConfig, type GatewayRef} from './nginx.js'
 import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
 
@@ -25,12 +26,6 @@ import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFil
  * If a step fails, the gateway keeps the last upstream that loaded, the error says which replicas run
  * which configuration, and `up` run again carries on from there.
  */
-
-interface Replica {
-  id: string
-  name: string
-  number: number
-}
 
 function numberOf(container: ContainerState): number {
   return Number(container.labels[LABELS.number] ?? 0)
@@ -111,46 +106,24 @@ class RolloutSession {
     const started: Replica[] = []
     try {
       for (const want of desired) {
-        this.progress(`Creating ${want.name}`)
-        let id: string
-        try {
-          id = await this.engine.createContainer(want.options)
-        } catch (error) {
-          throw engineFailure(`Creating ${want.name}`, error)
-        }
-
-        started.push({id, name: want.name, number: want.number})
         this.fresh.add(want.name)
-        this.progress(`Starting ${want.name}`)
-        try {
-          await this.engine.startContainer(id)
-        } catch (error) {
-          throw engineFailure(`Starting ${want.name}`, error)
-        }
+        await startReplica(this.engine, want, this.request.manifest.name, (message) => this.progress(message), started)
       }
 
       this.progress(`Waiting for ${started.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(this.request.timeoutMs / 1000)} s)`)
       const probe = probeCommand(change.spec.healthcheck.test)
-      await waitAllHealthy(this.engine, started.map((replica) => ({...replica, service: change.spec.service, wave: 0, probe})), this.request.timeoutMs, this.request.clock, this.request.signal)
+      await waitAllHealthy(this.engine, started.map((replica) => ({...replica, wave: 0, probe})), this.request.timeoutMs, this.request.clock, this.request.signal)
       return started
     } catch (error) {
-      for (const replica of started) {
-        try {
-          await this.engine.removeContainer(replica.id)
-        } catch {}
-      }
-
-      if (started.length > 0) this.progress(`Removed ${started.map((replica) => replica.name).join(', ')}, which did not become healthy`)
+      const removed = await removeQuietly(this.engine, started)
+      if (removed.length > 0) this.progress(`Removed ${removed.join(', ')}, which did not become healthy`)
       throw error
     }
   }
 
   async retire(change: ReplicaChanges, container: {id: string; name: string}): Promise<void> {
-    const grace = change.spec.stopGraceSeconds
-    this.progress(`Stopping ${container.name} (${change.spec.stopSignal ?? 'SIGTERM'}, up to ${grace} s for in-flight requests)`)
     try {
-      await this.engine.stopContainer(container.id, grace)
-      await this.engine.removeContainer(container.id)
+      await stopReplica(this.engine, change.spec, container, (message) => this.progress(message))
     } catch (error) {
       throw engineFailure(`Removing ${container.name}`, error)
     }
@@ -167,7 +140,7 @@ async function rollService(session: RolloutSession, change: ReplicaChanges, mani
   const highest = Math.max(0, ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(numberOf), ...change.create.map((want) => want.number))
   const extra = replace.length > 0 ? change.desiredFor(highest + 1) : undefined
   const serving = new Map<string, Replica>()
-  for (const container of [...change.keep, ...replace.map((item) => item.existing)]) serving.set(container.name, {id: container.id, name: container.name, number: numberOf(container)})
+  for (const container of [...change.keep, ...replace.map((item) => item.existing)]) serving.set(container.name, {id: container.id, name: container.name, service, number: numberOf(container)})
   const listed = new Set(session.serving(change))
   const members = () => byNumber([...serving.values()].filter((replica) => listed.has(replica.name)))
 

@@ -3,7 +3,7 @@ import {join, resolve} from 'node:path'
 
 import {parseDocument} from 'yaml'
 
-import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
+import {connectEngine, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {desiredContainer, LABELS, readProjectEnv, runningGateway, resolveEnvironment, runId, type ProjectContext} from '../docker/spec.js'
 import {probeCommand, waitAllHealthy} from '../docker/stack.js'
 import {GatewayError, OperationError, UsageError} from '../errors.js'
@@ -16,6 +16,7 @@ import {acquireProjectLock, type LockOwner} from '../util/lock.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {drainWorkers, reloadGateway, testConfig, type DrainResult, type ReloadResult} from './nginx.js'
 import type {ScaleTargets} from './targets.js'
+import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
 import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
 
 /**
@@ -77,13 +78,6 @@ export interface ScaleResult {
   drain?: DrainResult
   warnings: string[]
   durationMs: number
-}
-
-interface Replica {
-  id: string
-  name: string
-  service: string
-  number: number
 }
 
 interface ServicePlan {
@@ -160,18 +154,6 @@ function describeTargets(targets: ScaleTargets): string {
   return Object.entries(targets)
     .map(([service, count]) => `${service}=${count}`)
     .join(' ')
-}
-
-async function removeQuietly(engine: Engine, replicas: Replica[]): Promise<string[]> {
-  const removed: string[] = []
-  for (const replica of [...replicas].reverse()) {
-    try {
-      await engine.removeContainer(replica.id)
-      removed.push(replica.name)
-    } catch {}
-  }
-
-  return removed
 }
 
 /** Append what the rollback did to the error that caused it, keeping its type (and exit code). */
@@ -293,32 +275,7 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
       }
 
       for (const number of plan.create) {
-        const desired = desiredContainer(plan.spec, number, context)
-        progress(`Creating ${desired.name}`)
-        let id: string
-        try {
-          id = await engine.createContainer(desired.options)
-        } catch (error) {
-          if (/already in use/i.test(engineMessage(error))) {
-            throw new OperationError(`A container named ${desired.name} already exists and is not a replica of ${stack.project}`, {
-              hint: `Remove it (\`docker rm -f ${desired.name}\`) and scale again.`,
-              cause: error,
-            })
-          }
-
-          throw engineFailure(`Creating ${desired.name}`, error)
-        }
-
-        const replica = {id, name: desired.name, service: plan.spec.service, number}
-        created.push(replica)
-        progress(`Starting ${desired.name}`)
-        try {
-          await engine.startContainer(id)
-        } catch (error) {
-          throw engineFailure(`Starting ${desired.name}`, error)
-        }
-
-        toWait.push(replica)
+        toWait.push(await startReplica(engine, desiredContainer(plan.spec, number, context), stack.project, progress, created))
       }
 
       for (const kept of plan.keep) {
@@ -439,16 +396,8 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
   const failures: string[] = []
   const removed: string[] = []
   for (const container of [...leaving].sort((a, b) => numberOf(b) - numberOf(a) || a.name.localeCompare(b.name))) {
-    const spec = stack.services.find((candidate) => candidate.service === container.labels[LABELS.service])
-    const grace = spec?.stopGraceSeconds ?? 10
     try {
-      if (container.running) {
-        progress(`Stopping ${container.name} (${spec?.stopSignal ?? 'SIGTERM'}, up to ${grace} s for in-flight requests)`)
-        await engine.stopContainer(container.id, grace)
-      }
-
-      progress(`Removing ${container.name}`)
-      await engine.removeContainer(container.id)
+      await stopReplica(engine, stack.services.find((candidate) => candidate.service === container.labels[LABELS.service]), container, progress)
       removed.push(container.name)
     } catch (error) {
       failures.push(`${container.name}: ${engineMessage(error)}`)

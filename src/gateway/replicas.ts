@@ -1,0 +1,71 @@
+import {engineFailure, engineMessage, type Engine} from '../docker/engine.js'
+import type {DesiredContainer} from '../docker/spec.js'
+import {OperationError} from '../errors.js'
+import type {StackServiceSpec} from '../manifest/stack.js'
+
+/**
+ * The replica steps `scale` and the rolling update of `up` share: create and start a replica exactly
+ * as `up` would, stop one gracefully, and remove the ones a failed run created.
+ */
+
+export interface Replica {
+  id: string
+  name: string
+  service: string
+  number: number
+}
+
+/** Create and start `desired`; a name already taken by another container gets its own message. */
+export async function startReplica(engine: Engine, desired: DesiredContainer, project: string, progress: (message: string) => void, created: Replica[]): Promise<Replica> {
+  progress(`Creating ${desired.name}`)
+  let id: string
+  try {
+    id = await engine.createContainer(desired.options)
+  } catch (error) {
+    if (/already in use/i.test(engineMessage(error))) {
+      throw new OperationError(`A container named ${desired.name} already exists and is not a replica of ${project}`, {
+        hint: `Remove it (\`docker rm -f ${desired.name}\`) and run this again.`,
+        cause: error,
+      })
+    }
+
+    throw engineFailure(`Creating ${desired.name}`, error)
+  }
+
+  const replica = {id, name: desired.name, service: desired.service, number: desired.number}
+  // Recorded before the start, so a failed start is removed with the rest.
+  created.push(replica)
+  progress(`Starting ${desired.name}`)
+  try {
+    await engine.startContainer(id)
+  } catch (error) {
+    throw engineFailure(`Starting ${desired.name}`, error)
+  }
+
+  return replica
+}
+
+/** SIGTERM (the service's stop signal) and its grace period for in-flight requests, then remove. */
+export async function stopReplica(engine: Engine, spec: StackServiceSpec | undefined, container: {id: string; name: string; running?: boolean}, progress: (message: string) => void): Promise<void> {
+  const grace = spec?.stopGraceSeconds ?? 10
+  if (container.running !== false) {
+    progress(`Stopping ${container.name} (${spec?.stopSignal ?? 'SIGTERM'}, up to ${grace} s for in-flight requests)`)
+    await engine.stopContainer(container.id, grace)
+  }
+
+  progress(`Removing ${container.name}`)
+  await engine.removeContainer(container.id)
+}
+
+/** Remove what a failed run created, newest first; returns the names removed. Never throws. */
+export async function removeQuietly(engine: Engine, replicas: Array<{id: string; name: string}>): Promise<string[]> {
+  const removed: string[] = []
+  for (const replica of [...replicas].reverse()) {
+    try {
+      await engine.removeContainer(replica.id)
+      removed.push(replica.name)
+    } catch {}
+  }
+
+  return removed
+}
