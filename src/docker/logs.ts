@@ -3,7 +3,7 @@ import {open, stat} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 import {StringDecoder} from 'node:string_decoder'
 
-import {UsageError} from '../errors.js'
+import {OperationError, UsageError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS, buildStackSpec} from '../manifest/stack.js'
 import {demuxLines, Demuxer, LineSplitter} from './demux.js'
@@ -53,11 +53,9 @@ export async function showLogs(engine: Engine, manifest: Manifest, options: Logs
     const wanted = options.service
     containers = containers.filter((container) => container.labels[LABELS.service] === wanted || container.name === wanted)
     if (containers.length === 0) {
-      const known = order.includes(wanted)
-      throw new UsageError(
-        known ? `no container of service ${wanted} exists in project ${manifest.name}` : `${wanted} is neither a service of ${manifest.name} nor one of its containers`,
-        {hint: known ? 'Start the stack with `create-gateway up`.' : `Services: ${order.join(', ')}.`},
-      )
+      // A known service with no container is a stack that is down (exit 1); an unknown name is bad input (exit 2).
+      if (order.includes(wanted)) throw new OperationError(`no container of service ${wanted} exists in project ${manifest.name}`, {hint: 'Start the stack with `create-gateway up`.'})
+      throw new UsageError(`${wanted} is neither a service of ${manifest.name} nor one of its containers`, {hint: `Services: ${order.join(', ')}.`})
     }
   }
 

@@ -106,8 +106,22 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
   const http = new GatewayClient({manifest, secrets, runId, ca, clock})
   const context: VerifyContext = {dir, manifest, secrets, runId, startedAt, http, engine: options.engine ?? projectEngine(manifest), clock, caFile: options.caFile}
   const ids = new Set(options.checks ?? CHECK_IDS)
+  const selected = CHECKS.filter((check) => ids.has(check.id))
+  // A stack that is not running at all fails every check the same way: say so at once, instead of
+  // a load test against a closed port and eight failures that all mean the same thing.
+  const running = await context.engine.containers().then(
+    (containers) => containers.length > 0,
+    () => true, // the engine could not be asked: the checks say why, each in its own words
+  )
+  if (!running) {
+    const why = `the stack of ${manifest.name} is not running (no containers); start it with \`create-gateway up\``
+    const checks = selected.map((check) => ({id: check.id, title: check.title, ok: false, detail: check.id === 'containers' ? why : 'not run: the stack is not running', ms: 0}))
+    for (const result of checks) options.onResult?.(result)
+    return {ok: false, project: manifest.name, runId, durationMs: Math.round(performance.now() - started), checks}
+  }
+
   const checks = await runChecks(
-    CHECKS.filter((check) => ids.has(check.id)),
+    selected,
     context,
     options.onResult,
     options.onStart,

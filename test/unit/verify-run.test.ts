@@ -1,0 +1,43 @@
+import {join} from 'node:path'
+
+import {describe, expect, it} from 'vitest'
+
+import {resolveAnswers} from '../../src/manifest/answers.js'
+import {createProject} from '../../src/render/create-project.js'
+import {runVerify} from '../../src/verify/run.js'
+import {CHECK_IDS} from '../../src/verify/types.js'
+import {tempDir} from '../helpers/cli.js'
+
+async function project(): Promise<string> {
+  const dir = join(tempDir('cg-verify-run-'), 'demo')
+  await createProject({dir, answers: await resolveAnswers({dir, yes: true, flags: {name: 'demo', 'http-port': '18080', 'https-port': '18443'}})})
+  return dir
+}
+
+describe('runVerify on a stack that is not running', () => {
+  it('fails every selected check at once, saying the stack is down, without sending a request', async () => {
+    const dir = await project()
+    const seen: string[] = []
+    const report = await runVerify({
+      dir,
+      engine: {containers: async () => [], exec: async () => ({exitCode: 0, stdout: '', stderr: ''})},
+      onResult: (result) => seen.push(result.id),
+    })
+    expect(report.ok).toBe(false)
+    expect(report.checks.map((check) => check.id)).toEqual([...CHECK_IDS])
+    expect(seen).toEqual([...CHECK_IDS])
+    expect(report.checks[0]).toMatchObject({id: 'containers', ok: false, detail: 'the stack of demo is not running (no containers); start it with `create-gateway up`'})
+    expect(report.checks.slice(1).every((check) => !check.ok && check.detail === 'not run: the stack is not running')).toBe(true)
+  })
+
+  it('when the engine cannot be asked, runs the checks and lets each say why', async () => {
+    const dir = await project()
+    const report = await runVerify({
+      dir,
+      checks: ['containers'],
+      engine: {containers: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')), exec: async () => ({exitCode: 1, stdout: '', stderr: ''})},
+    })
+    expect(report.checks).toHaveLength(1)
+    expect(report.checks[0]!.detail).toContain('connect ENOENT /var/run/docker.sock')
+  })
+})
