@@ -11,7 +11,7 @@ import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 export default class Certs extends BaseCommand {
-  static override summary = 'Regenerate the self-signed certificate of a project (keeps its local CA).'
+  static override summary = 'Regenerate the self-signed certificate (keeps the local CA) and reload a running gateway onto it.'
   static override description = `Signs a new certificate for the manifest's domain, localhost and 127.0.0.1 with the project's CA (certs/ca.pem; made if missing). When the gateway runs, it tests the configuration, reloads NGINX and confirms over TLS that the new certificate is served. (After changing the domain in gateway.yaml, \`render\` signs the new certificate and \`up\` brings the stack onto it.) For Let's Encrypt use \`certs issue\` and \`certs renew\`.`
 
   static override examples = [
