@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {loadManifest} from '../manifest/load.js'
 import {describeUp} from '../docker/report.js'
 import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/stack.js'
+import {applyPendingReload, upLoadedGatewayFiles} from '../gateway/render.js'
 import {rollOutReplicas} from '../gateway/rollout.js'
 import {withProjectLock} from '../util/lock.js'
 import {BaseCommand, dirFlag} from './base.js'
@@ -29,16 +30,20 @@ export default class Up extends BaseCommand {
     const down = flags.dir === '.' ? 'create-gateway down' : `create-gateway down --dir ${flags.dir}`
     const result = await this.interruptible(
       (signal) =>
-        withProjectLock(flags.dir, {command: 'up'}, () =>
-          upStack(flags.dir, manifest, {
-            timeoutMs: flags.timeout * 1000,
-            onProgress: (message) => this.logToStderr(`- ${message}`),
-            signal,
-            rollout: rollOutReplicas,
-          }),
-        ),
+        withProjectLock(flags.dir, {command: 'up'}, async () => {
+          const onProgress = (message: string) => this.logToStderr(`- ${message}`)
+          const up = await upStack(flags.dir, manifest, {timeoutMs: flags.timeout * 1000, onProgress, signal, rollout: rollOutReplicas})
+          return {...up, pendingReload: await applyPendingReload(flags.dir, manifest, upLoadedGatewayFiles(up), {onProgress})}
+        }),
       `Interrupted again: quit before removing everything; containers and the network of ${manifest.name} that this run created may be left: \`${down}\` removes them.`,
     )
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeUp(result))
+    if (flags.json) {
+      this.log(JSON.stringify(result, null, 2))
+      return
+    }
+
+    this.log(describeUp(result))
+    if (result.pendingReload.reload) this.log(`Gateway: loaded the configuration \`render\` wrote (nginx -t, reloaded in ${result.pendingReload.reload.ms} ms).`)
   }
 }
+

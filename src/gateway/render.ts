@@ -6,6 +6,7 @@ import {inspectCertificate} from '../certs/inspect.js'
 import {CERT_FILES, issueProjectCertificates} from '../certs/self-signed.js'
 import {connectEngine, type Engine} from '../docker/engine.js'
 import {LABELS, runningGateway} from '../docker/spec.js'
+import type {UpResult} from '../docker/stack.js'
 import {EngineUnavailableError, GatewayError, OperationError} from '../errors.js'
 import {MANIFEST_FILE} from '../manifest/load.js'
 import {djangoServices} from '../manifest/model.js'
@@ -30,6 +31,12 @@ import {renderUpstreamsWith, upstreamHosts} from './upstreams.js'
  * Changes to containers (docker-compose.yml, .env) are left to `up`, which applies them without
  * stopping the service.
  */
+
+/**
+ * Left by `render` when the gateway's new configuration has to wait for `up` (containers change
+ * first); `up` reloads the gateway once it is done if nothing in its run did, then removes it.
+ */
+export const RELOAD_PENDING_FILE = '.create-gateway.reload-pending'
 
 export type FileStatus = 'created' | 'updated' | 'unchanged'
 
@@ -208,6 +215,7 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
     // Containers first: the new gateway configuration may name a service only `up` creates, or a
     // domain the replicas do not accept yet. `up` reloads the gateway as it changes the replicas.
     const which = [PROJECT_PATHS.compose, PROJECT_PATHS.env].filter((path) => files.some((file) => file.path === path && file.status !== 'unchanged'))
+    if (gatewayChanged) await writeFileAtomic(join(root, RELOAD_PENDING_FILE), `${new Date().toISOString()} render: the gateway's configuration changed; \`up\` reloads it\n`)
     const applies = [`replacing changed replicas one at a time behind the gateway`, ...(gatewayChanged ? ["loading the gateway's new configuration (until then it serves the previous one)"] : [])]
     return {...result, gateway: 'needs-up', next: `${which.join(' and ')} changed: \`create-gateway up\` applies ${which.length > 1 ? 'them' : 'it'}, ${applies.join(' and ')}.${certbotNext}`}
   }
@@ -223,6 +231,7 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
     progress(`Reloading NGINX in ${gateway.name}`)
     reloadSent = true
     const reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
+    await rm(join(root, RELOAD_PENDING_FILE), {force: true})
     return {...result, gateway: 'reloaded', reload: {oldWorkers: reload.oldWorkers, newWorkers: reload.newWorkers, ms: reload.ms}, ...(certbotNext ? {next: certbotNext.trim()} : {})}
   } catch (error) {
     const notes: string[] = []
@@ -263,4 +272,38 @@ export function describeRender(result: RenderResult): string {
 
   if (result.next) lines.push(`Next: ${result.next}`)
   return lines.join('\n')
+}
+
+/** Did this `up` make the gateway read its files: created, recreated or started, replicas rolled, or a reload for new ones? */
+export function upLoadedGatewayFiles(result: UpResult): boolean {
+  return result.rolled.length > 0 || result.containers.some((container) => container.action !== 'keep' && container.action !== 'remove')
+}
+
+export interface PendingReloadResult {
+  reloaded: boolean
+  reload?: Pick<ReloadResult, 'oldWorkers' | 'newWorkers' | 'ms'>
+}
+
+/**
+ * After `up`: when `render` left the gateway's configuration to it and nothing in the run loaded it
+ * (`reloadedByUp` false: no replica rolled or added, the gateway not recreated), `nginx -t` and a
+ * confirmed reload now. The marker goes either way once the gateway runs the files on disk.
+ */
+export async function applyPendingReload(dir: string, manifest: Manifest, reloadedByUp: boolean, options: {engine?: Engine; clock?: Clock; onProgress?: (message: string) => void} = {}): Promise<PendingReloadResult> {
+  const marker = join(resolve(dir), RELOAD_PENDING_FILE)
+  if (!existsSync(marker)) return {reloaded: false}
+  if (reloadedByUp) {
+    await rm(marker, {force: true})
+    return {reloaded: false}
+  }
+
+  const engine = options.engine ?? (await connectEngine())
+  const gateway = runningGateway((await engine.containers({[LABELS.project]: manifest.name})).filter((container) => container.labels[LABELS.oneoff] !== 'True'))
+  if (!gateway) return {reloaded: false}
+  const ref = {id: gateway.id, name: gateway.name}
+  options.onProgress?.(`Loading the configuration render wrote: nginx -t in ${gateway.name}`)
+  await testConfig(engine, ref)
+  const reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
+  await rm(marker, {force: true})
+  return {reloaded: true, reload: {oldWorkers: reload.oldWorkers, newWorkers: reload.newWorkers, ms: reload.ms}}
 }

@@ -1,4 +1,4 @@
-import {readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -6,7 +6,7 @@ import {describe, expect, it} from 'vitest'
 import {inspectCertificate} from '../../src/certs/inspect.js'
 import {upStack} from '../../src/docker/stack.js'
 import {OperationError} from '../../src/errors.js'
-import {describeRender, mergeEnv, renderFromManifest} from '../../src/gateway/render.js'
+import {applyPendingReload, describeRender, mergeEnv, RELOAD_PENDING_FILE, renderFromManifest, upLoadedGatewayFiles} from '../../src/gateway/render.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest} from '../../src/manifest/load.js'
 import {createProject} from '../../src/render/create-project.js'
@@ -111,6 +111,37 @@ describe('render: the project again from gateway.yaml', () => {
     expect(result.next).toContain('docker-compose.yml and .env changed: `create-gateway up` applies them')
     expect(result.next).toContain("loading the gateway's new configuration")
     expect(engine.calls).toEqual([])
+    expect(existsSync(join(dir, RELOAD_PENDING_FILE))).toBe(true)
+  })
+
+  it('the reload render left to `up`: done after an up that loaded nothing, skipped after one that did, once', async () => {
+    const dir = await project()
+    const engine = await running(dir)
+    edit(dir, (text) => text.replace('domain: api.localhost', 'domain: gw.localhost'))
+    expect((await render(dir, engine)).gateway).toBe('needs-up')
+    const manifest = await loadManifest(dir)
+
+    // An up that rolled replicas reloaded the gateway on its way: the marker just goes.
+    expect(await applyPendingReload(dir, manifest, true, {engine, clock: fakeClock()})).toEqual({reloaded: false})
+    expect(engine.calls).toEqual([])
+    expect(existsSync(join(dir, RELOAD_PENDING_FILE))).toBe(false)
+
+    // An up that changed no container: nginx -t and a confirmed reload, then the marker goes.
+    expect((await render(dir, engine)).gateway).toBe('unchanged')
+    writeFileSync(join(dir, RELOAD_PENDING_FILE), 'pending\n')
+    const pending = await applyPendingReload(dir, manifest, false, {engine, clock: fakeClock()})
+    expect(pending).toMatchObject({reloaded: true, reload: {oldWorkers: [10, 11], newWorkers: [100, 101]}})
+    expect(engine.calls).toEqual(['exec nginx -t demo-gateway-1', 'exec nginx -s reload demo-gateway-1'])
+    expect(existsSync(join(dir, RELOAD_PENDING_FILE))).toBe(false)
+    expect(await applyPendingReload(dir, manifest, false, {engine, clock: fakeClock()})).toEqual({reloaded: false})
+  })
+
+  it('upLoadedGatewayFiles: replicas rolled, or any container created, recreated or started', () => {
+    const base = {project: 'demo', changed: true, images: [], network: {name: 'demo_default', created: false}, urls: [], curl: '', durationMs: 0}
+    const row = (action: 'keep' | 'create' | 'recreate' | 'start' | 'remove') => ({service: 'web', name: 'demo-web-1', number: 1, action})
+    expect(upLoadedGatewayFiles({...base, rolled: [], containers: [row('keep'), row('remove')]})).toBe(false)
+    expect(upLoadedGatewayFiles({...base, rolled: ['web'], containers: [row('keep')]})).toBe(true)
+    for (const action of ['create', 'recreate', 'start'] as const) expect(upLoadedGatewayFiles({...base, rolled: [], containers: [row(action)]})).toBe(true)
   })
 
   it('a new domain: a new certificate from the same CA, for that name', async () => {
