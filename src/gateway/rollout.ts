@@ -43,7 +43,6 @@ class RolloutSession {
   readonly rows: UpContainer[] = []
   /** Containers this run started: the ones on the new configuration. */
   readonly fresh = new Set<string>()
-  reloads = 0
 
   constructor(private readonly request: RolloutRequest) {
     this.gateway = {id: request.gateway.id, name: request.gateway.name}
@@ -81,7 +80,6 @@ class RolloutSession {
       await testConfig(this.engine, this.gateway)
       reloadSent = true
       const reload = await reloadGateway(this.engine, this.gateway, {clock: this.request.clock})
-      this.reloads++
       this.loaded = text
       this.upstreams = {...this.upstreams, [service]: members}
       const drain = await drainWorkers(this.engine, this.gateway, reload.oldWorkers, {clock: this.request.clock})
@@ -195,7 +193,7 @@ async function rollService(session: RolloutSession, change: ReplicaChanges, mani
 async function stateNote(session: RolloutSession, request: RolloutRequest): Promise<string> {
   const lines: string[] = []
   for (const change of request.services) {
-    const containers = (await session.engine.containers({[LABELS.project]: request.gateway.labels[LABELS.project] ?? ''})).filter(
+    const containers = (await session.engine.containers({[LABELS.project]: request.manifest.name})).filter(
       (container) => container.labels[LABELS.service] === change.spec.service && container.running,
     )
     const describe = (container: ContainerState) => `${container.name} (${session.fresh.has(container.name) ? 'new' : 'old'} configuration)`
