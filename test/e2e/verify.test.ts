@@ -8,7 +8,7 @@ import {retryUntil} from '../../src/util/retry.js'
 import type {reportDocument} from '../../src/verify/report.js'
 import {CHECK_IDS} from '../../src/verify/types.js'
 import {ROOT, tempDir} from '../helpers/cli.js'
-import {cleanupRun, docker, freePort, newRunId, OFFLINE_IMAGES, runCliAsync, runCommand, waitForEngineAndImages} from '../helpers/e2e.js'
+import {cleanupRun, docker, freePort, newRunId, OFFLINE_IMAGES, projectContainersChecked, runCliAsync, runCommand, waitForEngineAndImages} from '../helpers/e2e.js'
 
 /**
  * `verify` against a real stack, run through the built CLI as a user would: a fresh init + up passes
@@ -331,4 +331,27 @@ describe('each fault fails its check, and its fix passes it again', () => {
     expect(run.status, explain(run)).toBe(0)
     expect(run.report.ok).toBe(true)
   }, 180_000)
+})
+
+describe('a service added in gateway.yaml, as a user adds one', () => {
+  it('render scaffolds it and says up comes next; up builds and starts it behind the running gateway; the checklist routes to it', async () => {
+    const gatewayBefore = (await docker.getContainer(gateway()).inspect()).Id
+    editFile('gateway.yaml', (text) =>
+      text.replace(/\nroutes:\n/, '\n  orders:\n    kind: django\n    replicas: 1\n    port: 8000\nroutes:\n').replace(/\nimages:\n/, '\n  - path: /orders/\n    service: orders\nimages:\n'),
+    )
+    const rendered = await cli(['render', '--dir', dir])
+    expect(rendered.status, rendered.stderr).toBe(0)
+    expect(rendered.stdout).toContain('created  services/orders/Dockerfile')
+    expect(rendered.stdout).toContain('Next: docker-compose.yml and .env changed: `create-gateway up` applies them')
+
+    const up = await cli(['up', '--dir', dir, '--timeout', '180'], 600_000)
+    expect(up.status, `${up.stdout}\n${up.stderr}`).toBe(0)
+    expect(up.stderr).toContain(`Creating ${NAME}-orders-1`)
+    // The gateway stayed (no restart): it was reloaded onto the configuration that routes /orders/.
+    expect((await docker.getContainer(gateway()).inspect()).Id).toBe(gatewayBefore)
+    await projectContainersChecked(NAME)
+    const run = await verify('--only', 'containers,config,routes')
+    expect(run.status, explain(run)).toBe(0)
+    expect(check(run, 'routes').detail).toContain('/orders/ -> orders')
+  }, 600_000)
 })
