@@ -55,6 +55,8 @@ export type GatewayState =
   | 'needs-up'
   /** The engine could not be asked; the files are written. */
   | 'unknown'
+  /** A dry run: nothing written, the gateway not asked. */
+  | 'not-checked'
 
 export interface RenderResult {
   project: string
@@ -178,7 +180,7 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
 
   const certificate = await certificateProblem(root, manifest)
   const result: RenderResult = {project: manifest.name, dryRun: options.dryRun ?? false, files, gateway: 'unchanged', ...(certificate ? {certificate} : {})}
-  if (options.dryRun) return result
+  if (options.dryRun) return {...result, gateway: 'not-checked'}
 
   const restore = async () => {
     for (const [path, content] of previous) {

@@ -193,6 +193,7 @@ describe('render: the project again from gateway.yaml', () => {
     const limits = readFileSync(join(dir, 'gateway/conf.d/limits.conf'))
     const dry = await render(dir, engine, {dryRun: true})
     expect(changedPaths(dry)).toEqual(['updated README.md', 'updated gateway/conf.d/limits.conf'])
+    expect(dry).toMatchObject({dryRun: true, gateway: 'not-checked'})
     expect(readFileSync(join(dir, 'gateway/conf.d/limits.conf')).equals(limits)).toBe(true)
     expect(describeRender(dry)).toContain('demo: would write 2 file(s) (dry run, nothing written):')
 
