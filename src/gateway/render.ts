@@ -1,5 +1,5 @@
 import {existsSync} from 'node:fs'
-import {readFile, rm} from 'node:fs/promises'
+import {rm} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
 import {inspectCertificate} from '../certs/inspect.js'
@@ -15,7 +15,7 @@ import {PROJECT_PATHS} from '../manifest/stack.js'
 import type {FilePlan, PlannedFile} from '../render/plan.js'
 import {renderProject} from '../render/project.js'
 import {loadSecrets} from '../render/secrets.js'
-import {writeFileAtomic} from '../util/files.js'
+import {readFileIfExists, writeFileAtomic} from '../util/files.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {reloadGateway, testConfig, type ReloadResult} from './nginx.js'
 import {renderUpstreamsWith, upstreamHosts} from './upstreams.js'
@@ -111,15 +111,6 @@ export function mergeEnv(existing: string | undefined, rendered: string): string
   return `${merged.join('\n')}\n`
 }
 
-async function readOptional(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
-}
-
 /** What `render` writes: the full render minus the files that are the user's, adjusted as they need. */
 async function renderPlan(root: string, manifest: Manifest): Promise<FilePlan> {
   const secrets = await loadSecrets(root, manifest)
@@ -127,12 +118,12 @@ async function renderPlan(root: string, manifest: Manifest): Promise<FilePlan> {
   const ownCode = djangoServices(manifest)
     .filter((service) => existsSync(join(root, service.path)))
     .map((service) => `${service.path.replace(/\/+$/, '')}/`)
-  const upstreamsText = (await readOptional(join(root, PROJECT_PATHS.upstreams)))?.toString('utf8')
+  const upstreamsText = (await readFileIfExists(join(root, PROJECT_PATHS.upstreams)))?.toString('utf8')
   const plan: FilePlan = []
   for (const file of full) {
     if (file.path === MANIFEST_FILE || ownCode.some((prefix) => file.path.startsWith(prefix))) continue
     if (file.path === PROJECT_PATHS.env) {
-      plan.push({...file, content: mergeEnv((await readOptional(join(root, file.path)))?.toString("utf8"), file.content.toString())})
+      plan.push({...file, content: mergeEnv((await readFileIfExists(join(root, file.path)))?.toString('utf8'), file.content.toString())})
     } else if (file.path === PROJECT_PATHS.upstreams && upstreamsText !== undefined) {
       // The replicas `scale` listed stay listed; services new to the manifest get their name.
       plan.push({...file, content: await renderUpstreamsWith(manifest, upstreamHosts(manifest, upstreamsText), {})})
@@ -147,7 +138,7 @@ async function renderPlan(root: string, manifest: Manifest): Promise<FilePlan> {
 /** Why the certificate on disk does not fit the manifest any more, or undefined when it does. */
 async function certificateProblem(root: string, manifest: Manifest): Promise<string | undefined> {
   if (manifest.tls.mode === 'off') return undefined
-  const pem = await readOptional(join(root, CERT_FILES.fullchain))
+  const pem = await readFileIfExists(join(root, CERT_FILES.fullchain))
   if (!pem) return `${CERT_FILES.fullchain} is missing`
   try {
     const certificate = inspectCertificate(pem)
@@ -169,7 +160,7 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
   const files: RenderedFile[] = []
   const changed: PlannedFile[] = []
   for (const file of plan) {
-    const before = await readOptional(join(root, file.path))
+    const before = await readFileIfExists(join(root, file.path))
     const status: FileStatus = before === undefined ? 'created' : before.equals(Buffer.from(file.content)) ? 'unchanged' : 'updated'
     files.push({path: file.path, status})
     if (status !== 'unchanged') {

@@ -1,11 +1,10 @@
-import {readFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
 import {djangoServices, upstreamName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {renderUpstreams} from '../render/gateway.js'
-import {writeFileAtomic} from '../util/files.js'
+import {readFileIfExists, writeFileAtomic} from '../util/files.js'
 
 /**
  * gateway/conf.d/upstreams.conf as data: which replica host names each Django service's upstream
@@ -31,12 +30,7 @@ export function upstreamsPath(dir: string): string {
 
 /** The file's exact bytes (for a byte-identical restore), or undefined when it does not exist. */
 export async function readUpstreamsFile(dir: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(upstreamsPath(dir))
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
+  return readFileIfExists(upstreamsPath(dir))
 }
 
 /**

@@ -1,5 +1,4 @@
 import {randomBytes, randomInt} from 'node:crypto'
-import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {parseEnv} from 'node:util'
 import {encrypt, verify} from 'unixcrypt'
@@ -8,6 +7,7 @@ import {UsageError} from '../errors.js'
 import {djangoServices, secretKeyVariable} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
+import {readFileIfExists} from '../util/files.js'
 import type {PlannedFile} from './plan.js'
 
 /**
@@ -69,12 +69,7 @@ export function htpasswdLine(user: string, password: string): string {
 }
 
 async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
+  return (await readFileIfExists(path))?.toString('utf8')
 }
 
 /**

@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {chmod, mkdir, readdir, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, join, resolve} from 'node:path'
 
 import {UsageError} from '../errors.js'
@@ -24,6 +24,16 @@ async function exists(path: string): Promise<boolean> {
     return true
   } catch {
     return false
+  }
+}
+
+/** A file's bytes, or undefined when it does not exist (any other error is thrown). */
+export async function readFileIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
   }
 }
 
