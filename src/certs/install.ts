@@ -6,7 +6,7 @@ import {connect} from 'node:tls'
 
 import {connectEngine, type ContainerState, type Engine} from '../docker/engine.js'
 import {execIn} from '../docker/exec.js'
-import {LABELS, runningGateway} from '../docker/spec.js'
+import {findRunningGateway} from '../docker/spec.js'
 import {EngineUnavailableError, OperationError, UsageError} from '../errors.js'
 import {connectAddress} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
@@ -27,7 +27,7 @@ const PROBE_TIMEOUT_MS = 5_000
 
 /** The running gateway container of the project (by Compose labels, so a `docker compose up` one counts). */
 export async function requireRunningGateway(engine: Engine, manifest: Manifest): Promise<ContainerState> {
-  const running = runningGateway(await engine.containers({[LABELS.project]: manifest.name}))
+  const running = await findRunningGateway(engine, manifest.name)
   if (!running) {
     throw new UsageError(`The gateway of ${manifest.name} is not running: it has to answer the certificate authority's challenge on port 80`, {
       hint: 'Start the stack with `create-gateway up` (it serves a temporary certificate until the real one is issued), then run this command again.',
@@ -228,7 +228,7 @@ export async function serveWhereRunning(dir: string, manifest: Manifest, previou
   let engine: Engine
   try {
     engine = await connectEngine()
-    const gateway = runningGateway(await engine.containers({[LABELS.project]: manifest.name}))
+    const gateway = await findRunningGateway(engine, manifest.name)
     if (!gateway) return {served: false, why: 'not-running'}
     const next = await readInstalled(dir)
     if (!next) throw new OperationError(`${CERT_FILES.fullchain} or ${CERT_FILES.privkey} is missing after writing them`)

@@ -7,7 +7,7 @@ import type Docker from 'dockerode'
 
 import {UsageError} from '../errors.js'
 import {PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
-import type {ContainerState, Labels} from './engine.js'
+import type {ContainerState, Engine, Labels} from './engine.js'
 
 /**
  * The pure half of `up`: from the stack spec to the exact container definitions (labels, env,
@@ -282,4 +282,9 @@ export function planContainers(desired: DesiredContainer[], existing: ContainerS
  */
 export function runningGateway(containers: readonly ContainerState[]): ContainerState | undefined {
   return containers.find((container) => container.running && container.labels[LABELS.service] === 'gateway' && container.labels[LABELS.oneoff] !== 'True')
+}
+
+/** The same, asking the engine for the project's containers. */
+export async function findRunningGateway(engine: Engine, project: string): Promise<ContainerState | undefined> {
+  return runningGateway(await engine.containers({[LABELS.project]: project}))
 }

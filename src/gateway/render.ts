@@ -5,7 +5,7 @@ import {join, resolve} from 'node:path'
 import {inspectCertificate} from '../certs/inspect.js'
 import {CERT_FILES, issueProjectCertificates} from '../certs/self-signed.js'
 import {connectEngine, type Engine} from '../docker/engine.js'
-import {LABELS, runningGateway} from '../docker/spec.js'
+import {findRunningGateway} from '../docker/spec.js'
 import type {UpResult} from '../docker/stack.js'
 import {EngineUnavailableError, GatewayError, OperationError} from '../errors.js'
 import {MANIFEST_FILE} from '../manifest/load.js'
@@ -202,7 +202,7 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
     return {...result, gateway: 'unknown', next: `The Docker engine could not be reached (${error.message.split('\n')[0]}): if the stack runs, \`create-gateway up\` applies these files once it can.${certbotNext}`}
   }
 
-  const gateway = runningGateway((await engine.containers({[LABELS.project]: manifest.name})).filter((container) => container.labels[LABELS.oneoff] !== 'True'))
+  const gateway = await findRunningGateway(engine, manifest.name)
   if (!gateway) return {...result, gateway: 'not-running', next: `\`create-gateway up\` starts the stack on these files.${certbotNext}`}
   if (containersChanged) {
     // Containers first: the new gateway configuration may name a service only `up` creates, or a
@@ -291,7 +291,7 @@ export async function applyPendingReload(dir: string, manifest: Manifest, reload
   }
 
   const engine = options.engine ?? (await connectEngine())
-  const gateway = runningGateway((await engine.containers({[LABELS.project]: manifest.name})).filter((container) => container.labels[LABELS.oneoff] !== 'True'))
+  const gateway = await findRunningGateway(engine, manifest.name)
   if (!gateway) return {reloaded: false}
   const ref = {id: gateway.id, name: gateway.name}
   options.onProgress?.(`Loading the configuration render wrote: nginx -t in ${gateway.name}`)
