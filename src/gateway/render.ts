@@ -180,7 +180,14 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
     }
   }
 
-  for (const file of changed) await writeFileAtomic(join(root, file.path), file.content, file.mode ?? 0o644)
+  try {
+    for (const file of changed) await writeFileAtomic(join(root, file.path), file.content, file.mode ?? 0o644)
+  } catch (error) {
+    // A disk error half-way (full, read-only): nothing stays half-written.
+    await restore().catch(() => {})
+    throw error
+  }
+
   if (changed.length > 0) progress(`Wrote ${changed.length} file(s)`)
   if (certificate) {
     progress(`Certificate: ${certificate}; signing a new one with the project's CA`)
@@ -295,8 +302,18 @@ export async function applyPendingReload(dir: string, manifest: Manifest, reload
   if (!gateway) return {reloaded: false}
   const ref = {id: gateway.id, name: gateway.name}
   options.onProgress?.(`Loading the configuration render wrote: nginx -t in ${gateway.name}`)
-  await testConfig(engine, ref)
-  const reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
+  let reload: ReloadResult
+  try {
+    await testConfig(engine, ref)
+    reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
+  } catch (error) {
+    // The containers are up; only the gateway's new files do not load. NGINX kept the running ones.
+    throw new OperationError(`The stack is up, but the gateway configuration \`render\` wrote does not load: ${error instanceof GatewayError ? error.message : String(error)}\nThe gateway keeps serving its previous configuration.`, {
+      hint: 'Fix gateway.yaml and run `create-gateway render` (it tests and reloads the gateway); `create-gateway up` tries this reload again too.',
+      cause: error,
+    })
+  }
+
   await rm(marker, {force: true})
   return {reloaded: true, reload: {oldWorkers: reload.oldWorkers, newWorkers: reload.newWorkers, ms: reload.ms}}
 }

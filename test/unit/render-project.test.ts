@@ -136,6 +136,19 @@ describe('render: the project again from gateway.yaml', () => {
     expect(await applyPendingReload(dir, manifest, false, {engine, clock: fakeClock()})).toEqual({reloaded: false})
   })
 
+  it('the pending reload refused by nginx -t: exit 1 saying the stack is up and what to run, the marker kept for the next up', async () => {
+    const dir = await project()
+    const engine = await running(dir)
+    writeFileSync(join(dir, RELOAD_PENDING_FILE), 'pending\n')
+    engine.testFailure = 'nginx: [emerg] host not found in upstream "orders:8000" in /etc/nginx/conf.d/upstreams.conf:12'
+    const error = await rejectionOf(applyPendingReload(dir, await loadManifest(dir), false, {engine, clock: fakeClock()}), OperationError)
+    expect(error.message).toContain('The stack is up, but the gateway configuration `render` wrote does not load')
+    expect(error.message).toContain('host not found in upstream "orders:8000"')
+    expect(error.hint).toContain('run `create-gateway render`')
+    expect(engine.calls).toEqual(['exec nginx -t demo-gateway-1'])
+    expect(existsSync(join(dir, RELOAD_PENDING_FILE))).toBe(true)
+  })
+
   it('upLoadedGatewayFiles: replicas rolled, or any container created, recreated or started', () => {
     const base = {project: 'demo', changed: true, images: [], network: {name: 'demo_default', created: false}, urls: [], curl: '', durationMs: 0}
     const row = (action: 'keep' | 'create' | 'recreate' | 'start' | 'remove') => ({service: 'web', name: 'demo-web-1', number: 1, action})
