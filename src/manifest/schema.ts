@@ -24,7 +24,7 @@ const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const hostname = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
 // One path segment set that NGINX takes literally in a prefix location and Django's URLconf can match.
 const routePath = /^\/([A-Za-z0-9._~-]+\/)*$/
-const imageRef = /^[a-z0-9]+([._\-/:@][a-zA-Z0-9_.\-]+)*$/
+const imageRef = /^[a-z0-9]+([._\-/:@][a-zA-Z0-9_.-]+)*$/
 
 export const NameSchema = z
   .string()
