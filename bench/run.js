@@ -16,7 +16,14 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cli = join(root, 'bin', 'run.js')
 const ports = {http: Number(process.env.BENCH_HTTP_PORT ?? 27080), https: Number(process.env.BENCH_HTTPS_PORT ?? 27443)}
 const offline = spawnSync('docker', ['image', 'inspect', 'python:3.12-slim'], {stdio: 'ignore'}).status !== 0
-const images = offline ? ['--python-image', 'create-gateway-offline/python:bookworm', '--nginx-image', 'create-gateway-offline/nginx:bookworm'] : []
+const images = offline
+  ? [
+      '--python-image',
+      'create-gateway-offline/python:bookworm',
+      '--nginx-image',
+      'create-gateway-offline/nginx:bookworm',
+    ]
+  : []
 
 function run(command, args, options = {}) {
   const started = process.hrtime.bigint()
@@ -31,10 +38,21 @@ function run(command, args, options = {}) {
 
 function getApi(ca, domain) {
   return new Promise((resolve) => {
-    const req = request({host: '127.0.0.1', port: ports.https, path: '/api/', servername: domain, headers: {host: domain}, ca, timeout: 2000}, (res) => {
-      res.resume()
-      res.on('end', () => resolve(res.statusCode))
-    })
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: ports.https,
+        path: '/api/',
+        servername: domain,
+        headers: {host: domain},
+        ca,
+        timeout: 2000,
+      },
+      (res) => {
+        res.resume()
+        res.on('end', () => resolve(res.statusCode))
+      },
+    )
     req.on('error', () => resolve(0))
     req.on('timeout', () => req.destroy())
     req.end()
@@ -58,7 +76,19 @@ const name = `bench-${process.pid}`
 const dir = join(workdir, name)
 const seconds = (ms) => (ms / 1000).toFixed(1) + ' s'
 try {
-  run(process.execPath, [cli, 'init', dir, '--yes', '--name', name, '--http-port', String(ports.http), '--https-port', String(ports.https), ...images])
+  run(process.execPath, [
+    cli,
+    'init',
+    dir,
+    '--yes',
+    '--name',
+    name,
+    '--http-port',
+    String(ports.http),
+    '--https-port',
+    String(ports.https),
+    ...images,
+  ])
   const domain = 'api.localhost'
   console.log(`project ${name} in ${dir} (${offline ? 'offline stand-in images' : 'official images'})`)
 
@@ -68,14 +98,20 @@ try {
 
   const ours = run(process.execPath, [cli, 'up', '--dir', dir])
   const oursServing = await untilServing(dir, domain)
-  console.log(`create-gateway up:            ${seconds(ours.ms)} (command), then /api/ 200 after ${oursServing === undefined ? 'never' : `${oursServing} ms more`}`)
+  console.log(
+    `create-gateway up:            ${seconds(ours.ms)} (command), then /api/ 200 after ${oursServing === undefined ? 'never' : `${oursServing} ms more`}`,
+  )
   run(process.execPath, [cli, 'down', '--dir', dir])
 
   const compose = run('docker-compose', ['up', '-d', '--build'], {cwd: dir, allowFailure: true})
   const composeServing = await untilServing(dir, domain, 60_000)
-  console.log(`docker-compose up -d --build: ${seconds(compose.ms)} (command, exit ${compose.status}), then /api/ 200 ${composeServing === undefined ? 'never within 60 s' : `after ${composeServing} ms more`}`)
+  console.log(
+    `docker-compose up -d --build: ${seconds(compose.ms)} (command, exit ${compose.status}), then /api/ 200 ${composeServing === undefined ? 'never within 60 s' : `after ${composeServing} ms more`}`,
+  )
   if (composeServing === undefined) {
-    console.log('  note: Compose v1 names replicas <project>_web_N, not <project>-web-N as Compose v2 and create-gateway do, so the gateway cannot resolve its upstream under docker-compose 1.29')
+    console.log(
+      '  note: Compose v1 names replicas <project>_web_N, not <project>-web-N as Compose v2 and create-gateway do, so the gateway cannot resolve its upstream under docker-compose 1.29',
+    )
   }
 
   console.log(`ratio ours / docker-compose (command wall time): ${(ours.ms / compose.ms).toFixed(2)}`)

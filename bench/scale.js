@@ -31,7 +31,13 @@ import Docker from 'dockerode'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cli = join(root, 'bin', 'run.js')
 const {values: flags} = parseArgs({
-  options: {rate: {type: 'string', default: '250'}, lanes: {type: 'string', default: '8'}, 'post-every': {type: 'string', default: '4'}, json: {type: 'boolean', default: false}, keep: {type: 'boolean', default: false}},
+  options: {
+    rate: {type: 'string', default: '250'},
+    lanes: {type: 'string', default: '8'},
+    'post-every': {type: 'string', default: '4'},
+    json: {type: 'boolean', default: false},
+    keep: {type: 'boolean', default: false},
+  },
 })
 const RATE = Math.min(800, Math.max(10, Number(flags.rate)))
 const LANES = Math.min(32, Math.max(1, Number(flags.lanes)))
@@ -48,7 +54,11 @@ const now = () => performance.now()
 function runCommand(command, args, options = {}) {
   const started = now()
   return new Promise((resolve) => {
-    const child = spawn(command, args, {cwd: options.cwd ?? root, env: {...process.env, NO_COLOR: '1', ...options.env}, stdio: ['ignore', 'pipe', 'pipe']})
+    const child = spawn(command, args, {
+      cwd: options.cwd ?? root,
+      env: {...process.env, NO_COLOR: '1', ...options.env},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk) => (stdout += chunk))
@@ -98,14 +108,20 @@ function startLoad({port, ca}) {
     new Promise((resolve) => {
       const via = fresh ? {agent: false, ca} : {agent}
       const body = method === 'POST' ? JSON.stringify({bench: true}) : undefined
-      const headers = {host: `${DOMAIN}:${port}`, ...(body ? {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)} : {})}
-      const req = request({host: '127.0.0.1', port, path: '/api/', method, ...via, servername: DOMAIN, headers, timeout: 10_000}, (res) => {
-        let body = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk) => (body += chunk))
-        res.on('end', () => resolve({status: res.statusCode, hostname: /"hostname": ?"([^"]+)"/.exec(body)?.[1]}))
-        res.on('error', (error) => resolve({error: error.code ?? error.message}))
-      })
+      const headers = {
+        host: `${DOMAIN}:${port}`,
+        ...(body ? {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)} : {}),
+      }
+      const req = request(
+        {host: '127.0.0.1', port, path: '/api/', method, ...via, servername: DOMAIN, headers, timeout: 10_000},
+        (res) => {
+          let body = ''
+          res.setEncoding('utf8')
+          res.on('data', (chunk) => (body += chunk))
+          res.on('end', () => resolve({status: res.statusCode, hostname: /"hostname": ?"([^"]+)"/.exec(body)?.[1]}))
+          res.on('error', (error) => resolve({error: error.code ?? error.message}))
+        },
+      )
       req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), {code: 'TIMEOUT'})))
       req.on('error', (error) => resolve({error: error.code ?? error.message, reused: req.reusedSocket}))
       req.end(body)
@@ -145,15 +161,27 @@ function startLoad({port, ca}) {
 }
 
 async function webContainers(project) {
-  const list = await docker.listContainers({filters: {label: [`com.docker.compose.project=${project}`, 'com.docker.compose.service=web']}})
-  return Promise.all(list.map(async (item) => {
-    const info = await docker.getContainer(item.Id).inspect()
-    return {id: item.Id, name: info.Name.slice(1), hostname: info.Config.Hostname, number: Number(info.Config.Labels['com.docker.compose.container-number'])}
-  }))
+  const list = await docker.listContainers({
+    filters: {label: [`com.docker.compose.project=${project}`, 'com.docker.compose.service=web']},
+  })
+  return Promise.all(
+    list.map(async (item) => {
+      const info = await docker.getContainer(item.Id).inspect()
+      return {
+        id: item.Id,
+        name: info.Name.slice(1),
+        hostname: info.Config.Hostname,
+        number: Number(info.Config.Labels['com.docker.compose.container-number']),
+      }
+    }),
+  )
 }
 
 async function gatewayContainer(project) {
-  const list = await docker.listContainers({all: true, filters: {label: [`com.docker.compose.project=${project}`, 'com.docker.compose.service=gateway']}})
+  const list = await docker.listContainers({
+    all: true,
+    filters: {label: [`com.docker.compose.project=${project}`, 'com.docker.compose.service=gateway']},
+  })
   return list[0] ? {id: list[0].Id, name: list[0].Names[0].slice(1), state: list[0].State} : undefined
 }
 
@@ -199,9 +227,22 @@ async function step(label, project, port, ca, count, action) {
     const elapsed = now() - load.started
     const since = load.results.filter((result) => result.t >= t0)
     const firstSeen = expected.map((container) => since.find((result) => result.hostname === container.hostname)?.done)
-    const recentOthers = since.filter((result) => result.done > elapsed - 2_000 && result.hostname && !expected.some((container) => container.hostname === result.hostname))
-    if (expected.length === count && firstSeen.every((seen) => seen !== undefined) && recentOthers.length === 0 && elapsed - t0 > commandMs) {
-      const lastOther = since.filter((result) => result.hostname && !expected.some((container) => container.hostname === result.hostname)).at(-1)?.done ?? 0
+    const recentOthers = since.filter(
+      (result) =>
+        result.done > elapsed - 2_000 &&
+        result.hostname &&
+        !expected.some((container) => container.hostname === result.hostname),
+    )
+    if (
+      expected.length === count &&
+      firstSeen.every((seen) => seen !== undefined) &&
+      recentOthers.length === 0 &&
+      elapsed - t0 > commandMs
+    ) {
+      const lastOther =
+        since
+          .filter((result) => result.hostname && !expected.some((container) => container.hostname === result.hostname))
+          .at(-1)?.done ?? 0
       servingMs = Math.max(...firstSeen, lastOther) - t0
       break
     }
@@ -236,7 +277,7 @@ async function step(label, project, port, ca, count, action) {
 
 function upstreamText(project, hosts, port = 8000) {
   return [
-    '# Written by bench/scale.js, the seed guide\'s way: one server line per container name.',
+    "# Written by bench/scale.js, the seed guide's way: one server line per container name.",
     'upstream web_upstream {',
     '    zone web_upstream 64k;',
     ...hosts.map((host) => `    server ${host}:${port} max_fails=3 fail_timeout=10s;`),
@@ -268,17 +309,28 @@ async function seedScale(project, dir, count, notes, options = {}) {
   const started = now()
   const args = ['-p', project, 'up', '-d', ...(options.noRecreate ? ['--no-recreate'] : []), '--scale', `web=${count}`]
   const compose = await runCommand('docker-compose', args, {cwd: dir, timeoutMs: 300_000})
-  const composeLines = `${compose.stdout}\n${compose.stderr}`.split('\n').filter((line) => /done|error/i.test(line)).map((line) => line.replace(/\s+/g, ' ').trim())
-  notes.push(`docker-compose ${args.join(' ')}: exit ${compose.status} in ${(compose.ms / 1000).toFixed(1)} s; ${[...new Set(composeLines)].join('; ')}`)
+  const composeLines = `${compose.stdout}\n${compose.stderr}`
+    .split('\n')
+    .filter((line) => /done|error/i.test(line))
+    .map((line) => line.replace(/\s+/g, ' ').trim())
+  notes.push(
+    `docker-compose ${args.join(' ')}: exit ${compose.status} in ${(compose.ms / 1000).toFixed(1)} s; ${[...new Set(composeLines)].join('; ')}`,
+  )
   const upstreams = join(dir, 'gateway/conf.d/upstreams.conf')
   const names = (await webContainers(project)).sort((a, b) => a.number - b.number).map((container) => container.name)
   const actual = upstreamText(project, names)
   writeFileSync(upstreams, actual)
   let gateway = await gatewayContainer(project)
   const test = gateway ? await execIn(gateway.id, ['nginx', '-t']) : {exitCode: -1, output: 'no gateway container'}
-  const reload = gateway ? await execIn(gateway.id, ['nginx', '-s', 'reload']) : {exitCode: -1, output: 'no gateway container'}
-  const first = (result) => result.output.split('\n').find((line) => /emerg|failed|error|restarting/i.test(line)) ?? result.output.split('\n')[0]
-  notes.push(`upstream with Compose's names (${names.join(', ')}): nginx -t exit ${test.exitCode}, nginx -s reload exit ${reload.exitCode}${reload.exitCode === 0 ? '' : `: ${first(reload)}`}`)
+  const reload = gateway
+    ? await execIn(gateway.id, ['nginx', '-s', 'reload'])
+    : {exitCode: -1, output: 'no gateway container'}
+  const first = (result) =>
+    result.output.split('\n').find((line) => /emerg|failed|error|restarting/i.test(line)) ??
+    result.output.split('\n')[0]
+  notes.push(
+    `upstream with Compose's names (${names.join(', ')}): nginx -t exit ${test.exitCode}, nginx -s reload exit ${reload.exitCode}${reload.exitCode === 0 ? '' : `: ${first(reload)}`}`,
+  )
   const ms = now() - started
   if (options.checkLiteral) {
     gateway = await gatewayRunning(project)
@@ -287,9 +339,11 @@ async function seedScale(project, dir, count, notes, options = {}) {
       writeFileSync(upstreams, upstreamText(project, ['web', 'web_1', 'web_2'].slice(0, count)))
       const literal = await execIn(gateway.id, ['nginx', '-t'])
       writeFileSync(upstreams, actual)
-      notes.push(`the guide's literal upstream (server web:8000; server web_1:8000; server web_2:8000): nginx -t exit ${literal.exitCode}: ${first(literal)}`)
+      notes.push(
+        `the guide's literal upstream (server web:8000; server web_1:8000; server web_2:8000): nginx -t exit ${literal.exitCode}: ${first(literal)}`,
+      )
     } else {
-      notes.push('the gateway did not run again within 60 s, so the guide\'s literal upstream could not be tested')
+      notes.push("the gateway did not run again within 60 s, so the guide's literal upstream could not be tested")
     }
   }
 
@@ -314,20 +368,70 @@ async function cleanup() {
     return
   }
 
-  await runCommand('docker-compose', ['-p', project, 'down', '--remove-orphans'], {cwd: dir, timeoutMs: 120_000}).catch(() => {})
+  await runCommand('docker-compose', ['-p', project, 'down', '--remove-orphans'], {cwd: dir, timeoutMs: 120_000}).catch(
+    () => {},
+  )
   await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000}).catch(() => {})
-  for (const container of await docker.listContainers({all: true, filters: {label: [`com.docker.compose.project=${project}`]}})) await docker.getContainer(container.Id).remove({force: true}).catch(() => {})
-  for (const network of await docker.listNetworks({filters: {label: [`com.docker.compose.project=${project}`]}})) await docker.getNetwork(network.Id).remove().catch(() => {})
-  for (const image of await docker.listImages({filters: {label: [`com.docker.compose.project=${project}`]}})) await docker.getImage(image.Id).remove({force: true}).catch(() => {})
+  for (const container of await docker.listContainers({
+    all: true,
+    filters: {label: [`com.docker.compose.project=${project}`]},
+  }))
+    await docker
+      .getContainer(container.Id)
+      .remove({force: true})
+      .catch(() => {})
+  for (const network of await docker.listNetworks({filters: {label: [`com.docker.compose.project=${project}`]}}))
+    await docker
+      .getNetwork(network.Id)
+      .remove()
+      .catch(() => {})
+  for (const image of await docker.listImages({filters: {label: [`com.docker.compose.project=${project}`]}}))
+    await docker
+      .getImage(image.Id)
+      .remove({force: true})
+      .catch(() => {})
   rmSync(workdir, {recursive: true, force: true})
 }
 
 try {
   await docker.ping()
   const [http, https] = await pickPorts()
-  const offline = await docker.getImage('python:3.12-slim').inspect().then(() => false, () => true)
-  const images = offline ? ['--python-image', 'create-gateway-offline/python:bookworm', '--nginx-image', 'create-gateway-offline/nginx:bookworm'] : []
-  const init = await runCommand(process.execPath, [cli, 'init', dir, '--yes', '--name', project, '--domain', DOMAIN, '--http-port', String(http), '--https-port', String(https), '--replicas', '1', '--rate', '1000r/s', '--burst', '1000', ...images])
+  const offline = await docker
+    .getImage('python:3.12-slim')
+    .inspect()
+    .then(
+      () => false,
+      () => true,
+    )
+  const images = offline
+    ? [
+        '--python-image',
+        'create-gateway-offline/python:bookworm',
+        '--nginx-image',
+        'create-gateway-offline/nginx:bookworm',
+      ]
+    : []
+  const init = await runCommand(process.execPath, [
+    cli,
+    'init',
+    dir,
+    '--yes',
+    '--name',
+    project,
+    '--domain',
+    DOMAIN,
+    '--http-port',
+    String(http),
+    '--https-port',
+    String(https),
+    '--replicas',
+    '1',
+    '--rate',
+    '1000r/s',
+    '--burst',
+    '1000',
+    ...images,
+  ])
   if (init.status !== 0) throw new Error(`init failed:\n${init.stderr}`)
   log(`project ${project} on 127.0.0.1:${https}, load ${RATE} requests/s over ${LANES} keep-alive connections`)
   const up = await runCommand(process.execPath, [cli, 'up', '--dir', dir], {timeoutMs: 600_000})
@@ -335,8 +439,12 @@ try {
   const ca = readFileSync(join(dir, 'certs', 'ca.pem'))
 
   const ours = (count) => async (notes) => {
-    const result = await runCommand(process.execPath, [cli, 'scale', `web=${count}`, '--dir', dir], {timeoutMs: 300_000})
-    notes.push(`create-gateway scale web=${count}: exit ${result.status}${result.status === 0 ? '' : `: ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`}`)
+    const result = await runCommand(process.execPath, [cli, 'scale', `web=${count}`, '--dir', dir], {
+      timeoutMs: 300_000,
+    })
+    notes.push(
+      `create-gateway scale web=${count}: exit ${result.status}${result.status === 0 ? '' : `: ${result.stderr.trim().split('\n').slice(-3).join(' | ')}`}`,
+    )
     return result.ms
   }
 
@@ -344,11 +452,23 @@ try {
   // every replica must be replaced.
   const views = join(dir, 'services/web/config/views.py')
   const original = readFileSync(views, 'utf8')
-  const codeChange = (release) => writeFileSync(views, original.replace("'hostname': socket.gethostname(),", `'hostname': socket.gethostname(),\n        'release': '${release}',`))
+  const codeChange = (release) =>
+    writeFileSync(
+      views,
+      original.replace(
+        "'hostname': socket.gethostname(),",
+        `'hostname': socket.gethostname(),\n        'release': '${release}',`,
+      ),
+    )
   const oursRedeploy = async (notes) => {
     codeChange('ours')
     const result = await runCommand(process.execPath, [cli, 'up', '--dir', dir], {timeoutMs: 600_000})
-    notes.push(`create-gateway up after a code change: exit ${result.status}; ${result.stdout.split('\n').filter((line) => /is up|Rolling/.test(line)).join(' ')}`)
+    notes.push(
+      `create-gateway up after a code change: exit ${result.status}; ${result.stdout
+        .split('\n')
+        .filter((line) => /is up|Rolling/.test(line))
+        .join(' ')}`,
+    )
     return result.ms
   }
 
@@ -356,8 +476,13 @@ try {
     codeChange('seed')
     const args = ['-p', project, 'up', '-d', '--build', '--scale', 'web=2']
     const result = await runCommand('docker-compose', args, {cwd: dir, timeoutMs: 600_000})
-    const lines = `${result.stdout}\n${result.stderr}`.split('\n').filter((line) => /done|error|Recreating|Creating/i.test(line)).map((line) => line.replace(/\s+/g, ' ').trim())
-    notes.push(`docker-compose ${args.join(' ')}: exit ${result.status} in ${(result.ms / 1000).toFixed(1)} s; ${[...new Set(lines)].join('; ')}`)
+    const lines = `${result.stdout}\n${result.stderr}`
+      .split('\n')
+      .filter((line) => /done|error|Recreating|Creating/i.test(line))
+      .map((line) => line.replace(/\s+/g, ' ').trim())
+    notes.push(
+      `docker-compose ${args.join(' ')}: exit ${result.status} in ${(result.ms / 1000).toFixed(1)} s; ${[...new Set(lines)].join('; ')}`,
+    )
     return result.ms
   }
 
@@ -369,7 +494,10 @@ try {
   }
 
   const freshStackOfTwo = async () => {
-    await runCommand('docker-compose', ['-p', project, 'down', '--remove-orphans'], {cwd: dir, timeoutMs: 120_000}).catch(() => {})
+    await runCommand('docker-compose', ['-p', project, 'down', '--remove-orphans'], {
+      cwd: dir,
+      timeoutMs: 120_000,
+    }).catch(() => {})
     await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000})
     writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), upstreamText(project, ['web']))
     for (const args of [['up'], ['scale', 'web=2']]) {
@@ -383,10 +511,18 @@ try {
   for (const [label, count, action, before] of [
     ['ours: scale web=3', 3, ours(3)],
     ['ours: scale web=1', 1, ours(1)],
-    ['seed: compose --scale web=3 + upstream + reload', 3, (notes) => seedScale(project, dir, 3, notes, {checkLiteral: true})],
+    [
+      'seed: compose --scale web=3 + upstream + reload',
+      3,
+      (notes) => seedScale(project, dir, 3, notes, {checkLiteral: true}),
+    ],
     ['seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
     // The same without the recreation Compose v1 does on a stack it did not create: the reload alone.
-    ['seed: compose --no-recreate --scale web=3 + reload', 3, (notes) => seedScale(project, dir, 3, notes, {noRecreate: true})],
+    [
+      'seed: compose --no-recreate --scale web=3 + reload',
+      3,
+      (notes) => seedScale(project, dir, 3, notes, {noRecreate: true}),
+    ],
     ['seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
     // The redeploys start from a stack of ours again (the seed steps above left Compose's containers).
     ['ours: up after a code change (web=2, rolling)', 2, oursRedeploy, freshStackOfTwo],
@@ -405,16 +541,46 @@ if (flags.json) {
   console.log(JSON.stringify({rate: RATE, lanes: LANES, postEvery: POST_EVERY, steps: rows}, null, 2))
 } else {
   const seconds = (ms) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`)
-  console.log(`scale under load: ${RATE} requests/s on /api/ over ${LANES} keep-alive HTTPS connections (127.0.0.1)${POST_EVERY ? `, every ${POST_EVERY}th a POST` : ''}`)
-  console.log(['step'.padEnd(50), 'command'.padStart(9), 'serving'.padStart(9), 'requests'.padStart(9), 'failed'.padStart(7), 'retried'.padStart(8), '  failures'].join(' '))
+  console.log(
+    `scale under load: ${RATE} requests/s on /api/ over ${LANES} keep-alive HTTPS connections (127.0.0.1)${POST_EVERY ? `, every ${POST_EVERY}th a POST` : ''}`,
+  )
+  console.log(
+    [
+      'step'.padEnd(50),
+      'command'.padStart(9),
+      'serving'.padStart(9),
+      'requests'.padStart(9),
+      'failed'.padStart(7),
+      'retried'.padStart(8),
+      '  failures',
+    ].join(' '),
+  )
   for (const row of rows) {
-    const kinds = Object.entries(row.kinds).map(([kind, count]) => `${count} ${kind}`).join(', ')
+    const kinds = Object.entries(row.kinds)
+      .map(([kind, count]) => `${count} ${kind}`)
+      .join(', ')
     const window = row.failureWindowS ? ` at ${row.failureWindowS[0]}..${row.failureWindowS[1]} s` : ''
-    console.log([row.step.padEnd(50), seconds(row.commandMs).padStart(9), seconds(row.servingMs).padStart(9), String(row.requests).padStart(9), String(row.failed).padStart(7), String(row.failedAfterRetry).padStart(8), `  ${kinds}${window}`].join(' '))
+    console.log(
+      [
+        row.step.padEnd(50),
+        seconds(row.commandMs).padStart(9),
+        seconds(row.servingMs).padStart(9),
+        String(row.requests).padStart(9),
+        String(row.failed).padStart(7),
+        String(row.failedAfterRetry).padStart(8),
+        `  ${kinds}${window}`,
+      ].join(' '),
+    )
   }
 
-  console.log('\n"command": wall time of the command(s). "serving": until exactly the expected replicas answer (first answer of each, last answer of a leaving one).')
-  console.log('"failed": requests that did not get a 2xx at the first attempt (non-2xx, refused, reset, timeout). "retried": still failed after one retry of a')
-  console.log('GET reset on a reused keep-alive connection before any response, on a new connection (RFC 9112 9.3.1; what browsers, curl and Go do). POSTs are never retried.')
+  console.log(
+    '\n"command": wall time of the command(s). "serving": until exactly the expected replicas answer (first answer of each, last answer of a leaving one).',
+  )
+  console.log(
+    '"failed": requests that did not get a 2xx at the first attempt (non-2xx, refused, reset, timeout). "retried": still failed after one retry of a',
+  )
+  console.log(
+    'GET reset on a reused keep-alive connection before any response, on a new connection (RFC 9112 9.3.1; what browsers, curl and Go do). POSTs are never retried.',
+  )
   for (const row of rows) for (const note of row.notes) console.log(`  ${row.step}: ${note}`)
 }

@@ -47,9 +47,12 @@ export interface RunCertbotOptions {
 export function certbotTool(manifest: Manifest): StackToolSpec {
   const tool = buildStackSpec(manifest).tools.find((spec) => spec.service === 'certbot')
   if (!tool) {
-    throw new UsageError(`tls.mode is ${manifest.tls.mode} in gateway.yaml: certbot manages certificates only in certbot mode`, {
-      hint: 'Set tls.mode: certbot and tls.email in gateway.yaml and run `create-gateway render` (or start over with `create-gateway init --tls certbot --email ME`).',
-    })
+    throw new UsageError(
+      `tls.mode is ${manifest.tls.mode} in gateway.yaml: certbot manages certificates only in certbot mode`,
+      {
+        hint: 'Set tls.mode: certbot and tls.email in gateway.yaml and run `create-gateway render` (or start over with `create-gateway init --tls certbot --email ME`).',
+      },
+    )
   }
 
   return tool
@@ -73,7 +76,18 @@ export function certbotContainerOptions(options: RunCertbotOptions & {name: stri
   const stack = buildStackSpec(manifest)
   const root = resolve(dir)
   const labels = {
-    ...containerLabels({project: stack.project, dir: root, network: stack.network, imageIds: {}, environment: {}, runId: runId(options.processEnv ?? process.env)}, tool.service, 1),
+    ...containerLabels(
+      {
+        project: stack.project,
+        dir: root,
+        network: stack.network,
+        imageIds: {},
+        environment: {},
+        runId: runId(options.processEnv ?? process.env),
+      },
+      tool.service,
+      1,
+    ),
     // A `docker compose run` container: `up` neither adopts nor removes it, `down` does remove it.
     [LABELS.oneoff]: 'True',
   }
@@ -99,21 +113,32 @@ export function certbotContainerOptions(options: RunCertbotOptions & {name: stri
 }
 
 /** The certbot image, local or pulled once; a missing one names the manifest field that chooses it. */
-export async function ensureCertbotImage(engine: Engine, image: string, onProgress?: (message: string) => void): Promise<void> {
+export async function ensureCertbotImage(
+  engine: Engine,
+  image: string,
+  onProgress?: (message: string) => void,
+): Promise<void> {
   if (await engine.image(image)) return
   onProgress?.(`${image} is not on this machine, pulling it`)
   try {
     await engine.pullImage(image, (line) => onProgress?.(`certbot: ${line}`))
   } catch (error) {
-    throw new OperationError(`Image ${image} (certbot) not found locally and could not be pulled (${engineMessage(error)})`, {
-      hint: 'Load it on this machine, or set images.certbot in gateway.yaml (init --certbot-image) to an image the engine has (fixtures/images/build.sh makes an offline one).',
-      cause: error,
-    })
+    throw new OperationError(
+      `Image ${image} (certbot) not found locally and could not be pulled (${engineMessage(error)})`,
+      {
+        hint: 'Load it on this machine, or set images.certbot in gateway.yaml (init --certbot-image) to an image the engine has (fixtures/images/build.sh makes an offline one).',
+        cause: error,
+      },
+    )
   }
 }
 
 /** Follow the container's output until it ends, handing each line to `onLine`. Best effort: progress only. */
-async function followOutput(engine: Engine, id: string, onLine: (line: string) => void): Promise<NodeJS.ReadableStream | undefined> {
+async function followOutput(
+  engine: Engine,
+  id: string,
+  onLine: (line: string) => void,
+): Promise<NodeJS.ReadableStream | undefined> {
   let stream: NodeJS.ReadableStream
   try {
     stream = await engine.containerLogs(id, {follow: true, tail: 'all'})
@@ -124,7 +149,8 @@ async function followOutput(engine: Engine, id: string, onLine: (line: string) =
   const demuxer = new Demuxer()
   const splitter = new LineSplitter()
   stream.on('data', (chunk: Buffer | string) => {
-    for (const frame of demuxer.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))) for (const {line} of splitter.push(frame)) onLine(line)
+    for (const frame of demuxer.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)))
+      for (const {line} of splitter.push(frame)) onLine(line)
   })
   stream.on('end', () => {
     for (const {line} of splitter.flush()) onLine(line)
@@ -137,7 +163,8 @@ async function allOutput(engine: Engine, id: string): Promise<string> {
   try {
     const stream = await engine.containerLogs(id, {tail: 'all'})
     const chunks: Buffer[] = []
-    for await (const chunk of stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
+    for await (const chunk of stream as AsyncIterable<Buffer | string>)
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
     return demuxLines(Buffer.concat(chunks)).join('\n')
   } catch (error) {
     return `(could not read certbot's output: ${engineMessage(error)})`
@@ -190,14 +217,27 @@ export async function runCertbot(options: RunCertbotOptions): Promise<CertbotRun
           return current
         },
         (current) => !current.running && current.status !== 'created',
-        {timeoutMs, intervalMs: POLL_INTERVAL_MS, clock, describe: `certbot (${name}) to finish`, explain: (current) => `state ${current.status}`},
+        {
+          timeoutMs,
+          intervalMs: POLL_INTERVAL_MS,
+          clock,
+          describe: `certbot (${name}) to finish`,
+          explain: (current) => `state ${current.status}`,
+        },
       )
     } catch (error) {
       if (error instanceof WaitTimeoutError) {
         const output = await allOutput(engine, id)
-        throw new OperationError(`${error.message}\nLast lines of certbot's output:\n${output.split('\n').slice(-15).map((line) => `  | ${line}`).join('\n')}`, {
-          hint: 'Certbot waits on the ACME server and on the validation of port 80; check that both are reachable, or pass a longer --timeout.',
-        })
+        throw new OperationError(
+          `${error.message}\nLast lines of certbot's output:\n${output
+            .split('\n')
+            .slice(-15)
+            .map((line) => `  | ${line}`)
+            .join('\n')}`,
+          {
+            hint: 'Certbot waits on the ACME server and on the validation of port 80; check that both are reachable, or pass a longer --timeout.',
+          },
+        )
       }
 
       throw error

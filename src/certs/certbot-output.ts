@@ -27,11 +27,30 @@ export interface CertbotFailure {
 
 const PATTERNS: ReadonlyArray<{kind: CertbotFailureKind; pattern: RegExp}> = [
   // Rate limits first: their messages can mention orders, domains and DNS names too.
-  {kind: 'rate-limited', pattern: /too many (certificates|new orders|failed authorizations|registrations|requests)|rateLimited|rate limit/i},
-  {kind: 'acme-server', pattern: /certificate verify failed|Failed to establish a new connection|Max retries exceeded with url|Name or service not known|Temporary failure in name resolution|Connection aborted|Unable to reach the ACME server|Error retrieving the ACME directory/i},
-  {kind: 'dns', pattern: /DNS problem|NXDOMAIN|SERVFAIL|no valid A records|No valid IP addresses found|Error resolving|no such host|could not resolve/i},
-  {kind: 'unreachable', pattern: /Timeout during connect|Connection refused|connection reset|Timeout after connect|i\/o timeout|dial tcp|no route to host|network is unreachable|Fetching .*: Timeout/i},
-  {kind: 'wrong-host', pattern: /Invalid response from|key authorization .*(did not match|mismatch)|unauthorized|The key authorization file from the server did not match/i},
+  {
+    kind: 'rate-limited',
+    pattern: /too many (certificates|new orders|failed authorizations|registrations|requests)|rateLimited|rate limit/i,
+  },
+  {
+    kind: 'acme-server',
+    pattern:
+      /certificate verify failed|Failed to establish a new connection|Max retries exceeded with url|Name or service not known|Temporary failure in name resolution|Connection aborted|Unable to reach the ACME server|Error retrieving the ACME directory/i,
+  },
+  {
+    kind: 'dns',
+    pattern:
+      /DNS problem|NXDOMAIN|SERVFAIL|no valid A records|No valid IP addresses found|Error resolving|no such host|could not resolve/i,
+  },
+  {
+    kind: 'unreachable',
+    pattern:
+      /Timeout during connect|Connection refused|connection reset|Timeout after connect|i\/o timeout|dial tcp|no route to host|network is unreachable|Fetching .*: Timeout/i,
+  },
+  {
+    kind: 'wrong-host',
+    pattern:
+      /Invalid response from|key authorization .*(did not match|mismatch)|unauthorized|The key authorization file from the server did not match/i,
+  },
 ]
 
 /** The CA's explanation lines: `Detail: ...` (certbot 1.x/2.x) or `Error: ... :: ...` / `Error creating new order :: ...`. */
@@ -45,7 +64,8 @@ export function detailLines(output: string): string[] {
 
   if (details.length > 0) return details
   for (const line of lines) {
-    if (/::/.test(line) || /^(An unexpected error occurred|Error|Failed)\b/i.test(line)) details.push(line.replace(/^An unexpected error occurred:\s*/i, ''))
+    if (/::/.test(line) || /^(An unexpected error occurred|Error|Failed)\b/i.test(line))
+      details.push(line.replace(/^An unexpected error occurred:\s*/i, ''))
   }
 
   return details.filter((line) => line !== '')
@@ -94,7 +114,10 @@ function tail(output: string): string {
   const lines = output
     .split('\n')
     .map((line) => line.trimEnd())
-    .filter((line) => line !== '' && !/^Saving debug log to|^Ask for help or search for solutions|^See the logfile/i.test(line))
+    .filter(
+      (line) =>
+        line !== '' && !/^Saving debug log to|^Ask for help or search for solutions|^See the logfile/i.test(line),
+    )
   return lines
     .slice(-TAIL_LINES)
     .map((line) => `  | ${line}`)
@@ -104,8 +127,12 @@ function tail(output: string): string {
 /** Advice on reaching port 80, which is what the CA always connects to for HTTP-01. */
 function portAdvice(context: CertbotContext): string {
   const problems: string[] = []
-  if (context.httpPort !== 80) problems.push(`the gateway listens on port ${context.httpPort} (ports.http), so something must forward port 80 of ${context.domain} to it`)
-  if (context.bind === '127.0.0.1' || context.bind === '::1') problems.push(`bind is ${context.bind}, so only this machine can reach it (set bind: 0.0.0.0 in gateway.yaml)`)
+  if (context.httpPort !== 80)
+    problems.push(
+      `the gateway listens on port ${context.httpPort} (ports.http), so something must forward port 80 of ${context.domain} to it`,
+    )
+  if (context.bind === '127.0.0.1' || context.bind === '::1')
+    problems.push(`bind is ${context.bind}, so only this machine can reach it (set bind: 0.0.0.0 in gateway.yaml)`)
   return problems.length > 0 ? ` Here ${problems.join(', and ')}.` : ''
 }
 
@@ -135,7 +162,7 @@ export function certbotFailure(output: string, context: CertbotContext): Certbot
       return make(
         `The certificate authority refused: rate limited`,
         context.letsEncrypt
-          ? 'Let\'s Encrypt limits certificates per domain per week and failed validations per hour. Test with `create-gateway certs issue --staging` (untrusted certificates, much higher limits) until it works, then issue once for real; see https://letsencrypt.org/docs/rate-limits/.'
+          ? "Let's Encrypt limits certificates per domain per week and failed validations per hour. Test with `create-gateway certs issue --staging` (untrusted certificates, much higher limits) until it works, then issue once for real; see https://letsencrypt.org/docs/rate-limits/."
           : 'Wait before trying again, or test against a staging server with `certs issue --staging` / `--server URL`.',
       )
     case 'acme-server':
@@ -146,7 +173,7 @@ export function certbotFailure(output: string, context: CertbotContext): Certbot
     default:
       return make(
         `certbot exited with code ${context.exitCode} without a certificate for ${context.domain}`,
-        'Certbot\'s full log is in certbot/logs/letsencrypt.log in the project.',
+        "Certbot's full log is in certbot/logs/letsencrypt.log in the project.",
       )
   }
 }

@@ -13,7 +13,17 @@ import type {Clock} from '../util/retry.js'
 import {certbotTool, ensureCertbotImage, runCertbot, type CertbotRun} from './certbot-container.js'
 import {certbotFailure} from './certbot-output.js'
 import {inspectCertificate} from './inspect.js'
-import {checkChallengePath, confirmServed, installAndReload, leafFingerprint, readInstalled, signalReload, requireRunningGateway, servedFingerprint, type CertificateFiles} from './install.js'
+import {
+  checkChallengePath,
+  confirmServed,
+  installAndReload,
+  leafFingerprint,
+  readInstalled,
+  signalReload,
+  requireRunningGateway,
+  servedFingerprint,
+  type CertificateFiles,
+} from './install.js'
 import {connectAddress} from '../manifest/model.js'
 
 /**
@@ -32,7 +42,10 @@ export const ACME_DIRECTORIES = {
 export const RENEW_BEFORE_DAYS = 30
 
 /** The ACME server's CA certificate (for a private or test CA), kept so that `renew` reuses it. */
-export const ACME_CA_BUNDLE = {project: `${PROJECT_PATHS.certbot}/acme-ca.pem`, container: '/etc/create-gateway/acme-ca.pem'} as const
+export const ACME_CA_BUNDLE = {
+  project: `${PROJECT_PATHS.certbot}/acme-ca.pem`,
+  container: '/etc/create-gateway/acme-ca.pem',
+} as const
 
 export interface CertbotCommandOptions {
   dir: string
@@ -90,16 +103,20 @@ export interface CertificateResult {
 
 /** The ACME directory: --server, else --staging, else tls.acmeServer / tls.staging, else production. */
 export function chooseAcmeServer(manifest: Manifest, options: {server?: string; staging?: boolean} = {}): string {
-  if (options.server && options.staging) throw new UsageError('--server and --staging exclude each other: --staging means Let\'s Encrypt\'s staging server')
+  if (options.server && options.staging)
+    throw new UsageError("--server and --staging exclude each other: --staging means Let's Encrypt's staging server")
   if (options.server) {
     let url: URL
     try {
       url = new URL(options.server)
     } catch {
-      throw new UsageError(`--server: must be the URL of an ACME directory, such as ${ACME_DIRECTORIES.staging} (got "${options.server}")`)
+      throw new UsageError(
+        `--server: must be the URL of an ACME directory, such as ${ACME_DIRECTORIES.staging} (got "${options.server}")`,
+      )
     }
 
-    if (url.protocol !== 'https:') throw new UsageError(`--server: ACME servers are reached over https:// (got "${options.server}")`)
+    if (url.protocol !== 'https:')
+      throw new UsageError(`--server: ACME servers are reached over https:// (got "${options.server}")`)
     return options.server
   }
 
@@ -115,7 +132,9 @@ export function isLetsEncrypt(server: string): boolean {
 /** A name a public CA can issue for: not an IP address, not localhost. */
 export function checkIssuableDomain(domain: string): void {
   if (isIP(domain) !== 0) {
-    throw new UsageError(`domain ${domain} is an IP address: certbot's HTTP-01 challenge needs a DNS name`, {hint: 'Set domain in gateway.yaml to a name that resolves to this host.'})
+    throw new UsageError(`domain ${domain} is an IP address: certbot's HTTP-01 challenge needs a DNS name`, {
+      hint: 'Set domain in gateway.yaml to a name that resolves to this host.',
+    })
   }
 
   if (domain === 'localhost' || domain.endsWith('.localhost') || !domain.includes('.')) {
@@ -125,7 +144,12 @@ export function checkIssuableDomain(domain: string): void {
   }
 }
 
-export function certbotIssueArgs(options: {domain: string; email: string; server: string; forceRenewal?: boolean}): string[] {
+export function certbotIssueArgs(options: {
+  domain: string
+  email: string
+  server: string
+  forceRenewal?: boolean
+}): string[] {
   return [
     'certonly',
     '--webroot',
@@ -152,7 +176,14 @@ export function certbotIssueArgs(options: {domain: string; email: string; server
 export function certbotRenewArgs(options: {domain: string; force?: boolean}): string[] {
   // Without a terminal certbot sleeps up to 8 minutes before a due renewal, to spread load on the CA;
   // a cron line with its own odd minute does that better, and a user typing `renew --force` waits.
-  return ['renew', '--cert-name', options.domain, '--non-interactive', '--no-random-sleep-on-renew', ...(options.force ? ['--force-renewal'] : [])]
+  return [
+    'renew',
+    '--cert-name',
+    options.domain,
+    '--non-interactive',
+    '--no-random-sleep-on-renew',
+    ...(options.force ? ['--force-renewal'] : []),
+  ]
 }
 
 /** `server = https://...` from certbot's renewal config of a lineage. */
@@ -209,7 +240,10 @@ async function readLive(dir: string, domain: string): Promise<CertificateFiles |
  * The CA bundle for certbot: the given file (checked, then kept in certbot/ for later renewals), or the
  * one kept by an earlier run, or none (the public CAs are in certbot's own trust store).
  */
-async function prepareCaBundle(dir: string, given: string | undefined): Promise<{env: Record<string, string>; files: Array<{source: string; target: string}>}> {
+async function prepareCaBundle(
+  dir: string,
+  given: string | undefined,
+): Promise<{env: Record<string, string>; files: Array<{source: string; target: string}>}> {
   const kept = join(dir, ACME_CA_BUNDLE.project)
   if (given) {
     let pem: string
@@ -217,7 +251,9 @@ async function prepareCaBundle(dir: string, given: string | undefined): Promise<
       pem = await readFile(resolve(given), 'utf8')
       void new X509Certificate(pem) // throws unless it is a PEM certificate
     } catch (error) {
-      throw new UsageError(`--ca-bundle: ${given} is not a readable PEM certificate (${(error as Error).message})`, {hint: 'Pass the CA certificate of the ACME server, e.g. Pebble\'s pebble.minica.pem.'})
+      throw new UsageError(`--ca-bundle: ${given} is not a readable PEM certificate (${(error as Error).message})`, {
+        hint: "Pass the CA certificate of the ACME server, e.g. Pebble's pebble.minica.pem.",
+      })
     }
 
     await writeFileAtomic(kept, pem, 0o644)
@@ -225,13 +261,22 @@ async function prepareCaBundle(dir: string, given: string | undefined): Promise<
     return {env: {}, files: []}
   }
 
-  return {env: {REQUESTS_CA_BUNDLE: ACME_CA_BUNDLE.container}, files: [{source: ACME_CA_BUNDLE.project, target: ACME_CA_BUNDLE.container}]}
+  return {
+    env: {REQUESTS_CA_BUNDLE: ACME_CA_BUNDLE.container},
+    files: [{source: ACME_CA_BUNDLE.project, target: ACME_CA_BUNDLE.container}],
+  }
 }
 
 function warnAboutReachability(manifest: Manifest, server: string, progress: (message: string) => void): void {
   if (!isLetsEncrypt(server)) return
-  if (manifest.ports.http !== 80) progress(`Note: Let's Encrypt validates on port 80; ports.http is ${manifest.ports.http}, so port 80 of ${manifest.domain} must be forwarded to it`)
-  if (manifest.bind === '127.0.0.1' || manifest.bind === '::1') progress(`Note: bind is ${manifest.bind}: Let's Encrypt cannot reach the gateway unless something forwards to it (bind: 0.0.0.0 publishes it)`)
+  if (manifest.ports.http !== 80)
+    progress(
+      `Note: Let's Encrypt validates on port 80; ports.http is ${manifest.ports.http}, so port 80 of ${manifest.domain} must be forwarded to it`,
+    )
+  if (manifest.bind === '127.0.0.1' || manifest.bind === '::1')
+    progress(
+      `Note: bind is ${manifest.bind}: Let's Encrypt cannot reach the gateway unless something forwards to it (bind: 0.0.0.0 publishes it)`,
+    )
 }
 
 interface Session {
@@ -249,9 +294,12 @@ async function openSession(options: CertbotCommandOptions): Promise<Session> {
   const manifest = await loadManifest(dir)
   certbotTool(manifest) // tls.mode must be certbot
   if (!manifest.tls.email) {
-    throw new UsageError('tls.email is not set in gateway.yaml: certbot registers an ACME account with it, and Let\'s Encrypt sends expiry notices there', {
-      hint: 'Add `email: you@example.com` under tls in gateway.yaml.',
-    })
+    throw new UsageError(
+      "tls.email is not set in gateway.yaml: certbot registers an ACME account with it, and Let's Encrypt sends expiry notices there",
+      {
+        hint: 'Add `email: you@example.com` under tls in gateway.yaml.',
+      },
+    )
   }
 
   checkIssuableDomain(manifest.domain)
@@ -260,11 +308,18 @@ async function openSession(options: CertbotCommandOptions): Promise<Session> {
   return {dir, manifest, engine, gateway, progress: options.onProgress ?? (() => {}), started}
 }
 
-async function certbot(session: Session, options: CertbotCommandOptions, args: string[], server: string | undefined): Promise<CertbotRun> {
+async function certbot(
+  session: Session,
+  options: CertbotCommandOptions,
+  args: string[],
+  server: string | undefined,
+): Promise<CertbotRun> {
   const {manifest, engine, progress} = session
   const bundle = await prepareCaBundle(session.dir, options.caBundle)
   await ensureCertbotImage(engine, manifest.images.certbot, progress)
-  progress(`Running certbot ${args[0]} for ${manifest.domain} (${manifest.images.certbot})${server ? ` against ${server}` : ''}`)
+  progress(
+    `Running certbot ${args[0]} for ${manifest.domain} (${manifest.images.certbot})${server ? ` against ${server}` : ''}`,
+  )
   const run = await runCertbot({
     engine,
     dir: session.dir,
@@ -280,7 +335,7 @@ async function certbot(session: Session, options: CertbotCommandOptions, args: s
   if (run.exitCode !== 0) {
     throw certbotFailure(run.output, {
       domain: manifest.domain,
-      server: server ?? 'the server in certbot\'s renewal config',
+      server: server ?? "the server in certbot's renewal config",
       httpPort: manifest.ports.http,
       bind: manifest.bind,
       exitCode: run.exitCode,
@@ -295,7 +350,11 @@ async function certbot(session: Session, options: CertbotCommandOptions, args: s
  * Make certs/ hold `live` and the gateway serve it: install + test + reload when the files differ,
  * a reload alone when the files are right but the gateway still serves something else.
  */
-async function installAndConfirm(session: Session, live: CertificateFiles, options: CertbotCommandOptions): Promise<{installed: boolean; reloaded: boolean; previous?: string; served: string}> {
+async function installAndConfirm(
+  session: Session,
+  live: CertificateFiles,
+  options: CertbotCommandOptions,
+): Promise<{installed: boolean; reloaded: boolean; previous?: string; served: string}> {
   const {dir, manifest, engine, gateway, progress} = session
   const installed = await readInstalled(dir)
   const previous = leafFingerprint(installed?.fullchain)
@@ -322,7 +381,14 @@ async function installAndConfirm(session: Session, live: CertificateFiles, optio
   return {installed: differs, reloaded, previous, served}
 }
 
-function result(session: Session, action: CertificateResult['action'], server: string | undefined, live: CertificateFiles, step: Awaited<ReturnType<typeof installAndConfirm>>, certbotMs: number): CertificateResult {
+function result(
+  session: Session,
+  action: CertificateResult['action'],
+  server: string | undefined,
+  live: CertificateFiles,
+  step: Awaited<ReturnType<typeof installAndConfirm>>,
+  certbotMs: number,
+): CertificateResult {
   return {
     domain: session.manifest.domain,
     action,
@@ -346,20 +412,38 @@ export async function issueCertificate(options: IssueCertificateOptions): Promis
   const server = chooseAcmeServer(manifest, options)
   warnAboutReachability(manifest, server, progress)
 
-  progress(`Checking that the gateway serves ${PROJECT_PATHS.acmeWebroot}/ at /.well-known/acme-challenge/ on port ${manifest.ports.http}`)
+  progress(
+    `Checking that the gateway serves ${PROJECT_PATHS.acmeWebroot}/ at /.well-known/acme-challenge/ on port ${manifest.ports.http}`,
+  )
   await checkChallengePath(dir, manifest)
 
   // A lineage from another server (staging -> production) is not "identical": certbot must replace it.
   const files = certbotFiles(dir, manifest.domain)
   const previousServer = renewalServer((await readOptional(files.renewal)) ?? '')
   const before = leafFingerprint((await readLive(dir, manifest.domain))?.fullchain)
-  const args = certbotIssueArgs({domain: manifest.domain, email: manifest.tls.email!, server, forceRenewal: previousServer !== undefined && previousServer !== server})
+  const args = certbotIssueArgs({
+    domain: manifest.domain,
+    email: manifest.tls.email!,
+    server,
+    forceRenewal: previousServer !== undefined && previousServer !== server,
+  })
   const run = await certbot(session, options, args, server)
 
   const live = await readLive(dir, manifest.domain)
-  if (!live) throw new OperationError(`certbot succeeded but left no certificate in ${PROJECT_PATHS.certbotConfig}/live/${manifest.domain}/`, {hint: 'Certbot\'s log: certbot/logs/letsencrypt.log.'})
+  if (!live)
+    throw new OperationError(
+      `certbot succeeded but left no certificate in ${PROJECT_PATHS.certbotConfig}/live/${manifest.domain}/`,
+      {hint: "Certbot's log: certbot/logs/letsencrypt.log."},
+    )
   const step = await installAndConfirm(session, live, options)
-  return result(session, leafFingerprint(live.fullchain) === before ? 'unchanged' : 'issued', server, live, step, run.ms)
+  return result(
+    session,
+    leafFingerprint(live.fullchain) === before ? 'unchanged' : 'issued',
+    server,
+    live,
+    step,
+    run.ms,
+  )
 }
 
 /** `certs renew`: certbot's renewal rule (or --force), then install and reload only on a change. */
@@ -370,26 +454,43 @@ export async function renewCertificate(options: RenewCertificateOptions): Promis
   const conf = await readOptional(files.renewal)
   const before = await readLive(dir, manifest.domain)
   if (conf === undefined || !before) {
-    throw new UsageError(`No certificate for ${manifest.domain} has been issued in this project yet (no ${PROJECT_PATHS.certbotConfig}/renewal/${manifest.domain}.conf)`, {
-      hint: 'Run `create-gateway certs issue` first.',
-    })
+    throw new UsageError(
+      `No certificate for ${manifest.domain} has been issued in this project yet (no ${PROJECT_PATHS.certbotConfig}/renewal/${manifest.domain}.conf)`,
+      {
+        hint: 'Run `create-gateway certs issue` first.',
+      },
+    )
   }
 
   const server = renewalServer(conf)
   const beforeFingerprint = leafFingerprint(before.fullchain)
   const daysLeft = certificateFacts(before.fullchain).daysLeft
   if (options.force || daysLeft <= RENEW_BEFORE_DAYS) {
-    progress(`Checking that the gateway serves ${PROJECT_PATHS.acmeWebroot}/ at /.well-known/acme-challenge/ on port ${manifest.ports.http}`)
+    progress(
+      `Checking that the gateway serves ${PROJECT_PATHS.acmeWebroot}/ at /.well-known/acme-challenge/ on port ${manifest.ports.http}`,
+    )
     await checkChallengePath(dir, manifest)
   } else {
-    progress(`${daysLeft} days left: certbot renews only within ${RENEW_BEFORE_DAYS} days of expiry (pass --force to renew now)`)
+    progress(
+      `${daysLeft} days left: certbot renews only within ${RENEW_BEFORE_DAYS} days of expiry (pass --force to renew now)`,
+    )
   }
 
   const run = await certbot(session, options, certbotRenewArgs({domain: manifest.domain, force: options.force}), server)
   const live = await readLive(dir, manifest.domain)
-  if (!live) throw new OperationError(`certbot renew left no certificate in ${PROJECT_PATHS.certbotConfig}/live/${manifest.domain}/`)
+  if (!live)
+    throw new OperationError(
+      `certbot renew left no certificate in ${PROJECT_PATHS.certbotConfig}/live/${manifest.domain}/`,
+    )
   const step = await installAndConfirm(session, live, options)
-  return result(session, leafFingerprint(live.fullchain) === beforeFingerprint ? 'unchanged' : 'renewed', server, live, step, run.ms)
+  return result(
+    session,
+    leafFingerprint(live.fullchain) === beforeFingerprint ? 'unchanged' : 'renewed',
+    server,
+    live,
+    step,
+    run.ms,
+  )
 }
 
 // ---- status --------------------------------------------------------------------------------------
@@ -413,7 +514,13 @@ export async function certificateStatus(dir: string, manifest: Manifest, now = n
   try {
     const info = inspectCertificate(pem)
     const issuer = /^CN=(.*)$/m.exec(info.issuer)?.[1] ?? info.issuer.replace(/\n/g, ', ')
-    return {mode: manifest.tls.mode, temporary: info.temporary, issuer, validTo: info.validTo.toISOString(), daysLeft: info.daysLeft(now)}
+    return {
+      mode: manifest.tls.mode,
+      temporary: info.temporary,
+      issuer,
+      validTo: info.validTo.toISOString(),
+      daysLeft: info.daysLeft(now),
+    }
   } catch {
     return {mode: manifest.tls.mode, missing: true}
   }
@@ -421,9 +528,14 @@ export async function certificateStatus(dir: string, manifest: Manifest, now = n
 
 export function describeCertificateStatus(status: CertificateStatus): string {
   if (status.mode === 'off') return 'Certificate: none (tls.mode off).'
-  if (status.missing) return `Certificate: certs/fullchain.pem is missing or unreadable${status.mode === 'certbot' ? ': run `create-gateway certs issue`' : ': run `create-gateway certs`'}.`
-  if (status.temporary) return 'Certificate: temporary self-signed stand-in; run `create-gateway certs issue` for the real one.'
-  const renew = status.mode === 'certbot' && (status.daysLeft ?? 0) <= RENEW_BEFORE_DAYS ? ' (due: `create-gateway certs renew`)' : ''
+  if (status.missing)
+    return `Certificate: certs/fullchain.pem is missing or unreadable${status.mode === 'certbot' ? ': run `create-gateway certs issue`' : ': run `create-gateway certs`'}.`
+  if (status.temporary)
+    return 'Certificate: temporary self-signed stand-in; run `create-gateway certs issue` for the real one.'
+  const renew =
+    status.mode === 'certbot' && (status.daysLeft ?? 0) <= RENEW_BEFORE_DAYS
+      ? ' (due: `create-gateway certs renew`)'
+      : ''
   return `Certificate: issued by ${status.issuer}, ${status.daysLeft} days left (until ${status.validTo?.slice(0, 10)})${renew}.`
 }
 

@@ -48,7 +48,10 @@ export function parseSubjectAltName(text: string | undefined): SubjectAltName[] 
   const sans: SubjectAltName[] = []
   for (const match of (text ?? '').matchAll(/([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g)) {
     const [, type = '', raw = ''] = match
-    sans.push({type: type === 'IP Address' ? 'IP' : type, value: raw.startsWith('"') ? (JSON.parse(raw) as string) : raw})
+    sans.push({
+      type: type === 'IP Address' ? 'IP' : type,
+      value: raw.startsWith('"') ? (JSON.parse(raw) as string) : raw,
+    })
   }
 
   return sans

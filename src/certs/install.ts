@@ -29,9 +29,12 @@ const PROBE_TIMEOUT_MS = 5_000
 export async function requireRunningGateway(engine: Engine, manifest: Manifest): Promise<ContainerState> {
   const running = await findRunningGateway(engine, manifest.name)
   if (!running) {
-    throw new UsageError(`The gateway of ${manifest.name} is not running: it has to answer the certificate authority's challenge on port 80`, {
-      hint: 'Start the stack with `create-gateway up` (it serves a temporary certificate until the real one is issued), then run this command again.',
-    })
+    throw new UsageError(
+      `The gateway of ${manifest.name} is not running: it has to answer the certificate authority's challenge on port 80`,
+      {
+        hint: 'Start the stack with `create-gateway up` (it serves a temporary certificate until the real one is issued), then run this command again.',
+      },
+    )
   }
 
   return running
@@ -44,7 +47,10 @@ export interface CertificateFiles {
 
 export async function readInstalled(dir: string): Promise<CertificateFiles | undefined> {
   try {
-    const [fullchain, privkey] = await Promise.all([readFile(join(dir, CERT_FILES.fullchain), 'utf8'), readFile(join(dir, CERT_FILES.privkey), 'utf8')])
+    const [fullchain, privkey] = await Promise.all([
+      readFile(join(dir, CERT_FILES.fullchain), 'utf8'),
+      readFile(join(dir, CERT_FILES.privkey), 'utf8'),
+    ])
     return {fullchain, privkey}
   } catch {
     return undefined
@@ -79,15 +85,24 @@ function commandOutput(result: {stdout: string; stderr: string}): string {
  * Install `next` into certs/, `nginx -t` in the gateway, reload. If the test fails the previous files
  * are put back, so the gateway keeps serving (and a later restart still finds) the old certificate.
  */
-export async function installAndReload(engine: Engine, gateway: ContainerState, dir: string, next: CertificateFiles, previous?: CertificateFiles): Promise<void> {
+export async function installAndReload(
+  engine: Engine,
+  gateway: ContainerState,
+  dir: string,
+  next: CertificateFiles,
+  previous?: CertificateFiles,
+): Promise<void> {
   previous ??= await readInstalled(dir)
   await writeCertificateFiles(dir, next)
   const test = await execIn(engine, gateway.id, ['nginx', '-t'])
   if (test.exitCode !== 0) {
     if (previous) await writeCertificateFiles(dir, previous)
-    throw new OperationError(`nginx -t in ${gateway.name} rejected the new certificate; the previous one is back in place and still served\n${commandOutput(test)}`, {
-      hint: `Check ${CERT_FILES.fullchain} and ${CERT_FILES.privkey} (from Let's Encrypt: certbot/config/live/); \`create-gateway logs gateway\` shows more.`,
-    })
+    throw new OperationError(
+      `nginx -t in ${gateway.name} rejected the new certificate; the previous one is back in place and still served\n${commandOutput(test)}`,
+      {
+        hint: `Check ${CERT_FILES.fullchain} and ${CERT_FILES.privkey} (from Let's Encrypt: certbot/config/live/); \`create-gateway logs gateway\` shows more.`,
+      },
+    )
   }
 
   await signalReload(engine, gateway)
@@ -99,11 +114,17 @@ export async function installAndReload(engine: Engine, gateway: ContainerState, 
  */
 export async function signalReload(engine: Engine, gateway: ContainerState): Promise<void> {
   const reload = await execIn(engine, gateway.id, ['nginx', '-s', 'reload'])
-  if (reload.exitCode !== 0) throw new OperationError(`nginx -s reload in ${gateway.name} failed\n${commandOutput(reload)}`)
+  if (reload.exitCode !== 0)
+    throw new OperationError(`nginx -s reload in ${gateway.name} failed\n${commandOutput(reload)}`)
 }
 
 /** The SHA-256 fingerprint of the certificate a TLS server presents for `servername`. */
-export function servedFingerprint(host: string, port: number, servername: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<string> {
+export function servedFingerprint(
+  host: string,
+  port: number,
+  servername: string,
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     // Trust is not the question here (verify's tls check asks it): which certificate is served is.
     const socket = connect({host, port, servername, rejectUnauthorized: false, timeout: timeoutMs})
@@ -141,7 +162,11 @@ const CONFIRM_STREAK = 4
  * still gets an old one. So every round makes several handshakes, and only a streak of rounds in which
  * all of them match counts (bounded by the timeout).
  */
-export async function confirmServed(manifest: Manifest, expected: string, options: ConfirmOptions = {}): Promise<string> {
+export async function confirmServed(
+  manifest: Manifest,
+  expected: string,
+  options: ConfirmOptions = {},
+): Promise<string> {
   const host = connectAddress(manifest.bind)
   const port = manifest.ports.https
   let streak = 0
@@ -166,20 +191,33 @@ export async function confirmServed(manifest: Manifest, expected: string, option
       intervalMs: CONFIRM_INTERVAL_MS,
       clock: options.clock ?? systemClock,
       describe: `the gateway on ${host}:${port} (SNI ${manifest.domain}) to serve the certificate ${expected.slice(0, 23)}... of ${CERT_FILES.fullchain}`,
-      explain: (round) => (round.other === undefined ? `served it ${round.streak} times in a row` : round.other.startsWith('error:') ? round.other : `it serves ${round.other.slice(0, 23)}...`),
+      explain: (round) =>
+        round.other === undefined
+          ? `served it ${round.streak} times in a row`
+          : round.other.startsWith('error:')
+            ? round.other
+            : `it serves ${round.other.slice(0, 23)}...`,
     },
   )
   return expected
 }
 
-function httpGet(host: string, port: number, path: string, hostHeader: string): Promise<{status: number; body: string}> {
+function httpGet(
+  host: string,
+  port: number,
+  path: string,
+  hostHeader: string,
+): Promise<{status: number; body: string}> {
   return new Promise((resolvePromise, reject) => {
-    const req = request({host, port, path, method: 'GET', headers: {Host: hostHeader}, timeout: PROBE_TIMEOUT_MS, agent: false}, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => (body += chunk))
-      res.on('end', () => resolvePromise({status: res.statusCode ?? 0, body}))
-    })
+    const req = request(
+      {host, port, path, method: 'GET', headers: {Host: hostHeader}, timeout: PROBE_TIMEOUT_MS, agent: false},
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => (body += chunk))
+        res.on('end', () => resolvePromise({status: res.statusCode ?? 0, body}))
+      },
+    )
     req.on('timeout', () => req.destroy(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)))
     req.on('error', reject)
     req.end()
@@ -203,37 +241,54 @@ export async function checkChallengePath(dir: string, manifest: Manifest): Promi
     try {
       answer = await httpGet(host, manifest.ports.http, `/.well-known/acme-challenge/${name}`, manifest.domain)
     } catch (error) {
-      throw new OperationError(`The gateway does not answer on ${host}:${manifest.ports.http} (ports.http): ${(error as Error).message}`, {
-        hint: 'Check `create-gateway status`; the CA validates the domain through this listener.',
-      })
+      throw new OperationError(
+        `The gateway does not answer on ${host}:${manifest.ports.http} (ports.http): ${(error as Error).message}`,
+        {
+          hint: 'Check `create-gateway status`; the CA validates the domain through this listener.',
+        },
+      )
     }
 
     if (answer.status !== 200 || answer.body.trim() !== token) {
-      throw new OperationError(`The gateway does not serve the ACME webroot: GET ${url} answered ${answer.status}${answer.status === 200 ? ' with other content' : ''}`, {
-        hint: `Certbot writes challenge files to ${PROJECT_PATHS.acmeWebroot}/ in the project, which the gateway must serve at /.well-known/acme-challenge/ on port 80. Re-render the project or restart it with \`create-gateway up\`.`,
-      })
+      throw new OperationError(
+        `The gateway does not serve the ACME webroot: GET ${url} answered ${answer.status}${answer.status === 200 ? ' with other content' : ''}`,
+        {
+          hint: `Certbot writes challenge files to ${PROJECT_PATHS.acmeWebroot}/ in the project, which the gateway must serve at /.well-known/acme-challenge/ on port 80. Re-render the project or restart it with \`create-gateway up\`.`,
+        },
+      )
     }
   } finally {
     await rm(file, {force: true})
   }
 }
 
-export type ServeOutcome = {served: true; fingerprint: string; gateway: string} | {served: false; why: 'not-running' | 'no-engine'}
+export type ServeOutcome =
+  {served: true; fingerprint: string; gateway: string} | {served: false; why: 'not-running' | 'no-engine'}
 
 /**
  * After `certs` wrote a new self-signed certificate: when the gateway runs, test, reload and confirm
  * over TLS that it serves the new file (putting `previous` back if `nginx -t` refuses it).
  */
-export async function serveWhereRunning(dir: string, manifest: Manifest, previous: CertificateFiles | undefined, options: ConfirmOptions = {}): Promise<ServeOutcome> {
+export async function serveWhereRunning(
+  dir: string,
+  manifest: Manifest,
+  previous: CertificateFiles | undefined,
+  options: ConfirmOptions = {},
+): Promise<ServeOutcome> {
   let engine: Engine
   try {
     engine = await connectEngine()
     const gateway = await findRunningGateway(engine, manifest.name)
     if (!gateway) return {served: false, why: 'not-running'}
     const next = await readInstalled(dir)
-    if (!next) throw new OperationError(`${CERT_FILES.fullchain} or ${CERT_FILES.privkey} is missing after writing them`)
+    if (!next)
+      throw new OperationError(`${CERT_FILES.fullchain} or ${CERT_FILES.privkey} is missing after writing them`)
     await installAndReload(engine, gateway, dir, next, previous)
-    return {served: true, fingerprint: await confirmServed(manifest, leafFingerprint(next.fullchain)!, options), gateway: gateway.name}
+    return {
+      served: true,
+      fingerprint: await confirmServed(manifest, leafFingerprint(next.fullchain)!, options),
+      gateway: gateway.name,
+    }
   } catch (error) {
     if (error instanceof EngineUnavailableError) return {served: false, why: 'no-engine'}
     throw error

@@ -143,7 +143,9 @@ export async function generateSelfSigned(options: SelfSignedOptions): Promise<Ce
   const existing = options.ca
   const [leafKeys, signer] = await Promise.all([
     newRsaKey(),
-    existing ? {cert: forge.pki.certificateFromPem(existing.cert), pem: existing.cert, key: existing.key} : createCa(domain, now),
+    existing
+      ? {cert: forge.pki.certificateFromPem(existing.cert), pem: existing.cert, key: existing.key}
+      : createCa(domain, now),
   ])
   const ca = signer.cert
 
@@ -154,14 +156,18 @@ export async function generateSelfSigned(options: SelfSignedOptions): Promise<Ce
   ])
   leaf.setIssuer(ca.subject.attributes)
   // forge's `keyIdentifier: true` would take the leaf's own key id: name the CA's explicitly.
-  const caKeyId = (ca.getExtension('subjectKeyIdentifier') as {subjectKeyIdentifier?: string} | undefined)?.subjectKeyIdentifier
+  const caKeyId = (ca.getExtension('subjectKeyIdentifier') as {subjectKeyIdentifier?: string} | undefined)
+    ?.subjectKeyIdentifier
   leaf.setExtensions([
     {name: 'basicConstraints', cA: false, critical: true},
     {name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true},
     {name: 'extKeyUsage', serverAuth: true},
     {name: 'subjectAltName', altNames: subjectAltNames(domain)},
     {name: 'subjectKeyIdentifier'},
-    {name: 'authorityKeyIdentifier', keyIdentifier: caKeyId ? forge.util.hexToBytes(caKeyId) : ca.generateSubjectKeyIdentifier().getBytes()},
+    {
+      name: 'authorityKeyIdentifier',
+      keyIdentifier: caKeyId ? forge.util.hexToBytes(caKeyId) : ca.generateSubjectKeyIdentifier().getBytes(),
+    },
   ])
   leaf.sign(forge.pki.privateKeyFromPem(signer.key), forge.md.sha256.create())
 
@@ -172,9 +178,16 @@ export async function generateSelfSigned(options: SelfSignedOptions): Promise<Ce
  * The project's CA if it can sign another leaf: both files present, an RSA CA certificate whose key
  * matches, valid now and for a whole leaf lifetime. Anything else returns undefined and a new CA is made.
  */
-export async function loadExistingCa(dir: string, now = new Date(), leafDays = LEAF_DAYS): Promise<{cert: string; key: string} | undefined> {
+export async function loadExistingCa(
+  dir: string,
+  now = new Date(),
+  leafDays = LEAF_DAYS,
+): Promise<{cert: string; key: string} | undefined> {
   try {
-    const [cert, key] = await Promise.all([readFile(join(dir, CERT_FILES.ca), 'utf8'), readFile(join(dir, CERT_FILES.caKey), 'utf8')])
+    const [cert, key] = await Promise.all([
+      readFile(join(dir, CERT_FILES.ca), 'utf8'),
+      readFile(join(dir, CERT_FILES.caKey), 'utf8'),
+    ])
     const x509 = new X509Certificate(cert)
     const privateKey = createPrivateKey(key)
     const usable =
@@ -202,7 +215,11 @@ export function renderCertificateFiles(manifest: Manifest, pems: CertificatePems
   ]
   // certbot: the stand-in's CA is thrown away; nobody should be asked to trust it.
   if (manifest.tls.mode === 'certbot') return leaf
-  return [{path: CERT_FILES.ca, content: pems.caCert, mode: 0o644}, {path: CERT_FILES.caKey, content: pems.caKey, mode: 0o600}, ...leaf]
+  return [
+    {path: CERT_FILES.ca, content: pems.caCert, mode: 0o644},
+    {path: CERT_FILES.caKey, content: pems.caKey, mode: 0o600},
+    ...leaf,
+  ]
 }
 
 export interface IssueOptions {
@@ -241,12 +258,21 @@ async function hasIssuedCertificate(dir: string, domain: string, now: Date): Pro
  * a valid issued certificate is already there (never replaced: re-issuing costs Let's Encrypt quota).
  * off: nothing.
  */
-export async function issueProjectCertificates(dir: string, manifest: Manifest, options: IssueOptions = {}): Promise<IssueResult> {
+export async function issueProjectCertificates(
+  dir: string,
+  manifest: Manifest,
+  options: IssueOptions = {},
+): Promise<IssueResult> {
   const started = performance.now()
   const now = options.now ?? new Date()
   const {mode} = manifest.tls
-  const done = (files: string[], reusedCa: boolean): IssueResult => ({files, reusedCa, ms: Math.round(performance.now() - started)})
-  if (mode === 'off' || (mode === 'certbot' && (await hasIssuedCertificate(dir, manifest.domain, now)))) return done([], false)
+  const done = (files: string[], reusedCa: boolean): IssueResult => ({
+    files,
+    reusedCa,
+    ms: Math.round(performance.now() - started),
+  })
+  if (mode === 'off' || (mode === 'certbot' && (await hasIssuedCertificate(dir, manifest.domain, now))))
+    return done([], false)
 
   const ca = mode === 'self-signed' && !options.rotateCa ? await loadExistingCa(dir, now) : undefined
   const pems = await generateSelfSigned({domain: manifest.domain, now, ca, temporary: mode === 'certbot'})

@@ -50,7 +50,9 @@ export abstract class BaseCommand extends Command {
         process.once(name, again)
       }
 
-      this.logToStderr(`- ${signal === 'SIGINT' ? 'Ctrl-C' : signal}: stopping and removing what this run created (press Ctrl-C again to quit at once)`)
+      this.logToStderr(
+        `- ${signal === 'SIGINT' ? 'Ctrl-C' : signal}: stopping and removing what this run created (press Ctrl-C again to quit at once)`,
+      )
       controller.abort(signal)
     }
 

@@ -7,12 +7,12 @@ import {withProjectLock} from '../util/lock.js'
 import {BaseCommand, dirFlag} from './base.js'
 
 export default class Down extends BaseCommand {
-  static override summary = 'Stop and remove the project\'s containers and network; the files stay.'
+  static override summary = "Stop and remove the project's containers and network; the files stay."
   static override description = `Finds everything by the project's Compose label, so it also removes what \`docker compose up\` started. The gateway stops first (NGINX finishes in-flight requests), then the Django replicas, each with its own stop signal and grace period.`
 
   static override examples = [
     {description: 'Stop the project in the current directory', command: '<%= config.bin %> down'},
-    {description: 'Also remove the project\'s volumes', command: '<%= config.bin %> down --dir my-api --volumes'},
+    {description: "Also remove the project's volumes", command: '<%= config.bin %> down --dir my-api --volumes'},
   ]
 
   static override flags = {

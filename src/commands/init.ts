@@ -14,13 +14,17 @@ const optionFlags = Object.fromEntries(
     option.flag,
     'multiple' in option && option.multiple
       ? Flags.string({summary: option.summary, multiple: true})
-      : Flags.string({summary: option.summary, ...('choices' in option && option.choices ? {options: [...option.choices]} : {})}),
+      : Flags.string({
+          summary: option.summary,
+          ...('choices' in option && option.choices ? {options: [...option.choices]} : {}),
+        }),
   ]),
 )
 
 const inquirer: Asker = {
   input: (options) => input({message: options.message, default: options.default, validate: options.validate}),
-  select: (options) => select({message: options.message, default: options.default, choices: options.choices.map((value) => ({value}))}),
+  select: (options) =>
+    select({message: options.message, default: options.default, choices: options.choices.map((value) => ({value}))}),
 }
 
 export default class Init extends BaseCommand {
@@ -32,12 +36,20 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
   static override examples = [
     {description: 'Defaults, no questions', command: '<%= config.bin %> init my-api --yes'},
     {
-      description: 'The guide\'s setup: two internal services and the payment service on EC2 behind an API key',
+      description: "The guide's setup: two internal services and the payment service on EC2 behind an API key",
       command:
         '<%= config.bin %> init my-api --yes --service live-reading --service student-api --external payment=https://payment.example.com --route /payment/=payment:api-key',
     },
-    {description: 'Real certificates from Let\'s Encrypt, published on all interfaces', command: '<%= config.bin %> init my-api --yes --domain api.example.com --tls certbot --email ops@example.com --bind 0.0.0.0 --http-port 80 --https-port 443'},
-    {description: 'Offline base images (no registry)', command: '<%= config.bin %> init my-api --yes --python-image create-gateway-offline/python:bookworm --nginx-image create-gateway-offline/nginx:bookworm'},
+    {
+      description: "Real certificates from Let's Encrypt, published on all interfaces",
+      command:
+        '<%= config.bin %> init my-api --yes --domain api.example.com --tls certbot --email ops@example.com --bind 0.0.0.0 --http-port 80 --https-port 443',
+    },
+    {
+      description: 'Offline base images (no registry)',
+      command:
+        '<%= config.bin %> init my-api --yes --python-image create-gateway-offline/python:bookworm --nginx-image create-gateway-offline/nginx:bookworm',
+    },
     {description: 'Show what would be written', command: '<%= config.bin %> init my-api --yes --dry-run'},
   ]
 
@@ -48,7 +60,9 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
   static override flags = {
     yes: Flags.boolean({char: 'y', summary: 'Accept defaults for everything not given as a flag; never prompt.'}),
     ...optionFlags,
-    force: Flags.boolean({summary: 'Write into a non-empty directory, overwriting only the files init generates (secrets are kept).'}),
+    force: Flags.boolean({
+      summary: 'Write into a non-empty directory, overwriting only the files init generates (secrets are kept).',
+    }),
     'dry-run': Flags.boolean({summary: 'Validate and list the files that would be written, write nothing.'}),
     json: Flags.boolean({summary: 'Print the result as JSON (includes the generated credentials).'}),
   }
@@ -56,7 +70,12 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
   async run(): Promise<void> {
     const {args, flags} = await this.parse(Init)
     const interactive = Boolean(process.stdin.isTTY) && !flags.yes && !flags.json
-    const answers = await resolveAnswers({dir: args.dir, flags, yes: flags.yes, ask: interactive ? inquirer : undefined})
+    const answers = await resolveAnswers({
+      dir: args.dir,
+      flags,
+      yes: flags.yes,
+      ask: interactive ? inquirer : undefined,
+    })
     const project = await createProject({
       dir: args.dir,
       answers,
@@ -66,7 +85,28 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
     })
 
     if (flags.json) {
-      this.log(JSON.stringify({dir: project.dir, dryRun: flags['dry-run'], manifest: project.manifest, files: [...project.written, ...project.certificates], credentials: {basicAuth: project.secrets.basicAuth, apiKeys: project.secrets.apiKeys, jwtSecret: project.secrets.jwtSecret, files: {basicAuth: PROJECT_PATHS.basicAuth, apiKeys: PROJECT_PATHS.apiKeys, jwtSecret: PROJECT_PATHS.jwtSecret}}}, null, 2))
+      this.log(
+        JSON.stringify(
+          {
+            dir: project.dir,
+            dryRun: flags['dry-run'],
+            manifest: project.manifest,
+            files: [...project.written, ...project.certificates],
+            credentials: {
+              basicAuth: project.secrets.basicAuth,
+              apiKeys: project.secrets.apiKeys,
+              jwtSecret: project.secrets.jwtSecret,
+              files: {
+                basicAuth: PROJECT_PATHS.basicAuth,
+                apiKeys: PROJECT_PATHS.apiKeys,
+                jwtSecret: PROJECT_PATHS.jwtSecret,
+              },
+            },
+          },
+          null,
+          2,
+        ),
+      )
       return
     }
 

@@ -7,7 +7,7 @@ import {loadManifest} from '../manifest/load.js'
 import {BaseCommand, dirFlag} from './base.js'
 
 export default class Logs extends BaseCommand {
-  static override summary = 'Show container logs, or the gateway\'s access log as readable lines.'
+  static override summary = "Show container logs, or the gateway's access log as readable lines."
   static override description = `Without SERVICE, every container of the project, each line prefixed by the container's name. --access reads logs/access.log of the project (JSON lines written by NGINX) and prints time, status, method, URI, upstream, request time and request id.`
 
   static override examples = [
@@ -17,14 +17,16 @@ export default class Logs extends BaseCommand {
   ]
 
   static override args = {
-    service: Args.string({description: 'A service of gateway.yaml (all its replicas), `gateway`, or a container name.'}),
+    service: Args.string({
+      description: 'A service of gateway.yaml (all its replicas), `gateway`, or a container name.',
+    }),
   }
 
   static override flags = {
     dir: dirFlag,
     follow: Flags.boolean({char: 'f', summary: 'Keep printing new lines until Ctrl-C.'}),
     tail: Flags.integer({char: 'n', summary: 'Only the last N lines of each container (default: all).', min: 0}),
-    access: Flags.boolean({summary: 'Show the gateway\'s access log (logs/access.log) instead of container output.'}),
+    access: Flags.boolean({summary: "Show the gateway's access log (logs/access.log) instead of container output."}),
   }
 
   async run(): Promise<void> {
@@ -32,15 +34,24 @@ export default class Logs extends BaseCommand {
     const manifest = await loadManifest(flags.dir)
     const write = (line: string) => this.log(line)
     if (flags.access) {
-      if (args.service && args.service !== 'gateway') throw new UsageError('--access is the gateway\'s access log: use `logs gateway --access`')
+      if (args.service && args.service !== 'gateway')
+        throw new UsageError("--access is the gateway's access log: use `logs gateway --access`")
       await showAccessLog(flags.dir, {follow: flags.follow, tail: flags.tail, write})
       return
     }
 
-    const shown = await showLogs(await connectEngine(), manifest, {service: args.service, follow: flags.follow, tail: flags.tail, write})
+    const shown = await showLogs(await connectEngine(), manifest, {
+      service: args.service,
+      follow: flags.follow,
+      tail: flags.tail,
+      write,
+    })
     if (shown.lines === 0 && !flags.follow) {
       // NGINX logs to files in the project, not to the container's output.
-      const gateway = args.service === 'gateway' ? ' The gateway writes logs/access.log and logs/error.log in the project: try `logs gateway --access`.' : ''
+      const gateway =
+        args.service === 'gateway'
+          ? ' The gateway writes logs/access.log and logs/error.log in the project: try `logs gateway --access`.'
+          : ''
       this.logToStderr(`No output from ${shown.containers.join(', ')}.${gateway}`)
     }
   }

@@ -7,7 +7,8 @@ import {MAX_REPLICAS} from '../manifest/schema.js'
 import {BaseCommand, dirFlag} from './base.js'
 
 export default class Scale extends BaseCommand {
-  static override summary = 'Set the number of replicas of Django services and update the NGINX upstream without dropping requests.'
+  static override summary =
+    'Set the number of replicas of Django services and update the NGINX upstream without dropping requests.'
   static override description = `Scale up: starts the new replicas (same labels, names and configuration as \`up\`), waits until they are healthy, lists them in gateway/conf.d/upstreams.conf, runs \`nginx -t\` in the gateway and reloads NGINX gracefully, then confirms the reload (new worker processes, no [emerg]/[alert] in logs/error.log).
 
 Scale down: the leaving replicas leave the upstream first (rewrite, test, reload), the old NGINX workers finish their requests, then the replicas get SIGTERM (Gunicorn's graceful shutdown), highest number first.
@@ -18,21 +19,38 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
 
   static override examples = [
     {description: 'Three replicas of web', command: '<%= config.bin %> scale web=3'},
-    {description: 'Two services at once, in another directory', command: '<%= config.bin %> scale web=2 student-api=3 --dir my-api'},
+    {
+      description: 'Two services at once, in another directory',
+      command: '<%= config.bin %> scale web=2 student-api=3 --dir my-api',
+    },
     {description: 'Queue behind a scale that is already running', command: '<%= config.bin %> scale web=1 --wait 120'},
-    {description: 'Set the count before `up`, with the stack down', command: '<%= config.bin %> scale web=4 --manifest-only'},
+    {
+      description: 'Set the count before `up`, with the stack down',
+      command: '<%= config.bin %> scale web=4 --manifest-only',
+    },
   ]
 
-  static override usage = '<%= command.id %> SERVICE=COUNT [SERVICE=COUNT ...] [-d <value>] [--json] [--timeout <value>] [--wait <value>] [--manifest-only]'
+  static override usage =
+    '<%= command.id %> SERVICE=COUNT [SERVICE=COUNT ...] [-d <value>] [--json] [--timeout <value>] [--wait <value>] [--manifest-only]'
   static override strict = false
   static override args = {}
 
   static override flags = {
     dir: dirFlag,
     json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
-    timeout: Flags.integer({summary: 'Seconds new replicas may take to become healthy.', default: DEFAULT_HEALTH_TIMEOUT_MS / 1000, min: 1}),
-    wait: Flags.integer({summary: 'Seconds to wait while another scale holds the project (default: fail at once).', default: 0, min: 0}),
-    'manifest-only': Flags.boolean({summary: 'Only save the counts in gateway.yaml and upstreams.conf for the next `up`; the stack must be down.'}),
+    timeout: Flags.integer({
+      summary: 'Seconds new replicas may take to become healthy.',
+      default: DEFAULT_HEALTH_TIMEOUT_MS / 1000,
+      min: 1,
+    }),
+    wait: Flags.integer({
+      summary: 'Seconds to wait while another scale holds the project (default: fail at once).',
+      default: 0,
+      min: 0,
+    }),
+    'manifest-only': Flags.boolean({
+      summary: 'Only save the counts in gateway.yaml and upstreams.conf for the next `up`; the stack must be down.',
+    }),
   }
 
   async run(): Promise<void> {

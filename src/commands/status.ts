@@ -12,8 +12,15 @@ export default class Status extends BaseCommand {
 
   static override examples = [
     {description: 'Table', command: '<%= config.bin %> status'},
-    {description: 'JSON for scripts: {project, containers: [...], certificate: {mode, issuer, validTo, daysLeft, ...}}', command: '<%= config.bin %> status --dir my-api --json'},
-    {description: 'Days left on the certificate, in a script', command: '<%= config.bin %> status --json | jq .certificate.daysLeft'},
+    {
+      description:
+        'JSON for scripts: {project, containers: [...], certificate: {mode, issuer, validTo, daysLeft, ...}}',
+      command: '<%= config.bin %> status --dir my-api --json',
+    },
+    {
+      description: 'Days left on the certificate, in a script',
+      command: '<%= config.bin %> status --json | jq .certificate.daysLeft',
+    },
   ]
 
   static override flags = {

@@ -14,13 +14,20 @@ export default class Up extends BaseCommand {
 
   static override examples = [
     {description: 'Start the project in the current directory', command: '<%= config.bin %> up'},
-    {description: 'Another directory, with more time for slow machines', command: '<%= config.bin %> up --dir my-api --timeout 300'},
+    {
+      description: 'Another directory, with more time for slow machines',
+      command: '<%= config.bin %> up --dir my-api --timeout 300',
+    },
     {description: 'Machine-readable result', command: '<%= config.bin %> up --json'},
   ]
 
   static override flags = {
     dir: dirFlag,
-    timeout: Flags.integer({summary: 'Seconds to wait for the containers of each start step to become healthy.', default: DEFAULT_UP_TIMEOUT_MS / 1000, min: 1}),
+    timeout: Flags.integer({
+      summary: 'Seconds to wait for the containers of each start step to become healthy.',
+      default: DEFAULT_UP_TIMEOUT_MS / 1000,
+      min: 1,
+    }),
     json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
   }
 
@@ -32,8 +39,16 @@ export default class Up extends BaseCommand {
       (signal) =>
         withProjectLock(flags.dir, {command: 'up'}, async () => {
           const onProgress = (message: string) => this.logToStderr(`- ${message}`)
-          const up = await upStack(flags.dir, manifest, {timeoutMs: flags.timeout * 1000, onProgress, signal, rollout: rollOutReplicas})
-          return {...up, pendingReload: await applyPendingReload(flags.dir, manifest, upLoadedGatewayFiles(up), {onProgress})}
+          const up = await upStack(flags.dir, manifest, {
+            timeoutMs: flags.timeout * 1000,
+            onProgress,
+            signal,
+            rollout: rollOutReplicas,
+          })
+          return {
+            ...up,
+            pendingReload: await applyPendingReload(flags.dir, manifest, upLoadedGatewayFiles(up), {onProgress}),
+          }
         }),
       `Interrupted again: quit before removing everything; containers and the network of ${manifest.name} that this run created may be left: \`${down}\` removes them.`,
     )
@@ -43,7 +58,9 @@ export default class Up extends BaseCommand {
     }
 
     this.log(describeUp(result))
-    if (result.pendingReload.reload) this.log(`Gateway: loaded the configuration \`render\` wrote (nginx -t, reloaded in ${result.pendingReload.reload.ms} ms).`)
+    if (result.pendingReload.reload)
+      this.log(
+        `Gateway: loaded the configuration \`render\` wrote (nginx -t, reloaded in ${result.pendingReload.reload.ms} ms).`,
+      )
   }
 }
-

@@ -22,9 +22,20 @@ Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every che
 
   static override flags = {
     dir: dirFlag,
-    json: Flags.boolean({summary: 'Print one JSON document {ok, durationMs, checks: [{id, title, ok, detail, ms, data}]} instead of the table.'}),
-    only: Flags.string({summary: `Run only these checks (comma-separated): ${CHECK_IDS.join(', ')}.`, multiple: true, delimiter: ','}),
-    'ca-file': Flags.file({summary: 'Trust this CA certificate (PEM) in the tls check instead of certs/ca.pem or the system store, e.g. a private ACME CA\'s root.', exists: true}),
+    json: Flags.boolean({
+      summary:
+        'Print one JSON document {ok, durationMs, checks: [{id, title, ok, detail, ms, data}]} instead of the table.',
+    }),
+    only: Flags.string({
+      summary: `Run only these checks (comma-separated): ${CHECK_IDS.join(', ')}.`,
+      multiple: true,
+      delimiter: ',',
+    }),
+    'ca-file': Flags.file({
+      summary:
+        "Trust this CA certificate (PEM) in the tls check instead of certs/ca.pem or the system store, e.g. a private ACME CA's root.",
+      exists: true,
+    }),
     skip: Flags.string({summary: 'Skip these checks (comma-separated).', multiple: true, delimiter: ','}),
   }
 
@@ -35,9 +46,15 @@ Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every che
       dir: flags.dir,
       checks,
       caFile: flags['ca-file'],
-      onStart: flags.json ? undefined : (check) => this.logToStderr(`- checking ${check.id}: ${check.title.toLowerCase()}`),
+      onStart: flags.json
+        ? undefined
+        : (check) => this.logToStderr(`- checking ${check.id}: ${check.title.toLowerCase()}`),
     })
-    this.log(flags.json ? renderJson(report) : renderTable(report, {width: process.stdout.isTTY ? process.stdout.columns : undefined}))
+    this.log(
+      flags.json
+        ? renderJson(report)
+        : renderTable(report, {width: process.stdout.isTTY ? process.stdout.columns : undefined}),
+    )
     if (!report.ok) this.exit(1)
   }
 }

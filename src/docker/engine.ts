@@ -66,7 +66,10 @@ export interface Engine {
   /** Pull from a registry; resolves when the engine reports the end of the pull. */
   pullImage(ref: string, onProgress?: (line: string) => void): Promise<void>
   /** Start a build from a tar stream; the result is the engine's raw JSON-lines output. */
-  buildImage(context: NodeJS.ReadableStream, options: {tag: string; dockerfile: string; labels: Labels}): Promise<NodeJS.ReadableStream>
+  buildImage(
+    context: NodeJS.ReadableStream,
+    options: {tag: string; dockerfile: string; labels: Labels},
+  ): Promise<NodeJS.ReadableStream>
   /** Every container (running or not) carrying all the given labels. */
   containers(labels: Labels): Promise<ContainerState[]>
   container(idOrName: string): Promise<ContainerState | undefined>
@@ -122,16 +125,22 @@ export function unavailableError(error: unknown, endpoint: string): EngineUnavai
   const line = (text: string) => new EngineUnavailableError(text, {cause: error})
   switch (code) {
     case 'ENOENT':
-      return line(`Cannot reach the Docker engine: no socket at ${where}. Start it (\`sudo systemctl start docker\` or \`sudo dockerd &\`)${orHost}.`)
+      return line(
+        `Cannot reach the Docker engine: no socket at ${where}. Start it (\`sudo systemctl start docker\` or \`sudo dockerd &\`)${orHost}.`,
+      )
     case 'EACCES':
     case 'EPERM':
-      return line(`Cannot use the Docker engine: permission denied on ${where}. Add your user to the docker group (\`sudo usermod -aG docker $USER\`, then log in again) or run with sudo.`)
+      return line(
+        `Cannot use the Docker engine: permission denied on ${where}. Add your user to the docker group (\`sudo usermod -aG docker $USER\`, then log in again) or run with sudo.`,
+      )
     case 'ECONNREFUSED':
     case 'ECONNRESET':
       return line(`Cannot reach the Docker engine: ${where} refused the connection. Start dockerd${orHost}.`)
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return line(`Cannot reach the Docker engine: the host in ${where} does not resolve${fromEnv ? '. Correct DOCKER_HOST' : ''}.`)
+      return line(
+        `Cannot reach the Docker engine: the host in ${where} does not resolve${fromEnv ? '. Correct DOCKER_HOST' : ''}.`,
+      )
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
@@ -178,10 +187,18 @@ export class DockerodeEngine implements Engine {
       await withTimeout(this.docker.ping(), PING_TIMEOUT_MS, `the Docker engine at ${this.endpoint} to answer`)
     } catch (error) {
       if (error instanceof WaitTimeoutError) {
-        throw new EngineUnavailableError(`Docker engine at ${this.endpoint} did not answer within ${PING_TIMEOUT_MS} ms; check that dockerd is running and DOCKER_HOST is right.`, {cause: error})
+        throw new EngineUnavailableError(
+          `Docker engine at ${this.endpoint} did not answer within ${PING_TIMEOUT_MS} ms; check that dockerd is running and DOCKER_HOST is right.`,
+          {cause: error},
+        )
       }
 
-      throw unavailableError(error, this.endpoint) ?? new EngineUnavailableError(`Docker engine at ${this.endpoint} did not answer: ${engineMessage(error)}`, {cause: error})
+      throw (
+        unavailableError(error, this.endpoint) ??
+        new EngineUnavailableError(`Docker engine at ${this.endpoint} did not answer: ${engineMessage(error)}`, {
+          cause: error,
+        })
+      )
     }
   }
 
@@ -215,8 +232,17 @@ export class DockerodeEngine implements Engine {
     })
   }
 
-  async buildImage(context: NodeJS.ReadableStream, options: {tag: string; dockerfile: string; labels: Labels}): Promise<NodeJS.ReadableStream> {
-    return this.docker.buildImage(context, {t: options.tag, dockerfile: options.dockerfile, labels: options.labels, rm: true, forcerm: true})
+  async buildImage(
+    context: NodeJS.ReadableStream,
+    options: {tag: string; dockerfile: string; labels: Labels},
+  ): Promise<NodeJS.ReadableStream> {
+    return this.docker.buildImage(context, {
+      t: options.tag,
+      dockerfile: options.dockerfile,
+      labels: options.labels,
+      rm: true,
+      forcerm: true,
+    })
   }
 
   async containers(labels: Labels): Promise<ContainerState[]> {
@@ -270,7 +296,12 @@ export class DockerodeEngine implements Engine {
   async containerLogs(id: string, options: LogOptions): Promise<NodeJS.ReadableStream> {
     const container = this.docker.getContainer(id)
     // No `tail` means all lines.
-    const common = {stdout: true, stderr: true, timestamps: options.timestamps ?? false, ...(typeof options.tail === 'number' ? {tail: options.tail} : {})}
+    const common = {
+      stdout: true,
+      stderr: true,
+      timestamps: options.timestamps ?? false,
+      ...(typeof options.tail === 'number' ? {tail: options.tail} : {}),
+    }
     if (options.follow) return container.logs({...common, follow: true})
     const buffer = await container.logs({...common, follow: false})
     return Readable.from([buffer])
@@ -288,11 +319,15 @@ export class DockerodeEngine implements Engine {
     })
     const {stdout, stderr} = demuxToBuffers(Buffer.concat(raw))
     // The output can end a moment before the engine records the exit code.
-    const info = await retryUntil(() => exec.inspect(), (state) => !state.Running && state.ExitCode !== null, {
-      timeoutMs: 5000,
-      intervalMs: 50,
-      describe: `the exit code of \`${cmd.join(' ')}\` in ${id}`,
-    })
+    const info = await retryUntil(
+      () => exec.inspect(),
+      (state) => !state.Running && state.ExitCode !== null,
+      {
+        timeoutMs: 5000,
+        intervalMs: 50,
+        describe: `the exit code of \`${cmd.join(' ')}\` in ${id}`,
+      },
+    )
     return {exitCode: info.ExitCode ?? -1, stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8')}
   }
 
@@ -309,7 +344,12 @@ export class DockerodeEngine implements Engine {
   }
 
   async createNetwork(name: string, labels: Labels): Promise<string> {
-    const network = await this.docker.createNetwork({Name: name, Driver: 'bridge', Labels: labels, CheckDuplicate: true})
+    const network = await this.docker.createNetwork({
+      Name: name,
+      Driver: 'bridge',
+      Labels: labels,
+      CheckDuplicate: true,
+    })
     return network.id
   }
 
@@ -347,7 +387,10 @@ export async function connectEngine(): Promise<Engine> {
     engine = new DockerodeEngine()
   } catch (error) {
     // docker-modem parses DOCKER_HOST in its constructor.
-    throw new EngineUnavailableError(`DOCKER_HOST=${process.env.DOCKER_HOST ?? ''} is not a usable engine address (${engineMessage(error)}); use unix:///var/run/docker.sock or tcp://HOST:2375.`, {cause: error})
+    throw new EngineUnavailableError(
+      `DOCKER_HOST=${process.env.DOCKER_HOST ?? ''} is not a usable engine address (${engineMessage(error)}); use unix:///var/run/docker.sock or tcp://HOST:2375.`,
+      {cause: error},
+    )
   }
 
   await engine.ping()

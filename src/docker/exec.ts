@@ -19,8 +19,13 @@ export async function execIn(engine: Engine, container: string, cmd: string[]): 
 export async function execChecked(engine: Engine, container: string, cmd: string[]): Promise<ExecResult> {
   const result = await execIn(engine, container, cmd)
   if (result.exitCode !== 0) {
-    const output = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-20).map((line) => `  | ${line}`)
-    throw new OperationError([`\`${cmd.join(' ')}\` in ${container} exited with code ${result.exitCode}`, ...output].join('\n'))
+    const output = (result.stderr.trim() || result.stdout.trim())
+      .split('\n')
+      .slice(-20)
+      .map((line) => `  | ${line}`)
+    throw new OperationError(
+      [`\`${cmd.join(' ')}\` in ${container} exited with code ${result.exitCode}`, ...output].join('\n'),
+    )
   }
 
   return result

@@ -63,7 +63,11 @@ export async function listBuildContext(context: string, dockerfile = 'Dockerfile
         }
       } else if (info.isFile() || info.isSymbolicLink()) {
         if (always.has(rel) || !rules.ignores(rel)) {
-          kept.push({path: rel, type: info.isSymbolicLink() ? 'symlink' : 'file', executable: (info.mode & 0o111) !== 0})
+          kept.push({
+            path: rel,
+            type: info.isSymbolicLink() ? 'symlink' : 'file',
+            executable: (info.mode & 0o111) !== 0,
+          })
           keptSomething = true
         }
       }
@@ -96,7 +100,11 @@ export function baseImages(dockerfile: string): string[] {
  * the Dockerfile name and the IDs of the local base images. An unchanged hash means the image on
  * the engine is still right, so a second `up` skips the build entirely.
  */
-export async function contextHash(context: string, dockerfile: string, baseImageIds: Record<string, string>): Promise<string> {
+export async function contextHash(
+  context: string,
+  dockerfile: string,
+  baseImageIds: Record<string, string>,
+): Promise<string> {
   const root = resolve(context)
   const hash = createHash('sha256')
   hash.update(`dockerfile\0${dockerfile}\n`)
@@ -104,7 +112,10 @@ export async function contextHash(context: string, dockerfile: string, baseImage
   for (const file of await listBuildContext(root, dockerfile)) {
     const abs = join(root, file.path)
     let content = ''
-    if (file.type === 'file') content = createHash('sha256').update(await readFile(abs)).digest('hex')
+    if (file.type === 'file')
+      content = createHash('sha256')
+        .update(await readFile(abs))
+        .digest('hex')
     if (file.type === 'symlink') content = await readlink(abs)
     hash.update(`${file.type}\0${file.path}\0${file.executable ? 'x' : '-'}\0${content}\n`)
   }
@@ -216,7 +227,8 @@ export class BuildOutput {
 
     if (typeof event.status === 'string') this.lines.push(event.status)
     if (event.aux?.ID) this.imageId = event.aux.ID
-    if (event.error || event.errorDetail) this.error = event.errorDetail?.message || event.error || 'unknown build error'
+    if (event.error || event.errorDetail)
+      this.error = event.errorDetail?.message || event.error || 'unknown build error'
     return steps
   }
 
@@ -232,7 +244,8 @@ export class BuildOutput {
 }
 
 /** Errors from the engine that mean a base image could not be fetched from a registry. */
-const PULL_FAILURE = /pull access denied|repository does not exist|manifest unknown|no such host|dial tcp|i\/o timeout|TLS handshake timeout|connection refused|server misbehaving|network is unreachable|Client\.Timeout|registry-1\.docker\.io/i
+const PULL_FAILURE =
+  /pull access denied|repository does not exist|manifest unknown|no such host|dial tcp|i\/o timeout|TLS handshake timeout|connection refused|server misbehaving|network is unreachable|Client\.Timeout|registry-1\.docker\.io/i
 
 export interface BuildRequest {
   /** Service name, for messages and progress. */
@@ -252,15 +265,20 @@ export function buildFailure(request: BuildRequest, output: BuildOutput): Operat
     const image = /FROM\s+(?:--platform=\S+\s+)?(\S+)/i.exec(output.step!)?.[1] ?? 'the base image'
     return new OperationError(
       `Building ${request.tag} (${request.service}): base image ${image} not found locally and the registry is unreachable (${error.trim()})`,
-      {hint: 'Build it locally (fixtures/images/build.sh makes offline stand-ins), or set images.python in gateway.yaml (init --python-image) to an image the engine has.'},
+      {
+        hint: 'Build it locally (fixtures/images/build.sh makes offline stand-ins), or set images.python in gateway.yaml (init --python-image) to an image the engine has.',
+      },
     )
   }
 
   const where = output.step ? ` at ${output.step}` : ''
   const tail = output.tail(20).map((line) => `  | ${line}`)
-  return new OperationError([`Building ${request.tag} (${request.service}) failed${where}`, ...tail, `  ${error.trim()}`].join('\n'), {
-    hint: `Fix ${request.context}/${request.dockerfile} or the files it uses, then run \`create-gateway up\` again.`,
-  })
+  return new OperationError(
+    [`Building ${request.tag} (${request.service}) failed${where}`, ...tail, `  ${error.trim()}`].join('\n'),
+    {
+      hint: `Fix ${request.context}/${request.dockerfile} or the files it uses, then run \`create-gateway up\` again.`,
+    },
+  )
 }
 
 /** Read a build's output to the end; throws the build's own error with its failing step. */
@@ -299,7 +317,10 @@ export async function buildImage(engine: Engine, request: BuildRequest): Promise
   try {
     dockerfileText = await readFile(join(context, request.dockerfile), 'utf8')
   } catch (error) {
-    throw new OperationError(`Building ${request.tag} (${request.service}): cannot read ${join(context, request.dockerfile)}: ${(error as Error).message}`, {cause: error})
+    throw new OperationError(
+      `Building ${request.tag} (${request.service}): cannot read ${join(context, request.dockerfile)}: ${(error as Error).message}`,
+      {cause: error},
+    )
   }
 
   const baseIds: Record<string, string> = {}
@@ -326,6 +347,9 @@ export async function buildImage(engine: Engine, request: BuildRequest): Promise
 
   await readBuildOutput(stream, {...request, context})
   const image = await engine.image(request.tag)
-  if (!image) throw new OperationError(`Building ${request.tag} (${request.service}): the build finished but the engine has no image with that tag`)
+  if (!image)
+    throw new OperationError(
+      `Building ${request.tag} (${request.service}): the build finished but the engine has no image with that tag`,
+    )
   return {tag: request.tag, id: image.id, built: true}
 }

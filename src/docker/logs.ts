@@ -12,7 +12,8 @@ import {LABELS} from './spec.js'
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = []
-  for await (const chunk of stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
+  for await (const chunk of stream as AsyncIterable<Buffer | string>)
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
   return Buffer.concat(chunks)
 }
 
@@ -46,20 +47,36 @@ function byServiceAndNumber(order: string[]) {
  * is prefixed by the container's name, as `docker compose logs` does. `follow` ends when every
  * followed container stops (or the user presses Ctrl-C).
  */
-export async function showLogs(engine: Engine, manifest: Manifest, options: LogsOptions): Promise<{lines: number; containers: string[]}> {
+export async function showLogs(
+  engine: Engine,
+  manifest: Manifest,
+  options: LogsOptions,
+): Promise<{lines: number; containers: string[]}> {
   const order = buildStackSpec(manifest).services.map((spec) => spec.service)
-  let containers = (await engine.containers({[LABELS.project]: manifest.name})).filter((container) => container.labels[LABELS.oneoff] !== 'True')
+  let containers = (await engine.containers({[LABELS.project]: manifest.name})).filter(
+    (container) => container.labels[LABELS.oneoff] !== 'True',
+  )
   if (options.service) {
     const wanted = options.service
-    containers = containers.filter((container) => container.labels[LABELS.service] === wanted || container.name === wanted)
+    containers = containers.filter(
+      (container) => container.labels[LABELS.service] === wanted || container.name === wanted,
+    )
     if (containers.length === 0) {
       // A known service with no container is a stack that is down (exit 1); an unknown name is bad input (exit 2).
-      if (order.includes(wanted)) throw new OperationError(`no container of service ${wanted} exists in project ${manifest.name}`, {hint: 'Start the stack with `create-gateway up`.'})
-      throw new UsageError(`${wanted} is neither a service of ${manifest.name} nor one of its containers`, {hint: `Services: ${order.join(', ')}.`})
+      if (order.includes(wanted))
+        throw new OperationError(`no container of service ${wanted} exists in project ${manifest.name}`, {
+          hint: 'Start the stack with `create-gateway up`.',
+        })
+      throw new UsageError(`${wanted} is neither a service of ${manifest.name} nor one of its containers`, {
+        hint: `Services: ${order.join(', ')}.`,
+      })
     }
   }
 
-  if (containers.length === 0) throw new UsageError(`project ${manifest.name} has no containers`, {hint: 'Start the stack with `create-gateway up`.'})
+  if (containers.length === 0)
+    throw new UsageError(`project ${manifest.name} has no containers`, {
+      hint: 'Start the stack with `create-gateway up`.',
+    })
   containers.sort(byServiceAndNumber(order))
   const width = Math.max(...containers.map((container) => container.name.length))
   let written = 0
@@ -147,7 +164,10 @@ export async function showAccessLog(dir: string, options: AccessLogOptions): Pro
     size = (await stat(file)).size
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    if (!options.follow) throw new UsageError(`${file} does not exist yet`, {hint: 'The gateway writes it on its first request; start the stack with `create-gateway up`.'})
+    if (!options.follow)
+      throw new UsageError(`${file} does not exist yet`, {
+        hint: 'The gateway writes it on its first request; start the stack with `create-gateway up`.',
+      })
     size = 0
   }
 
@@ -187,16 +207,18 @@ export async function showAccessLog(dir: string, options: AccessLogOptions): Pro
   await new Promise<void>((resolvePromise) => {
     let reading = Promise.resolve()
     const onChange = (current: {size: number}) => {
-      reading = reading.then(async () => {
-        if (current.size < position) {
-          position = 0
-          partial = ''
-        }
+      reading = reading
+        .then(async () => {
+          if (current.size < position) {
+            position = 0
+            partial = ''
+          }
 
-        const next = await readFrom(position, current.size)
-        position += next.bytes
-        emit(next.text)
-      }).catch(() => {})
+          const next = await readFrom(position, current.size)
+          position += next.bytes
+          emit(next.text)
+        })
+        .catch(() => {})
     }
 
     watchFile(file, {interval: 500}, onChange)

@@ -13,11 +13,18 @@ export function describeUp(result: UpResult): string {
       ...(built > 0 ? [`${built} image(s) built`] : []),
       ...['create', 'recreate', 'start', 'remove', 'keep'].flatMap((action) => {
         const count = counts.get(action)
-        return count ? [`${count} ${{create: 'created', recreate: 'recreated', start: 'started', remove: 'removed', keep: 'unchanged'}[action]}`] : []
+        return count
+          ? [
+              `${count} ${{create: 'created', recreate: 'recreated', start: 'started', remove: 'removed', keep: 'unchanged'}[action]}`,
+            ]
+          : []
       }),
     ]
     lines.push(`${result.project} is up (${seconds} s): ${parts.join(', ')}.`)
-    if (result.rolled.length > 0) lines.push(`Rolling update of ${result.rolled.join(', ')}: one replica at a time behind the running gateway, which kept serving.`)
+    if (result.rolled.length > 0)
+      lines.push(
+        `Rolling update of ${result.rolled.join(', ')}: one replica at a time behind the running gateway, which kept serving.`,
+      )
   } else {
     lines.push(`${result.project} is up to date: nothing changed (${seconds} s).`)
   }
@@ -38,7 +45,9 @@ export function describeDown(result: DownResult): string {
 
 /** Left-aligned columns, two spaces apart; the header is the column names in capitals. */
 export function formatTable(columns: string[], rows: string[][]): string {
-  const widths = columns.map((column, index) => Math.max(column.length, ...rows.map((row) => (row[index] ?? '').length)))
+  const widths = columns.map((column, index) =>
+    Math.max(column.length, ...rows.map((row) => (row[index] ?? '').length)),
+  )
   const format = (cells: string[]) =>
     cells
       .map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(widths[index]!)))
@@ -53,7 +62,15 @@ export function describeStatus(project: string, rows: StatusRow[]): string {
   if (rows.some((row) => row.inUpstream !== undefined)) {
     return formatTable(
       ['service', 'name', 'state', 'health', 'upstream', 'ports', 'image'],
-      rows.map((row) => [row.service, row.name, row.state, row.health, row.inUpstream === undefined ? '-' : row.inUpstream ? 'yes' : 'no', row.ports.join(', ') || '-', row.image]),
+      rows.map((row) => [
+        row.service,
+        row.name,
+        row.state,
+        row.health,
+        row.inUpstream === undefined ? '-' : row.inUpstream ? 'yes' : 'no',
+        row.ports.join(', ') || '-',
+        row.image,
+      ]),
     )
   }
 

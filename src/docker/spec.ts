@@ -59,43 +59,62 @@ export async function readProjectEnv(dir: string): Promise<Record<string, string
  */
 export function interpolate(value: string, variables: Record<string, string | undefined>, where: string): string {
   const pattern = /\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])((?:[^}\\]|\\.)*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g
-  return value.replace(pattern, (_match, dollar: string | undefined, braced: string | undefined, operator: string | undefined, argument: string | undefined, bare: string | undefined) => {
-    if (dollar) return '$'
-    const name = (braced ?? bare)!
-    const current = variables[name]
-    const set = current !== undefined
-    const nonEmpty = set && current !== ''
-    switch (operator) {
-      case ':-':
-        return nonEmpty ? current! : (argument ?? '')
-      case '-':
-        return set ? current! : (argument ?? '')
-      case ':+':
-        return nonEmpty ? (argument ?? '') : ''
-      case '+':
-        return set ? (argument ?? '') : ''
-      case ':?':
-      case '?':
-        if (operator === ':?' ? nonEmpty : set) return current!
-        throw new UsageError(`${where}: variable ${name} is not set${argument ? `: ${argument}` : ''}`, {hint: `Add ${name}=... to ${PROJECT_PATHS.env} in the project.`})
-      default:
-        if (set) return current!
-        throw new UsageError(`${where} uses \${${name}}, but ${PROJECT_PATHS.env} does not set ${name}`, {
-          hint: `Add ${name}=... to ${PROJECT_PATHS.env} (or export it in the shell), then run the command again.`,
-        })
-    }
-  })
+  return value.replace(
+    pattern,
+    (
+      _match,
+      dollar: string | undefined,
+      braced: string | undefined,
+      operator: string | undefined,
+      argument: string | undefined,
+      bare: string | undefined,
+    ) => {
+      if (dollar) return '$'
+      const name = (braced ?? bare)!
+      const current = variables[name]
+      const set = current !== undefined
+      const nonEmpty = set && current !== ''
+      switch (operator) {
+        case ':-':
+          return nonEmpty ? current! : (argument ?? '')
+        case '-':
+          return set ? current! : (argument ?? '')
+        case ':+':
+          return nonEmpty ? (argument ?? '') : ''
+        case '+':
+          return set ? (argument ?? '') : ''
+        case ':?':
+        case '?':
+          if (operator === ':?' ? nonEmpty : set) return current!
+          throw new UsageError(`${where}: variable ${name} is not set${argument ? `: ${argument}` : ''}`, {
+            hint: `Add ${name}=... to ${PROJECT_PATHS.env} in the project.`,
+          })
+        default:
+          if (set) return current!
+          throw new UsageError(`${where} uses \${${name}}, but ${PROJECT_PATHS.env} does not set ${name}`, {
+            hint: `Add ${name}=... to ${PROJECT_PATHS.env} (or export it in the shell), then run the command again.`,
+          })
+      }
+    },
+  )
 }
 
 /**
  * Resolve a service's environment. As in Compose, a variable exported in the shell wins over the
  * same name in `.env`, so `docker compose up` and `create-gateway up` start identical containers.
  */
-export function resolveEnvironment(spec: StackServiceSpec, dotenv: Record<string, string>, shell: NodeJS.ProcessEnv = process.env): Record<string, string> {
+export function resolveEnvironment(
+  spec: StackServiceSpec,
+  dotenv: Record<string, string>,
+  shell: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
   const variables: Record<string, string | undefined> = {...dotenv}
   for (const [key, value] of Object.entries(shell)) if (value !== undefined) variables[key] = value
   return Object.fromEntries(
-    Object.entries(spec.environment).map(([key, value]) => [key, interpolate(value, variables, `services.${spec.service}.environment.${key}`)]),
+    Object.entries(spec.environment).map(([key, value]) => [
+      key,
+      interpolate(value, variables, `services.${spec.service}.environment.${key}`),
+    ]),
   )
 }
 
@@ -196,7 +215,9 @@ export function desiredContainer(spec: StackServiceSpec, number: number, context
     ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
     StopTimeout: spec.stopGraceSeconds,
     HostConfig: {
-      Binds: spec.mounts.map((mount) => `${resolve(context.dir, mount.source)}:${mount.target}:${mount.readOnly ? 'ro' : 'rw'}`),
+      Binds: spec.mounts.map(
+        (mount) => `${resolve(context.dir, mount.source)}:${mount.target}:${mount.readOnly ? 'ro' : 'rw'}`,
+      ),
       ...(spec.ports.length > 0 ? {PortBindings: portBindings} : {}),
       RestartPolicy: {Name: spec.restart},
       NetworkMode: context.network,
@@ -210,7 +231,9 @@ export function desiredContainer(spec: StackServiceSpec, number: number, context
 }
 
 export function desiredContainers(stack: StackSpec, context: ProjectContext): DesiredContainer[] {
-  return stack.services.flatMap((spec) => Array.from({length: spec.replicas}, (_, index) => desiredContainer(spec, index + 1, context)))
+  return stack.services.flatMap((spec) =>
+    Array.from({length: spec.replicas}, (_, index) => desiredContainer(spec, index + 1, context)),
+  )
 }
 
 /** Services in start order: each after everything it depends on (the gateway after the Django services). */
@@ -219,8 +242,13 @@ export function startWaves(stack: StackSpec): StackServiceSpec[][] {
   const placed = new Set<string>()
   let remaining = [...stack.services]
   while (remaining.length > 0) {
-    const wave = remaining.filter((spec) => spec.dependsOn.every((name) => placed.has(name) || !stack.services.some((other) => other.service === name)))
-    if (wave.length === 0) throw new UsageError(`services depend on each other in a cycle: ${remaining.map((spec) => spec.service).join(', ')}`)
+    const wave = remaining.filter((spec) =>
+      spec.dependsOn.every((name) => placed.has(name) || !stack.services.some((other) => other.service === name)),
+    )
+    if (wave.length === 0)
+      throw new UsageError(
+        `services depend on each other in a cycle: ${remaining.map((spec) => spec.service).join(', ')}`,
+      )
     waves.push(wave)
     for (const spec of wave) placed.add(spec.service)
     remaining = remaining.filter((spec) => !wave.includes(spec))
@@ -255,11 +283,16 @@ export function planContainers(desired: DesiredContainer[], existing: ContainerS
   const used = new Set<string>()
   const containers: PlannedContainer[] = desired.map((want) => {
     const candidates = pool.filter(
-      (container) => !used.has(container.id) && container.labels[LABELS.service] === want.service && container.labels[LABELS.number] === String(want.number),
+      (container) =>
+        !used.has(container.id) &&
+        container.labels[LABELS.service] === want.service &&
+        container.labels[LABELS.number] === String(want.number),
     )
     // Prefer the one with our name and hash, then one with our name: the others are duplicates.
     const match =
-      candidates.find((container) => container.name === want.name && container.labels[LABELS.configHash] === want.hash) ??
+      candidates.find(
+        (container) => container.name === want.name && container.labels[LABELS.configHash] === want.hash,
+      ) ??
       candidates.find((container) => container.name === want.name) ??
       candidates[0]
     if (!match) return {desired: want, action: 'create'}
@@ -281,7 +314,10 @@ export function planContainers(desired: DesiredContainer[], existing: ContainerS
  * so a gateway that `docker compose up` started (`<project>_gateway_1` under Compose v1) counts too.
  */
 export function runningGateway(containers: readonly ContainerState[]): ContainerState | undefined {
-  return containers.find((container) => container.running && container.labels[LABELS.service] === 'gateway' && container.labels[LABELS.oneoff] !== 'True')
+  return containers.find(
+    (container) =>
+      container.running && container.labels[LABELS.service] === 'gateway' && container.labels[LABELS.oneoff] !== 'True',
+  )
 }
 
 /** The same, asking the engine for the project's containers. */

@@ -120,10 +120,13 @@ function portField(manifest: Manifest, host: number): string {
 
 function portInUse(manifest: Manifest, bind: string, port: number, cause?: unknown): OperationError {
   const field = portField(manifest, port)
-  return new OperationError(`Port ${bind}:${port} (${field} in gateway.yaml) is already in use by another program or container`, {
-    hint: `Stop what listens there (\`ss -ltnp 'sport = :${port}'\` shows it), or choose another ${field} in gateway.yaml and run \`create-gateway render\`, then \`create-gateway up\`.`,
-    cause,
-  })
+  return new OperationError(
+    `Port ${bind}:${port} (${field} in gateway.yaml) is already in use by another program or container`,
+    {
+      hint: `Stop what listens there (\`ss -ltnp 'sport = :${port}'\` shows it), or choose another ${field} in gateway.yaml and run \`create-gateway render\`, then \`create-gateway up\`.`,
+      cause,
+    },
+  )
 }
 
 /** Is something already listening there? Only meaningful when the engine runs on this machine. */
@@ -139,12 +142,20 @@ async function portTaken(bind: string, port: number): Promise<boolean> {
  * Fail before building anything when a published port is taken by someone else. Ports that one
  * of the project's own containers publishes are skipped: `up` replaces or keeps that container.
  */
-async function checkPorts(manifest: Manifest, stack: StackSpec, existing: ContainerState[], engine: Engine): Promise<void> {
+async function checkPorts(
+  manifest: Manifest,
+  stack: StackSpec,
+  existing: ContainerState[],
+  engine: Engine,
+): Promise<void> {
   if (!engine.endpoint.startsWith('unix://')) return
-  const ours = new Set(existing.flatMap((container) => container.ports.map((port) => port.replace(/->.*$/, '').replace(/^.*:/, ''))))
+  const ours = new Set(
+    existing.flatMap((container) => container.ports.map((port) => port.replace(/->.*$/, '').replace(/^.*:/, ''))),
+  )
   for (const spec of stack.services) {
     for (const port of spec.ports) {
-      if (!ours.has(String(port.host)) && (await portTaken(port.bind, port.host))) throw portInUse(manifest, port.bind, port.host)
+      if (!ours.has(String(port.host)) && (await portTaken(port.bind, port.host)))
+        throw portInUse(manifest, port.bind, port.host)
     }
   }
 }
@@ -162,7 +173,11 @@ function startError(manifest: Manifest, spec: StackServiceSpec, name: string, er
 // ---- images --------------------------------------------------------------------------------------
 
 /** An image used as it is (the gateway's NGINX): local if present, else one pull attempt. */
-async function ensureImage(engine: Engine, spec: StackServiceSpec, onProgress?: (message: string) => void): Promise<BuiltImage> {
+async function ensureImage(
+  engine: Engine,
+  spec: StackServiceSpec,
+  onProgress?: (message: string) => void,
+): Promise<BuiltImage> {
   const local = await engine.image(spec.image)
   if (local) return {tag: spec.image, id: local.id, built: false}
   onProgress?.(`${spec.service}: ${spec.image} is not on this machine, pulling it`)
@@ -171,10 +186,13 @@ async function ensureImage(engine: Engine, spec: StackServiceSpec, onProgress?: 
   } catch (error) {
     const field = spec.role === 'gateway' ? 'images.nginx' : 'images.python'
     const flag = spec.role === 'gateway' ? '--nginx-image' : '--python-image'
-    throw new OperationError(`Image ${spec.image} (${spec.service}) not found locally and the registry is unreachable (${engineMessage(error)})`, {
-      hint: `Load or build it on this machine (fixtures/images/build.sh makes offline stand-ins), or set ${field} in gateway.yaml (init ${flag}) to an image the engine has.`,
-      cause: error,
-    })
+    throw new OperationError(
+      `Image ${spec.image} (${spec.service}) not found locally and the registry is unreachable (${engineMessage(error)})`,
+      {
+        hint: `Load or build it on this machine (fixtures/images/build.sh makes offline stand-ins), or set ${field} in gateway.yaml (init ${flag}) to an image the engine has.`,
+        cause: error,
+      },
+    )
   }
 
   const pulled = await engine.image(spec.image)
@@ -204,7 +222,10 @@ export interface AwaitedContainer {
 async function withLogs(engine: Engine, container: AwaitedContainer, error: unknown): Promise<Error> {
   const message = error instanceof Error ? error.message : String(error)
   const lines = await lastLogLines(engine, container.id, LOG_LINES)
-  const logs = lines.length > 0 ? [`Last ${lines.length} log lines of ${container.name}:`, ...lines.map((line) => `  | ${line}`)] : [`${container.name} wrote no logs.`]
+  const logs =
+    lines.length > 0
+      ? [`Last ${lines.length} log lines of ${container.name}:`, ...lines.map((line) => `  | ${line}`)]
+      : [`${container.name} wrote no logs.`]
   return new OperationError([message, ...logs].join('\n'), {
     hint: `Fix the cause above and run \`create-gateway up\` again; \`create-gateway logs ${container.service}\` shows more.`,
     cause: error,
@@ -212,18 +233,25 @@ async function withLogs(engine: Engine, container: AwaitedContainer, error: unkn
 }
 
 /** Why a container can no longer become healthy, or undefined while it still can. */
-function failure(state: ContainerState | undefined, container: AwaitedContainer, restartsAtStart: number): ContainerFailedError | undefined {
+function failure(
+  state: ContainerState | undefined,
+  container: AwaitedContainer,
+  restartsAtStart: number,
+): ContainerFailedError | undefined {
   const who = `${container.name} (${container.service})`
   if (!state) return new ContainerFailedError(`${who} disappeared while waiting for it to be healthy`)
   if (state.status === 'exited' || state.status === 'dead') {
-    return new ContainerFailedError(`${who} exited with code ${state.exitCode} before becoming healthy${state.error ? `: ${state.error}` : ''}`)
+    return new ContainerFailedError(
+      `${who} exited with code ${state.exitCode} before becoming healthy${state.error ? `: ${state.error}` : ''}`,
+    )
   }
 
   if (state.status === 'restarting' || state.restartCount > restartsAtStart) {
     return new ContainerFailedError(`${who} crashed (exit code ${state.exitCode}) and is being restarted`)
   }
 
-  if (state.health === 'unhealthy') return new ContainerFailedError(`${who} is unhealthy: its healthcheck keeps failing`)
+  if (state.health === 'unhealthy')
+    return new ContainerFailedError(`${who} is unhealthy: its healthcheck keeps failing`)
   return undefined
 }
 
@@ -244,7 +272,13 @@ export function probeCommand(test: readonly string[]): string[] | undefined {
  * Wait until the container's healthcheck passes. Stops at once when it cannot pass any more: the
  * container exited, the restart policy restarted it, or the engine already calls it unhealthy.
  */
-async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutMs: number, clock: Clock, abort: AbortController): Promise<void> {
+async function waitHealthy(
+  engine: Engine,
+  container: AwaitedContainer,
+  timeoutMs: number,
+  clock: Clock,
+  abort: AbortController,
+): Promise<void> {
   let restartsAtStart: number | undefined
   try {
     await retryUntil(
@@ -253,7 +287,8 @@ async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutM
         restartsAtStart ??= state?.restartCount ?? 0
         const failed = failure(state, container, restartsAtStart)
         if (failed) throw failed
-        if (state!.running && state!.health === 'starting' && container.probe && (await probePasses(engine, container))) return {...state!, health: 'healthy' as const}
+        if (state!.running && state!.health === 'starting' && container.probe && (await probePasses(engine, container)))
+          return {...state!, health: 'healthy' as const}
         return state!
       },
       (state) => (state.health === undefined ? state.running : state.health === 'healthy'),
@@ -273,7 +308,8 @@ async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutM
     if (abort.signal.aborted && !(abort.signal.reason instanceof WaitAborted)) return
     // Stop the other waits before reading logs, so they do not report the same failure again.
     abort.abort(new WaitAborted())
-    if (error instanceof ContainerFailedError || error instanceof WaitTimeoutError) throw await withLogs(engine, container, error)
+    if (error instanceof ContainerFailedError || error instanceof WaitTimeoutError)
+      throw await withLogs(engine, container, error)
     throw error
   }
 }
@@ -284,14 +320,22 @@ async function waitHealthy(engine: Engine, container: AwaitedContainer, timeoutM
  * name no longer resolves), the dependency's failure is the cause and is the one reported.
  * An aborted `signal` ends every wait at once and rejects with the signal's reason.
  */
-export async function waitAllHealthy(engine: Engine, containers: AwaitedContainer[], timeoutMs: number, clock: Clock, signal?: AbortSignal): Promise<void> {
+export async function waitAllHealthy(
+  engine: Engine,
+  containers: AwaitedContainer[],
+  timeoutMs: number,
+  clock: Clock,
+  signal?: AbortSignal,
+): Promise<void> {
   const controller = new AbortController()
   const stop = () => controller.abort(signal!.reason)
   if (signal?.aborted) stop()
   signal?.addEventListener('abort', stop, {once: true})
   let results: Array<PromiseSettledResult<void>>
   try {
-    const waits = Promise.allSettled(containers.map((container) => waitHealthy(engine, container, timeoutMs, clock, controller)))
+    const waits = Promise.allSettled(
+      containers.map((container) => waitHealthy(engine, container, timeoutMs, clock, controller)),
+    )
     // A poll in flight (an inspect, a healthcheck exec) is not awaited: it ends on its own.
     results = await (signal ? untilAborted(waits, signal) : waits)
   } finally {
@@ -345,7 +389,8 @@ export async function stackEndpoints(manifest: Manifest): Promise<{urls: string[
   const address = connectAddress(manifest.bind)
   const parts = ['curl']
   if (manifest.tls.mode === 'self-signed') parts.push('--cacert', `${PROJECT_PATHS.certs}/ca.pem`)
-  if (!(await resolvesTo(manifest.domain, address))) parts.push('--resolve', `${manifest.domain}:${port}:${urlHost(address)}`)
+  if (!(await resolvesTo(manifest.domain, address)))
+    parts.push('--resolve', `${manifest.domain}:${port}:${urlHost(address)}`)
   parts.push(`${scheme}://${manifest.domain}:${port}/`)
   return {urls, curl: parts.join(' ')}
 }
@@ -363,12 +408,16 @@ function rollingChanges(stack: StackSpec, plan: ContainerPlan, context: ProjectC
     const items = plan.containers.filter((item) => item.desired.service === spec.service)
     const extra = plan.remove.filter((container) => container.labels[LABELS.service] === spec.service)
     const rollable = (item: PlannedContainer) =>
-      item.action === 'keep' || item.action === 'create' || (item.action === 'recreate' && item.existing!.running && item.existing!.name === item.desired.name)
+      item.action === 'keep' ||
+      item.action === 'create' ||
+      (item.action === 'recreate' && item.existing!.running && item.existing!.name === item.desired.name)
     if (!items.every(rollable) || !extra.every((container) => container.running)) continue
     const change: ReplicaChanges = {
       spec,
       keep: items.filter((item) => item.action === 'keep').map((item) => item.existing!),
-      replace: items.filter((item) => item.action === 'recreate').map((item) => ({existing: item.existing!, desired: item.desired})),
+      replace: items
+        .filter((item) => item.action === 'recreate')
+        .map((item) => ({existing: item.existing!, desired: item.desired})),
       create: items.filter((item) => item.action === 'create').map((item) => item.desired),
       retire: extra,
       desiredFor: (number) => desiredContainer(spec, number, context),
@@ -401,11 +450,19 @@ async function rollback(engine: Engine, created: string[], network: string | und
 }
 
 /** What an interrupted `up` says: how much of what it created it removed, and what may be left. */
-function interrupted(created: string[], undone: string[], network: string | undefined, cause: unknown): InterruptedError {
+function interrupted(
+  created: string[],
+  undone: string[],
+  network: string | undefined,
+  cause: unknown,
+): InterruptedError {
   const removed = undone.filter((item) => item.startsWith('container ')).length
   const networkRemoved = network !== undefined && undone.includes('network')
   let message = `Interrupted: removed ${removed} container(s)${networkRemoved ? ` and network ${network}` : ''} this run created`
-  const left = [created.length > removed ? `${created.length - removed} container(s)` : '', network && !networkRemoved ? `network ${network}` : ''].filter(Boolean)
+  const left = [
+    created.length > removed ? `${created.length - removed} container(s)` : '',
+    network && !networkRemoved ? `network ${network}` : '',
+  ].filter(Boolean)
   if (left.length > 0) message += `; could not remove ${left.join(' and ')}: \`create-gateway down\` removes them`
   return new InterruptedError(message, {cause})
 }
@@ -425,7 +482,9 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
 
   // Bad input fails before the engine is touched.
   const dotenv = await readProjectEnv(root)
-  const environment = Object.fromEntries(stack.services.map((spec) => [spec.service, resolveEnvironment(spec, dotenv, options.env ?? process.env)]))
+  const environment = Object.fromEntries(
+    stack.services.map((spec) => [spec.service, resolveEnvironment(spec, dotenv, options.env ?? process.env)]),
+  )
 
   // Between steps: stop when the user interrupted. Before the try below nothing exists to remove yet.
   const checkpoint = () => {
@@ -461,7 +520,14 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   checkpoint()
 
   const imageIds = Object.fromEntries(images.map((image) => [image.service, image.id]))
-  const context: ProjectContext = {project: stack.project, dir: root, network: stack.network, imageIds, environment, runId: runId(options.env ?? process.env)}
+  const context: ProjectContext = {
+    project: stack.project,
+    dir: root,
+    network: stack.network,
+    imageIds,
+    environment,
+    runId: runId(options.env ?? process.env),
+  }
   const fullPlan = planContainers(desiredContainers(stack, context), existing)
   // Behind a running gateway, changed replicas are rolled (after the rest is up); the plain path below
   // handles everything else, and all of a first `up`.
@@ -493,10 +559,13 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
       return id
     } catch (error) {
       if (/already in use/i.test(engineMessage(error))) {
-        throw new OperationError(`A container named ${item.desired.name} already exists and does not belong to project ${stack.project}`, {
-          hint: `Remove it (\`docker rm -f ${item.desired.name}\`) or rename the project in gateway.yaml.`,
-          cause: error,
-        })
+        throw new OperationError(
+          `A container named ${item.desired.name} already exists and does not belong to project ${stack.project}`,
+          {
+            hint: `Remove it (\`docker rm -f ${item.desired.name}\`) or rename the project in gateway.yaml.`,
+            cause: error,
+          },
+        )
       }
 
       throw engineFailure(`Creating ${item.desired.name}`, error)
@@ -525,10 +594,16 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
       plan.remove.map(async (container) => {
         checkpoint()
         progress(`Removing ${container.name} (not in gateway.yaml any more)`)
-        const grace = stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
+        const grace =
+          stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
         await engine.stopContainer(container.id, grace)
         await engine.removeContainer(container.id)
-        report.push({service: container.labels[LABELS.service] ?? '?', name: container.name, number: Number(container.labels[LABELS.number] ?? 0), action: 'remove'})
+        report.push({
+          service: container.labels[LABELS.service] ?? '?',
+          name: container.name,
+          number: Number(container.labels[LABELS.number] ?? 0),
+          action: 'remove',
+        })
       }),
     )
 
@@ -539,7 +614,9 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     let awaited: AwaitedContainer[] = []
     const waitForHealth = async () => {
       if (awaited.length === 0) return
-      progress(`Waiting for ${awaited.map((container) => container.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`)
+      progress(
+        `Waiting for ${awaited.map((container) => container.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`,
+      )
       await waitAllHealthy(engine, awaited, timeoutMs, clock, options.signal)
       awaited = []
     }
@@ -551,7 +628,12 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     for (const [waveIndex, wave] of startWaves(stack).entries()) {
       const specOf = (item: PlannedContainer) => wave.find((candidate) => candidate.service === item.desired.service)!
       const items = plan.containers.filter((item) => wave.some((spec) => spec.service === item.desired.service))
-      const reload = items.filter((item) => item.action === 'keep' && specOf(item).role === 'gateway' && specOf(item).dependsOn.some((name) => changedServices.has(name)))
+      const reload = items.filter(
+        (item) =>
+          item.action === 'keep' &&
+          specOf(item).role === 'gateway' &&
+          specOf(item).dependsOn.some((name) => changedServices.has(name)),
+      )
       if (reload.length > 0) {
         await waitForHealth()
         checkpoint()
@@ -561,12 +643,28 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
         }
       }
 
-      await settleAll(items.filter((item) => item.action !== 'keep').map((item) => startContainer(item, specOf(item), idOf.get(item)!)))
+      await settleAll(
+        items
+          .filter((item) => item.action !== 'keep')
+          .map((item) => startContainer(item, specOf(item), idOf.get(item)!)),
+      )
       for (const item of items) {
         const id = idOf.get(item)!
         if (item.action !== 'keep') changedServices.add(item.desired.service)
-        awaited.push({id, name: item.desired.name, service: item.desired.service, wave: waveIndex, probe: probeCommand(specOf(item).healthcheck.test)})
-        report.push({service: item.desired.service, name: item.desired.name, number: item.desired.number, action: item.action, id})
+        awaited.push({
+          id,
+          name: item.desired.name,
+          service: item.desired.service,
+          wave: waveIndex,
+          probe: probeCommand(specOf(item).healthcheck.test),
+        })
+        report.push({
+          service: item.desired.service,
+          name: item.desired.name,
+          number: item.desired.number,
+          action: item.action,
+          id,
+        })
       }
     }
 
@@ -576,7 +674,10 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   } catch (error) {
     const undone = await rollback(engine, created, createdNetwork)
     if (options.signal?.aborted) throw interrupted(created, undone, createdNetwork && stack.network, error)
-    const note = undone.length > 0 ? `\nRemoved what this run created: ${created.length} container(s)${createdNetwork ? ` and network ${stack.network}` : ''}.` : ''
+    const note =
+      undone.length > 0
+        ? `\nRemoved what this run created: ${created.length} container(s)${createdNetwork ? ` and network ${stack.network}` : ''}.`
+        : ''
     if (error instanceof GatewayError) {
       error.message += note
       throw error
@@ -587,13 +688,28 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
 
   if (rolling.length > 0) {
     const gateway = fullPlan.containers.find((item) => item.desired.role === 'gateway')!.existing!
-    report.push(...(await options.rollout!({engine, dir: root, manifest, gateway, services: rolling, timeoutMs, clock, signal: options.signal, onProgress: progress})))
+    report.push(
+      ...(await options.rollout!({
+        engine,
+        dir: root,
+        manifest,
+        gateway,
+        services: rolling,
+        timeoutMs,
+        clock,
+        signal: options.signal,
+        onProgress: progress,
+      })),
+    )
   }
 
   const endpoints = await stackEndpoints(manifest)
   return {
     project: stack.project,
-    changed: createdNetwork !== undefined || images.some((image) => image.built) || report.some((container) => container.action !== 'keep'),
+    changed:
+      createdNetwork !== undefined ||
+      images.some((image) => image.built) ||
+      report.some((container) => container.action !== 'keep'),
     images,
     network: {name: stack.network, created: createdNetwork !== undefined},
     containers: report,
@@ -642,7 +758,8 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
     const group = containers.filter((container) => waveOf(container) === wave)
     await Promise.all(
       group.map(async (container) => {
-        const grace = stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
+        const grace =
+          stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
         progress(`Stopping ${container.name}`)
         try {
           await engine.stopContainer(container.id, grace)
@@ -662,7 +779,10 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
     try {
       await engine.removeNetwork(network.id)
     } catch (error) {
-      throw engineFailure(`Removing network ${network.name} (is a container outside the project still attached?)`, error)
+      throw engineFailure(
+        `Removing network ${network.name} (is a container outside the project still attached?)`,
+        error,
+      )
     }
 
     networks.push(network.name)
@@ -701,7 +821,9 @@ export async function stackStatus(manifest: Manifest, options: StackOptions = {}
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())
   // One-off containers (certbot runs, `docker compose run`) are left out, as `docker compose ps` does.
-  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter((container) => container.labels[LABELS.oneoff] !== 'True')
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(
+    (container) => container.labels[LABELS.oneoff] !== 'True',
+  )
   const order = stack.services.map((spec) => spec.service)
   const rank = (service: string) => (order.includes(service) ? order.indexOf(service) : order.length)
   return containers

@@ -56,7 +56,9 @@ export function probeScript(errorLogOffset?: number): string {
   const lines = [
     `for d in /proc/[0-9]*; do s=$(cat "$d/stat" 2>/dev/null) || continue; c=$(tr '\\0\\n' '  ' < "$d/cmdline" 2>/dev/null); printf '%s\\t%s\\n' "$s" "$c"; done`,
     `if [ -f ${log} ]; then echo "@@size $(wc -c < ${log})";`,
-    errorLogOffset === undefined ? '' : ` tail -c +${errorLogOffset + 1} ${log} | grep -E '\\[(emerg|alert)\\]' | tail -n ${OUTPUT_LINES} | sed 's/^/@@log /';`,
+    errorLogOffset === undefined
+      ? ''
+      : ` tail -c +${errorLogOffset + 1} ${log} | grep -E '\\[(emerg|alert)\\]' | tail -n ${OUTPUT_LINES} | sed 's/^/@@log /';`,
     ' fi',
   ]
   return lines.join('\n')
@@ -90,20 +92,35 @@ export function parseProbe(output: string): GatewaySnapshot {
   }
 
   const master = processes.find((process) => process.title.startsWith('nginx: master process'))?.pid
-  const children = processes.filter((process) => master !== undefined && process.ppid === master && /^nginx: worker process/.test(process.title))
+  const children = processes.filter(
+    (process) => master !== undefined && process.ppid === master && /^nginx: worker process/.test(process.title),
+  )
   return {
     master,
-    workers: children.filter((process) => !process.title.includes('shutting down')).map((process) => process.pid).sort((a, b) => a - b),
-    exiting: children.filter((process) => process.title.includes('shutting down')).map((process) => process.pid).sort((a, b) => a - b),
+    workers: children
+      .filter((process) => !process.title.includes('shutting down'))
+      .map((process) => process.pid)
+      .sort((a, b) => a - b),
+    exiting: children
+      .filter((process) => process.title.includes('shutting down'))
+      .map((process) => process.pid)
+      .sort((a, b) => a - b),
     processes,
     errorLogSize,
     errors,
   }
 }
 
-export async function probeGateway(engine: Engine, gateway: GatewayRef, errorLogOffset?: number): Promise<GatewaySnapshot> {
+export async function probeGateway(
+  engine: Engine,
+  gateway: GatewayRef,
+  errorLogOffset?: number,
+): Promise<GatewaySnapshot> {
   const result = await execIn(engine, gateway.id, ['sh', '-c', probeScript(errorLogOffset)])
-  if (result.exitCode !== 0) throw new OperationError(`Could not list the processes of ${gateway.name}: ${(result.stderr || result.stdout).trim()}`)
+  if (result.exitCode !== 0)
+    throw new OperationError(
+      `Could not list the processes of ${gateway.name}: ${(result.stderr || result.stdout).trim()}`,
+    )
   const snapshot = parseProbe(result.stdout)
   // error.log rotated or truncated since the offset: everything in it is new.
   if (errorLogOffset !== undefined && snapshot.errorLogSize < errorLogOffset) return probeGateway(engine, gateway, 0)
@@ -124,7 +141,12 @@ export async function testConfig(engine: Engine, gateway: GatewayRef): Promise<s
   const result = await execIn(engine, gateway.id, ['nginx', '-t'])
   const output = `${result.stderr}\n${result.stdout}`.trim()
   if (result.exitCode !== 0) {
-    throw new GatewayConfigError([`\`nginx -t\` in ${gateway.name} rejected the configuration (exit code ${result.exitCode}):`, ...indent(output)].join('\n'))
+    throw new GatewayConfigError(
+      [
+        `\`nginx -t\` in ${gateway.name} rejected the configuration (exit code ${result.exitCode}):`,
+        ...indent(output),
+      ].join('\n'),
+    )
   }
 
   return output
@@ -148,16 +170,26 @@ export interface ReloadOptions {
  * and none of the old ones still takes new requests, and error.log gained no [emerg] or [alert] line.
  * A configuration the master refuses at reload time (it keeps the old workers) fails here.
  */
-export async function reloadGateway(engine: Engine, gateway: GatewayRef, options: ReloadOptions = {}): Promise<ReloadResult> {
+export async function reloadGateway(
+  engine: Engine,
+  gateway: GatewayRef,
+  options: ReloadOptions = {},
+): Promise<ReloadResult> {
   const clock = options.clock ?? systemClock
   const timeoutMs = options.timeoutMs ?? DEFAULT_RELOAD_TIMEOUT_MS
   const started = clock.now()
   const before = await probeGateway(engine, gateway)
-  if (before.master === undefined) throw new GatewayReloadError(`No NGINX master process runs in ${gateway.name}; is the gateway running?`)
+  if (before.master === undefined)
+    throw new GatewayReloadError(`No NGINX master process runs in ${gateway.name}; is the gateway running?`)
   const offset = before.errorLogSize
   const result = await execIn(engine, gateway.id, ['nginx', '-s', 'reload'])
   if (result.exitCode !== 0) {
-    throw new GatewayReloadError([`\`nginx -s reload\` in ${gateway.name} failed (exit code ${result.exitCode}):`, ...indent(`${result.stderr}\n${result.stdout}`)].join('\n'))
+    throw new GatewayReloadError(
+      [
+        `\`nginx -s reload\` in ${gateway.name} failed (exit code ${result.exitCode}):`,
+        ...indent(`${result.stderr}\n${result.stdout}`),
+      ].join('\n'),
+    )
   }
 
   const oldWorkers = [...before.workers, ...before.exiting].sort((a, b) => a - b)
@@ -166,30 +198,43 @@ export async function reloadGateway(engine: Engine, gateway: GatewayRef, options
     after = await retryUntil(
       () => probeGateway(engine, gateway, offset),
       (snapshot) =>
-        snapshot.errors.length > 0 || snapshot.master !== before.master || (snapshot.workers.length > 0 && snapshot.workers.every((pid) => !before.workers.includes(pid))),
+        snapshot.errors.length > 0 ||
+        snapshot.master !== before.master ||
+        (snapshot.workers.length > 0 && snapshot.workers.every((pid) => !before.workers.includes(pid))),
       {
         timeoutMs,
         intervalMs: POLL_INTERVAL_MS,
         clock,
         describe: `NGINX in ${gateway.name} to start new workers after the reload`,
-        explain: (snapshot) => `workers ${snapshot.workers.join(', ') || 'none'}, before the reload ${before.workers.join(', ') || 'none'}`,
+        explain: (snapshot) =>
+          `workers ${snapshot.workers.join(', ') || 'none'}, before the reload ${before.workers.join(', ') || 'none'}`,
       },
     )
   } catch (error) {
     if (error instanceof WaitTimeoutError) {
       const last = (error.lastValue as GatewaySnapshot | undefined)?.errors ?? []
-      throw new GatewayReloadError([`${error.message}: NGINX kept its old configuration.`, ...last.map((line) => `  | ${line}`)].join('\n'), {cause: error})
+      throw new GatewayReloadError(
+        [`${error.message}: NGINX kept its old configuration.`, ...last.map((line) => `  | ${line}`)].join('\n'),
+        {cause: error},
+      )
     }
 
     throw error
   }
 
   if (after.master !== before.master) {
-    throw new GatewayReloadError(`The NGINX master in ${gateway.name} changed during the reload (PID ${before.master} -> ${after.master ?? 'none'}): the gateway restarted or stopped.`)
+    throw new GatewayReloadError(
+      `The NGINX master in ${gateway.name} changed during the reload (PID ${before.master} -> ${after.master ?? 'none'}): the gateway restarted or stopped.`,
+    )
   }
 
   if (after.errors.length > 0) {
-    throw new GatewayReloadError([`NGINX in ${gateway.name} logged errors after the reload (${ERROR_LOG}):`, ...after.errors.map((line) => `  | ${line}`)].join('\n'))
+    throw new GatewayReloadError(
+      [
+        `NGINX in ${gateway.name} logged errors after the reload (${ERROR_LOG}):`,
+        ...after.errors.map((line) => `  | ${line}`),
+      ].join('\n'),
+    )
   }
 
   return {master: before.master, oldWorkers, newWorkers: after.workers, ms: clock.now() - started}
@@ -207,18 +252,28 @@ export interface DrainResult {
  * hold, and their keepalive connections to the replicas close with them. Bounded; running out of
  * time is reported, not thrown (the replica's own graceful shutdown still covers late requests).
  */
-export async function drainWorkers(engine: Engine, gateway: GatewayRef, pids: number[], options: ReloadOptions = {}): Promise<DrainResult> {
+export async function drainWorkers(
+  engine: Engine,
+  gateway: GatewayRef,
+  pids: number[],
+  options: ReloadOptions = {},
+): Promise<DrainResult> {
   const clock = options.clock ?? systemClock
   const started = clock.now()
   if (pids.length === 0) return {drained: true, ms: 0, remaining: []}
-  const alive = (snapshot: GatewaySnapshot) => snapshot.processes.filter((process) => pids.includes(process.pid)).map((process) => process.pid)
+  const alive = (snapshot: GatewaySnapshot) =>
+    snapshot.processes.filter((process) => pids.includes(process.pid)).map((process) => process.pid)
   try {
-    await retryUntil(() => probeGateway(engine, gateway), (snapshot) => alive(snapshot).length === 0, {
-      timeoutMs: options.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
-      intervalMs: POLL_INTERVAL_MS,
-      clock,
-      describe: `the old NGINX workers of ${gateway.name} to finish their requests`,
-    })
+    await retryUntil(
+      () => probeGateway(engine, gateway),
+      (snapshot) => alive(snapshot).length === 0,
+      {
+        timeoutMs: options.timeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+        intervalMs: POLL_INTERVAL_MS,
+        clock,
+        describe: `the old NGINX workers of ${gateway.name} to finish their requests`,
+      },
+    )
     return {drained: true, ms: clock.now() - started, remaining: []}
   } catch (error) {
     if (!(error instanceof WaitTimeoutError)) throw error

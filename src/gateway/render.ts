@@ -79,7 +79,11 @@ export interface RenderOptions {
 
 /** Files the gateway container reads (bind mounts): a change to one of them needs a reload. */
 function gatewayReads(path: string): boolean {
-  return path.startsWith('gateway/') || path.startsWith(`${PROJECT_PATHS.certs}/`) || (path.startsWith('secrets/') && !path.endsWith('.txt'))
+  return (
+    path.startsWith('gateway/') ||
+    path.startsWith(`${PROJECT_PATHS.certs}/`) ||
+    (path.startsWith('secrets/') && !path.endsWith('.txt'))
+  )
 }
 
 /** Files that describe containers: `up` applies them. */
@@ -123,7 +127,10 @@ async function renderPlan(root: string, manifest: Manifest): Promise<FilePlan> {
   for (const file of full) {
     if (file.path === MANIFEST_FILE || ownCode.some((prefix) => file.path.startsWith(prefix))) continue
     if (file.path === PROJECT_PATHS.env) {
-      plan.push({...file, content: mergeEnv((await readFileIfExists(join(root, file.path)))?.toString('utf8'), file.content.toString())})
+      plan.push({
+        ...file,
+        content: mergeEnv((await readFileIfExists(join(root, file.path)))?.toString('utf8'), file.content.toString()),
+      })
     } else if (file.path === PROJECT_PATHS.upstreams && upstreamsText !== undefined) {
       // The replicas `scale` listed stay listed; services new to the manifest get their name.
       plan.push({...file, content: await renderUpstreamsWith(manifest, upstreamHosts(manifest, upstreamsText), {})})
@@ -142,7 +149,8 @@ async function certificateProblem(root: string, manifest: Manifest): Promise<str
   if (!pem) return `${CERT_FILES.fullchain} is missing`
   try {
     const certificate = inspectCertificate(pem)
-    if (!certificate.checkHost(manifest.domain)) return `the certificate does not cover ${manifest.domain} (it names ${certificate.sans.join(', ')})`
+    if (!certificate.checkHost(manifest.domain))
+      return `the certificate does not cover ${manifest.domain} (it names ${certificate.sans.join(', ')})`
   } catch {
     return `${CERT_FILES.fullchain} is not a readable certificate`
   }
@@ -150,7 +158,11 @@ async function certificateProblem(root: string, manifest: Manifest): Promise<str
   return undefined
 }
 
-export async function renderFromManifest(dir: string, manifest: Manifest, options: RenderOptions = {}): Promise<RenderResult> {
+export async function renderFromManifest(
+  dir: string,
+  manifest: Manifest,
+  options: RenderOptions = {},
+): Promise<RenderResult> {
   const root = resolve(dir)
   const progress = options.onProgress ?? (() => {})
   const plan = await renderPlan(root, manifest)
@@ -161,7 +173,8 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
   const changed: PlannedFile[] = []
   for (const file of plan) {
     const before = await readFileIfExists(join(root, file.path))
-    const status: FileStatus = before === undefined ? 'created' : before.equals(Buffer.from(file.content)) ? 'unchanged' : 'updated'
+    const status: FileStatus =
+      before === undefined ? 'created' : before.equals(Buffer.from(file.content)) ? 'unchanged' : 'updated'
     files.push({path: file.path, status})
     if (status !== 'unchanged') {
       previous.set(file.path, before)
@@ -170,7 +183,13 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
   }
 
   const certificate = await certificateProblem(root, manifest)
-  const result: RenderResult = {project: manifest.name, dryRun: options.dryRun ?? false, files, gateway: 'unchanged', ...(certificate ? {certificate} : {})}
+  const result: RenderResult = {
+    project: manifest.name,
+    dryRun: options.dryRun ?? false,
+    files,
+    gateway: 'unchanged',
+    ...(certificate ? {certificate} : {}),
+  }
   if (options.dryRun) return {...result, gateway: 'not-checked'}
 
   const restore = async () => {
@@ -197,7 +216,10 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
     }
   }
 
-  const certbotNext = certificate && manifest.tls.mode === 'certbot' ? ' Then `create-gateway certs issue` gets the real certificate for the new domain (a temporary one serves until then).' : ''
+  const certbotNext =
+    certificate && manifest.tls.mode === 'certbot'
+      ? ' Then `create-gateway certs issue` gets the real certificate for the new domain (a temporary one serves until then).'
+      : ''
   const gatewayChanged = files.some((file) => file.status !== 'unchanged' && gatewayReads(file.path))
   const containersChanged = files.some((file) => file.status !== 'unchanged' && containersRead(file.path))
 
@@ -206,18 +228,40 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
     engine = options.engine ?? (await connectEngine())
   } catch (error) {
     if (!(error instanceof EngineUnavailableError)) throw error
-    return {...result, gateway: 'unknown', next: `The Docker engine could not be reached (${error.message.split('\n')[0]}): if the stack runs, \`create-gateway up\` applies these files once it can.${certbotNext}`}
+    return {
+      ...result,
+      gateway: 'unknown',
+      next: `The Docker engine could not be reached (${error.message.split('\n')[0]}): if the stack runs, \`create-gateway up\` applies these files once it can.${certbotNext}`,
+    }
   }
 
   const gateway = await findRunningGateway(engine, manifest.name)
-  if (!gateway) return {...result, gateway: 'not-running', next: `\`create-gateway up\` starts the stack on these files.${certbotNext}`}
+  if (!gateway)
+    return {
+      ...result,
+      gateway: 'not-running',
+      next: `\`create-gateway up\` starts the stack on these files.${certbotNext}`,
+    }
   if (containersChanged) {
     // Containers first: the new gateway configuration may name a service only `up` creates, or a
     // domain the replicas do not accept yet. `up` reloads the gateway as it changes the replicas.
-    const which = [PROJECT_PATHS.compose, PROJECT_PATHS.env].filter((path) => files.some((file) => file.path === path && file.status !== 'unchanged'))
-    if (gatewayChanged) await writeFileAtomic(join(root, RELOAD_PENDING_FILE), `${new Date().toISOString()} render: the gateway's configuration changed; \`up\` reloads it\n`)
-    const applies = [`replacing changed replicas one at a time behind the gateway`, ...(gatewayChanged ? ["loading the gateway's new configuration (until then it serves the previous one)"] : [])]
-    return {...result, gateway: 'needs-up', next: `${which.join(' and ')} changed: \`create-gateway up\` applies ${which.length > 1 ? 'them' : 'it'}, ${applies.join(' and ')}.${certbotNext}`}
+    const which = [PROJECT_PATHS.compose, PROJECT_PATHS.env].filter((path) =>
+      files.some((file) => file.path === path && file.status !== 'unchanged'),
+    )
+    if (gatewayChanged)
+      await writeFileAtomic(
+        join(root, RELOAD_PENDING_FILE),
+        `${new Date().toISOString()} render: the gateway's configuration changed; \`up\` reloads it\n`,
+      )
+    const applies = [
+      `replacing changed replicas one at a time behind the gateway`,
+      ...(gatewayChanged ? ["loading the gateway's new configuration (until then it serves the previous one)"] : []),
+    ]
+    return {
+      ...result,
+      gateway: 'needs-up',
+      next: `${which.join(' and ')} changed: \`create-gateway up\` applies ${which.length > 1 ? 'them' : 'it'}, ${applies.join(' and ')}.${certbotNext}`,
+    }
   }
 
   if (!gatewayChanged) return {...result, ...(certbotNext ? {next: certbotNext.trim()} : {})}
@@ -232,23 +276,35 @@ export async function renderFromManifest(dir: string, manifest: Manifest, option
     reloadSent = true
     const reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
     await rm(join(root, RELOAD_PENDING_FILE), {force: true})
-    return {...result, gateway: 'reloaded', reload: {oldWorkers: reload.oldWorkers, newWorkers: reload.newWorkers, ms: reload.ms}, ...(certbotNext ? {next: certbotNext.trim()} : {})}
+    return {
+      ...result,
+      gateway: 'reloaded',
+      reload: {oldWorkers: reload.oldWorkers, newWorkers: reload.newWorkers, ms: reload.ms},
+      ...(certbotNext ? {next: certbotNext.trim()} : {}),
+    }
   } catch (error) {
     const notes: string[] = []
     try {
       await restore()
-      notes.push(`Put back the ${previous.size} file(s) this run changed${certificate ? ' (the new certificate stays: it fits gateway.yaml)' : ''}.`)
+      notes.push(
+        `Put back the ${previous.size} file(s) this run changed${certificate ? ' (the new certificate stays: it fits gateway.yaml)' : ''}.`,
+      )
       if (reloadSent) {
         await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
         notes.push('Reloaded NGINX onto them.')
       }
     } catch (restoreError) {
-      notes.push(`Could not fully restore: ${restoreError instanceof Error ? restoreError.message.split('\n')[0] : String(restoreError)}`)
+      notes.push(
+        `Could not fully restore: ${restoreError instanceof Error ? restoreError.message.split('\n')[0] : String(restoreError)}`,
+      )
     }
 
     notes.push(`The gateway keeps serving its previous configuration.`)
     const message = error instanceof GatewayError ? error.message : String(error)
-    throw new OperationError(`${message}\n${notes.join('\n')}`, {hint: `Fix gateway.yaml and run \`create-gateway render\` again (\`--dry-run\` lists what it would change).`, cause: error})
+    throw new OperationError(`${message}\n${notes.join('\n')}`, {
+      hint: `Fix gateway.yaml and run \`create-gateway render\` again (\`--dry-run\` lists what it would change).`,
+      cause: error,
+    })
   }
 }
 
@@ -258,16 +314,29 @@ export function describeRender(result: RenderResult): string {
   const unchanged = result.files.length - changed.length
   const lines: string[] = []
   if (result.dryRun) {
-    lines.push(changed.length === 0 ? `${result.project}: every file already matches gateway.yaml (dry run).` : `${result.project}: would write ${changed.length} file(s) (dry run, nothing written):`)
+    lines.push(
+      changed.length === 0
+        ? `${result.project}: every file already matches gateway.yaml (dry run).`
+        : `${result.project}: would write ${changed.length} file(s) (dry run, nothing written):`,
+    )
   } else {
-    lines.push(changed.length === 0 && !result.certificate ? `${result.project}: every file already matches gateway.yaml.` : `${result.project}: rendered from gateway.yaml:`)
+    lines.push(
+      changed.length === 0 && !result.certificate
+        ? `${result.project}: every file already matches gateway.yaml.`
+        : `${result.project}: rendered from gateway.yaml:`,
+    )
   }
 
   for (const file of changed) lines.push(`  ${file.status.padEnd(8)} ${file.path}`)
   if (changed.length > 0 && unchanged > 0) lines.push(`  (${unchanged} file(s) unchanged)`)
-  if (result.certificate) lines.push(`Certificate: ${result.certificate}: ${result.dryRun ? 'would sign' : 'signed'} a new one with the project's CA.`)
+  if (result.certificate)
+    lines.push(
+      `Certificate: ${result.certificate}: ${result.dryRun ? 'would sign' : 'signed'} a new one with the project's CA.`,
+    )
   if (result.gateway === 'reloaded' && result.reload) {
-    lines.push(`Gateway: nginx -t passed; reloaded (workers ${result.reload.oldWorkers.join(', ') || 'none'} -> ${result.reload.newWorkers.join(', ')}, ${result.reload.ms} ms).`)
+    lines.push(
+      `Gateway: nginx -t passed; reloaded (workers ${result.reload.oldWorkers.join(', ') || 'none'} -> ${result.reload.newWorkers.join(', ')}, ${result.reload.ms} ms).`,
+    )
   }
 
   if (result.next) lines.push(`Next: ${result.next}`)
@@ -276,7 +345,10 @@ export function describeRender(result: RenderResult): string {
 
 /** Did this `up` make the gateway read its files: created, recreated or started, replicas rolled, or a reload for new ones? */
 export function upLoadedGatewayFiles(result: UpResult): boolean {
-  return result.rolled.length > 0 || result.containers.some((container) => container.action !== 'keep' && container.action !== 'remove')
+  return (
+    result.rolled.length > 0 ||
+    result.containers.some((container) => container.action !== 'keep' && container.action !== 'remove')
+  )
 }
 
 export interface PendingReloadResult {
@@ -289,7 +361,12 @@ export interface PendingReloadResult {
  * (`reloadedByUp` false: no replica rolled or added, the gateway not recreated), `nginx -t` and a
  * confirmed reload now. The marker goes either way once the gateway runs the files on disk.
  */
-export async function applyPendingReload(dir: string, manifest: Manifest, reloadedByUp: boolean, options: {engine?: Engine; clock?: Clock; onProgress?: (message: string) => void} = {}): Promise<PendingReloadResult> {
+export async function applyPendingReload(
+  dir: string,
+  manifest: Manifest,
+  reloadedByUp: boolean,
+  options: {engine?: Engine; clock?: Clock; onProgress?: (message: string) => void} = {},
+): Promise<PendingReloadResult> {
   const marker = join(resolve(dir), RELOAD_PENDING_FILE)
   if (!existsSync(marker)) return {reloaded: false}
   if (reloadedByUp) {
@@ -308,10 +385,13 @@ export async function applyPendingReload(dir: string, manifest: Manifest, reload
     reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
   } catch (error) {
     // The containers are up; only the gateway's new files do not load. NGINX kept the running ones.
-    throw new OperationError(`The stack is up, but the gateway configuration \`render\` wrote does not load: ${error instanceof GatewayError ? error.message : String(error)}\nThe gateway keeps serving its previous configuration.`, {
-      hint: 'Fix gateway.yaml and run `create-gateway render` (it tests and reloads the gateway); `create-gateway up` tries this reload again too.',
-      cause: error,
-    })
+    throw new OperationError(
+      `The stack is up, but the gateway configuration \`render\` wrote does not load: ${error instanceof GatewayError ? error.message : String(error)}\nThe gateway keeps serving its previous configuration.`,
+      {
+        hint: 'Fix gateway.yaml and run `create-gateway render` (it tests and reloads the gateway); `create-gateway up` tries this reload again too.',
+        cause: error,
+      },
+    )
   }
 
   await rm(marker, {force: true})

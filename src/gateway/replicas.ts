@@ -16,7 +16,13 @@ export interface Replica {
 }
 
 /** Create and start `desired`; a name already taken by another container gets its own message. */
-export async function startReplica(engine: Engine, desired: DesiredContainer, project: string, progress: (message: string) => void, created: Replica[]): Promise<Replica> {
+export async function startReplica(
+  engine: Engine,
+  desired: DesiredContainer,
+  project: string,
+  progress: (message: string) => void,
+  created: Replica[],
+): Promise<Replica> {
   progress(`Creating ${desired.name}`)
   let id: string
   try {
@@ -46,7 +52,12 @@ export async function startReplica(engine: Engine, desired: DesiredContainer, pr
 }
 
 /** SIGTERM (the service's stop signal) and its grace period for in-flight requests, then remove. */
-export async function stopReplica(engine: Engine, spec: StackServiceSpec | undefined, container: {id: string; name: string; running?: boolean}, progress: (message: string) => void): Promise<void> {
+export async function stopReplica(
+  engine: Engine,
+  spec: StackServiceSpec | undefined,
+  container: {id: string; name: string; running?: boolean},
+  progress: (message: string) => void,
+): Promise<void> {
   const grace = spec?.stopGraceSeconds ?? 10
   if (container.running !== false) {
     progress(`Stopping ${container.name} (${spec?.stopSignal ?? 'SIGTERM'}, up to ${grace} s for in-flight requests)`)

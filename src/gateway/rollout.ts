@@ -1,6 +1,13 @@
 import {engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {LABELS, type DesiredContainer} from '../docker/spec.js'
-import {probeCommand, waitAllHealthy, type ReplicaChanges, type Rollout, type RolloutRequest, type UpContainer} from '../docker/stack.js'
+import {
+  probeCommand,
+  waitAllHealthy,
+  type ReplicaChanges,
+  type Rollout,
+  type RolloutRequest,
+  type UpContainer,
+} from '../docker/stack.js'
 import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
@@ -65,7 +72,8 @@ class RolloutSession {
   serving(change: ReplicaChanges): string[] {
     const listed = this.upstreams[change.spec.service]
     const running = [...change.keep, ...change.replace.map((item) => item.existing), ...change.retire]
-    if (!listed || (listed.length === 1 && listed[0] === change.spec.service)) return running.map((container) => container.name)
+    if (!listed || (listed.length === 1 && listed[0] === change.spec.service))
+      return running.map((container) => container.name)
     return listed
   }
 
@@ -83,7 +91,10 @@ class RolloutSession {
       this.loaded = text
       this.upstreams = {...this.upstreams, [service]: members}
       const drain = await drainWorkers(this.engine, this.gateway, reload.oldWorkers, {clock: this.request.clock})
-      if (!drain.drained) this.progress(`Old NGINX workers ${drain.remaining.join(', ')} still finish requests after ${drain.ms} ms; going on (each replica still gets its graceful shutdown)`)
+      if (!drain.drained)
+        this.progress(
+          `Old NGINX workers ${drain.remaining.join(', ')} still finish requests after ${drain.ms} ms; going on (each replica still gets its graceful shutdown)`,
+        )
     } catch (error) {
       if (this.loaded !== text) await this.restore(reloadSent)
       throw error
@@ -108,9 +119,17 @@ class RolloutSession {
         await startReplica(this.engine, want, this.request.manifest.name, (message) => this.progress(message), started)
       }
 
-      this.progress(`Waiting for ${started.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(this.request.timeoutMs / 1000)} s)`)
+      this.progress(
+        `Waiting for ${started.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(this.request.timeoutMs / 1000)} s)`,
+      )
       const probe = probeCommand(change.spec.healthcheck.test)
-      await waitAllHealthy(this.engine, started.map((replica) => ({...replica, wave: 0, probe})), this.request.timeoutMs, this.request.clock, this.request.signal)
+      await waitAllHealthy(
+        this.engine,
+        started.map((replica) => ({...replica, wave: 0, probe})),
+        this.request.timeoutMs,
+        this.request.clock,
+        this.request.signal,
+      )
       return started
     } catch (error) {
       const removed = await removeQuietly(this.engine, started)
@@ -135,15 +154,24 @@ class RolloutSession {
 async function rollService(session: RolloutSession, change: ReplicaChanges, manifest: Manifest): Promise<void> {
   const service = change.spec.service
   const replace = [...change.replace].sort((a, b) => numberOf(a.existing) - numberOf(b.existing))
-  const highest = Math.max(0, ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(numberOf), ...change.create.map((want) => want.number))
+  const highest = Math.max(
+    0,
+    ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(numberOf),
+    ...change.create.map((want) => want.number),
+  )
   const extra = replace.length > 0 ? change.desiredFor(highest + 1) : undefined
   const serving = new Map<string, Replica>()
-  for (const container of [...change.keep, ...replace.map((item) => item.existing)]) serving.set(container.name, {id: container.id, name: container.name, service, number: numberOf(container)})
+  for (const container of [...change.keep, ...replace.map((item) => item.existing)])
+    serving.set(container.name, {id: container.id, name: container.name, service, number: numberOf(container)})
   const listed = new Set(session.serving(change))
   const members = () => byNumber([...serving.values()].filter((replica) => listed.has(replica.name)))
 
   const what = [
-    ...(replace.length > 0 ? [`replacing ${replace.map((item) => item.existing.name).join(', ')} one at a time (${extra!.name} serves meanwhile)`] : []),
+    ...(replace.length > 0
+      ? [
+          `replacing ${replace.map((item) => item.existing.name).join(', ')} one at a time (${extra!.name} serves meanwhile)`,
+        ]
+      : []),
     ...(change.create.length > 0 ? [`adding ${change.create.map((want) => want.name).join(', ')}`] : []),
     ...(change.retire.length > 0 ? [`retiring ${change.retire.map((container) => container.name).join(', ')}`] : []),
   ]
@@ -157,8 +185,16 @@ async function rollService(session: RolloutSession, change: ReplicaChanges, mani
     listed.add(replica.name)
   }
 
-  for (const want of change.create) session.rows.push({service, name: want.name, number: want.number, action: 'create', id: added.find((replica) => replica.name === want.name)?.id})
-  for (const container of change.keep) session.rows.push({service, name: container.name, number: numberOf(container), action: 'keep', id: container.id})
+  for (const want of change.create)
+    session.rows.push({
+      service,
+      name: want.name,
+      number: want.number,
+      action: 'create',
+      id: added.find((replica) => replica.name === want.name)?.id,
+    })
+  for (const container of change.keep)
+    session.rows.push({service, name: container.name, number: numberOf(container), action: 'keep', id: container.id})
 
   // 2. One step in: the new ones; out: the replicas beyond the count and the first one to replace.
   const first = replace[0]
@@ -196,12 +232,21 @@ async function stateNote(session: RolloutSession, request: RolloutRequest): Prom
     const containers = (await session.engine.containers({[LABELS.project]: request.manifest.name})).filter(
       (container) => container.labels[LABELS.service] === change.spec.service && container.running,
     )
-    const describe = (container: ContainerState) => `${container.name} (${session.fresh.has(container.name) ? 'new' : 'old'} configuration)`
-    if (containers.length > 0) lines.push(`${change.spec.service} runs ${containers.sort((a, b) => numberOf(a) - numberOf(b)).map(describe).join(', ')}.`)
+    const describe = (container: ContainerState) =>
+      `${container.name} (${session.fresh.has(container.name) ? 'new' : 'old'} configuration)`
+    if (containers.length > 0)
+      lines.push(
+        `${change.spec.service} runs ${containers
+          .sort((a, b) => numberOf(a) - numberOf(b))
+          .map(describe)
+          .join(', ')}.`,
+      )
   }
 
   await session.load()
-  const served = Object.entries(upstreamHostsOf(session, request)).map(([service, hosts]) => `${service}: ${hosts.join(', ')}`)
+  const served = Object.entries(upstreamHostsOf(session, request)).map(
+    ([service, hosts]) => `${service}: ${hosts.join(', ')}`,
+  )
   if (served.length > 0) lines.push(`The gateway serves ${served.join('; ')} (${PROJECT_PATHS.upstreams}).`)
   return lines.join('\n')
 }
@@ -217,8 +262,10 @@ export const rollOutReplicas: Rollout = async (request) => {
     for (const change of request.services) await rollService(session, change, request.manifest)
   } catch (error) {
     const note = await stateNote(session, request).catch(() => '')
-    const hint = 'Fix the cause and run `create-gateway up` again: it carries on from here without stopping the service.'
-    if (error instanceof InterruptedError || request.signal?.aborted) throw new InterruptedError(`Interrupted the rolling update.${note ? `\n${note}` : ''}\n${hint}`)
+    const hint =
+      'Fix the cause and run `create-gateway up` again: it carries on from here without stopping the service.'
+    if (error instanceof InterruptedError || request.signal?.aborted)
+      throw new InterruptedError(`Interrupted the rolling update.${note ? `\n${note}` : ''}\n${hint}`)
     const message = error instanceof GatewayError ? error.message : engineMessage(error)
     throw new OperationError(`The rolling update stopped: ${message}${note ? `\n${note}` : ''}`, {hint, cause: error})
   }

@@ -4,7 +4,15 @@ import {join, resolve} from 'node:path'
 import {parseDocument} from 'yaml'
 
 import {connectEngine, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
-import {desiredContainer, LABELS, readProjectEnv, runningGateway, resolveEnvironment, runId, type ProjectContext} from '../docker/spec.js'
+import {
+  desiredContainer,
+  LABELS,
+  readProjectEnv,
+  runningGateway,
+  resolveEnvironment,
+  runId,
+  type ProjectContext,
+} from '../docker/spec.js'
 import {probeCommand, waitAllHealthy} from '../docker/stack.js'
 import {GatewayError, OperationError, UsageError} from '../errors.js'
 import {loadManifest, MANIFEST_FILE, parseManifest} from '../manifest/load.js'
@@ -100,8 +108,15 @@ function isHealthy(container: ContainerState): boolean {
 }
 
 /** What to do with one service's replicas: keep 1..N that run, create the missing numbers, let the rest go. */
-export function planService(spec: StackServiceSpec, target: number, containers: ContainerState[], project: string): ServicePlan {
-  const existing = containers.filter((container) => container.labels[LABELS.service] === spec.service).sort((a, b) => numberOf(a) - numberOf(b))
+export function planService(
+  spec: StackServiceSpec,
+  target: number,
+  containers: ContainerState[],
+  project: string,
+): ServicePlan {
+  const existing = containers
+    .filter((container) => container.labels[LABELS.service] === spec.service)
+    .sort((a, b) => numberOf(a) - numberOf(b))
   const keep: ContainerState[] = []
   const replace: ContainerState[] = []
   const leave: ContainerState[] = []
@@ -110,7 +125,9 @@ export function planService(spec: StackServiceSpec, target: number, containers: 
     const candidates = existing.filter((container) => numberOf(container) === number)
     // Two containers with one number (ours and one Compose v1 made): keep the running one with our name.
     const name = `${project}-${spec.service}-${number}`
-    const chosen = candidates.filter((container) => container.running).sort((a, b) => Number(b.name === name) - Number(a.name === name))[0]
+    const chosen = candidates
+      .filter((container) => container.running)
+      .sort((a, b) => Number(b.name === name) - Number(a.name === name))[0]
     if (chosen) keep.push(chosen)
     else create.push(number)
     for (const other of candidates) {
@@ -160,27 +177,46 @@ function describeTargets(targets: ScaleTargets): string {
 function withRollbackNote(error: unknown, notes: string[], hint: string): Error {
   const note = notes.length > 0 ? `\n${notes.join('\n')}` : ''
   // The health wait's own hint says to run `up` again; here the thing to run again is `scale`.
-  if (error instanceof GatewayError) return new OperationError(`${error.message}${note}`, {hint: error.hint && !error.hint.startsWith('Fix the cause above and run `create-gateway up`') ? error.hint : hint, cause: error})
+  if (error instanceof GatewayError)
+    return new OperationError(`${error.message}${note}`, {
+      hint: error.hint && !error.hint.startsWith('Fix the cause above and run `create-gateway up`') ? error.hint : hint,
+      cause: error,
+    })
   return new OperationError(`${engineMessage(error)}${note}`, {hint, cause: error})
 }
 
-async function scaleManifestOnly(root: string, manifest: Manifest, targets: ScaleTargets, containers: ContainerState[], started: number, clock: Clock, progress: (message: string) => void): Promise<ScaleResult> {
+async function scaleManifestOnly(
+  root: string,
+  manifest: Manifest,
+  targets: ScaleTargets,
+  containers: ContainerState[],
+  started: number,
+  clock: Clock,
+  progress: (message: string) => void,
+): Promise<ScaleResult> {
   const running = containers.filter((container) => container.running)
   if (running.length > 0) {
-    throw new UsageError(`--manifest-only is for a stack that is not running, but these containers run: ${running.map((container) => container.name).join(', ')}`, {
-      hint: 'Scale the running stack without --manifest-only.',
-    })
+    throw new UsageError(
+      `--manifest-only is for a stack that is not running, but these containers run: ${running.map((container) => container.name).join(', ')}`,
+      {
+        hint: 'Scale the running stack without --manifest-only.',
+      },
+    )
   }
 
   const current = await readUpstreamsFile(root)
-  const changes = Object.fromEntries(Object.entries(targets).map(([service, count]) => [service, replicaNames(manifest, service, count)]))
+  const changes = Object.fromEntries(
+    Object.entries(targets).map(([service, count]) => [service, replicaNames(manifest, service, count)]),
+  )
   const text = await renderUpstreamsWith(manifest, upstreamHosts(manifest, current?.toString('utf8')), changes)
   const saved = await saveReplicaCounts(root, targets)
   if (current?.toString('utf8') !== text) await writeUpstreamsFile(root, text)
   progress(`Saved ${describeTargets(targets)} in ${MANIFEST_FILE}; \`create-gateway up\` starts that many replicas`)
   return {
     project: manifest.name,
-    changed: current?.toString('utf8') !== text || Object.entries(targets).some(([service, count]) => replicasOf(manifest, service) !== count),
+    changed:
+      current?.toString('utf8') !== text ||
+      Object.entries(targets).some(([service, count]) => replicasOf(manifest, service) !== count),
     manifestOnly: true,
     services: Object.entries(targets).map(([service, count]) => ({
       service,
@@ -201,7 +237,12 @@ async function scaleManifestOnly(root: string, manifest: Manifest, targets: Scal
  * (waiting `lockWaitMs` at most), reads gateway.yaml again under it, and throws a typed error with
  * the reason (nginx -t output, a replica's last log lines) after undoing its changes.
  */
-export async function scaleServices(dir: string, manifest: Manifest, targets: ScaleTargets, options: ScaleOptions = {}): Promise<ScaleResult> {
+export async function scaleServices(
+  dir: string,
+  manifest: Manifest,
+  targets: ScaleTargets,
+  options: ScaleOptions = {},
+): Promise<ScaleResult> {
   const clock = options.clock ?? systemClock
   const started = clock.now()
   const progress = options.onProgress ?? (() => {})
@@ -209,14 +250,18 @@ export async function scaleServices(dir: string, manifest: Manifest, targets: Sc
   checkTargets(manifest, targets)
   // Bad input (a ${VAR} that .env does not set) fails before anything is locked or touched.
   const dotenv = await readProjectEnv(root)
-  for (const spec of buildStackSpec(manifest).services) if (spec.service in targets) resolveEnvironment(spec, dotenv, options.env ?? process.env)
+  for (const spec of buildStackSpec(manifest).services)
+    if (spec.service in targets) resolveEnvironment(spec, dotenv, options.env ?? process.env)
 
   const lock = await acquireProjectLock(root, {
     command: `scale ${describeTargets(targets)}`,
     waitMs: options.lockWaitMs ?? 0,
     clock,
     isAlive: options.isAlive,
-    onWait: (owner?: LockOwner) => progress(`Waiting for ${owner ? `\`${owner.command}\` (pid ${owner.pid})` : 'another command'} to finish with the project`),
+    onWait: (owner?: LockOwner) =>
+      progress(
+        `Waiting for ${owner ? `\`${owner.command}\` (pid ${owner.pid})` : 'another command'} to finish with the project`,
+      ),
   })
   try {
     // The holder we waited for may have changed gateway.yaml.
@@ -228,23 +273,43 @@ export async function scaleServices(dir: string, manifest: Manifest, targets: Sc
   }
 }
 
-async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTargets, options: ScaleOptions, clock: Clock, started: number, progress: (message: string) => void): Promise<ScaleResult> {
+async function scaleLocked(
+  root: string,
+  manifest: Manifest,
+  targets: ScaleTargets,
+  options: ScaleOptions,
+  clock: Clock,
+  started: number,
+  progress: (message: string) => void,
+): Promise<ScaleResult> {
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())
   const env = options.env ?? process.env
-  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter((container) => container.labels[LABELS.oneoff] !== 'True')
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(
+    (container) => container.labels[LABELS.oneoff] !== 'True',
+  )
   if (options.manifestOnly) return scaleManifestOnly(root, manifest, targets, containers, started, clock, progress)
 
   const gateway = runningGateway(containers)
   if (!gateway) {
-    throw new OperationError(`The stack of ${stack.project} is not running: no running gateway container (${gatewayContainerName(manifest)})`, {
-      hint: `Start it with \`create-gateway up\` (it starts services.<name>.replicas from ${MANIFEST_FILE}), or save the count for the next \`up\` with \`create-gateway scale --manifest-only ${describeTargets(targets)}\`.`,
-    })
+    throw new OperationError(
+      `The stack of ${stack.project} is not running: no running gateway container (${gatewayContainerName(manifest)})`,
+      {
+        hint: `Start it with \`create-gateway up\` (it starts services.<name>.replicas from ${MANIFEST_FILE}), or save the count for the next \`up\` with \`create-gateway scale --manifest-only ${describeTargets(targets)}\`.`,
+      },
+    )
   }
 
   const gatewayRef = {id: gateway.id, name: gateway.name}
   const warnings: string[] = []
-  const plans = Object.entries(targets).map(([service, target]) => planService(stack.services.find((spec) => spec.service === service)!, target, containers, stack.project))
+  const plans = Object.entries(targets).map(([service, target]) =>
+    planService(
+      stack.services.find((spec) => spec.service === service)!,
+      target,
+      containers,
+      stack.project,
+    ),
+  )
   const previous = await readUpstreamsFile(root)
   const previousText = previous?.toString('utf8')
   const current = upstreamHosts(manifest, previousText)
@@ -261,13 +326,22 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
       environment[plan.spec.service] = resolveEnvironment(plan.spec, await readProjectEnv(root), env)
       const image = await engine.image(plan.spec.image)
       if (!image) {
-        throw new OperationError(`Image ${plan.spec.image} of ${plan.spec.service} is not on this machine`, {hint: 'Build it with `create-gateway up`, then scale.'})
+        throw new OperationError(`Image ${plan.spec.image} of ${plan.spec.service} is not on this machine`, {
+          hint: 'Build it with `create-gateway up`, then scale.',
+        })
       }
 
       imageIds[plan.spec.service] = image.id
     }
 
-    const context: ProjectContext = {project: stack.project, dir: root, network: stack.network, imageIds, environment, runId: runId(env)}
+    const context: ProjectContext = {
+      project: stack.project,
+      dir: root,
+      network: stack.network,
+      imageIds,
+      environment,
+      runId: runId(env),
+    }
     for (const plan of plans) {
       for (const stale of plan.replace) {
         progress(`Removing ${stale.name} (${stale.status}), to create it again`)
@@ -275,19 +349,30 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
       }
 
       for (const number of plan.create) {
-        toWait.push(await startReplica(engine, desiredContainer(plan.spec, number, context), stack.project, progress, created))
+        toWait.push(
+          await startReplica(engine, desiredContainer(plan.spec, number, context), stack.project, progress, created),
+        )
       }
 
       for (const kept of plan.keep) {
-        if (kept.health === 'starting') toWait.push({id: kept.id, name: kept.name, service: plan.spec.service, number: numberOf(kept)})
+        if (kept.health === 'starting')
+          toWait.push({id: kept.id, name: kept.name, service: plan.spec.service, number: numberOf(kept)})
       }
     }
 
     if (toWait.length > 0) {
       const timeoutMs = options.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS
-      progress(`Waiting for ${toWait.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`)
-      const probeOf = (service: string) => probeCommand(stack.services.find((spec) => spec.service === service)?.healthcheck.test ?? [])
-      await waitAllHealthy(engine, toWait.map((replica) => ({...replica, wave: 0, probe: probeOf(replica.service)})), timeoutMs, clock)
+      progress(
+        `Waiting for ${toWait.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`,
+      )
+      const probeOf = (service: string) =>
+        probeCommand(stack.services.find((spec) => spec.service === service)?.healthcheck.test ?? [])
+      await waitAllHealthy(
+        engine,
+        toWait.map((replica) => ({...replica, wave: 0, probe: probeOf(replica.service)})),
+        timeoutMs,
+        clock,
+      )
     }
   } catch (error) {
     const removed = await removeQuietly(engine, created)
@@ -311,13 +396,18 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
     }
 
     members.push(...created.filter((replica) => replica.service === plan.spec.service))
-    members.sort((a, b) => (('number' in a ? a.number : numberOf(a)) - ('number' in b ? b.number : numberOf(b))))
+    members.sort((a, b) => ('number' in a ? a.number : numberOf(a)) - ('number' in b ? b.number : numberOf(b)))
     const names = members.map((member) => member.name)
     served[plan.spec.service] = names
     // `init` writes the service-name form (`server web:8000`), which already sends to every replica: a
     // scale to the current count keeps it instead of reloading NGINX to say the same thing by name.
-    const untouched = plan.create.length === 0 && plan.leave.length === 0 && plan.replace.length === 0 && members.length === plan.keep.length
-    const byServiceName = current[plan.spec.service]?.length === 1 && current[plan.spec.service]?.[0] === plan.spec.service
+    const untouched =
+      plan.create.length === 0 &&
+      plan.leave.length === 0 &&
+      plan.replace.length === 0 &&
+      members.length === plan.keep.length
+    const byServiceName =
+      current[plan.spec.service]?.length === 1 && current[plan.spec.service]?.[0] === plan.spec.service
     if (!(untouched && byServiceName)) changes[plan.spec.service] = names
   }
 
@@ -326,7 +416,11 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
     text = await renderUpstreamsWith(manifest, current, changes)
   } catch (error) {
     const removed = await removeQuietly(engine, created)
-    throw withRollbackNote(error, removed.length > 0 ? [`Removed the replica(s) this run created: ${removed.join(', ')}.`] : [], retryHint)
+    throw withRollbackNote(
+      error,
+      removed.length > 0 ? [`Removed the replica(s) this run created: ${removed.join(', ')}.`] : [],
+      retryHint,
+    )
   }
 
   const leaving = plans.flatMap((plan) => plan.leave)
@@ -337,7 +431,8 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
     const rollback = async (error: unknown, reloadSent: boolean): Promise<never> => {
       const notes: string[] = []
       try {
-        if (previous === undefined) notes.push(`There was no ${PROJECT_PATHS.upstreams} before; the new one is left for inspection.`)
+        if (previous === undefined)
+          notes.push(`There was no ${PROJECT_PATHS.upstreams} before; the new one is left for inspection.`)
         else if (text !== previousText) {
           await writeUpstreamsFile(root, previous)
           notes.push(`Restored the previous ${PROJECT_PATHS.upstreams}.`)
@@ -350,18 +445,30 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
           await drainWorkers(engine, gatewayRef, again.oldWorkers, {clock, timeoutMs: options.drainTimeoutMs})
         }
       } catch (restoreError) {
-        notes.push(`Could not fully restore the gateway: ${restoreError instanceof Error ? restoreError.message.split('\n')[0] : String(restoreError)}`)
+        notes.push(
+          `Could not fully restore the gateway: ${restoreError instanceof Error ? restoreError.message.split('\n')[0] : String(restoreError)}`,
+        )
       }
 
       const removed = await removeQuietly(engine, created)
       if (removed.length > 0) notes.push(`Removed the replica(s) this run created: ${removed.join(', ')}.`)
-      notes.push(`The gateway keeps serving ${Object.entries(current).map(([service, hosts]) => `${service}: ${hosts.join(', ')}`).join('; ') || 'its previous configuration'}.`)
+      notes.push(
+        `The gateway keeps serving ${
+          Object.entries(current)
+            .map(([service, hosts]) => `${service}: ${hosts.join(', ')}`)
+            .join('; ') || 'its previous configuration'
+        }.`,
+      )
       throw withRollbackNote(error, notes, retryHint)
     }
 
     try {
       if (text !== previousText) {
-        progress(`Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes).map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`).join('; ')}`)
+        progress(
+          `Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes)
+            .map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`)
+            .join('; ')}`,
+        )
         await writeUpstreamsFile(root, text)
       }
 
@@ -378,7 +485,9 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
       return rollback(error, true)
     }
 
-    progress(`Reload confirmed: workers ${reload.oldWorkers.join(', ') || 'none'} -> ${reload.newWorkers.join(', ')} (${reload.ms} ms)`)
+    progress(
+      `Reload confirmed: workers ${reload.oldWorkers.join(', ') || 'none'} -> ${reload.newWorkers.join(', ')} (${reload.ms} ms)`,
+    )
   }
 
   // ---- 3. the point of no return: the gateway serves the new upstream --------------------------------
@@ -390,14 +499,22 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
     const timeoutMs = options.drainTimeoutMs
     progress(`Waiting for the old NGINX workers (${reload.oldWorkers.join(', ')}) to finish their requests`)
     drain = await drainWorkers(engine, gatewayRef, reload.oldWorkers, {clock, timeoutMs})
-    if (!drain.drained) warnings.push(`old NGINX workers ${drain.remaining.join(', ')} were still finishing requests after ${drain.ms} ms; stopping the replicas anyway (each still gets its graceful shutdown)`)
+    if (!drain.drained)
+      warnings.push(
+        `old NGINX workers ${drain.remaining.join(', ')} were still finishing requests after ${drain.ms} ms; stopping the replicas anyway (each still gets its graceful shutdown)`,
+      )
   }
 
   const failures: string[] = []
   const removed: string[] = []
   for (const container of [...leaving].sort((a, b) => numberOf(b) - numberOf(a) || a.name.localeCompare(b.name))) {
     try {
-      await stopReplica(engine, stack.services.find((candidate) => candidate.service === container.labels[LABELS.service]), container, progress)
+      await stopReplica(
+        engine,
+        stack.services.find((candidate) => candidate.service === container.labels[LABELS.service]),
+        container,
+        progress,
+      )
       removed.push(container.name)
     } catch (error) {
       failures.push(`${container.name}: ${engineMessage(error)}`)
@@ -405,9 +522,12 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
   }
 
   if (failures.length > 0) {
-    throw new OperationError(`Scaled to ${describeTargets(targets)} (the gateway serves the new upstream and ${MANIFEST_FILE} is saved), but could not remove:\n  ${failures.join('\n  ')}`, {
-      hint: 'They no longer receive requests. Remove them with `docker rm -f NAME`, or run `create-gateway up`, which removes replicas beyond the saved count.',
-    })
+    throw new OperationError(
+      `Scaled to ${describeTargets(targets)} (the gateway serves the new upstream and ${MANIFEST_FILE} is saved), but could not remove:\n  ${failures.join('\n  ')}`,
+      {
+        hint: 'They no longer receive requests. Remove them with `docker rm -f NAME`, or run `create-gateway up`, which removes replicas beyond the saved count.',
+      },
+    )
   }
 
   const services: ServiceScale[] = plans.map((plan) => ({
@@ -418,7 +538,8 @@ async function scaleLocked(root: string, manifest: Manifest, targets: ScaleTarge
     removed: removed.filter((name) => plan.leave.some((container) => container.name === name)),
     upstream: served[plan.spec.service] ?? [],
   }))
-  const changed = reload !== undefined || created.length > 0 || removed.length > 0 || plans.some((plan) => plan.replace.length > 0)
+  const changed =
+    reload !== undefined || created.length > 0 || removed.length > 0 || plans.some((plan) => plan.replace.length > 0)
   return {
     project: stack.project,
     changed,
@@ -441,7 +562,9 @@ export function describeScale(result: ScaleResult): string {
 
   const lines: string[] = []
   if (!result.changed) {
-    lines.push(`${result.project}: already at ${result.services.map((service) => `${service.service}=${service.to}`).join(' ')}; nothing changed (${seconds} s).`)
+    lines.push(
+      `${result.project}: already at ${result.services.map((service) => `${service.service}=${service.to}`).join(' ')}; nothing changed (${seconds} s).`,
+    )
   } else {
     lines.push(`${result.project} scaled in ${seconds} s:`)
     for (const service of result.services) {
@@ -452,7 +575,10 @@ export function describeScale(result: ScaleResult): string {
       lines.push(`    upstream: ${service.upstream.join(', ')}`)
     }
 
-    if (result.reload) lines.push(`  NGINX reloaded (${result.reload.ms} ms); ${result.drain ? `old workers ${result.drain.drained ? `finished in ${result.drain.ms} ms` : 'still finishing'}` : 'no replica left the upstream'}`)
+    if (result.reload)
+      lines.push(
+        `  NGINX reloaded (${result.reload.ms} ms); ${result.drain ? `old workers ${result.drain.drained ? `finished in ${result.drain.ms} ms` : 'still finishing'}` : 'no replica left the upstream'}`,
+      )
   }
 
   for (const warning of result.warnings) lines.push(`Warning: ${warning}`)

@@ -39,17 +39,24 @@ export function parseScaleTargets(args: string[], manifest: Manifest): ScaleTarg
       problems.push(`"${arg}": the count must be a whole number from 1 to ${MAX_REPLICAS}, not "${count}"`)
     } else {
       replicas = Number(count)
-      if (replicas < 1) problems.push(`"${arg}": the count must be at least 1 (\`create-gateway down\` stops the whole stack)`)
-      else if (replicas > MAX_REPLICAS) problems.push(`"${arg}": at most ${MAX_REPLICAS} replicas per service on one machine`)
+      if (replicas < 1)
+        problems.push(`"${arg}": the count must be at least 1 (\`create-gateway down\` stops the whole stack)`)
+      else if (replicas > MAX_REPLICAS)
+        problems.push(`"${arg}": at most ${MAX_REPLICAS} replicas per service on one machine`)
     }
 
     if (service?.kind === 'django' && !(name in targets) && replicas !== undefined) targets[name] = replicas
   }
 
   if (problems.length > 0) {
-    throw new UsageError(problems.length === 1 ? problems[0]! : `${problems.length} problems with the arguments:\n  ${problems.join('\n  ')}`, {
-      hint: 'Nothing was changed. Usage: create-gateway scale SERVICE=COUNT [SERVICE=COUNT ...]',
-    })
+    throw new UsageError(
+      problems.length === 1
+        ? problems[0]!
+        : `${problems.length} problems with the arguments:\n  ${problems.join('\n  ')}`,
+      {
+        hint: 'Nothing was changed. Usage: create-gateway scale SERVICE=COUNT [SERVICE=COUNT ...]',
+      },
+    )
   }
 
   return targets

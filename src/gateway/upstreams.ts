@@ -18,7 +18,9 @@ export function parseUpstreams(text: string): Record<string, string[]> {
   const withoutComments = text.replace(/#[^\n]*/g, '')
   for (const block of withoutComments.matchAll(/upstream\s+([A-Za-z0-9_]+)\s*\{([^}]*)\}/g)) {
     const [, name = '', body = ''] = block
-    upstreams[name] = [...body.matchAll(/(?:^|[;{\s])server\s+([^\s;]+)/g)].map((match) => (match[1] ?? '').replace(/:\d+$/, ''))
+    upstreams[name] = [...body.matchAll(/(?:^|[;{\s])server\s+([^\s;]+)/g)].map((match) =>
+      (match[1] ?? '').replace(/:\d+$/, ''),
+    )
   }
 
   return upstreams
@@ -58,7 +60,11 @@ export function upstreamHosts(manifest: Manifest, text: string | undefined): Rec
  * The file's new text: `changes` for the services being scaled, and for every other service what the
  * file lists now (so scaling one service never touches another's pool), or the manifest's count.
  */
-export async function renderUpstreamsWith(manifest: Manifest, current: Record<string, string[]>, changes: Record<string, string[]>): Promise<string> {
+export async function renderUpstreamsWith(
+  manifest: Manifest,
+  current: Record<string, string[]>,
+  changes: Record<string, string[]>,
+): Promise<string> {
   const replicas: Record<string, string[]> = {}
   for (const service of djangoServices(manifest)) {
     replicas[service.name] = changes[service.name] ?? current[service.name] ?? [service.name]
@@ -75,7 +81,11 @@ export async function writeUpstreamsFile(dir: string, content: string | Buffer):
  * Mark each replica row with whether upstreams.conf lists it. Rows of the gateway (and of services
  * that are not Django services) stay unmarked; so do all rows when the file is missing.
  */
-export async function markUpstreamMembership<T extends {service: string; name: string; inUpstream?: boolean}>(dir: string, manifest: Manifest, rows: T[]): Promise<T[]> {
+export async function markUpstreamMembership<T extends {service: string; name: string; inUpstream?: boolean}>(
+  dir: string,
+  manifest: Manifest,
+  rows: T[],
+): Promise<T[]> {
   const text = await readUpstreamsFile(dir)
   if (text === undefined) return rows
   const hosts = upstreamHosts(manifest, text.toString('utf8'))

@@ -66,7 +66,7 @@ export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Pr
   }
 
   if (answers.tls === 'certbot' && !answers.email) {
-    throw new UsageError('--email: required with --tls certbot (Let\'s Encrypt sends expiry notices there)')
+    throw new UsageError("--email: required with --tls certbot (Let's Encrypt sends expiry notices there)")
   }
 
   return answers as InitAnswers
@@ -89,9 +89,15 @@ async function promptFor(option: InitOption, fallback: unknown, ask: Asker): Pro
   }
 
   if (option.prompt === 'list') {
-    const text = await ask.input({message: `${message} Comma-separated, empty for none:`, default: '', validate: (value) => (value.trim() === '' ? true : validate(value))})
+    const text = await ask.input({
+      message: `${message} Comma-separated, empty for none:`,
+      default: '',
+      validate: (value) => (value.trim() === '' ? true : validate(value)),
+    })
     return option.parse(text)
   }
 
-  return option.parse(await ask.input({message, default: fallback === undefined ? undefined : String(fallback), validate}))
+  return option.parse(
+    await ask.input({message, default: fallback === undefined ? undefined : String(fallback), validate}),
+  )
 }

@@ -19,7 +19,9 @@ export function djangoServices(manifest: Manifest): NamedDjangoService[] {
 }
 
 export function externalServices(manifest: Manifest): NamedExternalService[] {
-  return Object.entries(manifest.services).flatMap(([name, service]) => (service.kind === 'external' ? [{...service, name}] : []))
+  return Object.entries(manifest.services).flatMap(([name, service]) =>
+    service.kind === 'external' ? [{...service, name}] : [],
+  )
 }
 
 /** Container name of replica `n` (1-based), the same scheme Compose v2 uses: `<project>-<service>-<n>`. */

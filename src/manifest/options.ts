@@ -155,7 +155,7 @@ export const INIT_OPTIONS = [
   option({
     key: 'tls',
     flag: 'tls',
-    summary: 'Certificates: self-signed (a local CA, made now), certbot (Let\'s Encrypt) or off.',
+    summary: "Certificates: self-signed (a local CA, made now), certbot (Let's Encrypt) or off.",
     fields: ['tls.mode', 'tls'],
     choices: TLS_MODES,
     prompt: 'select',
@@ -165,13 +165,14 @@ export const INIT_OPTIONS = [
   option({
     key: 'email',
     flag: 'email',
-    summary: 'Contact email for Let\'s Encrypt (required with --tls certbot).',
+    summary: "Contact email for Let's Encrypt (required with --tls certbot).",
     fields: ['tls.email'],
     prompt: 'input',
     when: (answers) => answers.tls === 'certbot',
     default: () => undefined,
     parse: (raw) => {
-      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(raw)) throw new UsageError(`--email: must be an email address (got "${raw}")`)
+      if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(raw))
+        throw new UsageError(`--email: must be an email address (got "${raw}")`)
       return raw
     },
   }),
@@ -237,7 +238,8 @@ export const INIT_OPTIONS = [
   option({
     key: 'pythonImage',
     flag: 'python-image',
-    summary: 'Base image of the Django services (an offline stand-in such as create-gateway-offline/python:bookworm works too).',
+    summary:
+      'Base image of the Django services (an offline stand-in such as create-gateway-offline/python:bookworm works too).',
     fields: ['images.python'],
     default: () => DEFAULT_IMAGES.python,
     parse: fieldParser(ImageSchema, 'python-image'),
@@ -282,7 +284,9 @@ export const MAIN_SERVICE = 'web'
  * each extra service; a `--route` replaces the default with the same path and any default for its service.
  */
 export function buildManifest(answers: InitAnswers): Manifest {
-  const services: ManifestInput['services'] = {[MAIN_SERVICE]: {kind: 'django', path: `services/${MAIN_SERVICE}`, replicas: answers.replicas, port: 8000}}
+  const services: ManifestInput['services'] = {
+    [MAIN_SERVICE]: {kind: 'django', path: `services/${MAIN_SERVICE}`, replicas: answers.replicas, port: 8000},
+  }
   const issues: FieldIssue[] = []
   const claim = (name: string, flag: string) => {
     if (name in services) issues.push({path: `--${flag}`, message: `service "${name}" is given twice`})
@@ -340,7 +344,8 @@ export function buildManifest(answers: InitAnswers): Manifest {
     return flagForField(path)
   }
 
-  if (!result.success) issues.push(...zodIssues(result.error).map((issue) => ({...issue, path: flagFor(issue.path) ?? issue.path})))
+  if (!result.success)
+    issues.push(...zodIssues(result.error).map((issue) => ({...issue, path: flagFor(issue.path) ?? issue.path})))
   if (issues.length > 0 || !result.success) throw new ManifestError(issues)
   return result.data
 }
@@ -350,7 +355,10 @@ export function flagForField(path: string): string | undefined {
   let best: {flag: string; length: number} | undefined
   for (const entry of INIT_OPTIONS) {
     for (const field of entry.fields) {
-      if ((path === field || path.startsWith(`${field}.`) || path.startsWith(`${field}[`)) && field.length > (best?.length ?? -1)) {
+      if (
+        (path === field || path.startsWith(`${field}.`) || path.startsWith(`${field}[`)) &&
+        field.length > (best?.length ?? -1)
+      ) {
         best = {flag: entry.flag, length: field.length}
       }
     }

@@ -17,24 +17,37 @@ export const RESERVED_SERVICE_NAMES = ['gateway', 'certbot'] as const
 /** Paths the gateway serves itself: ACME HTTP-01 challenges and its internal auth/error locations. */
 export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gateway/'] as const
 
-export const DEFAULT_IMAGES = {python: 'python:3.12-slim', nginx: 'nginx:1.27', certbot: 'certbot/certbot:latest'} as const
+export const DEFAULT_IMAGES = {
+  python: 'python:3.12-slim',
+  nginx: 'nginx:1.27',
+  certbot: 'certbot/certbot:latest',
+} as const
 
 // DNS label: compose project names and container host names must both accept it.
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-const hostname = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
+const hostname =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
 // One path segment set that NGINX takes literally in a prefix location and Django's URLconf can match.
 const routePath = /^\/([A-Za-z0-9._~-]+\/)*$/
 const imageRef = /^[a-z0-9]+([._\-/:@][a-zA-Z0-9_.-]+)*$/
 
 export const NameSchema = z
   .string()
-  .regex(dnsLabel, 'must be DNS-safe: lowercase letters, digits and "-", 1 to 63 characters, not starting or ending with "-"')
+  .regex(
+    dnsLabel,
+    'must be DNS-safe: lowercase letters, digits and "-", 1 to 63 characters, not starting or ending with "-"',
+  )
 
 export const DomainSchema = z
   .string()
-  .refine((value) => hostname.test(value) || isIP(value) !== 0, 'must be a host name such as api.example.com (no spaces, no scheme, no port)')
+  .refine(
+    (value) => hostname.test(value) || isIP(value) !== 0,
+    'must be a host name such as api.example.com (no spaces, no scheme, no port)',
+  )
 
-export const BindSchema = z.string().refine((value) => isIP(value) !== 0, 'must be an IP address such as 127.0.0.1 or 0.0.0.0')
+export const BindSchema = z
+  .string()
+  .refine((value) => isIP(value) !== 0, 'must be an IP address such as 127.0.0.1 or 0.0.0.0')
 
 export const PortSchema = z.coerce
   .number({invalid_type_error: 'must be a port number'})
@@ -72,7 +85,12 @@ export const RateLimitSchema = z
   .object({
     rate: RateSchema.default('10r/s'),
     burst: BurstSchema.default(20),
-    status: z.coerce.number().int().min(400, 'must be a 4xx or 5xx status').max(599, 'must be a 4xx or 5xx status').default(503),
+    status: z.coerce
+      .number()
+      .int()
+      .min(400, 'must be a 4xx or 5xx status')
+      .max(599, 'must be a 4xx or 5xx status')
+      .default(503),
   })
   .strict()
 
@@ -88,7 +106,11 @@ export const TlsSchema = z
   .strict()
   .superRefine((tls, ctx) => {
     if (tls.mode === 'certbot' && !tls.email) {
-      ctx.addIssue({code: z.ZodIssueCode.custom, path: ['email'], message: 'is required when tls.mode is certbot (Let\'s Encrypt sends expiry notices there)'})
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['email'],
+        message: "is required when tls.mode is certbot (Let's Encrypt sends expiry notices there)",
+      })
     }
   })
 
@@ -110,12 +132,16 @@ export const ExternalServiceSchema = z
 
 export const ServiceSchema = z.discriminatedUnion('kind', [DjangoServiceSchema, ExternalServiceSchema], {
   errorMap: (issue, ctx) =>
-    issue.code === z.ZodIssueCode.invalid_union_discriminator ? {message: 'kind must be django or external'} : {message: ctx.defaultError},
+    issue.code === z.ZodIssueCode.invalid_union_discriminator
+      ? {message: 'kind must be django or external'}
+      : {message: ctx.defaultError},
 })
 
 export const RouteSchema = z
   .object({
-    path: z.string().regex(routePath, 'must start and end with "/" and hold only letters, digits, ".", "_", "~", "-" and "/"'),
+    path: z
+      .string()
+      .regex(routePath, 'must start and end with "/" and hold only letters, digits, ".", "_", "~", "-" and "/"'),
     service: z.string(),
     auth: z.enum(AUTH_MODES, {errorMap: () => ({message: `must be one of ${AUTH_MODES.join(', ')}`})}).default('none'),
     rateLimit: RouteRateLimitSchema.optional(),
@@ -132,7 +158,10 @@ export const ManifestSchema = z
       .object({http: PortSchema.default(8080), https: PortSchema.default(8443)})
       .strict()
       .default({})
-      .refine((ports) => ports.http !== ports.https, {message: 'http and https must be different ports', path: ['https']}),
+      .refine((ports) => ports.http !== ports.https, {
+        message: 'http and https must be different ports',
+        path: ['https'],
+      }),
     tls: TlsSchema.default({}),
     rateLimit: RateLimitSchema.default({}),
     services: z.record(z.string(), ServiceSchema),
@@ -156,24 +185,46 @@ export const ManifestSchema = z
 
     for (const name of names) {
       if (!dnsLabel.test(name)) {
-        ctx.addIssue({code: z.ZodIssueCode.custom, path: ['services', name], message: 'service names must be DNS-safe (lowercase letters, digits, "-")'})
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['services', name],
+          message: 'service names must be DNS-safe (lowercase letters, digits, "-")',
+        })
       } else if ((RESERVED_SERVICE_NAMES as readonly string[]).includes(name)) {
-        ctx.addIssue({code: z.ZodIssueCode.custom, path: ['services', name], message: `"${name}" is reserved for the gateway's own containers`})
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['services', name],
+          message: `"${name}" is reserved for the gateway's own containers`,
+        })
       }
     }
 
     const seen = new Map<string, number>()
     for (const [index, route] of manifest.routes.entries()) {
       const reserved = RESERVED_ROUTE_PREFIXES.find((prefix) => route.path.startsWith(prefix))
-      if (reserved) ctx.addIssue({code: z.ZodIssueCode.custom, path: ['routes', index, 'path'], message: `${reserved} is reserved for the gateway itself`})
+      if (reserved)
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['routes', index, 'path'],
+          message: `${reserved} is reserved for the gateway itself`,
+        })
 
       if (!(route.service in manifest.services)) {
-        ctx.addIssue({code: z.ZodIssueCode.custom, path: ['routes', index, 'service'], message: `no service named "${route.service}"`})
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['routes', index, 'service'],
+          message: `no service named "${route.service}"`,
+        })
       }
 
       const earlier = seen.get(route.path)
       if (earlier === undefined) seen.set(route.path, index)
-      else ctx.addIssue({code: z.ZodIssueCode.custom, path: ['routes', index, 'path'], message: `duplicate path "${route.path}" (also routes[${earlier}])`})
+      else
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['routes', index, 'path'],
+          message: `duplicate path "${route.path}" (also routes[${earlier}])`,
+        })
     }
   })
 

@@ -146,7 +146,12 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     mounts: [],
     ports: [],
     healthcheck: {
-      test: ['CMD', 'python3', '-c', `import urllib.request; urllib.request.urlopen('http://127.0.0.1:${service.port}/healthz', timeout=3)`],
+      test: [
+        'CMD',
+        'python3',
+        '-c',
+        `import urllib.request; urllib.request.urlopen('http://127.0.0.1:${service.port}/healthz', timeout=3)`,
+      ],
       intervalSeconds: 5,
       timeoutSeconds: 5,
       retries: 5,
@@ -186,7 +191,9 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     ],
     ports: [
       {bind: manifest.bind, host: manifest.ports.http, container: GATEWAY_PORTS.http},
-      ...(manifest.tls.mode === 'off' ? [] : [{bind: manifest.bind, host: manifest.ports.https, container: GATEWAY_PORTS.https}]),
+      ...(manifest.tls.mode === 'off'
+        ? []
+        : [{bind: manifest.bind, host: manifest.ports.https, container: GATEWAY_PORTS.https}]),
     ],
     healthcheck: {
       test: ['CMD', 'curl', '-fsS', '-o', '/dev/null', `http://127.0.0.1:${GATEWAY_PORTS.status}/healthz`],
@@ -229,4 +236,3 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
 export function replicaNames(manifest: Manifest, service: string, count: number): string[] {
   return Array.from({length: count}, (_, index) => replicaName(manifest, service, index + 1))
 }
-

@@ -42,7 +42,11 @@ export async function createProject(options: CreateProjectOptions): Promise<Crea
 
   let certificates: string[] = []
   if (manifest.tls.mode !== 'off') {
-    options.onProgress?.(manifest.tls.mode === 'self-signed' ? 'Signing a local CA and a certificate' : 'Making a temporary certificate until Certbot issues the real one')
+    options.onProgress?.(
+      manifest.tls.mode === 'self-signed'
+        ? 'Signing a local CA and a certificate'
+        : 'Making a temporary certificate until Certbot issues the real one',
+    )
     const issued = await issueProjectCertificates(dir, manifest, {dryRun: options.dryRun, force: options.force})
     certificates = issued.files
   }

@@ -30,7 +30,8 @@ function dockerHealthcheck(healthcheck: HealthcheckSpec): Record<string, string 
   let command: string
   if (form === 'CMD') command = `[${args.map((part) => JSON.stringify(part)).join(', ')}]`
   else if (form === 'CMD-SHELL' && args.length === 1) command = args[0]!
-  else throw new GatewayError(`cannot write healthcheck ${JSON.stringify(healthcheck.test)} as a Dockerfile HEALTHCHECK`)
+  else
+    throw new GatewayError(`cannot write healthcheck ${JSON.stringify(healthcheck.test)} as a Dockerfile HEALTHCHECK`)
   return {
     interval: `${healthcheck.intervalSeconds}s`,
     timeout: `${healthcheck.timeoutSeconds}s`,
@@ -45,7 +46,9 @@ function dockerHealthcheck(healthcheck: HealthcheckSpec): Record<string, string 
  * under the service's folder, e.g. `services/web/Dockerfile`.
  */
 export async function renderDjangoService(manifest: Manifest, service: NamedDjangoService): Promise<PlannedFile[]> {
-  const spec = buildStackSpec(manifest).services.find((candidate) => candidate.role === 'django' && candidate.service === service.name)
+  const spec = buildStackSpec(manifest).services.find(
+    (candidate) => candidate.role === 'django' && candidate.service === service.name,
+  )
   if (!spec) throw new UsageError(`no django service named "${service.name}" in the manifest`)
 
   const data = {

@@ -29,7 +29,14 @@ export const JWT_LEEWAY_SECONDS = 30
 const SNIPPETS = `${GATEWAY_PATHS.confd}/snippets`
 
 /** Files of gateway/conf.d/ besides upstreams.conf, each from templates/gateway/conf.d/<name>.ejs. */
-const CONFD_TEMPLATES = ['maps.conf', 'limits.conf', 'gateway.conf', 'snippets/proxy.conf', 'snippets/headers.conf', 'snippets/errors.conf'] as const
+const CONFD_TEMPLATES = [
+  'maps.conf',
+  'limits.conf',
+  'gateway.conf',
+  'snippets/proxy.conf',
+  'snippets/headers.conf',
+  'snippets/errors.conf',
+] as const
 
 export interface LimitZone {
   name: string
@@ -124,13 +131,17 @@ export function gatewayView(manifest: Manifest) {
       auth: route.auth,
       zone,
       burst,
-      ...(external ? {external: externalView(external.name, external.url, route.path)} : {upstream: upstreamName(route.service)}),
+      ...(external
+        ? {external: externalView(external.name, external.url, route.path)}
+        : {upstream: upstreamName(route.service)}),
     }
   })
 
   // Responses the gateway itself generates; a JSON body and X-Gateway-Error tell them apart from an
   // upstream's own 502/503/504 (which pass through untouched: proxy_intercept_errors stays off).
-  const errors: GatewayErrorPage[] = [{status: rateLimit.status, location: 'rate_limited', reason: 'rate-limited', message: 'rate limit exceeded'}]
+  const errors: GatewayErrorPage[] = [
+    {status: rateLimit.status, location: 'rate_limited', reason: 'rate-limited', message: 'rate limit exceeded'},
+  ]
   for (const error of [
     {status: 502, location: 'bad_gateway', reason: 'upstream-unavailable', message: 'upstream unavailable'},
     {status: 504, location: 'gateway_timeout', reason: 'upstream-timeout', message: 'upstream timed out'},
@@ -177,16 +188,23 @@ export async function renderUpstreams(manifest: Manifest, replicas: Record<strin
     // all register it, so `docker compose up` and `docker-compose up --scale` work too.
     const hosts = replicas[service.name] ?? [service.name]
     if (hosts.length === 0) {
-      throw new OperationError(`upstream of service "${service.name}" would have no servers`, {hint: 'Keep at least one replica running.'})
+      throw new OperationError(`upstream of service "${service.name}" would have no servers`, {
+        hint: 'Keep at least one replica running.',
+      })
     }
 
     for (const host of hosts) {
       // The value lands in nginx.conf syntax: a stray ";" or space would change the config's meaning.
       // "_" is allowed: Compose v1 names replicas <project>_web_1.
-      if (!/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(host)) throw new OperationError(`"${host}" is not a valid upstream host name`)
+      if (!/^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(host))
+        throw new OperationError(`"${host}" is not a valid upstream host name`)
     }
 
-    return {name: upstreamName(service.name), service: service.name, servers: hosts.map((host) => `${host}:${service.port}`)}
+    return {
+      name: upstreamName(service.name),
+      service: service.name,
+      servers: hosts.map((host) => `${host}:${service.port}`),
+    }
   })
   return renderTemplate('gateway/conf.d/upstreams.conf.ejs', {upstreams, serverParams: UPSTREAM_SERVER_PARAMS})
 }
@@ -194,12 +212,21 @@ export async function renderUpstreams(manifest: Manifest, replicas: Record<strin
 /** gateway/nginx.conf and every file under gateway/conf.d/. */
 export async function renderGateway(manifest: Manifest): Promise<PlannedFile[]> {
   const view = gatewayView(manifest)
-  const files: PlannedFile[] = [{path: PROJECT_PATHS.nginxConf, content: await renderTemplate('gateway/nginx.conf.ejs', view)}]
+  const files: PlannedFile[] = [
+    {path: PROJECT_PATHS.nginxConf, content: await renderTemplate('gateway/nginx.conf.ejs', view)},
+  ]
   for (const name of CONFD_TEMPLATES) {
-    files.push({path: `${PROJECT_PATHS.confd}/${name}`, content: await renderTemplate(`gateway/conf.d/${name}.ejs`, view)})
+    files.push({
+      path: `${PROJECT_PATHS.confd}/${name}`,
+      content: await renderTemplate(`gateway/conf.d/${name}.ejs`, view),
+    })
   }
 
   files.push({path: PROJECT_PATHS.upstreams, content: await renderUpstreams(manifest)})
-  if (view.jwt) files.push({path: `${PROJECT_PATHS.njs}/jwt.js`, content: await renderTemplate('gateway/njs/jwt.js.ejs', {leewaySeconds: JWT_LEEWAY_SECONDS})})
+  if (view.jwt)
+    files.push({
+      path: `${PROJECT_PATHS.njs}/jwt.js`,
+      content: await renderTemplate('gateway/njs/jwt.js.ejs', {leewaySeconds: JWT_LEEWAY_SECONDS}),
+    })
   return files
 }

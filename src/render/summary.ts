@@ -28,10 +28,12 @@ export function describeProject(project: CreatedProject, options: {dryRun?: bool
   const relativeDir = relative(process.cwd(), project.dir)
   const where = relativeDir === '' ? '.' : relativeDir.startsWith('..') ? project.dir : relativeDir
   lines.push(`Created ${manifest.name} in ${project.dir} (${files.length} files).`, '', 'Routes:')
-  for (const route of manifest.routes) lines.push(`  ${route.path.padEnd(20)} -> ${route.service}${route.auth === 'none' ? '' : ` (${route.auth})`}`)
+  for (const route of manifest.routes)
+    lines.push(`  ${route.path.padEnd(20)} -> ${route.service}${route.auth === 'none' ? '' : ` (${route.auth})`}`)
   if (usesAuth(manifest, 'basic') || usesAuth(manifest, 'api-key') || usesAuth(manifest, 'jwt')) {
     lines.push('', 'Credentials (shown once; kept in secrets/, mode 0600):')
-    if (usesAuth(manifest, 'basic')) lines.push(`  basic auth  ${secrets.basicAuth.user}:${secrets.basicAuth.password}   (${PROJECT_PATHS.basicAuth})`)
+    if (usesAuth(manifest, 'basic'))
+      lines.push(`  basic auth  ${secrets.basicAuth.user}:${secrets.basicAuth.password}   (${PROJECT_PATHS.basicAuth})`)
     if (usesAuth(manifest, 'api-key')) lines.push(`  X-API-Key   ${secrets.apiKeys[0]}   (${PROJECT_PATHS.apiKeys})`)
     // The key itself stays in its file: tokens are minted from it, not typed.
     if (usesAuth(manifest, 'jwt')) {
@@ -44,6 +46,14 @@ export function describeProject(project: CreatedProject, options: {dryRun?: bool
 
   const scheme = manifest.tls.mode === 'off' ? 'http' : 'https'
   const port = manifest.tls.mode === 'off' ? manifest.ports.http : manifest.ports.https
-  lines.push('', 'Next:', `  cd ${where}`, '  create-gateway up        # build and start the stack', '  create-gateway verify    # prove it works', '', `The gateway will answer on ${scheme}://${manifest.domain}:${port}/ (listening on ${manifest.bind}).`)
+  lines.push(
+    '',
+    'Next:',
+    `  cd ${where}`,
+    '  create-gateway up        # build and start the stack',
+    '  create-gateway verify    # prove it works',
+    '',
+    `The gateway will answer on ${scheme}://${manifest.domain}:${port}/ (listening on ${manifest.bind}).`,
+  )
   return lines.join('\n')
 }

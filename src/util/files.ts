@@ -64,7 +64,9 @@ export async function writePlan(dir: string, plan: FilePlan, options: WriteOptio
   if (!options.update && !options.force && (await exists(root))) {
     const entries = await readdir(root)
     if (entries.length > 0) {
-      throw new UsageError(`${root} is not empty`, {hint: 'Choose a new directory, or pass --force to overwrite only the files init generates.'})
+      throw new UsageError(`${root} is not empty`, {
+        hint: 'Choose a new directory, or pass --force to overwrite only the files init generates.',
+      })
     }
   }
 

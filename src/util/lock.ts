@@ -110,7 +110,12 @@ function isStale(found: {owner?: LockOwner; ageMs: number}, isAlive: (pid: numbe
 }
 
 /** Remove a stale lock, unless someone else broke it first and took the project meanwhile. */
-async function breakStaleLock(dir: string, path: string, seen: string, isAlive: (pid: number) => boolean): Promise<void> {
+async function breakStaleLock(
+  dir: string,
+  path: string,
+  seen: string,
+  isAlive: (pid: number) => boolean,
+): Promise<void> {
   const breaker = join(dir, BREAK_FILE)
   if (!(await createExclusive(breaker, String(process.pid)))) {
     const info = await stat(breaker).catch(() => undefined)
@@ -142,7 +147,13 @@ export async function acquireProjectLock(dir: string, options: LockOptions): Pro
   const clock = options.clock ?? systemClock
   const isAlive = options.isAlive ?? processIsAlive
   const deadline = clock.now() + (options.waitMs ?? 0)
-  const owner: LockOwner = {pid: process.pid, host: hostname(), command: options.command, since: new Date().toISOString(), token: randomBytes(8).toString('hex')}
+  const owner: LockOwner = {
+    pid: process.pid,
+    host: hostname(),
+    command: options.command,
+    since: new Date().toISOString(),
+    token: randomBytes(8).toString('hex'),
+  }
   let announced = false
   for (;;) {
     if (await createExclusive(path, `${JSON.stringify(owner)}\n`)) break

@@ -43,7 +43,11 @@ export class WaitTimeoutError<T = unknown> extends OperationError {
  * at the deadline, so a short timeout still gets at least one try. An aborted `signal` ends the wait
  * with its reason; an attempt already running is not cancelled, only no longer waited for.
  */
-export async function retryUntil<T>(fn: () => Promise<T>, ok: (value: T) => boolean, options: RetryOptions<T>): Promise<T> {
+export async function retryUntil<T>(
+  fn: () => Promise<T>,
+  ok: (value: T) => boolean,
+  options: RetryOptions<T>,
+): Promise<T> {
   const clock = options.clock ?? systemClock
   const deadline = clock.now() + options.timeoutMs
   let last: T | undefined

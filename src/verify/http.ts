@@ -75,7 +75,13 @@ export function basicAuthorization(user: string, password: string): string {
 }
 
 /** Headers that present the project's own (or deliberately wrong) credentials for a route's auth mode. */
-export function credentialHeaders(auth: AuthMode, credentials: Credentials, secrets: ProjectSecrets, wrongToken: string, nowMs = Date.now()): Record<string, string> {
+export function credentialHeaders(
+  auth: AuthMode,
+  credentials: Credentials,
+  secrets: ProjectSecrets,
+  wrongToken: string,
+  nowMs = Date.now(),
+): Record<string, string> {
   if (auth === 'none' || credentials === 'none') return {}
   if (auth === 'jwt') return {authorization: `Bearer ${verifyToken(secrets.jwtSecret, credentials, nowMs, wrongToken)}`}
   if (auth === 'basic') {
@@ -134,7 +140,9 @@ export class GatewayClient {
   }
 
   isRateLimited(response: GatewayResponse): boolean {
-    return response.status === this.manifest.rateLimit.status && response.headers[GATEWAY_ERROR_HEADER] === 'rate-limited'
+    return (
+      response.status === this.manifest.rateLimit.status && response.headers[GATEWAY_ERROR_HEADER] === 'rate-limited'
+    )
   }
 
   /**
@@ -159,7 +167,10 @@ export class GatewayClient {
 
   /** Retry interval and bound for rate-limited answers: one token of the slowest zone, and a full refill. */
   pacing(): {intervalMs: number; timeoutMs: number} {
-    const zones = [this.manifest.rateLimit, ...this.manifest.routes.flatMap((route) => (route.rateLimit ? [route.rateLimit] : []))]
+    const zones = [
+      this.manifest.rateLimit,
+      ...this.manifest.routes.flatMap((route) => (route.rateLimit ? [route.rateLimit] : [])),
+    ]
     const slowest = Math.min(...zones.map((zone) => ratePerSecond(zone.rate)))
     const burst = Math.max(...zones.map((zone) => zone.burst))
     const intervalMs = Math.ceil(1000 / slowest) + 20
@@ -190,12 +201,18 @@ export class GatewayClient {
           : httpRequest(common)
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
       req.on('error', (error) => {
-        reject(new GatewayUnreachableError(`${scheme}://${urlHost(this.host)}:${port}${path}: ${error.message}`, requestId, {cause: error}))
+        reject(
+          new GatewayUnreachableError(`${scheme}://${urlHost(this.host)}:${port}${path}: ${error.message}`, requestId, {
+            cause: error,
+          }),
+        )
       })
       req.on('response', (res) => {
         const chunks: Buffer[] = []
         res.on('data', (chunk: Buffer) => chunks.push(chunk))
-        res.on('error', (error) => reject(new GatewayUnreachableError(`${path}: ${error.message}`, requestId, {cause: error})))
+        res.on('error', (error) =>
+          reject(new GatewayUnreachableError(`${path}: ${error.message}`, requestId, {cause: error})),
+        )
         res.on('end', () => {
           this.answered.push(requestId)
           const body = Buffer.concat(chunks).toString('utf8')
@@ -208,7 +225,14 @@ export class GatewayClient {
             }
           }
 
-          resolve({status: res.statusCode ?? 0, headers: res.headers, body, json, requestId, ms: Math.round(performance.now() - started)})
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body,
+            json,
+            requestId,
+            ms: Math.round(performance.now() - started),
+          })
         })
       })
       req.end()

@@ -22,7 +22,12 @@ export function signJwt(secret: string, claims: JwtClaims): string {
 }
 
 /** A token for a verify request: `valid` for five minutes, `expired` an hour ago, `wrong` signed with another key. */
-export function verifyToken(secret: string, kind: 'valid' | 'wrong' | 'expired', nowMs: number, wrongKey: string): string {
+export function verifyToken(
+  secret: string,
+  kind: 'valid' | 'wrong' | 'expired',
+  nowMs: number,
+  wrongKey: string,
+): string {
   const now = Math.floor(nowMs / 1000)
   const sub = 'create-gateway-verify'
   if (kind === 'expired') return signJwt(secret, {sub, iat: now - 7200, exp: now - 3600})

@@ -41,7 +41,12 @@ export function toleranceFor(rate: number): number {
  * rate, the bucket accepts: [B + 1 + floor(rate x W) - tol, B + 1 + ceil(rate x W) + tol], clamped to
  * [0, amount].
  */
-export function expectedAcceptedRange(limit: ZoneLimit, windowMs: number, amount: number, tolerance = toleranceFor(limit.rate)): ExpectedRange {
+export function expectedAcceptedRange(
+  limit: ZoneLimit,
+  windowMs: number,
+  amount: number,
+  tolerance = toleranceFor(limit.rate),
+): ExpectedRange {
   const refill = (limit.rate * Math.max(0, windowMs)) / 1000
   const min = limit.burst + 1 + Math.floor(refill) - tolerance
   const max = limit.burst + 1 + Math.ceil(refill) + tolerance

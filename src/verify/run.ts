@@ -20,7 +20,17 @@ import {GatewayClient} from './http.js'
 import {CHECK_IDS, type Check, type CheckId, type CheckResult, type VerifyContext, type VerifyReport} from './types.js'
 
 /** Every check, in CHECK_IDS order. */
-export const CHECKS: readonly Check[] = [containersCheck, configCheck, redirectCheck, tlsCheck, routesCheck, authCheck, balanceCheck, rateLimitCheck, logsCheck]
+export const CHECKS: readonly Check[] = [
+  containersCheck,
+  configCheck,
+  redirectCheck,
+  tlsCheck,
+  routesCheck,
+  authCheck,
+  balanceCheck,
+  rateLimitCheck,
+  logsCheck,
+]
 
 /** `--only a,b --only c` -> ['a', 'b', 'c'], each checked against the known ids. */
 export function parseCheckList(values: readonly string[] | undefined, flag: string): CheckId[] | undefined {
@@ -31,10 +41,13 @@ export function parseCheckList(values: readonly string[] | undefined, flag: stri
     .filter((value) => value !== '')
   const unknown = ids.filter((id) => !(CHECK_IDS as readonly string[]).includes(id))
   if (unknown.length > 0) {
-    throw new UsageError(`${flag}: unknown check ${unknown.map((id) => `"${id}"`).join(', ')}`, {hint: `Checks: ${CHECK_IDS.join(', ')}.`})
+    throw new UsageError(`${flag}: unknown check ${unknown.map((id) => `"${id}"`).join(', ')}`, {
+      hint: `Checks: ${CHECK_IDS.join(', ')}.`,
+    })
   }
 
-  if (ids.length === 0) throw new UsageError(`${flag}: name at least one check`, {hint: `Checks: ${CHECK_IDS.join(', ')}.`})
+  if (ids.length === 0)
+    throw new UsageError(`${flag}: name at least one check`, {hint: `Checks: ${CHECK_IDS.join(', ')}.`})
   return ids as CheckId[]
 }
 
@@ -43,7 +56,8 @@ export function selectChecks(only?: readonly string[], skip?: readonly string[])
   const included = parseCheckList(only, '--only')
   const excluded = new Set(parseCheckList(skip, '--skip') ?? [])
   const selected = CHECK_IDS.filter((id) => (included === undefined || included.includes(id)) && !excluded.has(id))
-  if (selected.length === 0) throw new UsageError('--only and --skip leave no check to run', {hint: `Checks: ${CHECK_IDS.join(', ')}.`})
+  if (selected.length === 0)
+    throw new UsageError('--only and --skip leave no check to run', {hint: `Checks: ${CHECK_IDS.join(', ')}.`})
   return selected
 }
 
@@ -53,7 +67,12 @@ export function newRunId(): string {
 }
 
 /** Run checks in order; a check that throws fails with its message, and the rest still run. */
-export async function runChecks(checks: readonly Check[], context: VerifyContext, onResult?: (result: CheckResult) => void, onStart?: (check: Check) => void): Promise<CheckResult[]> {
+export async function runChecks(
+  checks: readonly Check[],
+  context: VerifyContext,
+  onResult?: (result: CheckResult) => void,
+  onStart?: (check: Check) => void,
+): Promise<CheckResult[]> {
   const results: CheckResult[] = []
   for (const check of checks) {
     onStart?.(check)
@@ -63,8 +82,19 @@ export async function runChecks(checks: readonly Check[], context: VerifyContext
       const outcome = await check.run(context)
       result = {id: check.id, title: check.title, ...outcome, ms: Math.round(performance.now() - started)}
     } catch (error) {
-      const message = error instanceof GatewayError && error.hint ? `${error.message} (${error.hint})` : error instanceof Error ? error.message : String(error)
-      result = {id: check.id, title: check.title, ok: false, detail: message, ms: Math.round(performance.now() - started)}
+      const message =
+        error instanceof GatewayError && error.hint
+          ? `${error.message} (${error.hint})`
+          : error instanceof Error
+            ? error.message
+            : String(error)
+      result = {
+        id: check.id,
+        title: check.title,
+        ok: false,
+        detail: message,
+        ms: Math.round(performance.now() - started),
+      }
     }
 
     results.push(result)
@@ -104,7 +134,17 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
   }
 
   const http = new GatewayClient({manifest, secrets, runId, ca, clock})
-  const context: VerifyContext = {dir, manifest, secrets, runId, startedAt, http, engine: options.engine ?? projectEngine(manifest), clock, caFile: options.caFile}
+  const context: VerifyContext = {
+    dir,
+    manifest,
+    secrets,
+    runId,
+    startedAt,
+    http,
+    engine: options.engine ?? projectEngine(manifest),
+    clock,
+    caFile: options.caFile,
+  }
   const ids = new Set(options.checks ?? CHECK_IDS)
   const selected = CHECKS.filter((check) => ids.has(check.id))
   // A stack that is not running at all fails every check the same way: say so at once, instead of
@@ -115,16 +155,23 @@ export async function runVerify(options: VerifyOptions): Promise<VerifyReport> {
   )
   if (!running) {
     const why = `the stack of ${manifest.name} is not running (no containers); start it with \`create-gateway up\``
-    const checks = selected.map((check) => ({id: check.id, title: check.title, ok: false, detail: check.id === 'containers' ? why : 'not run: the stack is not running', ms: 0}))
+    const checks = selected.map((check) => ({
+      id: check.id,
+      title: check.title,
+      ok: false,
+      detail: check.id === 'containers' ? why : 'not run: the stack is not running',
+      ms: 0,
+    }))
     for (const result of checks) options.onResult?.(result)
     return {ok: false, project: manifest.name, runId, durationMs: Math.round(performance.now() - started), checks}
   }
 
-  const checks = await runChecks(
-    selected,
-    context,
-    options.onResult,
-    options.onStart,
-  )
-  return {ok: checks.every((check) => check.ok), project: manifest.name, runId, durationMs: Math.round(performance.now() - started), checks}
+  const checks = await runChecks(selected, context, options.onResult, options.onStart)
+  return {
+    ok: checks.every((check) => check.ok),
+    project: manifest.name,
+    runId,
+    durationMs: Math.round(performance.now() - started),
+    checks,
+  }
 }

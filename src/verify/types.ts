@@ -5,7 +5,17 @@ import type {VerifyEngine} from './engine.js'
 import type {GatewayClient} from './http.js'
 
 /** The checks in the order they run: cheap engine checks first, the load test last but one. */
-export const CHECK_IDS = ['containers', 'config', 'redirect', 'tls', 'routes', 'auth', 'balance', 'rate-limit', 'logs'] as const
+export const CHECK_IDS = [
+  'containers',
+  'config',
+  'redirect',
+  'tls',
+  'routes',
+  'auth',
+  'balance',
+  'rate-limit',
+  'logs',
+] as const
 export type CheckId = (typeof CHECK_IDS)[number]
 
 /** What a check concludes. The runner adds id, title and the time it took. */

@@ -8,7 +8,17 @@ import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {tempDir} from '../helpers/cli.js'
-import {cleanupRun, docker, httpsGet, newRunId, OFFLINE_IMAGES, projectContainers, projectContainersChecked, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
+import {
+  cleanupRun,
+  docker,
+  httpsGet,
+  newRunId,
+  OFFLINE_IMAGES,
+  projectContainers,
+  projectContainersChecked,
+  runCliAsync,
+  waitForEngineAndImages,
+} from '../helpers/e2e.js'
 
 /**
  * `scale` against the real engine, driven through the CLI: 1 -> 3 -> 1 under a continuous load with
@@ -72,9 +82,14 @@ async function hostnameOf(id: string): Promise<string> {
 
 /** Every replica runs and is healthy, gateway.yaml says how many, and the upstream lists exactly them. */
 async function expectConsistent(): Promise<number> {
-  const web = (await projectContainersChecked(NAME)).filter((container) => container.Labels['com.docker.compose.service'] === 'web')
+  const web = (await projectContainersChecked(NAME)).filter(
+    (container) => container.Labels['com.docker.compose.service'] === 'web',
+  )
   const names = web.map((container) => container.Names[0]!.slice(1)).sort()
-  expect(web.every((container) => container.State === 'running' && container.Status.includes('(healthy)')), JSON.stringify(web.map((c) => c.Status))).toBe(true)
+  expect(
+    web.every((container) => container.State === 'running' && container.Status.includes('(healthy)')),
+    JSON.stringify(web.map((c) => c.Status)),
+  ).toBe(true)
   expect(names).toEqual(Array.from({length: names.length}, (_, index) => `${NAME}-web-${index + 1}`))
   expect(upstreamServers()).toEqual(names)
   expect(savedReplicas()).toBe(names.length)
@@ -131,9 +146,14 @@ function startLoad(): Load {
     },
   } as autocannon.Options & {verifyBody: (body: string) => boolean}) as RunningLoad
   instance.on('response', (_client: unknown, status: number) => {
-    if (status < 200 || status > 299) failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s [${phase}] HTTP ${status}`)
+    if (status < 200 || status > 299)
+      failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s [${phase}] HTTP ${status}`)
   })
-  instance.on('reqError', (error: Error) => failures.push(`${((Date.now() - started) / 1000).toFixed(1)} s [${phase}] ${(error as NodeJS.ErrnoException).code ?? error.message}`))
+  instance.on('reqError', (error: Error) =>
+    failures.push(
+      `${((Date.now() - started) / 1000).toFixed(1)} s [${phase}] ${(error as NodeJS.ErrnoException).code ?? error.message}`,
+    ),
+  )
   const done = new Promise<autocannon.Result>((resolve) => instance.on('done', resolve))
   return {
     hostnames,
@@ -156,9 +176,31 @@ beforeAll(async () => {
   const [http, https] = await pickPorts()
   HTTPS = https
   const init = await runCliAsync(
-    ['init', DIR, '--yes', '--name', NAME, '--domain', DOMAIN, '--http-port', String(http), '--https-port', String(https), '--replicas', '1',
-      '--rate', '1000r/s', '--burst', '1000', '--external', 'payment=https://payments.example.com',
-      '--python-image', OFFLINE_IMAGES.python, '--nginx-image', OFFLINE_IMAGES.nginx],
+    [
+      'init',
+      DIR,
+      '--yes',
+      '--name',
+      NAME,
+      '--domain',
+      DOMAIN,
+      '--http-port',
+      String(http),
+      '--https-port',
+      String(https),
+      '--replicas',
+      '1',
+      '--rate',
+      '1000r/s',
+      '--burst',
+      '1000',
+      '--external',
+      'payment=https://payments.example.com',
+      '--python-image',
+      OFFLINE_IMAGES.python,
+      '--nginx-image',
+      OFFLINE_IMAGES.nginx,
+    ],
     {env: ENV, timeoutMs: 60_000},
   )
   expect(init.status, init.stderr).toBe(0)
@@ -186,8 +228,12 @@ describe('scale on a running stack', () => {
       console.log(`[e2e] scale web=3 took ${up.ms} ms`)
       load.setPhase('at 3')
       const status = await cli(['status', '--json'], 60_000)
-      const rows = (JSON.parse(status.stdout) as {containers: Array<{name: string; service: string; inUpstream?: boolean}>}).containers
-      expect(rows.filter((row) => row.service === 'web').map((row) => [row.name, row.inUpstream])).toEqual([1, 2, 3].map((n) => [`${NAME}-web-${n}`, true]))
+      const rows = (
+        JSON.parse(status.stdout) as {containers: Array<{name: string; service: string; inUpstream?: boolean}>}
+      ).containers
+      expect(rows.filter((row) => row.service === 'web').map((row) => [row.name, row.inUpstream])).toEqual(
+        [1, 2, 3].map((n) => [`${NAME}-web-${n}`, true]),
+      )
       expect(rows.find((row) => row.service === 'gateway')?.inUpstream).toBeUndefined()
       await sleep(4_000)
       const at3 = await Promise.all((await webContainers()).map((container) => hostnameOf(container.Id)))
@@ -198,7 +244,9 @@ describe('scale on a running stack', () => {
       load.setPhase('at 1')
       await sleep(3_000)
       result = await load.stop()
-      console.log(`[e2e] load: ${result.requests.total} requests, ${result['2xx']} 2xx, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts; hostnames ${JSON.stringify(Object.fromEntries([...load.hostnames].map(([phase, set]) => [phase, set.size])))}`)
+      console.log(
+        `[e2e] load: ${result.requests.total} requests, ${result['2xx']} 2xx, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts; hostnames ${JSON.stringify(Object.fromEntries([...load.hostnames].map(([phase, set]) => [phase, set.size])))}`,
+      )
       expect(load.failures).toEqual([])
       expect(result.errors).toBe(0)
       expect(result.timeouts).toBe(0)
@@ -222,7 +270,11 @@ describe('scale on a running stack', () => {
     const run = await cli(['verify', '--only', 'containers,config,balance', '--json'], 120_000)
     const report = JSON.parse(run.stdout) as {ok: boolean; checks: Array<{id: string; ok: boolean; detail: string}>}
     expect(run.status, run.stdout).toBe(0)
-    expect(report.checks.map((check) => [check.id, check.ok])).toEqual([['containers', true], ['config', true], ['balance', true]])
+    expect(report.checks.map((check) => [check.id, check.ok])).toEqual([
+      ['containers', true],
+      ['config', true],
+      ['balance', true],
+    ])
     expect(report.checks.find((check) => check.id === 'containers')?.detail).toContain('4/4 running and healthy')
     expect(report.checks.find((check) => check.id === 'balance')?.detail).toMatch(/web: 3\/3 replicas/)
     expect((await cli(['scale', 'web=1'])).status).toBe(0)
@@ -240,7 +292,13 @@ describe('scale on a running stack', () => {
     try {
       await sleep(2_000)
       load.setPhase('rolling')
-      writeFileSync(views, original.replace("'hostname': socket.gethostname(),", "'hostname': socket.gethostname(),\n        'release': 'v2',"))
+      writeFileSync(
+        views,
+        original.replace(
+          "'hostname': socket.gethostname(),",
+          "'hostname': socket.gethostname(),\n        'release': 'v2',",
+        ),
+      )
       const up = await cli(['up', '--timeout', '120'], 300_000)
       expect(up.status, `${up.stdout}\n${up.stderr}`).toBe(0)
       console.log(`[e2e] up (rolling, 2 replicas) took ${up.ms} ms`)
@@ -249,7 +307,9 @@ describe('scale on a running stack', () => {
       load.setPhase('after')
       await sleep(3_000)
       result = await load.stop()
-      console.log(`[e2e] load during up: ${result.requests.total} requests, ${result.non2xx} non-2xx, ${result.errors} errors; releases ${JSON.stringify(Object.fromEntries([...load.releases].map(([phase, set]) => [phase, [...set]])))}`)
+      console.log(
+        `[e2e] load during up: ${result.requests.total} requests, ${result.non2xx} non-2xx, ${result.errors} errors; releases ${JSON.stringify(Object.fromEntries([...load.releases].map(([phase, set]) => [phase, [...set]])))}`,
+      )
       expect(load.failures).toEqual([])
       expect(result.errors).toBe(0)
       expect(result.timeouts).toBe(0)
@@ -270,7 +330,11 @@ describe('scale on a running stack', () => {
   }, 600_000)
 
   it('a broken gateway config: exit 1 with the nginx -t output, upstream byte-identical, gateway still answers, no container left', async () => {
-    const before = {upstreams: readFileSync(UPSTREAMS), manifest: readFileSync(join(DIR, 'gateway.yaml')), ids: await containerIds()}
+    const before = {
+      upstreams: readFileSync(UPSTREAMS),
+      manifest: readFileSync(join(DIR, 'gateway.yaml')),
+      ids: await containerIds(),
+    }
     const broken = join(DIR, 'gateway/conf.d/zz-broken.conf')
     writeFileSync(broken, 'upstream broken {\n')
     try {
@@ -292,7 +356,19 @@ describe('scale on a running stack', () => {
     expect(await expectConsistent()).toBe(1)
   }, 300_000)
 
-  it.each([['web=abc'], ['web=0'], ['web=-1'], ['web=1.5'], ['web=11'], ['nosuch=2'], ['payment=2'], ['web'], ['web=2', 'web=3']].map((args) => [args.join(' '), args] as const))(
+  it.each(
+    [
+      ['web=abc'],
+      ['web=0'],
+      ['web=-1'],
+      ['web=1.5'],
+      ['web=11'],
+      ['nosuch=2'],
+      ['payment=2'],
+      ['web'],
+      ['web=2', 'web=3'],
+    ].map((args) => [args.join(' '), args] as const),
+  )(
     'bad input `scale %s`: exit 2, no container created, upstreams.conf unchanged',
     async (_label, args) => {
       const before = {upstreams: readFileSync(UPSTREAMS), ids: await containerIds()}
@@ -334,7 +410,11 @@ describe('scale on a running stack', () => {
       }),
     )
     try {
-      await retryUntil(async () => waiting.size, (size) => size === 2, {timeoutMs: 60_000, intervalMs: 200, describe: 'both queued scales to say they are waiting'})
+      await retryUntil(
+        async () => waiting.size,
+        (size) => size === 2,
+        {timeoutMs: 60_000, intervalMs: 200, describe: 'both queued scales to say they are waiting'},
+      )
     } finally {
       await held.release()
     }

@@ -50,8 +50,25 @@ async function initProject(suffix: string): Promise<Project> {
   let https = await freePort()
   while (https === http) https = await freePort()
   const result = await runCliAsync(
-    ['init', dir, '--yes', '--name', name, '--domain', DOMAIN, '--bind', '127.0.0.1', '--http-port', String(http), '--https-port', String(https),
-      '--python-image', OFFLINE_IMAGES.python, '--nginx-image', OFFLINE_IMAGES.nginx],
+    [
+      'init',
+      dir,
+      '--yes',
+      '--name',
+      name,
+      '--domain',
+      DOMAIN,
+      '--bind',
+      '127.0.0.1',
+      '--http-port',
+      String(http),
+      '--https-port',
+      String(https),
+      '--python-image',
+      OFFLINE_IMAGES.python,
+      '--nginx-image',
+      OFFLINE_IMAGES.nginx,
+    ],
     {env: ENV, timeoutMs: 60_000},
   )
   expect(result.status, result.stderr).toBe(0)
@@ -88,9 +105,15 @@ describe('up, status, down on a generated project', () => {
     expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0)
     expect(result.stdout).toContain(`https://${DOMAIN}:${project.https}/`)
     expect(result.stdout).toContain(`curl --cacert certs/ca.pem`)
-    expect(result.stderr).toMatch(/web: Step \d+\/\d+ : FROM create-gateway-offline\/python:bookworm|image .* is up to date/)
+    expect(result.stderr).toMatch(
+      /web: Step \d+\/\d+ : FROM create-gateway-offline\/python:bookworm|image .* is up to date/,
+    )
     const containers = await projectContainers(project.name)
-    expect(containers.map((container) => container.Names[0]).sort()).toEqual([`/${project.name}-gateway-1`, `/${project.name}-web-1`, `/${project.name}-web-2`])
+    expect(containers.map((container) => container.Names[0]).sort()).toEqual([
+      `/${project.name}-gateway-1`,
+      `/${project.name}-web-1`,
+      `/${project.name}-web-2`,
+    ])
     for (const container of containers) {
       expect(container.Labels).toMatchObject({
         'com.docker.compose.project': project.name,
@@ -103,8 +126,17 @@ describe('up, status, down on a generated project', () => {
     }
 
     // Only the gateway publishes ports, and only on 127.0.0.1.
-    const published = containers.flatMap((container) => container.Ports.filter((port) => port.PublicPort).map((port) => `${container.Names[0]} ${port.IP}:${port.PublicPort}`))
-    expect(published.sort()).toEqual([`/${project.name}-gateway-1 127.0.0.1:${project.http}`, `/${project.name}-gateway-1 127.0.0.1:${project.https}`].sort())
+    const published = containers.flatMap((container) =>
+      container.Ports.filter((port) => port.PublicPort).map(
+        (port) => `${container.Names[0]} ${port.IP}:${port.PublicPort}`,
+      ),
+    )
+    expect(published.sort()).toEqual(
+      [
+        `/${project.name}-gateway-1 127.0.0.1:${project.http}`,
+        `/${project.name}-gateway-1 127.0.0.1:${project.https}`,
+      ].sort(),
+    )
     containerIds = containers.map((container) => container.Id).sort()
   }, 300_000)
 
@@ -113,8 +145,12 @@ describe('up, status, down on a generated project', () => {
     const response = await httpsGet({port: project.https, domain: DOMAIN, ca, path: '/api/'})
     expect(response.status).toBe(200)
     const body = JSON.parse(response.body) as {hostname: string}
-    const web = (await projectContainers(project.name)).filter((container) => container.Labels['com.docker.compose.service'] === 'web')
-    const hostnames = await Promise.all(web.map(async (container) => (await docker.getContainer(container.Id).inspect()).Config.Hostname))
+    const web = (await projectContainers(project.name)).filter(
+      (container) => container.Labels['com.docker.compose.service'] === 'web',
+    )
+    const hostnames = await Promise.all(
+      web.map(async (container) => (await docker.getContainer(container.Id).inspect()).Config.Hostname),
+    )
     expect(hostnames).toContain(body.hostname)
   })
 
@@ -126,14 +162,21 @@ describe('up, status, down on a generated project', () => {
       async () => {
         const result = await runCliAsync(['status', '--dir', project.dir, '--json'], {env: ENV, timeoutMs: 60_000})
         expect(result.status, result.stderr).toBe(0)
-        const document = JSON.parse(result.stdout) as {project: string; containers: Row[]; certificate: {mode: string; daysLeft: number; issuer: string}}
+        const document = JSON.parse(result.stdout) as {
+          project: string
+          containers: Row[]
+          certificate: {mode: string; daysLeft: number; issuer: string}
+        }
         expect(document.project).toBe(project.name)
-        expect(document.certificate).toMatchObject({mode: 'self-signed', issuer: expect.stringContaining('create-gateway local CA')})
+        expect(document.certificate).toMatchObject({
+          mode: 'self-signed',
+          issuer: expect.stringContaining('create-gateway local CA'),
+        })
         expect(document.certificate.daysLeft).toBeGreaterThan(300)
         return document.containers
       },
       (list) => !list.some((row) => row.health === 'starting'),
-      {timeoutMs: 30_000, intervalMs: 1_000, describe: 'status to show the engine\'s first healthchecks'},
+      {timeoutMs: 30_000, intervalMs: 1_000, describe: "status to show the engine's first healthchecks"},
     )
     expect(rows.map((row) => [row.service, row.name, row.state, row.health])).toEqual([
       ['web', `${project.name}-web-1`, 'running', 'healthy'],
@@ -142,13 +185,17 @@ describe('up, status, down on a generated project', () => {
     ])
   })
 
-  it.runIf(hasCommand('docker-compose', ['version']))('docker-compose ps (Compose v1) in the project lists the same containers', () => {
-    const result = runCommand('docker-compose', ['ps'], project.dir)
-    expect(result.status, result.stderr).toBe(0)
-    for (const name of [`${project.name}-web-1`, `${project.name}-web-2`, `${project.name}-gateway-1`]) expect(result.stdout).toContain(name)
-    const quiet = runCommand('docker-compose', ['ps', '-q'], project.dir)
-    expect(quiet.stdout.trim().split('\n').sort()).toEqual(containerIds)
-  })
+  it.runIf(hasCommand('docker-compose', ['version']))(
+    'docker-compose ps (Compose v1) in the project lists the same containers',
+    () => {
+      const result = runCommand('docker-compose', ['ps'], project.dir)
+      expect(result.status, result.stderr).toBe(0)
+      for (const name of [`${project.name}-web-1`, `${project.name}-web-2`, `${project.name}-gateway-1`])
+        expect(result.stdout).toContain(name)
+      const quiet = runCommand('docker-compose', ['ps', '-q'], project.dir)
+      expect(quiet.stdout.trim().split('\n').sort()).toEqual(containerIds)
+    },
+  )
 
   it.runIf(hasCommand('docker', ['compose', 'version']))('docker compose ps (Compose v2) lists them too', () => {
     const result = runCommand('docker', ['compose', 'ps', '-q'], project.dir)
@@ -164,11 +211,14 @@ describe('up, status, down on a generated project', () => {
     expect((await projectContainers(project.name)).map((container) => container.Id).sort()).toEqual(containerIds)
   }, 120_000)
 
-  it('logs shows the replicas\' output and the access log holds the request', async () => {
+  it("logs shows the replicas' output and the access log holds the request", async () => {
     const logs = await runCliAsync(['logs', 'web', '--dir', project.dir, '--tail', '20'], {env: ENV, timeoutMs: 60_000})
     expect(logs.status, logs.stderr).toBe(0)
     expect(logs.stdout).toMatch(new RegExp(`^${project.name}-web-[12] +\\| `, 'm'))
-    const access = await runCliAsync(['logs', 'gateway', '--access', '--dir', project.dir], {env: ENV, timeoutMs: 60_000})
+    const access = await runCliAsync(['logs', 'gateway', '--access', '--dir', project.dir], {
+      env: ENV,
+      timeoutMs: 60_000,
+    })
     expect(access.status, access.stderr).toBe(0)
     expect(access.stdout).toMatch(/ 200 GET \/api\/ -> \S+:8000 /)
   })
@@ -207,7 +257,7 @@ describe('up that fails leaves nothing behind', () => {
     expect(await leftovers(project.name)).toEqual({containers: [], networks: []})
   }, 300_000)
 
-  it('shows the gateway\'s last log lines when it cannot start, and removes the replicas it started', async () => {
+  it("shows the gateway's last log lines when it cannot start, and removes the replicas it started", async () => {
     const project = await initProject('nginx')
     writeFileSync(join(project.dir, 'gateway/conf.d/zz-broken.conf'), 'this_is_not_a_directive on;\n')
     const result = await runCliAsync(['up', '--dir', project.dir, '--timeout', '60'], {env: ENV})
@@ -226,9 +276,14 @@ describe('up interrupted with Ctrl-C', () => {
     // Gunicorn starts 30 s late, so the replicas stay "starting" and Ctrl-C lands in the health wait.
     const config = join(project.dir, 'services/web/gunicorn.conf.py')
     writeFileSync(config, `import time\ntime.sleep(30)\n${readFileSync(config, 'utf8')}`)
-    const result = await runCliAsync(['up', '--dir', project.dir, '--timeout', '120'], {env: ENV, interrupt: {when: /^- Waiting for /m, signal: 'SIGINT'}})
+    const result = await runCliAsync(['up', '--dir', project.dir, '--timeout', '120'], {
+      env: ENV,
+      interrupt: {when: /^- Waiting for /m, signal: 'SIGINT'},
+    })
     expect(result.status, result.stderr).toBe(130)
-    expect(result.stderr.trim().split('\n').at(-1)).toBe(`Interrupted: removed 3 container(s) and network ${project.name}_default this run created`)
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(
+      `Interrupted: removed 3 container(s) and network ${project.name}_default this run created`,
+    )
     expect(result.stdout).toBe('')
     expect(await leftovers(project.name)).toEqual({containers: [], networks: []})
     expect(existsSync(join(project.dir, '.create-gateway.lock'))).toBe(false)
@@ -237,15 +292,30 @@ describe('up interrupted with Ctrl-C', () => {
 
 describe('without a reachable engine', () => {
   it.each([
-    ['a socket that does not exist', 'unix:///nonexistent/docker.sock', /^Error: Cannot reach the Docker engine: no socket at unix:\/\/\/nonexistent\/docker\.sock \(from DOCKER_HOST\)\. Start it/],
-    ['a port nothing listens on', 'tcp://127.0.0.1:1', /^Error: Cannot reach the Docker engine: tcp:\/\/127\.0\.0\.1:1 \(from DOCKER_HOST\) refused the connection/],
-  ])('every command says so in one line and exits 1 (%s)', async (_what, host, pattern) => {
-    const project = dirs[0] ?? (await initProject('noengine')).dir
-    for (const command of [['up'], ['down'], ['status'], ['logs']]) {
-      const result = await runCliAsync([...command, '--dir', project], {env: {...ENV, DOCKER_HOST: host}, timeoutMs: 60_000})
-      expect(result.status, command[0]).toBe(1)
-      expect(result.stderr.trim().split('\n'), command[0]).toHaveLength(1)
-      expect(result.stderr.trim(), command[0]).toMatch(pattern)
-    }
-  }, 120_000)
+    [
+      'a socket that does not exist',
+      'unix:///nonexistent/docker.sock',
+      /^Error: Cannot reach the Docker engine: no socket at unix:\/\/\/nonexistent\/docker\.sock \(from DOCKER_HOST\)\. Start it/,
+    ],
+    [
+      'a port nothing listens on',
+      'tcp://127.0.0.1:1',
+      /^Error: Cannot reach the Docker engine: tcp:\/\/127\.0\.0\.1:1 \(from DOCKER_HOST\) refused the connection/,
+    ],
+  ])(
+    'every command says so in one line and exits 1 (%s)',
+    async (_what, host, pattern) => {
+      const project = dirs[0] ?? (await initProject('noengine')).dir
+      for (const command of [['up'], ['down'], ['status'], ['logs']]) {
+        const result = await runCliAsync([...command, '--dir', project], {
+          env: {...ENV, DOCKER_HOST: host},
+          timeoutMs: 60_000,
+        })
+        expect(result.status, command[0]).toBe(1)
+        expect(result.stderr.trim().split('\n'), command[0]).toHaveLength(1)
+        expect(result.stderr.trim(), command[0]).toMatch(pattern)
+      }
+    },
+    120_000,
+  )
 })

@@ -8,7 +8,17 @@ import {retryUntil} from '../../src/util/retry.js'
 import type {reportDocument} from '../../src/verify/report.js'
 import {CHECK_IDS} from '../../src/verify/types.js'
 import {ROOT, tempDir} from '../helpers/cli.js'
-import {cleanupRun, docker, freePort, newRunId, OFFLINE_IMAGES, projectContainersChecked, runCliAsync, runCommand, waitForEngineAndImages} from '../helpers/e2e.js'
+import {
+  cleanupRun,
+  docker,
+  freePort,
+  newRunId,
+  OFFLINE_IMAGES,
+  projectContainersChecked,
+  runCliAsync,
+  runCommand,
+  waitForEngineAndImages,
+} from '../helpers/e2e.js'
 
 /**
  * `verify` against a real stack, run through the built CLI as a user would: a fresh init + up passes
@@ -23,7 +33,6 @@ const NAME = `cgv-${RUN_ID}`
 const projects = [NAME]
 let dir = ''
 let parent = ''
-
 
 /** Run the built CLI as a user would (stdin not a terminal), in the project's parent folder. */
 const cli = (args: string[], timeoutMs = 180_000) => runCliAsync(args, {cwd: parent, env: ENV, timeoutMs})
@@ -104,9 +113,29 @@ beforeAll(async () => {
   // An external service too (api-key protected): it points at a replica over the project network, so
   // no request leaves this machine.
   const init = await cli(
-    ['init', dir, '--yes', '--name', NAME, '--domain', DOMAIN, '--http-port', String(http), '--https-port', String(https),
-      '--external', `payment=http://${NAME}-web-1:8000`, '--route', '/payment/=payment:api-key', '--route', '/private/=web:jwt',
-      '--python-image', OFFLINE_IMAGES.python, '--nginx-image', OFFLINE_IMAGES.nginx],
+    [
+      'init',
+      dir,
+      '--yes',
+      '--name',
+      NAME,
+      '--domain',
+      DOMAIN,
+      '--http-port',
+      String(http),
+      '--https-port',
+      String(https),
+      '--external',
+      `payment=http://${NAME}-web-1:8000`,
+      '--route',
+      '/payment/=payment:api-key',
+      '--route',
+      '/private/=web:jwt',
+      '--python-image',
+      OFFLINE_IMAGES.python,
+      '--nginx-image',
+      OFFLINE_IMAGES.nginx,
+    ],
     60_000,
   )
   expect(init.status, init.stderr).toBe(0)
@@ -130,14 +159,22 @@ describe('verify on a fresh stack', () => {
     expect(failedIds(run)).toEqual([])
     expect(run.report.durationMs).toBeLessThan(60_000)
 
-    const rate = check(run, 'rate-limit').data as {accepted: number; rejected: number; status: number; amount: number; expected: {min: number; max: number}}
+    const rate = check(run, 'rate-limit').data as {
+      accepted: number
+      rejected: number
+      status: number
+      amount: number
+      expected: {min: number; max: number}
+    }
     expect(rate.accepted + rate.rejected).toBe(rate.amount)
     expect(rate.accepted).toBeGreaterThanOrEqual(rate.expected.min)
     expect(rate.accepted).toBeLessThanOrEqual(rate.expected.max)
     expect(rate.status).toBe(503)
 
     // The jwt route: no token, a wrongly signed one and an expired one refused, verify's own accepted.
-    const auth = check(run, 'auth').data as {routes: Array<{path: string; auth: string; attempts: Array<{credentials: string; status: number; ok: boolean}>}>}
+    const auth = check(run, 'auth').data as {
+      routes: Array<{path: string; auth: string; attempts: Array<{credentials: string; status: number; ok: boolean}>}>
+    }
     expect(auth.routes.find((route) => route.path === '/private/')).toEqual({
       path: '/private/',
       auth: 'jwt',
@@ -149,7 +186,9 @@ describe('verify on a fresh stack', () => {
       ],
     })
 
-    const balance = check(run, 'balance').data as {services: Array<{service: string; hostnames: Record<string, number>}>}
+    const balance = check(run, 'balance').data as {
+      services: Array<{service: string; hostnames: Record<string, number>}>
+    }
     expect(Object.keys(balance.services[0]!.hostnames)).toHaveLength(2)
 
     // The request ids of the run really are in the project's access log.
@@ -163,8 +202,13 @@ describe('verify on a fresh stack', () => {
     expect(table.status, table.stdout).toBe(0)
     const lines = table.stdout.trimEnd().split('\n')
     expect(lines[0]).toMatch(/^check\s+result\s+detail\s+time$/)
-    const rows = lines.slice(1, lines.indexOf('')).filter((line) => /^\S/.test(line)).map((line) => line.split(/\s+/).slice(0, 2))
-    expect(rows).toEqual(json.report.checks.map((c) => [c.id, !c.ok ? 'FAIL' : c.skipped ? 'skip' : c.warn ? 'warn' : 'pass']))
+    const rows = lines
+      .slice(1, lines.indexOf(''))
+      .filter((line) => /^\S/.test(line))
+      .map((line) => line.split(/\s+/).slice(0, 2))
+    expect(rows).toEqual(
+      json.report.checks.map((c) => [c.id, !c.ok ? 'FAIL' : c.skipped ? 'skip' : c.warn ? 'warn' : 'pass']),
+    )
     expect(lines.at(-1)).toMatch(/^8 passed, 0 failed in \d+\.\d s$/)
     // Progress goes to stderr, never into the table or the JSON.
     expect(table.stderr).toContain('- checking containers:')
@@ -187,13 +231,17 @@ describe('verify on a fresh stack', () => {
 
 describe('each fault fails its check, and its fix passes it again', () => {
   it('rate limiting removed from the config -> rate-limit fails', async () => {
-    const restore = editFile('gateway/conf.d/gateway.conf', (text) => text.replace(/^(\s*)limit_req zone=.*$/gm, '$1# limit_req removed by the verify e2e test'))
+    const restore = editFile('gateway/conf.d/gateway.conf', (text) =>
+      text.replace(/^(\s*)limit_req zone=.*$/gm, '$1# limit_req removed by the verify e2e test'),
+    )
     try {
       reload()
       const run = await verify()
       expect(run.status, explain(run)).toBe(1)
       expect(failedIds(run), explain(run)).toEqual(['rate-limit'])
-      expect(check(run, 'rate-limit').detail).toMatch(/100 accepted, outside the \d+-\d+ the limit allows: no 503 at all/)
+      expect(check(run, 'rate-limit').detail).toMatch(
+        /100 accepted, outside the \d+-\d+ the limit allows: no 503 at all/,
+      )
     } finally {
       restore()
       reload()
@@ -252,7 +300,9 @@ describe('each fault fails its check, and its fix passes it again', () => {
   }, 240_000)
 
   it('auth removed from a protected route -> auth fails', async () => {
-    const restore = editFile('gateway/conf.d/gateway.conf', (text) => text.replace(/^(\s*)auth_basic "[^"]*";$/m, '$1auth_basic off;'))
+    const restore = editFile('gateway/conf.d/gateway.conf', (text) =>
+      text.replace(/^(\s*)auth_basic "[^"]*";$/m, '$1auth_basic off;'),
+    )
     try {
       reload()
       const run = await verify()
@@ -286,13 +336,17 @@ describe('each fault fails its check, and its fix passes it again', () => {
 
   it('an external upstream that does not answer -> routes fails and names the upstream', async () => {
     // 127.0.0.1:9 inside the gateway container: refused at once, and nothing leaves the machine.
-    const restore = editFile('gateway/conf.d/gateway.conf', (text) => text.replace(/(set \$external_payment )[^;]+;/, '$1http://127.0.0.1:9;'))
+    const restore = editFile('gateway/conf.d/gateway.conf', (text) =>
+      text.replace(/(set \$external_payment )[^;]+;/, '$1http://127.0.0.1:9;'),
+    )
     try {
       reload()
       const run = await verify('--only', 'routes,auth')
       expect(run.status, explain(run)).toBe(1)
       expect(failedIds(run), explain(run)).toEqual(['routes'])
-      expect(check(run, 'routes').detail).toMatch(/^upstream payment unreachable \(502 from gateway\): connect\(\) failed \(111: Connection refused\)/)
+      expect(check(run, 'routes').detail).toMatch(
+        /^upstream payment unreachable \(502 from gateway\): connect\(\) failed \(111: Connection refused\)/,
+      )
     } finally {
       restore()
       reload()
@@ -303,7 +357,9 @@ describe('each fault fails its check, and its fix passes it again', () => {
   }, 120_000)
 
   it('render after editing gateway.yaml: burst 20 -> 5 is live after a confirmed reload, and back again', async () => {
-    const restore = editFile('gateway.yaml', (text) => text.replace(/(rateLimit:\n\s+rate: 10r\/s\n\s+)burst: 20/, '$1burst: 5'))
+    const restore = editFile('gateway.yaml', (text) =>
+      text.replace(/(rateLimit:\n\s+rate: 10r\/s\n\s+)burst: 20/, '$1burst: 5'),
+    )
     try {
       const rendered = await cli(['render', '--dir', dir])
       expect(rendered.status, rendered.stderr).toBe(0)
@@ -337,7 +393,9 @@ describe('a service added in gateway.yaml, as a user adds one', () => {
   it('render scaffolds it and says up comes next; up builds and starts it behind the running gateway; the checklist routes to it', async () => {
     const gatewayBefore = (await docker.getContainer(gateway()).inspect()).Id
     editFile('gateway.yaml', (text) =>
-      text.replace(/\nroutes:\n/, '\n  orders:\n    kind: django\n    replicas: 1\n    port: 8000\nroutes:\n').replace(/\nimages:\n/, '\n  - path: /orders/\n    service: orders\nimages:\n'),
+      text
+        .replace(/\nroutes:\n/, '\n  orders:\n    kind: django\n    replicas: 1\n    port: 8000\nroutes:\n')
+        .replace(/\nimages:\n/, '\n  - path: /orders/\n    service: orders\nimages:\n'),
     )
     const rendered = await cli(['render', '--dir', dir])
     expect(rendered.status, rendered.stderr).toBe(0)

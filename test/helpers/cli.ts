@@ -13,7 +13,10 @@ export interface CliResult {
 }
 
 /** Run the built CLI as a user would (stdin not a terminal). `npm test` builds dist/ first. */
-export function runCli(args: string[], options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {}): CliResult {
+export function runCli(
+  args: string[],
+  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {},
+): CliResult {
   const result = spawnSync(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? ROOT,
     env: {...process.env, NO_COLOR: '1', ...options.env},

@@ -9,7 +9,10 @@ import {retryUntil} from '../../src/util/retry.js'
 import {BIN, ROOT, type CliResult} from './cli.js'
 
 /** The offline stand-ins that fixtures/images/build.sh makes; no registry is reachable in tests. */
-export const OFFLINE_IMAGES = {python: 'create-gateway-offline/python:bookworm', nginx: 'create-gateway-offline/nginx:bookworm'} as const
+export const OFFLINE_IMAGES = {
+  python: 'create-gateway-offline/python:bookworm',
+  nginx: 'create-gateway-offline/nginx:bookworm',
+} as const
 
 /** One id per test run; every project and resource of the run carries it. */
 export function newRunId(): string {
@@ -107,7 +110,13 @@ export async function freePort(): Promise<number> {
  * An HTTPS request to the gateway on 127.0.0.1 only, presenting `domain` as SNI and Host and
  * trusting only the project's CA, so the certificate check is real.
  */
-export function httpsGet(options: {port: number; domain: string; ca: string; path: string; timeoutMs?: number}): Promise<{status: number; body: string}> {
+export function httpsGet(options: {
+  port: number
+  domain: string
+  ca: string
+  path: string
+  timeoutMs?: number
+}): Promise<{status: number; body: string}> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -166,13 +175,19 @@ export async function cleanupRun(runId: string, projects: string[]): Promise<voi
   }
 
   const containers = [
-    ...(await docker.listContainers({all: true, filters: {label: [`dev.create-gateway.run-id=${runId}`]}}).catch(() => [])),
+    ...(await docker
+      .listContainers({all: true, filters: {label: [`dev.create-gateway.run-id=${runId}`]}})
+      .catch(() => [])),
     ...(await Promise.all(projects.map((project) => projectContainers(project).catch(() => [])))).flat(),
   ]
-  for (const id of new Set(containers.map((container) => container.Id))) await quietly(() => docker.getContainer(id).remove({force: true, v: true}))
+  for (const id of new Set(containers.map((container) => container.Id)))
+    await quietly(() => docker.getContainer(id).remove({force: true, v: true}))
   for (const project of projects) {
-    for (const network of await projectNetworks(project).catch(() => [])) await quietly(() => docker.getNetwork(network.Id).remove())
-    const images = await docker.listImages({filters: {label: [`com.docker.compose.project=${project}`]}}).catch(() => [])
+    for (const network of await projectNetworks(project).catch(() => []))
+      await quietly(() => docker.getNetwork(network.Id).remove())
+    const images = await docker
+      .listImages({filters: {label: [`com.docker.compose.project=${project}`]}})
+      .catch(() => [])
     for (const image of images) await quietly(() => docker.getImage(image.Id).remove({force: true}))
   }
 }
@@ -184,6 +199,11 @@ export function hasCommand(command: string, args: string[]): boolean {
 
 /** Run a command in a directory with a bound; for docker-compose. */
 export function runCommand(command: string, args: string[], cwd: string, timeoutMs = 60_000): CliResult {
-  const result = spawnSync(command, args, {cwd, encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe']})
+  const result = spawnSync(command, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   return {status: result.status, stdout: result.stdout, stderr: result.stderr}
 }

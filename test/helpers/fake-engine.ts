@@ -3,7 +3,15 @@ import {Readable} from 'node:stream'
 
 import type Docker from 'dockerode'
 
-import type {ContainerState, Engine, ExecResult, ImageState, Labels, LogOptions, NetworkState} from '../../src/docker/engine.js'
+import type {
+  ContainerState,
+  Engine,
+  ExecResult,
+  ImageState,
+  Labels,
+  LogOptions,
+  NetworkState,
+} from '../../src/docker/engine.js'
 import type {Clock} from '../../src/util/retry.js'
 
 /** A running, healthy container as the engine reports it; a test names it and overrides what it is about. */
@@ -88,11 +96,15 @@ export class FakeEngine implements Engine {
   signals: Array<{name: string; signal: string}> = []
 
   constructor(images: string[] = []) {
-    for (const image of images) this.images.set(image, {id: `sha256:${createHash('sha256').update(image).digest('hex')}`, labels: {}})
+    for (const image of images)
+      this.images.set(image, {id: `sha256:${createHash('sha256').update(image).digest('hex')}`, labels: {}})
   }
 
   private byIdOrName(idOrName: string): FakeContainer | undefined {
-    return this.containersById.get(idOrName) ?? [...this.containersById.values()].find((container) => container.name === idOrName)
+    return (
+      this.containersById.get(idOrName) ??
+      [...this.containersById.values()].find((container) => container.name === idOrName)
+    )
   }
 
   private matches(labels: Labels, wanted: Labels): boolean {
@@ -110,7 +122,10 @@ export class FakeEngine implements Engine {
     throw new Error('Get "https://registry-1.docker.io/v2/": dial tcp: lookup registry-1.docker.io: no such host')
   }
 
-  async buildImage(context: NodeJS.ReadableStream, options: {tag: string; dockerfile: string; labels: Labels}): Promise<NodeJS.ReadableStream> {
+  async buildImage(
+    context: NodeJS.ReadableStream,
+    options: {tag: string; dockerfile: string; labels: Labels},
+  ): Promise<NodeJS.ReadableStream> {
     this.calls.push(`build ${options.tag}`)
     for await (const _chunk of context as AsyncIterable<Buffer>) {
       // Drain the tar stream as the engine would.
@@ -129,7 +144,9 @@ export class FakeEngine implements Engine {
   }
 
   async containers(labels: Labels): Promise<ContainerState[]> {
-    return [...this.containersById.values()].filter((container) => this.matches(container.labels, labels)).map((container) => ({...container}))
+    return [...this.containersById.values()]
+      .filter((container) => this.matches(container.labels, labels))
+      .map((container) => ({...container}))
   }
 
   private inspections = new Map<string, number>()
@@ -141,7 +158,8 @@ export class FakeEngine implements Engine {
     if (behaviour.exitAfterInspections !== undefined && found.running) {
       const seen = (this.inspections.get(found.id) ?? 0) + 1
       this.inspections.set(found.id, seen)
-      if (seen > behaviour.exitAfterInspections) Object.assign(found, {status: 'exited', running: false, exitCode: behaviour.exitCode ?? 1, health: 'unhealthy'})
+      if (seen > behaviour.exitAfterInspections)
+        Object.assign(found, {status: 'exited', running: false, exitCode: behaviour.exitCode ?? 1, health: 'unhealthy'})
     }
 
     return {...found}
@@ -151,7 +169,18 @@ export class FakeEngine implements Engine {
   addForeignContainer(name: string): void {
     const image = [...this.images.values()][0]!
     this.containersById.set(id(), {
-      id: id(), name, labels: {}, image: 'other', imageId: image.id, status: 'running', running: true, exitCode: 0, restartCount: 0, ports: [], options: {name}, logs: [],
+      id: id(),
+      name,
+      labels: {},
+      image: 'other',
+      imageId: image.id,
+      status: 'running',
+      running: true,
+      exitCode: 0,
+      restartCount: 0,
+      ports: [],
+      options: {name},
+      logs: [],
     })
   }
 
@@ -159,11 +188,18 @@ export class FakeEngine implements Engine {
     const name = options.name!
     this.calls.push(`create ${name}`)
     if ([...this.containersById.values()].some((container) => container.name === name)) {
-      throw Object.assign(new Error('conflict'), {statusCode: 409, json: {message: `Conflict. The container name "/${name}" is already in use`}})
+      throw Object.assign(new Error('conflict'), {
+        statusCode: 409,
+        json: {message: `Conflict. The container name "/${name}" is already in use`},
+      })
     }
 
     const image = this.images.get(options.Image!)
-    if (!image) throw Object.assign(new Error('no such image'), {statusCode: 404, json: {message: `No such image: ${options.Image}`}})
+    if (!image)
+      throw Object.assign(new Error('no such image'), {
+        statusCode: 404,
+        json: {message: `No such image: ${options.Image}`},
+      })
     const container: FakeContainer = {
       id: id(),
       name,
@@ -188,16 +224,25 @@ export class FakeEngine implements Engine {
     this.calls.push(`start ${container.name}`)
     const behaviour = this.behaviour.get(container.name) ?? {}
     container.logs = behaviour.logs ?? [`${container.name} started`]
-    if (behaviour.startError) throw Object.assign(new Error('start failed'), {statusCode: 500, json: {message: behaviour.startError}})
+    if (behaviour.startError)
+      throw Object.assign(new Error('start failed'), {statusCode: 500, json: {message: behaviour.startError}})
     if (behaviour.exitCode !== undefined && behaviour.exitAfterInspections === undefined) {
       Object.assign(container, {status: 'exited', running: false, exitCode: behaviour.exitCode})
       return
     }
 
     const bindings = container.options.HostConfig?.PortBindings ?? {}
-    container.ports = Object.entries(bindings).flatMap(([port, list]) => (list as Array<{HostIp: string; HostPort: string}>).map((binding) => `${binding.HostIp}:${binding.HostPort}->${port}`))
+    container.ports = Object.entries(bindings).flatMap(([port, list]) =>
+      (list as Array<{HostIp: string; HostPort: string}>).map(
+        (binding) => `${binding.HostIp}:${binding.HostPort}->${port}`,
+      ),
+    )
     const health = behaviour.exitAfterInspections !== undefined ? 'starting' : (behaviour.health ?? 'healthy')
-    Object.assign(container, {status: 'running', running: true, health: container.options.Healthcheck ? health : undefined})
+    Object.assign(container, {
+      status: 'running',
+      running: true,
+      health: container.options.Healthcheck ? health : undefined,
+    })
   }
 
   async signalContainer(containerId: string, signal: string): Promise<void> {
@@ -256,7 +301,9 @@ export class FakeEngine implements Engine {
   }
 
   async volumes(labels: Labels): Promise<Array<{name: string; labels: Labels}>> {
-    return [...this.volumesByName.entries()].filter(([, volumeLabels]) => this.matches(volumeLabels, labels)).map(([name, volumeLabels]) => ({name, labels: volumeLabels}))
+    return [...this.volumesByName.entries()]
+      .filter(([, volumeLabels]) => this.matches(volumeLabels, labels))
+      .map(([name, volumeLabels]) => ({name, labels: volumeLabels}))
   }
 
   async removeVolume(name: string): Promise<void> {

@@ -36,7 +36,12 @@ export class FakeNginxEngine extends FakeEngine {
     if (cmd[0] === 'sh') return {exitCode: 0, stdout: this.probe(cmd[2]!), stderr: ''}
     this.calls.push(`exec ${cmd.join(' ')} ${name}`)
     if (cmd.join(' ') === 'nginx -t') {
-      if (this.testFailure) return {exitCode: 1, stdout: '', stderr: `${this.testFailure}\nnginx: configuration file /etc/nginx/nginx.conf test failed\n`}
+      if (this.testFailure)
+        return {
+          exitCode: 1,
+          stdout: '',
+          stderr: `${this.testFailure}\nnginx: configuration file /etc/nginx/nginx.conf test failed\n`,
+        }
       return {exitCode: 0, stdout: '', stderr: 'nginx: the configuration file /etc/nginx/nginx.conf syntax is ok\n'}
     }
 
@@ -44,7 +49,8 @@ export class FakeNginxEngine extends FakeEngine {
       this.reloadedWith.push(readFileSync(join(this.dir, UPSTREAMS), 'utf8'))
       if (this.rejectReloads > 0) {
         this.rejectReloads -= 1
-        this.errorLog += '2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "demo-web-9:8000" in /etc/nginx/conf.d/upstreams.conf:9\n'
+        this.errorLog +=
+          '2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "demo-web-9:8000" in /etc/nginx/conf.d/upstreams.conf:9\n'
         return {exitCode: 0, stdout: '', stderr: ''}
       }
 
@@ -65,7 +71,8 @@ export class FakeNginxEngine extends FakeEngine {
     lines.push(`@@size ${this.errorLog.length}`)
     const offset = /tail -c \+(\d+)/.exec(script)
     if (offset) {
-      for (const line of this.errorLog.slice(Number(offset[1]) - 1).split('\n')) if (/\[(emerg|alert)\]/.test(line)) lines.push(`@@log ${line}`)
+      for (const line of this.errorLog.slice(Number(offset[1]) - 1).split('\n'))
+        if (/\[(emerg|alert)\]/.test(line)) lines.push(`@@log ${line}`)
     }
 
     return `${lines.join('\n')}\n`
@@ -80,16 +87,29 @@ export class FakeNginxEngine extends FakeEngine {
 export async function runningStack(replicas: number, upstreams: 'replicas' | 'service', api?: {replicas: number}) {
   const engine = new FakeNginxEngine(IMAGES)
   const manifest = testManifest({
-    services: {web: {kind: 'django', replicas}, ...(api ? {api: {kind: 'django', replicas: api.replicas, port: 8001}} : {}), payment: {kind: 'external', url: 'https://payments.example.com'}},
+    services: {
+      web: {kind: 'django', replicas},
+      ...(api ? {api: {kind: 'django', replicas: api.replicas, port: 8001}} : {}),
+      payment: {kind: 'external', url: 'https://payments.example.com'},
+    },
     routes: [{path: '/', service: 'web'}, ...(api ? [{path: '/api/', service: 'api'}] : [])],
   })
   const dir = testProject(manifest, api ? 'WEB_SECRET_KEY=s3cret\nAPI_SECRET_KEY=s3cret\n' : undefined)
   engine.dir = dir
   writeFileSync(join(dir, 'gateway.yaml'), `# my own comment, kept by scale\n${serializeManifest(manifest)}`)
   mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
-  writeFileSync(join(dir, UPSTREAMS), await renderUpstreams(manifest, upstreams === 'service' ? {} : {web: replicaNames(manifest, 'web', replicas)}))
+  writeFileSync(
+    join(dir, UPSTREAMS),
+    await renderUpstreams(manifest, upstreams === 'service' ? {} : {web: replicaNames(manifest, 'web', replicas)}),
+  )
   await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}})
   engine.calls.length = 0
-  const options = (extra: Partial<ScaleOptions> = {}): ScaleOptions => ({engine, clock: fakeClock(), env: {}, isAlive: () => true, ...extra})
+  const options = (extra: Partial<ScaleOptions> = {}): ScaleOptions => ({
+    engine,
+    clock: fakeClock(),
+    env: {},
+    isAlive: () => true,
+    ...extra,
+  })
   return {engine, dir, manifest, options}
 }

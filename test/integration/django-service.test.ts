@@ -44,7 +44,9 @@ const secretKey = randomBytes(48).toString('base64url').slice(0, 50)
 function stackEnvironment(): Record<string, string> {
   const spec = buildStackSpec(manifest).services.find((s) => s.service === service.name)!
   const reference = `\${${secretKeyVariable(service.name)}}`
-  return Object.fromEntries(Object.entries(spec.environment).map(([name, value]) => [name, value.replace(reference, secretKey)]))
+  return Object.fromEntries(
+    Object.entries(spec.environment).map(([name, value]) => [name, value.replace(reference, secretKey)]),
+  )
 }
 
 /** Only what the service needs: nothing from this shell (pyenv, PYTHONPATH) leaks into Debian's Python. */
@@ -68,7 +70,9 @@ async function freePort(): Promise<number> {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      )
     })
   })
 }
@@ -126,7 +130,8 @@ class Gunicorn {
     const gunicorn = new Gunicorn(child, port)
     const deadline = Date.now() + START_TIMEOUT_MS
     while (Date.now() < deadline) {
-      if (gunicorn.exitCode !== undefined) throw new Error(`gunicorn exited with ${gunicorn.exitCode} before serving:\n${gunicorn.output}`)
+      if (gunicorn.exitCode !== undefined)
+        throw new Error(`gunicorn exited with ${gunicorn.exitCode} before serving:\n${gunicorn.output}`)
       try {
         if ((await get(port, '/healthz')).status === 200) return gunicorn
       } catch {
@@ -137,7 +142,9 @@ class Gunicorn {
     }
 
     await gunicorn.stop()
-    throw new Error(`gunicorn: http://127.0.0.1:${port}/healthz not reachable after ${START_TIMEOUT_MS} ms:\n${gunicorn.output}`)
+    throw new Error(
+      `gunicorn: http://127.0.0.1:${port}/healthz not reachable after ${START_TIMEOUT_MS} ms:\n${gunicorn.output}`,
+    )
   }
 
   get log(): string {
@@ -158,7 +165,11 @@ describe('generated Django service on Debian python3-django + gunicorn', () => {
   let gunicorn: Gunicorn | undefined
 
   beforeAll(async () => {
-    const probe = spawnSync(PYTHON, ['-c', 'import django, gunicorn'], {env: pythonEnv({}), encoding: 'utf8', timeout: 30_000})
+    const probe = spawnSync(PYTHON, ['-c', 'import django, gunicorn'], {
+      env: pythonEnv({}),
+      encoding: 'utf8',
+      timeout: 30_000,
+    })
     if (probe.status !== 0) {
       throw new Error(
         `${PYTHON} cannot import django and gunicorn (${(probe.stderr || String(probe.error)).trim().split('\n').at(-1)}). ` +
@@ -183,7 +194,10 @@ describe('generated Django service on Debian python3-django + gunicorn', () => {
   })
 
   it('keeps DEBUG off when DJANGO_DEBUG is not set (check --deploy would flag it)', () => {
-    const result = managePy(['check', '--deploy', '--fail-level', 'WARNING'], pythonEnv({...stackEnvironment(), DJANGO_DEBUG: undefined}))
+    const result = managePy(
+      ['check', '--deploy', '--fail-level', 'WARNING'],
+      pythonEnv({...stackEnvironment(), DJANGO_DEBUG: undefined}),
+    )
     expect(result.status, result.output).toBe(0)
   })
 
@@ -249,16 +263,23 @@ describe('generated Django service on Debian python3-django + gunicorn', () => {
     })
 
     it('answers the API under a route prefix the gateway leaves in place', async () => {
-      const reply = await get(gunicorn!.port, '/secure/api/', {Host: DOMAIN, 'X-Forwarded-Proto': 'https', 'X-Real-IP': '198.51.100.9'})
+      const reply = await get(gunicorn!.port, '/secure/api/', {
+        Host: DOMAIN,
+        'X-Forwarded-Proto': 'https',
+        'X-Real-IP': '198.51.100.9',
+      })
       expect(reply.status, reply.body).toBe(200)
       expect(json(reply)).toMatchObject({endpoint: 'api', path: '/secure/api/', client_ip: '198.51.100.9'})
     })
 
-    it.each(['/', '/secure/', '/student-api/anything'])('answers any other path under a route with JSON: %s', async (path) => {
-      const reply = await get(gunicorn!.port, path, {Host: DOMAIN, 'X-Forwarded-Proto': 'https'})
-      expect(reply.status, reply.body).toBe(200)
-      expect(json(reply)).toMatchObject({endpoint: 'catch-all', path, service: 'web'})
-    })
+    it.each(['/', '/secure/', '/student-api/anything'])(
+      'answers any other path under a route with JSON: %s',
+      async (path) => {
+        const reply = await get(gunicorn!.port, path, {Host: DOMAIN, 'X-Forwarded-Proto': 'https'})
+        expect(reply.status, reply.body).toBe(200)
+        expect(json(reply)).toMatchObject({endpoint: 'catch-all', path, service: 'web'})
+      },
+    )
 
     it('refuses a Host that is not allowed with 400', async () => {
       const reply = await get(gunicorn!.port, '/api/', {Host: 'evil.example', 'X-Forwarded-Proto': 'https'})
@@ -275,7 +296,8 @@ describe('generated Django service on Debian python3-django + gunicorn', () => {
     it('logs each request with its request id', async () => {
       await get(gunicorn!.port, '/api/', {Host: DOMAIN, 'X-Forwarded-Proto': 'https', 'X-Request-ID': 'log-me-123'})
       const deadline = Date.now() + 5000
-      while (!gunicorn!.log.includes('request_id=log-me-123') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+      while (!gunicorn!.log.includes('request_id=log-me-123') && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 50))
       expect(gunicorn!.log).toMatch(/"GET \/api\/ HTTP\/1\.1" 200 .*request_id=log-me-123/)
     })
   })

@@ -13,7 +13,8 @@ describe('create-gateway init (the built CLI)', () => {
   it('--help lists every command with a summary', () => {
     const help = runCli(['--help'])
     expect(help.status).toBe(0)
-    for (const command of ['init', 'certs', 'up', 'down', 'status', 'logs', 'scale', 'verify', 'render']) expect(help.stdout).toMatch(new RegExp(`\\n\\s+${command}\\s+\\S`))
+    for (const command of ['init', 'certs', 'up', 'down', 'status', 'logs', 'scale', 'verify', 'render'])
+      expect(help.stdout).toMatch(new RegExp(`\\n\\s+${command}\\s+\\S`))
   })
 
   it('init DIR --yes alone gives a working project', () => {
@@ -30,11 +31,31 @@ describe('create-gateway init (the built CLI)', () => {
     ])
     expect(manifest.rateLimit).toEqual({rate: '10r/s', burst: 20, status: 503})
 
-    for (const file of ['docker-compose.yml', '.env', '.gitignore', 'README.md', 'services/web/Dockerfile', 'services/web/gunicorn.conf.py', 'gateway/nginx.conf', 'gateway/conf.d/upstreams.conf', 'certs/fullchain.pem', 'certs/ca.pem']) {
+    for (const file of [
+      'docker-compose.yml',
+      '.env',
+      '.gitignore',
+      'README.md',
+      'services/web/Dockerfile',
+      'services/web/gunicorn.conf.py',
+      'gateway/nginx.conf',
+      'gateway/conf.d/upstreams.conf',
+      'certs/fullchain.pem',
+      'certs/ca.pem',
+    ]) {
       expect(existsSync(join(dir, file)), file).toBe(true)
     }
 
-    for (const secret of ['.env', 'secrets/basic-auth.txt', 'secrets/api-keys.txt', 'secrets/api-keys.map', 'secrets/jwt-secret.txt', 'secrets/jwt-secret.map', 'certs/privkey.pem']) expect(mode(join(dir, secret)), secret).toBe(0o600)
+    for (const secret of [
+      '.env',
+      'secrets/basic-auth.txt',
+      'secrets/api-keys.txt',
+      'secrets/api-keys.map',
+      'secrets/jwt-secret.txt',
+      'secrets/jwt-secret.map',
+      'certs/privkey.pem',
+    ])
+      expect(mode(join(dir, secret)), secret).toBe(0o600)
     const ignored = readFileSync(join(dir, '.gitignore'), 'utf8')
     for (const entry of ['.env', 'secrets/', 'certs/']) expect(ignored).toContain(entry)
     expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).not.toMatch(/SECRET|password/i)
@@ -48,12 +69,29 @@ describe('create-gateway init (the built CLI)', () => {
 
   it('the compose file passes a real `docker-compose config`', () => {
     const dir = join(tempDir(), 'compose-check')
-    expect(runCli(['init', dir, '--yes', '--service', 'student-api', '--external', 'payment=https://payment.example.com', '--route', '/payment/=payment:api-key', '--route', '/private/=web:jwt']).status).toBe(0)
+    expect(
+      runCli([
+        'init',
+        dir,
+        '--yes',
+        '--service',
+        'student-api',
+        '--external',
+        'payment=https://payment.example.com',
+        '--route',
+        '/payment/=payment:api-key',
+        '--route',
+        '/private/=web:jwt',
+      ]).status,
+    ).toBe(0)
     const config = spawnSync('docker-compose', ['config'], {cwd: dir, encoding: 'utf8'})
     expect(config.status, config.stderr).toBe(0)
     const resolved = parse(config.stdout)
     expect(Object.keys(resolved.services).sort()).toEqual(['gateway', 'student-api', 'web'])
-    expect(resolved.services.gateway.depends_on).toEqual({'student-api': {condition: 'service_healthy'}, web: {condition: 'service_healthy'}})
+    expect(resolved.services.gateway.depends_on).toEqual({
+      'student-api': {condition: 'service_healthy'},
+      web: {condition: 'service_healthy'},
+    })
     expect(resolved.services.gateway.ports).toEqual(['127.0.0.1:8080:80/tcp', '127.0.0.1:8443:443/tcp'])
     expect(JSON.stringify(resolved.services.gateway.volumes)).toMatch(/gateway\/njs:\/etc\/nginx\/njs:ro/)
     // The SECRET_KEY reference is interpolated from .env by Compose itself.
@@ -134,7 +172,12 @@ describe('create-gateway init (the built CLI)', () => {
     expect(same.stdout.trim()).toBe('my-api: every file already matches gateway.yaml (dry run).')
 
     const manifest = join(dir, 'gateway.yaml')
-    writeFileSync(manifest, readFileSync(manifest, 'utf8').replace('rate: 10r/s', 'rate: 5r/s').replace('    service: web\n    auth: basic', '    service: pay\n    auth: basic'))
+    writeFileSync(
+      manifest,
+      readFileSync(manifest, 'utf8')
+        .replace('rate: 10r/s', 'rate: 5r/s')
+        .replace('    service: web\n    auth: basic', '    service: pay\n    auth: basic'),
+    )
     const limits = readFileSync(join(dir, 'gateway/conf.d/limits.conf'))
     const bad = runCli(['render', '--dir', dir])
     expect(bad.status).toBe(2)

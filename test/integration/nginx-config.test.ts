@@ -57,11 +57,46 @@ async function put(path: string, content: string | Buffer, mode = 0o644): Promis
 async function makeCertificates(dir: string): Promise<void> {
   const ssl = (...args: string[]) => run('openssl', args, {cwd: dir})
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-  await ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=nginx-config test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign')
-  for (const [name, sans] of [['gateway', 'DNS:api.localhost,DNS:localhost'], ['payment', 'DNS:payments.example.test']] as const) {
+  await ssl(
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=nginx-config test CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+  )
+  for (const [name, sans] of [
+    ['gateway', 'DNS:api.localhost,DNS:localhost'],
+    ['payment', 'DNS:payments.example.test'],
+  ] as const) {
     await writeFile(join(dir, `${name}.ext`), `subjectAltName=${sans}\n`)
     await ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`)
-    await ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.pem`)
+    await ssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.pem`,
+    )
   }
 }
 
@@ -94,7 +129,8 @@ async function buildTree(manifest: Manifest): Promise<Tree> {
   const dir = await mkdtemp(join(tmpdir(), 'nginx-config-'))
   scratch.push(dir)
   const etc = join(dir, 'etc-nginx')
-  for (const file of await renderGateway(manifest)) await put(join(etc, file.path.replace(/^gateway\//, '')), file.content)
+  for (const file of await renderGateway(manifest))
+    await put(join(etc, file.path.replace(/^gateway\//, '')), file.content)
   await put(join(etc, 'mime.types'), await readFile('/etc/nginx/mime.types'))
 
   await makeCertificates(dir)
@@ -113,7 +149,8 @@ async function buildTree(manifest: Manifest): Promise<Tree> {
   const replicas: Replica[] = []
   let next = 2
   for (const service of djangoServices(manifest)) {
-    for (const name of replicaNames(manifest, service.name, service.replicas)) replicas.push({service: service.name, name, ip: `127.0.0.${next++}`, port: service.port})
+    for (const name of replicaNames(manifest, service.name, service.replicas))
+      replicas.push({service: service.name, name, ip: `127.0.0.${next++}`, port: service.port})
   }
 
   // glibc returns every address /etc/hosts has for a name only with `multi on` (Debian's default, but
@@ -128,7 +165,8 @@ async function buildTree(manifest: Manifest): Promise<Tree> {
   await put(join(dir, 'passwd'), `${passwd.trimEnd()}\nnginx:x:${uid}:${uid}:nginx:/nonexistent:/usr/sbin/nologin\n`)
   await put(join(dir, 'group'), `${(await readFile('/etc/group', 'utf8')).trimEnd()}\nnginx:x:${uid}:\n`)
 
-  for (const sub of ['logs', 'lib', 'www/acme/.well-known/acme-challenge']) await mkdir(join(dir, sub), {recursive: true})
+  for (const sub of ['logs', 'lib', 'www/acme/.well-known/acme-challenge'])
+    await mkdir(join(dir, sub), {recursive: true})
   const tree = {dir, replicas}
   await writeHosts(tree, 'service')
   return tree
@@ -157,12 +195,21 @@ function mounts(dir: string): string {
 }
 
 async function nginxTest(dir: string): Promise<{ok: boolean; output: string}> {
-  const result = spawnSync('unshare', ['-mn', 'sh', '-c', `${mounts(dir)}\nexec ${NGINX} -t`], {encoding: 'utf8', timeout: 30_000})
+  const result = spawnSync('unshare', ['-mn', 'sh', '-c', `${mounts(dir)}\nexec ${NGINX} -t`], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  })
   return {ok: result.status === 0, output: `${result.stdout}${result.stderr}`}
 }
 
 const projects: Record<string, ManifestInput> = {
-  defaults: {version: 1, name: 'my-api', domain: 'api.localhost', services: {web: {kind: 'django', replicas: 2}}, routes: [{path: '/', service: 'web'}]},
+  defaults: {
+    version: 1,
+    name: 'my-api',
+    domain: 'api.localhost',
+    services: {web: {kind: 'django', replicas: 2}},
+    routes: [{path: '/', service: 'web'}],
+  },
   'several services, an external, every auth mode, route limits': {
     version: 1,
     name: 'shop',
@@ -184,7 +231,14 @@ const projects: Record<string, ManifestInput> = {
       {path: '/private/', service: 'student-api', auth: 'jwt'},
     ],
   },
-  'tls off': {version: 1, name: 'plain', domain: 'plain.localhost', tls: {mode: 'off'}, services: {web: {kind: 'django'}}, routes: [{path: '/', service: 'web', auth: 'basic'}]},
+  'tls off': {
+    version: 1,
+    name: 'plain',
+    domain: 'plain.localhost',
+    tls: {mode: 'off'},
+    services: {web: {kind: 'django'}},
+    routes: [{path: '/', service: 'web', auth: 'basic'}],
+  },
   'jwt only, limit status 401': {
     version: 1,
     name: 'tokens',
@@ -219,7 +273,10 @@ describe.skipIf(!canRun)('nginx -t on rendered configs (host nginx 1.22)', () =>
     const tree = await buildTree(manifest)
     const listed: Record<string, string[]> = {}
     for (const replica of tree.replicas) (listed[replica.service] ??= []).push(replica.name)
-    expect(listed).toEqual({web: ['shop-web-1', 'shop-web-2', 'shop-web-3'], 'student-api': ['shop-student-api-1', 'shop-student-api-2']})
+    expect(listed).toEqual({
+      web: ['shop-web-1', 'shop-web-2', 'shop-web-3'],
+      'student-api': ['shop-student-api-1', 'shop-student-api-2'],
+    })
     const upstreams = await renderUpstreams(manifest, listed)
     expect(upstreams).toContain('server shop-student-api-2:8001 ')
     await put(join(tree.dir, 'etc-nginx/conf.d/upstreams.conf'), upstreams)
@@ -361,7 +418,12 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
         reject(new Error(`${what} not ready after ${Date.now() - started} ms: ${output}`))
       }
 
-      const probe = async () => what === 'nginx' && (await curl(['http://127.0.0.1:8081/healthz']).then((reply) => reply.status === 200, () => false))
+      const probe = async () =>
+        what === 'nginx' &&
+        (await curl(['http://127.0.0.1:8081/healthz']).then(
+          (reply) => reply.status === 200,
+          () => false,
+        ))
       child.stdout!.on('data', (chunk) => (output += chunk))
       child.stderr!.on('data', (chunk) => (output += chunk))
       void check()
@@ -371,7 +433,20 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
 
   async function curl(args: string[]): Promise<Reply> {
     const resolve = ['80', '443'].flatMap((port) => ['--resolve', `api.localhost:${port}:127.0.0.1`])
-    const {stdout} = await run('nsenter', ['-t', String(holderPid), '-n', 'curl', '-sS', '-i', '--max-time', '10', '--cacert', join(tree.dir, 'ca.pem'), ...resolve, ...args])
+    const {stdout} = await run('nsenter', [
+      '-t',
+      String(holderPid),
+      '-n',
+      'curl',
+      '-sS',
+      '-i',
+      '--max-time',
+      '10',
+      '--cacert',
+      join(tree.dir, 'ca.pem'),
+      ...resolve,
+      ...args,
+    ])
     const split = stdout.indexOf('\r\n\r\n')
     const [statusLine, ...lines] = stdout.slice(0, split).split('\r\n')
     const headers: Record<string, string> = {}
@@ -394,13 +469,20 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     // seeing both names proves NGINX made one server of each.
     const servers = [
       ...tree.replicas.map((replica) => ({name: replica.name, host: replica.ip, port: replica.port})),
-      {name: 'payment', host: '127.0.0.100', port: 9443, tls: {cert: join(tree.dir, 'payment.pem'), key: join(tree.dir, 'payment.key')}},
+      {
+        name: 'payment',
+        host: '127.0.0.100',
+        port: 9443,
+        tls: {cert: join(tree.dir, 'payment.pem'), key: join(tree.dir, 'payment.key')},
+      },
     ]
     await put(join(tree.dir, 'stubs.mjs'), STUBS)
     await put(join(tree.dir, 'stubs.json'), JSON.stringify({servers, dns: {'payments.example.test': '127.0.0.100'}}))
 
     // The holder keeps the namespaces alive; everything else joins them with nsenter.
-    holder = spawn('unshare', ['-mn', '--fork', 'sh', '-c', `${mounts(tree.dir)}\necho "pid $$"\nexec sleep 300`], {stdio: ['ignore', 'pipe', 'pipe']})
+    holder = spawn('unshare', ['-mn', '--fork', 'sh', '-c', `${mounts(tree.dir)}\necho "pid $$"\nexec sleep 300`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     holderPid = await new Promise<number>((resolve, reject) => {
       let output = ''
       const timer = setTimeout(() => reject(new Error(`namespace holder not ready after 10000 ms: ${output}`)), 10_000)
@@ -417,18 +499,29 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
       holder!.stderr!.on('data', take)
     })
 
-    await startInside([process.execPath, join(tree.dir, 'stubs.mjs'), join(tree.dir, 'stubs.json')], (output) => output.includes('ready'), 'stubs')
+    await startInside(
+      [process.execPath, join(tree.dir, 'stubs.mjs'), join(tree.dir, 'stubs.json')],
+      (output) => output.includes('ready'),
+      'stubs',
+    )
     await startInside([NGINX, '-g', 'daemon off;'], () => false, 'nginx')
   })
 
   afterAll(async () => {
     // Each process we started, by its own pid: nginx (SIGQUIT, its graceful stop), the stubs, the holder.
-    for (const [child, signal] of [...children.map((child) => [child, child.spawnargs.includes(NGINX) ? 'SIGQUIT' : 'SIGTERM'] as const), [holder, 'SIGTERM'] as const]) {
+    for (const [child, signal] of [
+      ...children.map((child) => [child, child.spawnargs.includes(NGINX) ? 'SIGQUIT' : 'SIGTERM'] as const),
+      [holder, 'SIGTERM'] as const,
+    ]) {
       if (child?.pid && child.exitCode === null) child.kill(signal)
     }
 
     if (holderPid) process.kill(holderPid, 'SIGTERM')
-    await Promise.all([...children, holder].map((child) => (child && child.exitCode === null ? new Promise((done) => child.once('exit', done)) : undefined)))
+    await Promise.all(
+      [...children, holder].map((child) =>
+        child && child.exitCode === null ? new Promise((done) => child.once('exit', done)) : undefined,
+      ),
+    )
   })
 
   it('redirects HTTP to HTTPS on the published port and serves ACME challenges', async () => {
@@ -443,7 +536,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     expect((await curl(['http://api.localhost/.well-known/acme-challenge/missing'])).status).toBe(404)
   })
 
-  it('proxies a Django route with the forwarding headers and the caller\'s request id', async () => {
+  it("proxies a Django route with the forwarding headers and the caller's request id", async () => {
     const reply = await curl(['-H', 'X-Request-ID: verify-route-1', 'https://api.localhost/hello/?x=1'])
     expect(reply.status).toBe(200)
     expect(reply.headers['x-request-id']).toBe('verify-route-1')
@@ -500,7 +593,15 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     expect(JSON.parse(missing.body)).toMatchObject({error: 'missing or invalid X-API-Key'})
     expect((await curl(['-H', 'X-API-Key: not-the-key', 'https://api.localhost/api/things/'])).status).toBe(401)
 
-    const accepted = await curl(['-H', `X-API-Key: ${API_KEY}`, '-X', 'POST', '-d', 'a=1', 'https://api.localhost/api/things/'])
+    const accepted = await curl([
+      '-H',
+      `X-API-Key: ${API_KEY}`,
+      '-X',
+      'POST',
+      '-d',
+      'a=1',
+      'https://api.localhost/api/things/',
+    ])
     expect(accepted.status).toBe(200)
     expect(echoOf(accepted)).toMatchObject({name: 'my-api-api-1', method: 'POST', url: '/api/things/', body: 'a=1'})
     expect(echoOf(accepted).headers['x-api-key']).toBeUndefined()
@@ -511,7 +612,13 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     const first = await curl(['-H', 'X-Request-ID: verify-limit-1', 'https://api.localhost/api2/'])
     expect(first.status).toBe(401)
     // ...and has used the allowance: had the 401 come before limit_req, this would pass with 200.
-    const second = await curl(['-H', `X-API-Key: ${API_KEY}`, '-H', 'X-Request-ID: verify-limit-2', 'https://api.localhost/api2/'])
+    const second = await curl([
+      '-H',
+      `X-API-Key: ${API_KEY}`,
+      '-H',
+      'X-Request-ID: verify-limit-2',
+      'https://api.localhost/api2/',
+    ])
     expect(second.status).toBe(503)
     expect(second.headers['x-gateway-error']).toBe('rate-limited')
     expect(second.headers['strict-transport-security']).toBe('max-age=63072000')
@@ -521,7 +628,8 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
   it('asks for a bearer JWT on /private/: signature, exp and nbf checked by njs', async () => {
     const now = Math.floor(Date.now() / 1000)
     const bearer = (token: string) => ['-H', `Authorization: Bearer ${token}`]
-    const refusedWith = async (args: string[]) => (await curl([...args, 'https://api.localhost/private/things/'])).status
+    const refusedWith = async (args: string[]) =>
+      (await curl([...args, 'https://api.localhost/private/things/'])).status
 
     const missing = await curl(['https://api.localhost/private/things/'])
     expect(missing.status).toBe(401)
@@ -550,7 +658,15 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     expect(echoOf(accepted).headers.authorization).toBeUndefined()
 
     // Within the leeway: exp 10 s ago, nbf 10 s ahead. Scheme in lower case.
-    expect((await curl(['-H', `Authorization: bearer ${signJwt(JWT_SECRET, {exp: now - 10, nbf: now + 10})}`, 'https://api.localhost/private/'])).status).toBe(200)
+    expect(
+      (
+        await curl([
+          '-H',
+          `Authorization: bearer ${signJwt(JWT_SECRET, {exp: now - 10, nbf: now + 10})}`,
+          'https://api.localhost/private/',
+        ])
+      ).status,
+    ).toBe(200)
   })
 
   it('counts requests refused for a missing bearer token in the rate limit', async () => {
@@ -558,7 +674,13 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     const first = await curl(['-H', 'X-Request-ID: verify-jwt-limit-1', 'https://api.localhost/private2/'])
     expect(first.status).toBe(401)
     const token = signJwt(JWT_SECRET, {exp: Math.floor(Date.now() / 1000) + 300})
-    const second = await curl(['-H', `Authorization: Bearer ${token}`, '-H', 'X-Request-ID: verify-jwt-limit-2', 'https://api.localhost/private2/'])
+    const second = await curl([
+      '-H',
+      `Authorization: Bearer ${token}`,
+      '-H',
+      'X-Request-ID: verify-jwt-limit-2',
+      'https://api.localhost/private2/',
+    ])
     expect(second.status).toBe(503)
     expect(second.headers['x-gateway-error']).toBe('rate-limited')
     expect(JSON.parse(second.body)).toEqual({error: 'rate limit exceeded', request_id: 'verify-jwt-limit-2'})
@@ -602,7 +724,13 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
       upstream_addr: expect.stringMatching(/^127\.0\.0\.[23]:8000$/),
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     })
-    expect(entries.find((entry) => entry.request_id === 'verify-limit-2')).toMatchObject({status: 503, upstream_addr: '', route: '/api2/'})
-    expect(entries.every((entry) => typeof entry.request_time === 'number' && typeof entry.bytes === 'number')).toBe(true)
+    expect(entries.find((entry) => entry.request_id === 'verify-limit-2')).toMatchObject({
+      status: 503,
+      upstream_addr: '',
+      route: '/api2/',
+    })
+    expect(entries.every((entry) => typeof entry.request_time === 'number' && typeof entry.bytes === 'number')).toBe(
+      true,
+    )
   })
 })

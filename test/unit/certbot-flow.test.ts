@@ -63,12 +63,24 @@ class CertbotFakeEngine extends FakeEngine {
     this.certbotCalls.push(call)
     const configDir = call.binds.find((bind) => bind.includes(':/etc/letsencrypt:'))!.split(':')[0]!
     const outcome = await this.certbot(call, configDir)
-    Object.assign(container, {status: 'exited', running: false, exitCode: outcome.exitCode, logs: outcome.output.split('\n')})
+    Object.assign(container, {
+      status: 'exited',
+      running: false,
+      exitCode: outcome.exitCode,
+      logs: outcome.output.split('\n'),
+    })
   }
 
   override async exec(id: string, cmd: string[]): Promise<ExecResult> {
     this.execs.push(cmd)
-    if (cmd.join(' ') === 'nginx -t') return {exitCode: this.nginxTestExit, stdout: '', stderr: this.nginxTestExit ? 'nginx: [emerg] SSL_CTX_use_PrivateKey failed' : 'nginx: configuration file /etc/nginx/nginx.conf test is successful'}
+    if (cmd.join(' ') === 'nginx -t')
+      return {
+        exitCode: this.nginxTestExit,
+        stdout: '',
+        stderr: this.nginxTestExit
+          ? 'nginx: [emerg] SSL_CTX_use_PrivateKey failed'
+          : 'nginx: configuration file /etc/nginx/nginx.conf test is successful',
+      }
     if (cmd.join(' ') === 'nginx -s reload') await this.onReload()
     return {exitCode: 0, stdout: '', stderr: ''}
   }
@@ -80,7 +92,10 @@ async function writeLineage(configDir: string, pems: CertificatePems, server: st
   await mkdir(join(configDir, 'renewal'), {recursive: true})
   await writeFile(join(configDir, 'live', DOMAIN, 'fullchain.pem'), pems.cert)
   await writeFile(join(configDir, 'live', DOMAIN, 'privkey.pem'), pems.key, {mode: 0o600})
-  await writeFile(join(configDir, 'renewal', `${DOMAIN}.conf`), `version = 2.1.0\narchive_dir = /etc/letsencrypt/archive/${DOMAIN}\n[renewalparams]\nauthenticator = webroot\nserver = ${server}\n`)
+  await writeFile(
+    join(configDir, 'renewal', `${DOMAIN}.conf`),
+    `version = 2.1.0\narchive_dir = /etc/letsencrypt/archive/${DOMAIN}\n[renewalparams]\nauthenticator = webroot\nserver = ${server}\n`,
+  )
 }
 
 function argValue(args: string[], flag: string): string | undefined {
@@ -148,7 +163,10 @@ async function setup(tlsOverrides: Record<string, unknown> = {}): Promise<Fixtur
   const result: Fixture = {dir, manifest, engine, tls, http, reloads: 0}
   engine.onReload = async () => {
     result.reloads += 1
-    tls.setSecureContext({cert: await readFile(join(dir, 'certs', 'fullchain.pem'), 'utf8'), key: await readFile(join(dir, 'certs', 'privkey.pem'), 'utf8')})
+    tls.setSecureContext({
+      cert: await readFile(join(dir, 'certs', 'fullchain.pem'), 'utf8'),
+      key: await readFile(join(dir, 'certs', 'privkey.pem'), 'utf8'),
+    })
   }
 
   return result
@@ -159,11 +177,17 @@ function issuingCertbot(): CertbotBehaviour {
   let next = 0
   return async (call, configDir) => {
     const [command] = call.args
-    const exists = await stat(join(configDir, 'live', DOMAIN, 'fullchain.pem')).then(() => true, () => false)
+    const exists = await stat(join(configDir, 'live', DOMAIN, 'fullchain.pem')).then(
+      () => true,
+      () => false,
+    )
     const renewing = call.args.includes('--force-renewal') || !exists
     if (command === 'certonly' && renewing) {
       await writeLineage(configDir, pool[next++]!, argValue(call.args, '--server')!)
-      return {exitCode: 0, output: 'Saving debug log to /var/log/letsencrypt/letsencrypt.log\nSuccessfully received certificate.'}
+      return {
+        exitCode: 0,
+        output: 'Saving debug log to /var/log/letsencrypt/letsencrypt.log\nSuccessfully received certificate.',
+      }
     }
 
     if (command === 'renew' && call.args.includes('--force-renewal')) {
@@ -195,7 +219,13 @@ describe('certs issue', () => {
   it('runs certbot on the project network, installs the certificate, tests, reloads and confirms it is served', async () => {
     const bundle = join(fixture.dir, 'pebble.minica.pem')
     await writeFile(bundle, pool[3]!.caCert)
-    const result = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE, caBundle: bundle})
+    const result = await issueCertificate({
+      dir: fixture.dir,
+      engine: fixture.engine,
+      clock: fakeClock(),
+      server: PEBBLE,
+      caBundle: bundle,
+    })
 
     const call = fixture.engine.certbotCalls[0]!
     expect(call.args.slice(0, 4)).toEqual(['certonly', '--webroot', '--webroot-path', '/var/www/acme'])
@@ -221,8 +251,18 @@ describe('certs issue', () => {
     expect(await installed(fixture.dir)).toBe(expected)
     expect(await readFile(join(fixture.dir, 'certs', 'privkey.pem'), 'utf8')).toBe(pool[0]!.key)
     expect((await stat(join(fixture.dir, 'certs', 'privkey.pem'))).mode & 0o777).toBe(0o600)
-    expect(fixture.engine.execs).toEqual([['nginx', '-t'], ['nginx', '-s', 'reload']])
-    expect(result).toMatchObject({domain: DOMAIN, action: 'issued', server: PEBBLE, installed: true, reloaded: true, servedFingerprint: expected})
+    expect(fixture.engine.execs).toEqual([
+      ['nginx', '-t'],
+      ['nginx', '-s', 'reload'],
+    ])
+    expect(result).toMatchObject({
+      domain: DOMAIN,
+      action: 'issued',
+      server: PEBBLE,
+      installed: true,
+      reloaded: true,
+      servedFingerprint: expected,
+    })
     expect(result.certificate.fingerprint256).toBe(expected)
     expect(result.previousFingerprint).toBe(inspectCertificate(temporary.cert).fingerprint256)
   })
@@ -230,7 +270,12 @@ describe('certs issue', () => {
   it('again, with the certificate still valid: certbot keeps it, nothing is installed or reloaded', async () => {
     await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE})
     fixture.engine.execs = []
-    const result = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE})
+    const result = await issueCertificate({
+      dir: fixture.dir,
+      engine: fixture.engine,
+      clock: fakeClock(),
+      server: PEBBLE,
+    })
     expect(result).toMatchObject({action: 'unchanged', installed: false, reloaded: false})
     expect(fixture.engine.execs).toEqual([])
     expect(fixture.reloads).toBe(1)
@@ -249,9 +294,16 @@ describe('certs issue', () => {
   it('keeps serving the previous certificate when nginx -t rejects the new one', async () => {
     fixture.engine.nginxTestExit = 1
     const before = await installed(fixture.dir)
-    const error = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE}).catch((caught: unknown) => caught)
+    const error = await issueCertificate({
+      dir: fixture.dir,
+      engine: fixture.engine,
+      clock: fakeClock(),
+      server: PEBBLE,
+    }).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(OperationError)
-    expect((error as Error).message).toContain('nginx -t in demo-gateway-1 rejected the new certificate; the previous one is back in place')
+    expect((error as Error).message).toContain(
+      'nginx -t in demo-gateway-1 rejected the new certificate; the previous one is back in place',
+    )
     expect((error as Error).message).toContain('SSL_CTX_use_PrivateKey failed')
     expect(await installed(fixture.dir)).toBe(before)
     expect(await readFile(join(fixture.dir, 'certs', 'privkey.pem'), 'utf8')).toBe(temporary.key)
@@ -261,10 +313,16 @@ describe('certs issue', () => {
   it('turns certbot\'s NXDOMAIN into "does not resolve" and leaves certs/ alone', async () => {
     fixture.engine.certbot = async () => ({
       exitCode: 1,
-      output: 'Certbot failed to authenticate some domains (authenticator: webroot).\n  Domain: api.example.test\n  Type:   dns\n  Detail: DNS problem: NXDOMAIN looking up A for api.example.test',
+      output:
+        'Certbot failed to authenticate some domains (authenticator: webroot).\n  Domain: api.example.test\n  Type:   dns\n  Detail: DNS problem: NXDOMAIN looking up A for api.example.test',
     })
     const before = await installed(fixture.dir)
-    const error = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE}).catch((caught: unknown) => caught)
+    const error = await issueCertificate({
+      dir: fixture.dir,
+      engine: fixture.engine,
+      clock: fakeClock(),
+      server: PEBBLE,
+    }).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(CertbotError)
     expect((error as CertbotError).kind).toBe('dns')
     expect((error as Error).message).toContain('api.example.test does not resolve for the certificate authority')
@@ -275,15 +333,27 @@ describe('certs issue', () => {
   it('fails before certbot runs when the gateway does not serve the webroot', async () => {
     fixture.http.removeAllListeners('request')
     fixture.http.on('request', (_req, res) => res.writeHead(301, {location: 'https://elsewhere/'}).end())
-    const error = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE}).catch((caught: unknown) => caught)
-    expect((error as Error).message).toMatch(/The gateway does not serve the ACME webroot: GET http:\/\/127\.0\.0\.1:\d+\/\.well-known\/acme-challenge\/create-gateway-selftest-[0-9a-f]+ answered 301/)
+    const error = await issueCertificate({
+      dir: fixture.dir,
+      engine: fixture.engine,
+      clock: fakeClock(),
+      server: PEBBLE,
+    }).catch((caught: unknown) => caught)
+    expect((error as Error).message).toMatch(
+      /The gateway does not serve the ACME webroot: GET http:\/\/127\.0\.0\.1:\d+\/\.well-known\/acme-challenge\/create-gateway-selftest-[0-9a-f]+ answered 301/,
+    )
     expect(fixture.engine.certbotCalls).toEqual([])
   })
 
   it('needs a running gateway', async () => {
     const gateway = (await fixture.engine.containers({[LABELS.service]: 'gateway'}))[0]!
     await fixture.engine.stopContainer(gateway.id)
-    const error = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE}).catch((caught: unknown) => caught)
+    const error = await issueCertificate({
+      dir: fixture.dir,
+      engine: fixture.engine,
+      clock: fakeClock(),
+      server: PEBBLE,
+    }).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(UsageError)
     expect((error as UsageError).message).toContain('The gateway of demo is not running')
     expect((error as UsageError).hint).toContain('create-gateway up')
@@ -292,32 +362,63 @@ describe('certs issue', () => {
   it('refuses bad input with exit code 2: other tls modes, no email, --server with --staging, a bad --ca-bundle', async () => {
     const selfSigned = parseManifest({...fixture.manifest, tls: {mode: 'self-signed'}})
     await writeFile(join(fixture.dir, 'gateway.yaml'), serializeManifest(selfSigned))
-    await expect(issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()})).rejects.toThrow(/tls\.mode is self-signed in gateway\.yaml/)
+    await expect(issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()})).rejects.toThrow(
+      /tls\.mode is self-signed in gateway\.yaml/,
+    )
 
-    await writeFile(join(fixture.dir, 'gateway.yaml'), serializeManifest(fixture.manifest).replace(/\n\s+email: ops@example\.com/, ''))
-    const noEmail = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()}).catch((caught: unknown) => caught)
+    await writeFile(
+      join(fixture.dir, 'gateway.yaml'),
+      serializeManifest(fixture.manifest).replace(/\n\s+email: ops@example\.com/, ''),
+    )
+    const noEmail = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()}).catch(
+      (caught: unknown) => caught,
+    )
     expect(noEmail).toBeInstanceOf(ManifestError)
     expect((noEmail as ManifestError).exitCode).toBe(2)
     expect((noEmail as Error).message).toContain('tls.email: is required when tls.mode is certbot')
 
     await writeFile(join(fixture.dir, 'gateway.yaml'), serializeManifest(fixture.manifest))
-    await expect(issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE, staging: true})).rejects.toBeInstanceOf(UsageError)
-    await expect(issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: 'http://pebble:14000/dir'})).rejects.toThrow(/https:\/\//)
+    await expect(
+      issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE, staging: true}),
+    ).rejects.toBeInstanceOf(UsageError)
+    await expect(
+      issueCertificate({
+        dir: fixture.dir,
+        engine: fixture.engine,
+        clock: fakeClock(),
+        server: 'http://pebble:14000/dir',
+      }),
+    ).rejects.toThrow(/https:\/\//)
     const notPem = join(fixture.dir, 'not.pem')
     await writeFile(notPem, 'hello')
-    await expect(issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE, caBundle: notPem})).rejects.toThrow(/--ca-bundle: .* is not a readable PEM certificate/)
+    await expect(
+      issueCertificate({
+        dir: fixture.dir,
+        engine: fixture.engine,
+        clock: fakeClock(),
+        server: PEBBLE,
+        caBundle: notPem,
+      }),
+    ).rejects.toThrow(/--ca-bundle: .* is not a readable PEM certificate/)
     expect(fixture.engine.certbotCalls).toEqual([])
   })
 
   it('refuses local names no CA issues for', async () => {
-    await writeFile(join(fixture.dir, 'gateway.yaml'), serializeManifest(parseManifest({...fixture.manifest, domain: 'api.localhost'})))
-    await expect(issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()})).rejects.toThrow(/api\.localhost is a local name/)
+    await writeFile(
+      join(fixture.dir, 'gateway.yaml'),
+      serializeManifest(parseManifest({...fixture.manifest, domain: 'api.localhost'})),
+    )
+    await expect(issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()})).rejects.toThrow(
+      /api\.localhost is a local name/,
+    )
   })
 })
 
 describe('certs renew', () => {
   it('needs an issued certificate first', async () => {
-    const error = await renewCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()}).catch((caught: unknown) => caught)
+    const error = await renewCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()}).catch(
+      (caught: unknown) => caught,
+    )
     expect(error).toBeInstanceOf(UsageError)
     expect((error as Error).message).toContain(`No certificate for ${DOMAIN} has been issued in this project yet`)
     expect((error as UsageError).hint).toContain('certs issue')
@@ -327,7 +428,13 @@ describe('certs renew', () => {
     await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE})
     fixture.engine.execs = []
     const result = await renewCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock()})
-    expect(fixture.engine.certbotCalls[1]!.args).toEqual(['renew', '--cert-name', DOMAIN, '--non-interactive', '--no-random-sleep-on-renew'])
+    expect(fixture.engine.certbotCalls[1]!.args).toEqual([
+      'renew',
+      '--cert-name',
+      DOMAIN,
+      '--non-interactive',
+      '--no-random-sleep-on-renew',
+    ])
     expect(result).toMatchObject({action: 'unchanged', installed: false, reloaded: false, server: PEBBLE})
     expect(fixture.engine.execs).toEqual([])
   })
@@ -335,11 +442,22 @@ describe('certs renew', () => {
   it('--force: a new certificate, installed and served; the CA bundle kept by issue is used again', async () => {
     const bundle = join(fixture.dir, 'pebble.minica.pem')
     await writeFile(bundle, pool[3]!.caCert)
-    const issued = await issueCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), server: PEBBLE, caBundle: bundle})
+    const issued = await issueCertificate({
+      dir: fixture.dir,
+      engine: fixture.engine,
+      clock: fakeClock(),
+      server: PEBBLE,
+      caBundle: bundle,
+    })
     const renewed = await renewCertificate({dir: fixture.dir, engine: fixture.engine, clock: fakeClock(), force: true})
     expect(fixture.engine.certbotCalls[1]!.args).toContain('--force-renewal')
     expect(fixture.engine.certbotCalls[1]!.env).toContain('REQUESTS_CA_BUNDLE=/etc/create-gateway/acme-ca.pem')
-    expect(renewed).toMatchObject({action: 'renewed', installed: true, reloaded: true, previousFingerprint: issued.certificate.fingerprint256})
+    expect(renewed).toMatchObject({
+      action: 'renewed',
+      installed: true,
+      reloaded: true,
+      previousFingerprint: issued.certificate.fingerprint256,
+    })
     expect(renewed.servedFingerprint).not.toBe(issued.servedFingerprint)
     expect(renewed.servedFingerprint).toBe(await installed(fixture.dir))
     expect(fixture.reloads).toBe(2)
@@ -367,16 +485,25 @@ describe('confirming the served certificate', () => {
   it('is not fooled by one handshake on a new worker while old workers still serve the old certificate', async () => {
     const {createSecureContext} = await import('node:tls')
     const {confirmServed} = await import('../../src/certs/install.js')
-    const contexts = [createSecureContext({cert: pool[0]!.cert, key: pool[0]!.key}), createSecureContext({cert: temporary.cert, key: temporary.key})]
+    const contexts = [
+      createSecureContext({cert: pool[0]!.cert, key: pool[0]!.key}),
+      createSecureContext({cert: temporary.cert, key: temporary.key}),
+    ]
     let handshakes = 0
     // Like NGINX right after a reload: new and old workers both accept, so answers alternate.
-    const server = createTlsServer({SNICallback: (_name, done) => done(null, contexts[handshakes++ % 2]!)}, (socket) => socket.end())
+    const server = createTlsServer({SNICallback: (_name, done) => done(null, contexts[handshakes++ % 2]!)}, (socket) =>
+      socket.end(),
+    )
     const port = await listen(server)
     try {
       const expected = inspectCertificate(pool[0]!.cert).fingerprint256
       const manifest = {...fixture.manifest, ports: {...fixture.manifest.ports, https: port}}
-      const error = await confirmServed(manifest, expected, {clock: fakeClock(), timeoutMs: 2000}).catch((caught: unknown) => caught)
-      expect((error as Error).message).toMatch(/^Timed out after 2000 ms waiting for the gateway on 127\.0\.0\.1:\d+ \(SNI api\.example\.test\) to serve the certificate .* \(last: it serves /)
+      const error = await confirmServed(manifest, expected, {clock: fakeClock(), timeoutMs: 2000}).catch(
+        (caught: unknown) => caught,
+      )
+      expect((error as Error).message).toMatch(
+        /^Timed out after 2000 ms waiting for the gateway on 127\.0\.0\.1:\d+ \(SNI api\.example\.test\) to serve the certificate .* \(last: it serves /,
+      )
       expect(handshakes).toBeGreaterThan(3)
 
       // Once every worker serves the new one, a streak of rounds confirms it.

@@ -1,6 +1,11 @@
 import {describe, expect, it} from 'vitest'
 
-import {certbotFailure, classifyCertbotOutput, detailLines, type CertbotContext} from '../../src/certs/certbot-output.js'
+import {
+  certbotFailure,
+  classifyCertbotOutput,
+  detailLines,
+  type CertbotContext,
+} from '../../src/certs/certbot-output.js'
 
 /**
  * Certbot's output for the failures users hit. The Pebble ones were captured from certbot 2.1 against
@@ -22,21 +27,37 @@ Some challenges have failed.
 Ask for help or search for solutions at https://community.letsencrypt.org. See the logfile /var/log/letsencrypt/letsencrypt.log or re-run Certbot with -v for more details.`
 
 const OUTPUTS = {
-  leNxdomain: challengeFailure('dns', 'DNS problem: NXDOMAIN looking up A for api.example.com - check that a DNS record exists for this domain; DNS problem: NXDOMAIN looking up AAAA for api.example.com - check that a DNS record exists for this domain'),
-  leTimeout: challengeFailure('connection', '203.0.113.7: Fetching http://api.example.com/.well-known/acme-challenge/Qm9v: Timeout during connect (likely firewall problem)'),
-  leRefused: challengeFailure('connection', '203.0.113.7: Fetching http://api.example.com/.well-known/acme-challenge/Qm9v: Connection refused'),
-  le404: challengeFailure('unauthorized', '203.0.113.7: Invalid response from http://api.example.com/.well-known/acme-challenge/Qm9v: 404'),
+  leNxdomain: challengeFailure(
+    'dns',
+    'DNS problem: NXDOMAIN looking up A for api.example.com - check that a DNS record exists for this domain; DNS problem: NXDOMAIN looking up AAAA for api.example.com - check that a DNS record exists for this domain',
+  ),
+  leTimeout: challengeFailure(
+    'connection',
+    '203.0.113.7: Fetching http://api.example.com/.well-known/acme-challenge/Qm9v: Timeout during connect (likely firewall problem)',
+  ),
+  leRefused: challengeFailure(
+    'connection',
+    '203.0.113.7: Fetching http://api.example.com/.well-known/acme-challenge/Qm9v: Connection refused',
+  ),
+  le404: challengeFailure(
+    'unauthorized',
+    '203.0.113.7: Invalid response from http://api.example.com/.well-known/acme-challenge/Qm9v: 404',
+  ),
   pebbleNoSuchHost: challengeFailure(
     'connection',
     'Get "http://api.example.test:80/.well-known/acme-challenge/u5QL": error occurred while resolving URL "http://api.example.test:80/.well-known/acme-challenge/u5QL": "lookup api.example.test on 127.0.0.11:53: no such host"',
   ),
-  pebbleRefused: challengeFailure('connection', 'Get "http://api.example.test:80/.well-known/acme-challenge/qHGc": dial tcp 192.168.48.5:80: connect: connection refused'),
+  pebbleRefused: challengeFailure(
+    'connection',
+    'Get "http://api.example.test:80/.well-known/acme-challenge/qHGc": dial tcp 192.168.48.5:80: connect: connection refused',
+  ),
   leRateLimited: `Saving debug log to /var/log/letsencrypt/letsencrypt.log
 Requesting a certificate for api.example.com
 An unexpected error occurred:
 Error creating new order :: too many certificates (5) already issued for this exact set of domains in the last 168 hours: api.example.com, retry after 2024-05-01T10:00:00Z: see https://letsencrypt.org/docs/rate-limits/#new-certificates-per-exact-set-of-hostnames
 Ask for help or search for solutions at https://community.letsencrypt.org. See the logfile /var/log/letsencrypt/letsencrypt.log or re-run Certbot with -v for more details.`,
-  rateLimitedUrn: 'An unexpected error occurred:\nurn:ietf:params:acme:error:rateLimited :: There were too many requests of a given type :: too many failed authorizations recently',
+  rateLimitedUrn:
+    'An unexpected error occurred:\nurn:ietf:params:acme:error:rateLimited :: There were too many requests of a given type :: too many failed authorizations recently',
   untrustedServer: `Saving debug log to /var/log/letsencrypt/letsencrypt.log
 An unexpected error occurred:
 requests.exceptions.SSLError: HTTPSConnectionPool(host='pebble', port=14000): Max retries exceeded with url: /dir (Caused by SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate (_ssl.c:992)')))`,
@@ -44,7 +65,14 @@ requests.exceptions.SSLError: HTTPSConnectionPool(host='pebble', port=14000): Ma
     'Failed to renew certificate api.example.test with error: urn:ietf:params:acme:error:accountDoesNotExist :: The request specified an account that does not exist :: Account https://pebble:14000/my-account/ff19 not found.\nAll renewals failed.',
 }
 
-const context: CertbotContext = {domain: 'api.example.com', server: 'https://acme-v02.api.letsencrypt.org/directory', httpPort: 8080, bind: '127.0.0.1', exitCode: 1, letsEncrypt: true}
+const context: CertbotContext = {
+  domain: 'api.example.com',
+  server: 'https://acme-v02.api.letsencrypt.org/directory',
+  httpPort: 8080,
+  bind: '127.0.0.1',
+  exitCode: 1,
+  letsEncrypt: true,
+}
 
 describe('classifyCertbotOutput', () => {
   it.each([
@@ -62,13 +90,17 @@ describe('classifyCertbotOutput', () => {
     expect(classifyCertbotOutput(OUTPUTS[name]).kind).toBe(kind)
   })
 
-  it('takes the CA\'s Detail line, not certbot\'s generic hint', () => {
-    expect(detailLines(OUTPUTS.leTimeout)).toEqual(['203.0.113.7: Fetching http://api.example.com/.well-known/acme-challenge/Qm9v: Timeout during connect (likely firewall problem)'])
+  it("takes the CA's Detail line, not certbot's generic hint", () => {
+    expect(detailLines(OUTPUTS.leTimeout)).toEqual([
+      '203.0.113.7: Fetching http://api.example.com/.well-known/acme-challenge/Qm9v: Timeout during connect (likely firewall problem)',
+    ])
     expect(classifyCertbotOutput(OUTPUTS.leTimeout).detail).toContain('Timeout during connect')
   })
 
   it('falls back to the "::" error line when there is no Detail', () => {
-    expect(classifyCertbotOutput(OUTPUTS.leRateLimited).detail).toMatch(/^Error creating new order :: too many certificates/)
+    expect(classifyCertbotOutput(OUTPUTS.leRateLimited).detail).toMatch(
+      /^Error creating new order :: too many certificates/,
+    )
   })
 })
 
@@ -95,24 +127,28 @@ describe('certbotFailure', () => {
 
   it('says another host answers when the challenge file is not found', () => {
     const error = certbotFailure(OUTPUTS.le404, {...context, httpPort: 80, bind: '0.0.0.0'})
-    expect(error.message).toContain('not this gateway\'s challenge files')
+    expect(error.message).toContain("not this gateway's challenge files")
     expect(error.message).toContain('Invalid response from')
   })
 
-  it('suggests --staging when rate limited by Let\'s Encrypt', () => {
+  it("suggests --staging when rate limited by Let's Encrypt", () => {
     const error = certbotFailure(OUTPUTS.leRateLimited, context)
     expect(error.kind).toBe('rate-limited')
     expect(error.message).toContain('rate limited')
     expect(error.hint).toContain('create-gateway certs issue --staging')
   })
 
-  it('suggests --ca-bundle when the ACME server\'s certificate is not trusted', () => {
-    const error = certbotFailure(OUTPUTS.untrustedServer, {...context, server: 'https://pebble:14000/dir', letsEncrypt: false})
+  it("suggests --ca-bundle when the ACME server's certificate is not trusted", () => {
+    const error = certbotFailure(OUTPUTS.untrustedServer, {
+      ...context,
+      server: 'https://pebble:14000/dir',
+      letsEncrypt: false,
+    })
     expect(error.message).toContain('could not talk to the ACME server https://pebble:14000/dir')
     expect(error.hint).toContain('--ca-bundle')
   })
 
-  it('keeps certbot\'s last lines, without its boilerplate, for anything else', () => {
+  it("keeps certbot's last lines, without its boilerplate, for anything else", () => {
     const error = certbotFailure(OUTPUTS.accountGone, context)
     expect(error.message).toMatch(/^certbot exited with code 1 without a certificate for api\.example\.com/)
     expect(error.message).toContain('  | All renewals failed.')

@@ -8,7 +8,13 @@ import {connect, createServer} from 'node:tls'
 import {afterEach, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 
 import {inspectCertificate, parseSubjectAltName} from '../../src/certs/inspect.js'
-import {CERT_FILES, generateSelfSigned, issueProjectCertificates, loadExistingCa, type CertificatePems} from '../../src/certs/self-signed.js'
+import {
+  CERT_FILES,
+  generateSelfSigned,
+  issueProjectCertificates,
+  loadExistingCa,
+  type CertificatePems,
+} from '../../src/certs/self-signed.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import type {Manifest} from '../../src/manifest/schema.js'
 
@@ -36,17 +42,29 @@ const hasOpenssl = (() => {
 })()
 
 /** Connect to a TLS server holding the leaf; resolve what the client concluded about it. */
-async function handshake(pems: CertificatePems, options: {servername?: string; ca?: string}): Promise<{authorized: boolean; error?: string}> {
+async function handshake(
+  pems: CertificatePems,
+  options: {servername?: string; ca?: string},
+): Promise<{authorized: boolean; error?: string}> {
   const server = createServer({key: pems.key, cert: pems.cert}, (socket) => socket.end())
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   try {
     const {port} = server.address() as AddressInfo
     return await new Promise((resolve, reject) => {
       // rejectUnauthorized false: keep the socket open so the test can read why it would be refused.
-      const socket = connect({host: '127.0.0.1', port, ca: options.ca ?? pems.caCert, servername: options.servername, rejectUnauthorized: false}, () => {
-        resolve({authorized: socket.authorized, error: socket.authorizationError?.toString()})
-        socket.destroy()
-      })
+      const socket = connect(
+        {
+          host: '127.0.0.1',
+          port,
+          ca: options.ca ?? pems.caCert,
+          servername: options.servername,
+          rejectUnauthorized: false,
+        },
+        () => {
+          resolve({authorized: socket.authorized, error: socket.authorizationError?.toString()})
+          socket.destroy()
+        },
+      )
       socket.on('error', reject)
     })
   } finally {
@@ -111,7 +129,10 @@ describe('generateSelfSigned', () => {
     expect(await handshake(pems, {servername: DOMAIN})).toEqual({authorized: true, error: undefined})
     expect(await handshake(pems, {servername: 'localhost'})).toMatchObject({authorized: true})
     expect(await handshake(pems, {})).toMatchObject({authorized: true}) // no SNI: host 127.0.0.1 against the IP SAN
-    expect(await handshake(pems, {servername: 'evil.example'})).toEqual({authorized: false, error: 'ERR_TLS_CERT_ALTNAME_INVALID'})
+    expect(await handshake(pems, {servername: 'evil.example'})).toEqual({
+      authorized: false,
+      error: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    })
   })
 
   it('is refused by a client that trusts a different CA', async () => {
@@ -128,7 +149,17 @@ describe('generateSelfSigned', () => {
       await writeFile(join(dir, 'fullchain.pem'), pems.cert)
       const out = execFileSync(
         'openssl',
-        ['verify', '-x509_strict', '-purpose', 'sslserver', '-verify_hostname', DOMAIN, '-CAfile', join(dir, 'ca.pem'), join(dir, 'fullchain.pem')],
+        [
+          'verify',
+          '-x509_strict',
+          '-purpose',
+          'sslserver',
+          '-verify_hostname',
+          DOMAIN,
+          '-CAfile',
+          join(dir, 'ca.pem'),
+          join(dir, 'fullchain.pem'),
+        ],
         {encoding: 'utf8'},
       )
       expect(out.trim()).toBe(`${join(dir, 'fullchain.pem')}: OK`)
@@ -176,7 +207,12 @@ describe('issueProjectCertificates', () => {
     const result = await issueProjectCertificates(dir, manifest())
     console.log(`issueProjectCertificates (new CA) took ${result.ms} ms`)
     expect(result.reusedCa).toBe(false)
-    expect(result.files.sort()).toEqual(['certs/ca.pem', 'certs/fullchain.pem', 'certs/privkey.pem', 'secrets/ca-key.pem'])
+    expect(result.files.sort()).toEqual([
+      'certs/ca.pem',
+      'certs/fullchain.pem',
+      'certs/privkey.pem',
+      'secrets/ca-key.pem',
+    ])
     expect(await mode(CERT_FILES.privkey)).toBe(0o600)
     expect(await mode(CERT_FILES.caKey)).toBe(0o600)
     expect(await mode(CERT_FILES.fullchain)).toBe(0o644)
@@ -199,7 +235,11 @@ describe('issueProjectCertificates', () => {
     const leaf2 = inspectCertificate(await read(CERT_FILES.fullchain))
     expect(leaf2.fingerprint256).not.toBe(leaf1)
     expect(leaf2.checkHost('api2.localhost')).toBe(true)
-    expect(new X509Certificate(await read(CERT_FILES.fullchain)).verify(new X509Certificate(await read(CERT_FILES.ca)).publicKey)).toBe(true)
+    expect(
+      new X509Certificate(await read(CERT_FILES.fullchain)).verify(
+        new X509Certificate(await read(CERT_FILES.ca)).publicKey,
+      ),
+    ).toBe(true)
 
     const rotated = await issueProjectCertificates(dir, manifest(), {rotateCa: true})
     expect(rotated.reusedCa).toBe(false)

@@ -106,14 +106,18 @@ describe('renderDjangoService', () => {
 
     // Dependencies are installed before the code is copied, so code edits keep the pip layer cached.
     const copyRequirements = steps.findIndex(([k, rest]) => k === 'COPY' && rest.startsWith('requirements.txt'))
-    const pip = steps.findIndex(([k, rest]) => k === 'RUN' && /pip install --no-cache-dir -r requirements\.txt/.test(rest))
+    const pip = steps.findIndex(
+      ([k, rest]) => k === 'RUN' && /pip install --no-cache-dir -r requirements\.txt/.test(rest),
+    )
     const copyAll = steps.findIndex(([k, rest]) => k === 'COPY' && rest === '. .')
     expect(copyRequirements).toBeGreaterThan(0)
     expect(pip).toBeGreaterThan(copyRequirements)
     expect(copyAll).toBeGreaterThan(pip)
 
     // The stand-in image may have only python3 on PATH.
-    const commands = steps.filter(([k]) => ['RUN', 'CMD', 'HEALTHCHECK', 'ENTRYPOINT'].includes(k)).map(([, rest]) => rest)
+    const commands = steps
+      .filter(([k]) => ['RUN', 'CMD', 'HEALTHCHECK', 'ENTRYPOINT'].includes(k))
+      .map(([, rest]) => rest)
     for (const command of commands) expect(command).not.toMatch(/(^|[\s"[])python(?=[\s"])/)
     expect(commands.some((command) => /(^|[\s"[])python3(?=[\s"])/.test(command))).toBe(true)
   })
@@ -134,7 +138,10 @@ describe('renderDjangoService', () => {
     const m = manifest()
     const plan = await renderDjangoService(m, service(m, 'web'))
     const settings = file(plan, 'services/web/config/settings.py')
-    const python = plan.filter((f) => f.path.endsWith('.py')).map((f) => String(f.content)).join('\n')
+    const python = plan
+      .filter((f) => f.path.endsWith('.py'))
+      .map((f) => String(f.content))
+      .join('\n')
 
     // Each variable docker-compose.yml sets is read by the generated code.
     const environment = buildStackSpec(m).services.find((s) => s.service === 'web')!.environment

@@ -24,7 +24,9 @@ function context(overrides: Partial<ProjectContext> = {}): ProjectContext {
     dir: '/srv/demo',
     network: 'demo_default',
     imageIds: {web: 'sha256:web1', gateway: 'sha256:nginx1'},
-    environment: Object.fromEntries(stack.services.map((spec) => [spec.service, resolveEnvironment(spec, {WEB_SECRET_KEY: 'k'}, {})])),
+    environment: Object.fromEntries(
+      stack.services.map((spec) => [spec.service, resolveEnvironment(spec, {WEB_SECRET_KEY: 'k'}, {})]),
+    ),
     ...overrides,
   }
 }
@@ -34,7 +36,14 @@ function desired(overrides: Partial<ProjectContext> = {}, manifest = testManifes
 }
 
 function running(want: DesiredContainer, extra: Partial<ContainerState> = {}): ContainerState {
-  return runningContainer({id: `id-${want.name}`, name: want.name, labels: {...want.options.Labels}, image: want.options.Image!, imageId: 'x', ...extra})
+  return runningContainer({
+    id: `id-${want.name}`,
+    name: want.name,
+    labels: {...want.options.Labels},
+    image: want.options.Image!,
+    imageId: 'x',
+    ...extra,
+  })
 }
 
 describe('${VAR} interpolation from .env, as Compose does it', () => {
@@ -55,13 +64,17 @@ describe('${VAR} interpolation from .env, as Compose does it', () => {
       }
     })()
     expect(error).toBeInstanceOf(UsageError)
-    expect(error?.message).toBe('services.web.environment.DJANGO_SECRET_KEY uses ${WEB_SECRET_KEY}, but .env does not set WEB_SECRET_KEY')
+    expect(error?.message).toBe(
+      'services.web.environment.DJANGO_SECRET_KEY uses ${WEB_SECRET_KEY}, but .env does not set WEB_SECRET_KEY',
+    )
     expect(() => interpolate('${X:?is required}', {}, 'f')).toThrow('f: variable X is not set: is required')
   })
 
   it('lets the shell win over .env, like Compose', () => {
     const spec = buildStackSpec(testManifest()).services[0]!
-    expect(resolveEnvironment(spec, {WEB_SECRET_KEY: 'from-file'}, {WEB_SECRET_KEY: 'from-shell'}).DJANGO_SECRET_KEY).toBe('from-shell')
+    expect(
+      resolveEnvironment(spec, {WEB_SECRET_KEY: 'from-file'}, {WEB_SECRET_KEY: 'from-shell'}).DJANGO_SECRET_KEY,
+    ).toBe('from-shell')
     expect(resolveEnvironment(spec, {WEB_SECRET_KEY: 'from-file'}, {}).DJANGO_SECRET_KEY).toBe('from-file')
   })
 })
@@ -103,7 +116,8 @@ describe('container definitions', () => {
   })
 
   it('mounts the njs script and the JWT key map read-only only when a route uses jwt', () => {
-    const binds = (manifest = testManifest()) => desired({}, manifest).find((container) => container.service === 'gateway')!.options.HostConfig?.Binds ?? []
+    const binds = (manifest = testManifest()) =>
+      desired({}, manifest).find((container) => container.service === 'gateway')!.options.HostConfig?.Binds ?? []
     expect(binds().some((bind) => /jwt|njs/.test(bind))).toBe(false)
     const jwt = binds(testManifest({routes: [{path: '/', service: 'web', auth: 'jwt'}]}))
     expect(jwt).toContain('/srv/demo/secrets/jwt-secret.map:/etc/nginx/secrets/jwt-secret.map:ro')
@@ -124,11 +138,17 @@ describe('container definitions', () => {
   })
 
   it('ignores key order in the hash', () => {
-    expect(configHash({Image: 'a', Env: ['X=1'], Labels: {a: '1', b: '2'}}, 'id')).toBe(configHash({Labels: {b: '2', a: '1'}, Env: ['X=1'], Image: 'a'}, 'id'))
+    expect(configHash({Image: 'a', Env: ['X=1'], Labels: {a: '1', b: '2'}}, 'id')).toBe(
+      configHash({Labels: {b: '2', a: '1'}, Env: ['X=1'], Image: 'a'}, 'id'),
+    )
   })
 
   it('starts the Django services before the gateway that depends on them', () => {
-    const waves = startWaves(buildStackSpec(testManifest({services: {web: {kind: 'django'}, api: {kind: 'django'}}, routes: [{path: '/', service: 'web'}]})))
+    const waves = startWaves(
+      buildStackSpec(
+        testManifest({services: {web: {kind: 'django'}, api: {kind: 'django'}}, routes: [{path: '/', service: 'web'}]}),
+      ),
+    )
     expect(waves.map((wave) => wave.map((spec) => spec.service))).toEqual([['web', 'api'], ['gateway']])
   })
 })
@@ -136,7 +156,10 @@ describe('container definitions', () => {
 describe('planContainers', () => {
   it('keeps running containers with the same hash: a second up changes nothing', () => {
     const want = desired()
-    const plan = planContainers(want, want.map((container) => running(container)))
+    const plan = planContainers(
+      want,
+      want.map((container) => running(container)),
+    )
     expect(plan.containers.map((item) => item.action)).toEqual(['keep', 'keep', 'keep'])
     expect(plan.remove).toEqual([])
   })
@@ -146,10 +169,18 @@ describe('planContainers', () => {
     const existing = [
       running(want[0]!, {labels: {...want[0]!.options.Labels, [LABELS.configHash]: 'old'}}),
       running(want[2]!, {status: 'exited', running: false}),
-      running({...want[1]!, name: 'demo-web-3', options: {...want[1]!.options, Labels: {...want[1]!.options.Labels, [LABELS.number]: '3'}}}),
+      running({
+        ...want[1]!,
+        name: 'demo-web-3',
+        options: {...want[1]!.options, Labels: {...want[1]!.options.Labels, [LABELS.number]: '3'}},
+      }),
     ]
     const plan = planContainers(want, existing)
-    expect(plan.containers.map((item) => `${item.desired.name}:${item.action}`)).toEqual(['demo-web-1:recreate', 'demo-web-2:create', 'demo-gateway-1:start'])
+    expect(plan.containers.map((item) => `${item.desired.name}:${item.action}`)).toEqual([
+      'demo-web-1:recreate',
+      'demo-web-2:create',
+      'demo-gateway-1:start',
+    ])
     expect(plan.remove.map((container) => container.name)).toEqual(['demo-web-3'])
   })
 
@@ -162,7 +193,11 @@ describe('planContainers', () => {
 
   it('leaves one-off containers (docker compose run) alone', () => {
     const want = desired()
-    const oneoff = running(want[0]!, {id: 'oneoff', name: 'demo-web-run-1', labels: {...want[0]!.options.Labels, [LABELS.oneoff]: 'True'}})
+    const oneoff = running(want[0]!, {
+      id: 'oneoff',
+      name: 'demo-web-run-1',
+      labels: {...want[0]!.options.Labels, [LABELS.oneoff]: 'True'},
+    })
     const plan = planContainers(want, [oneoff])
     expect(plan.containers[0]!.action).toBe('create')
     expect(plan.remove).toEqual([])

@@ -17,7 +17,13 @@ const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offlin
 function setup(manifest = testManifest()) {
   const engine = new FakeEngine(IMAGES)
   const dir = testProject(manifest)
-  const options = (extra: Partial<UpOptions> = {}): UpOptions => ({engine, clock: fakeClock(), env: {}, timeoutMs: 60_000, ...extra})
+  const options = (extra: Partial<UpOptions> = {}): UpOptions => ({
+    engine,
+    clock: fakeClock(),
+    env: {},
+    timeoutMs: 60_000,
+    ...extra,
+  })
   return {engine, dir, manifest, options}
 }
 
@@ -43,10 +49,16 @@ describe('upStack against a fake engine', () => {
     expect(engine.calls.at(-1)).toBe('start demo-gateway-1')
     expect(result.changed).toBe(true)
     expect(result.urls[0]).toBe('https://api.localhost:18443/')
-    expect(result.curl).toMatch(/^curl --cacert certs\/ca\.pem (--resolve api\.localhost:18443:127\.0\.0\.1 )?https:\/\/api\.localhost:18443\/$/)
+    expect(result.curl).toMatch(
+      /^curl --cacert certs\/ca\.pem (--resolve api\.localhost:18443:127\.0\.0\.1 )?https:\/\/api\.localhost:18443\/$/,
+    )
     expect(progress).toContain('web: Step 1/2 : FROM base')
     const network = [...engine.networksById.values()][0]!
-    expect(network.labels).toEqual({'com.docker.compose.project': 'demo', 'com.docker.compose.network': 'default', 'com.docker.compose.version': '2.24.0'})
+    expect(network.labels).toEqual({
+      'com.docker.compose.project': 'demo',
+      'com.docker.compose.network': 'default',
+      'com.docker.compose.version': '2.24.0',
+    })
     expect(describeUp(result)).toContain('demo is up')
   })
 
@@ -93,7 +105,8 @@ describe('upStack against a fake engine', () => {
   it('maps "address already in use" to the port and the manifest field, and removes what it created', async () => {
     const {engine, dir, manifest, options} = setup()
     engine.behaviour.set('demo-gateway-1', {
-      startError: 'driver failed programming external connectivity on endpoint demo-gateway-1 (abc): Error starting userland proxy: listen tcp4 127.0.0.1:18443: bind: address already in use',
+      startError:
+        'driver failed programming external connectivity on endpoint demo-gateway-1 (abc): Error starting userland proxy: listen tcp4 127.0.0.1:18443: bind: address already in use',
     })
     const error = await rejectionOf(upStack(dir, manifest, options()), OperationError)
     expect(error).toBeInstanceOf(OperationError)
@@ -106,7 +119,9 @@ describe('upStack against a fake engine', () => {
   it('maps "port is already allocated" (another container) to ports.http', async () => {
     const {engine, dir, manifest, options} = setup()
     engine.behaviour.set('demo-gateway-1', {startError: 'Bind for 127.0.0.1:18080 failed: port is already allocated'})
-    await expect(upStack(dir, manifest, options())).rejects.toThrow('Port 127.0.0.1:18080 (ports.http in gateway.yaml) is already in use')
+    await expect(upStack(dir, manifest, options())).rejects.toThrow(
+      'Port 127.0.0.1:18080 (ports.http in gateway.yaml) is already in use',
+    )
   })
 
   it('fails fast on a container that exits, with its last log lines, and leaves nothing behind', async () => {
@@ -126,10 +141,19 @@ describe('upStack against a fake engine', () => {
 
   it('blames a crashed replica, not the gateway that failed because of it', async () => {
     const {engine, dir, manifest, options} = setup()
-    engine.behaviour.set('demo-web-1', {exitAfterInspections: 1, exitCode: 3, logs: ['Traceback: ImportError: no module named foo']})
-    engine.behaviour.set('demo-gateway-1', {health: 'unhealthy', logs: ['host not found in upstream "demo-web-1:8000"']})
+    engine.behaviour.set('demo-web-1', {
+      exitAfterInspections: 1,
+      exitCode: 3,
+      logs: ['Traceback: ImportError: no module named foo'],
+    })
+    engine.behaviour.set('demo-gateway-1', {
+      health: 'unhealthy',
+      logs: ['host not found in upstream "demo-web-1:8000"'],
+    })
     const error = await rejectionOf(upStack(dir, manifest, options()), OperationError)
-    expect(error.message.split('\n')[0]).toBe('demo-web-1 (web) exited with code 3 before becoming healthy (and then: demo-gateway-1 (gateway) is unhealthy: its healthcheck keeps failing)')
+    expect(error.message.split('\n')[0]).toBe(
+      'demo-web-1 (web) exited with code 3 before becoming healthy (and then: demo-gateway-1 (gateway) is unhealthy: its healthcheck keeps failing)',
+    )
     expect(error.message).toContain('| Traceback: ImportError: no module named foo')
     expect(engine.names()).toEqual([])
   })
@@ -147,7 +171,9 @@ describe('upStack against a fake engine', () => {
     const {engine, dir, manifest, options} = setup()
     engine.behaviour.set('demo-gateway-1', {health: 'starting', logs: ['nginx: [emerg] host not found in upstream']})
     const error = await rejectionOf(upStack(dir, manifest, options({timeoutMs: 5000})), OperationError)
-    expect(error.message).toContain('Timed out after 5000 ms waiting for demo-gateway-1 (gateway) to be healthy (last: state running, health starting)')
+    expect(error.message).toContain(
+      'Timed out after 5000 ms waiting for demo-gateway-1 (gateway) to be healthy (last: state running, health starting)',
+    )
     expect(error.message).toContain('| nginx: [emerg] host not found in upstream')
     expect(engine.names()).toEqual([])
   })
@@ -157,7 +183,9 @@ describe('upStack against a fake engine', () => {
     await upStack(dir, manifest, options())
     await upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 3}}}), options()).catch(() => {})
     engine.behaviour.set('demo-web-4', {health: 'unhealthy'})
-    await expect(upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 4}}}), options())).rejects.toThrow('demo-web-4 (web) is unhealthy')
+    await expect(
+      upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 4}}}), options()),
+    ).rejects.toThrow('demo-web-4 (web) is unhealthy')
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
     expect(engine.networksById.size).toBe(1)
   })
@@ -174,15 +202,23 @@ describe('upStack against a fake engine', () => {
     const manifest = testManifest()
     const dir = testProject(manifest)
     const error = await rejectionOf(upStack(dir, manifest, {engine, clock: fakeClock(), env: {}}), OperationError)
-    expect(error.message).toMatch(/^Image create-gateway-offline\/nginx:bookworm \(gateway\) not found locally and the registry is unreachable/)
+    expect(error.message).toMatch(
+      /^Image create-gateway-offline\/nginx:bookworm \(gateway\) not found locally and the registry is unreachable/,
+    )
     expect(error.hint).toContain('--nginx-image')
     expect(engine.calls).toEqual(['pull create-gateway-offline/nginx:bookworm'])
   })
 
   it('shows the build error and creates nothing when the build fails', async () => {
     const {engine, dir, manifest, options} = setup()
-    engine.buildEvents = () => [{stream: 'Step 1/1 : RUN pip install -r requirements.txt\n'}, {stream: 'ERROR: No matching distribution found for nope==1.0\n'}, {errorDetail: {message: 'returned a non-zero code: 1'}, error: 'x'}]
-    await expect(upStack(dir, manifest, options())).rejects.toThrow(/failed at Step 1\/1 : RUN pip install[\s\S]*No matching distribution found for nope==1\.0/)
+    engine.buildEvents = () => [
+      {stream: 'Step 1/1 : RUN pip install -r requirements.txt\n'},
+      {stream: 'ERROR: No matching distribution found for nope==1.0\n'},
+      {errorDetail: {message: 'returned a non-zero code: 1'}, error: 'x'},
+    ]
+    await expect(upStack(dir, manifest, options())).rejects.toThrow(
+      /failed at Step 1\/1 : RUN pip install[\s\S]*No matching distribution found for nope==1\.0/,
+    )
     expect(engine.names()).toEqual([])
     expect(engine.networksById.size).toBe(0)
   })
@@ -201,11 +237,18 @@ describe('upStack interrupted (Ctrl-C)', () => {
       if (clock.now() >= 3000) controller.abort('SIGINT')
     }
 
-    const error = await rejectionOf(upStack(dir, manifest, options({clock, signal: controller.signal})), InterruptedError)
+    const error = await rejectionOf(
+      upStack(dir, manifest, options({clock, signal: controller.signal})),
+      InterruptedError,
+    )
     expect(error.message).toBe('Interrupted: removed 3 container(s) and network demo_default this run created')
     expect(engine.names()).toEqual([])
     expect(engine.networksById.size).toBe(0)
-    expect(engine.calls.filter((call) => call.startsWith('start')).sort()).toEqual(['start demo-gateway-1', 'start demo-web-1', 'start demo-web-2'])
+    expect(engine.calls.filter((call) => call.startsWith('start')).sort()).toEqual([
+      'start demo-gateway-1',
+      'start demo-web-1',
+      'start demo-web-2',
+    ])
     // Promptly: at most one more poll interval after the abort.
     expect(clock.elapsed()).toBeLessThanOrEqual(3500)
   })
@@ -220,7 +263,10 @@ describe('upStack interrupted (Ctrl-C)', () => {
       if (line.startsWith('web: building')) controller.abort('SIGTERM')
     }
 
-    const error = await rejectionOf(upStack(dir, manifest, options({onProgress, signal: controller.signal})), InterruptedError)
+    const error = await rejectionOf(
+      upStack(dir, manifest, options({onProgress, signal: controller.signal})),
+      InterruptedError,
+    )
     expect(error.message).toBe('Interrupted: removed 0 container(s) this run created')
     // The build that had begun finishes; nothing is stopped, created or removed after it.
     expect(engine.calls).toEqual(['build demo-web:latest'])
@@ -246,7 +292,12 @@ describe('downStack and stackStatus', () => {
     const result = await downStack(manifest, {engine, volumes: true})
     expect(engine.calls[0]).toBe('stop demo-gateway-1')
     expect(engine.calls.at(-1)).toBe('network remove demo_default')
-    expect(result).toEqual({project: 'demo', containers: expect.arrayContaining(['demo-web-1', 'demo-web-2', 'demo-gateway-1']), networks: ['demo_default'], volumes: ['demo_data']})
+    expect(result).toEqual({
+      project: 'demo',
+      containers: expect.arrayContaining(['demo-web-1', 'demo-web-2', 'demo-gateway-1']),
+      networks: ['demo_default'],
+      volumes: ['demo_data'],
+    })
     expect(engine.names()).toEqual([])
     expect(await stackStatus(manifest, {engine})).toEqual([])
   })

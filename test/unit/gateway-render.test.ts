@@ -53,7 +53,7 @@ function servers(conf: string): string[] {
 
 /** A location of the server that holds the routes (not the port-80 redirect server). */
 function route(conf: string, path: string): string {
-  const server = servers(conf).find((body) => body.includes("proxy_pass"))
+  const server = servers(conf).find((body) => body.includes('proxy_pass'))
   if (!server) throw new Error('no routes server')
   return block(server, `location ${path}`)
 }
@@ -74,7 +74,13 @@ describe('renderGateway', () => {
 
   it('writes nginx.conf with a JSON access log', async () => {
     const conf = (await render())['gateway/nginx.conf']!
-    for (const line of ['user nginx;', 'worker_processes auto;', 'server_tokens off;', 'include mime.types;', 'include /etc/nginx/conf.d/*.conf;']) {
+    for (const line of [
+      'user nginx;',
+      'worker_processes auto;',
+      'server_tokens off;',
+      'include mime.types;',
+      'include /etc/nginx/conf.d/*.conf;',
+    ]) {
       expect(conf).toContain(line)
     }
 
@@ -82,7 +88,22 @@ describe('renderGateway', () => {
     expect(conf).toContain('error_log /var/log/nginx/error.log warn;')
     expect(conf).toContain('access_log /var/log/nginx/access.log gateway_json;')
     expect(conf).toContain('log_format gateway_json escape=json')
-    for (const variable of ['$time_iso8601', '$req_id', '$remote_addr', '$request_method', '$request_uri', '$status', '$body_bytes_sent', '$request_time', '$upstream_addr', '$upstream_status', '$upstream_response_time', '$host', '$http_user_agent', '$gateway_service']) {
+    for (const variable of [
+      '$time_iso8601',
+      '$req_id',
+      '$remote_addr',
+      '$request_method',
+      '$request_uri',
+      '$status',
+      '$body_bytes_sent',
+      '$request_time',
+      '$upstream_addr',
+      '$upstream_status',
+      '$upstream_response_time',
+      '$host',
+      '$http_user_agent',
+      '$gateway_service',
+    ]) {
       expect(conf).toContain(variable)
     }
   })
@@ -119,13 +140,20 @@ describe('renderGateway', () => {
     expect(conf).toContain('ssl_protocols TLSv1.2 TLSv1.3;')
     expect(conf).toContain(`ssl_ciphers ${MOZILLA_INTERMEDIATE_CIPHERS};`)
     expect(MOZILLA_INTERMEDIATE_CIPHERS.split(':')).toHaveLength(9)
-    for (const line of ['ssl_prefer_server_ciphers off;', 'ssl_session_cache shared:SSL:10m;', 'ssl_session_timeout 1d;', 'ssl_session_tickets off;']) {
+    for (const line of [
+      'ssl_prefer_server_ciphers off;',
+      'ssl_session_cache shared:SSL:10m;',
+      'ssl_session_timeout 1d;',
+      'ssl_session_tickets off;',
+    ]) {
       expect(conf).toContain(line)
     }
 
     expect(conf).toContain('ssl_certificate /etc/nginx/certs/fullchain.pem;')
     expect(conf).toContain('ssl_certificate_key /etc/nginx/certs/privkey.pem;')
-    expect(files['gateway/conf.d/snippets/headers.conf']).toContain('add_header Strict-Transport-Security "max-age=63072000" always;')
+    expect(files['gateway/conf.d/snippets/headers.conf']).toContain(
+      'add_header Strict-Transport-Security "max-age=63072000" always;',
+    )
   })
 
   it('keeps the prefix for Django services and strips it for external ones', async () => {
@@ -143,7 +171,13 @@ describe('renderGateway', () => {
     expect(payment).toContain('proxy_set_header Host payments.example.com;')
     // The set must come before `rewrite ... break`, which ends the rewrite-module directives.
     expect(payment.indexOf('set $external_payment')).toBeLessThan(payment.indexOf('rewrite "'))
-    for (const line of ['proxy_ssl_server_name on;', 'proxy_ssl_name payments.example.com;', 'proxy_ssl_verify on;', 'proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;', 'proxy_ssl_verify_depth 3;']) {
+    for (const line of [
+      'proxy_ssl_server_name on;',
+      'proxy_ssl_name payments.example.com;',
+      'proxy_ssl_verify on;',
+      'proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;',
+      'proxy_ssl_verify_depth 3;',
+    ]) {
       expect(payment).toContain(line)
     }
 
@@ -151,7 +185,9 @@ describe('renderGateway', () => {
   })
 
   it('maps an external URL path and a non-default port', async () => {
-    const conf = (await render({services: {...base.services, payment: {kind: 'external', url: 'http://pay.internal:8080/v1'}}}))['gateway/conf.d/gateway.conf']!
+    const conf = (
+      await render({services: {...base.services, payment: {kind: 'external', url: 'http://pay.internal:8080/v1'}}})
+    )['gateway/conf.d/gateway.conf']!
     const payment = route(conf, '/payment/')
     expect(payment).toContain('rewrite "(?s)^/payment/(.*)$" /v1/$1 break;')
     expect(payment).toContain('proxy_set_header Host pay.internal:8080;')
@@ -162,7 +198,22 @@ describe('renderGateway', () => {
   it('sends proxy headers, retries only what NGINX retries safely, and tags responses', async () => {
     const files = await render()
     const proxy = files['gateway/conf.d/snippets/proxy.conf']!
-    for (const line of ['proxy_http_version 1.1;', 'proxy_set_header Connection "";', 'proxy_set_header X-Real-IP $remote_addr;', 'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;', 'proxy_set_header X-Forwarded-Proto $scheme;', 'proxy_set_header X-Forwarded-Host $host;', 'proxy_set_header X-Forwarded-Port 8443;', 'proxy_set_header X-Request-ID $req_id;', 'proxy_connect_timeout 5s;', 'proxy_read_timeout 60s;', 'proxy_send_timeout 60s;', 'proxy_next_upstream error timeout http_502 http_503 http_504;', 'proxy_next_upstream_tries 3;', 'proxy_next_upstream_timeout 10s;']) {
+    for (const line of [
+      'proxy_http_version 1.1;',
+      'proxy_set_header Connection "";',
+      'proxy_set_header X-Real-IP $remote_addr;',
+      'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+      'proxy_set_header X-Forwarded-Proto $scheme;',
+      'proxy_set_header X-Forwarded-Host $host;',
+      'proxy_set_header X-Forwarded-Port 8443;',
+      'proxy_set_header X-Request-ID $req_id;',
+      'proxy_connect_timeout 5s;',
+      'proxy_read_timeout 60s;',
+      'proxy_send_timeout 60s;',
+      'proxy_next_upstream error timeout http_502 http_503 http_504;',
+      'proxy_next_upstream_tries 3;',
+      'proxy_next_upstream_timeout 10s;',
+    ]) {
       expect(proxy).toContain(line)
     }
 
@@ -196,7 +247,9 @@ describe('renderGateway', () => {
   })
 
   it('writes burst 0 as NGINX accepts it', async () => {
-    const conf = (await render({routes: [{path: '/', service: 'web', rateLimit: {rate: '1r/m', burst: 0}}]}))['gateway/conf.d/gateway.conf']!
+    const conf = (await render({routes: [{path: '/', service: 'web', rateLimit: {rate: '1r/m', burst: 0}}]}))[
+      'gateway/conf.d/gateway.conf'
+    ]!
     expect(route(conf, '/')).toContain('limit_req zone=route_0_root nodelay;')
   })
 
@@ -238,7 +291,9 @@ describe('renderGateway', () => {
     // load_module belongs to the main context: before events {} and http {}.
     expect(nginx.indexOf('load_module')).toBeLessThan(nginx.indexOf('events {'))
     expect(block(nginx, 'http')).toContain('js_import jwt from /etc/nginx/njs/jwt.js;')
-    expect(block(files['gateway/conf.d/maps.conf']!, 'map "" $jwt_secret')).toContain('include /etc/nginx/secrets/jwt-secret.map;')
+    expect(block(files['gateway/conf.d/maps.conf']!, 'map "" $jwt_secret')).toContain(
+      'include /etc/nginx/secrets/jwt-secret.map;',
+    )
 
     const script = files['gateway/njs/jwt.js']!
     expect(script).toContain("require('crypto')")
@@ -292,12 +347,15 @@ describe('renderGateway', () => {
 describe('renderUpstreams', () => {
   const manifest = parseManifest(base)
 
-  const serversOf = (text: string, upstream: string) => [...block(text, `upstream ${upstream}`).matchAll(/server (\S+) /g)].map((match) => match[1])
+  const serversOf = (text: string, upstream: string) =>
+    [...block(text, `upstream ${upstream}`).matchAll(/server (\S+) /g)].map((match) => match[1])
 
   it('lists each Django service by its service name, which Docker resolves to every replica', async () => {
     const text = await renderUpstreams(manifest)
     // One server line per service, whatever its replica count (web has 2): no container names.
-    expect(block(text, 'upstream web_upstream')).toMatch(/\{\s+zone web_upstream 64k;\s+server web:8000 max_fails=\d+ fail_timeout=\d+s;\s+keepalive \d+;/)
+    expect(block(text, 'upstream web_upstream')).toMatch(
+      /\{\s+zone web_upstream 64k;\s+server web:8000 max_fails=\d+ fail_timeout=\d+s;\s+keepalive \d+;/,
+    )
     expect(serversOf(text, 'web_upstream')).toEqual(['web:8000'])
     expect(serversOf(text, 'api_upstream')).toEqual(['api:8001'])
     expect(text).not.toContain('my-api-')
@@ -316,7 +374,9 @@ describe('renderUpstreams', () => {
   })
 
   it('refuses host names that would break the config, and empty upstreams', async () => {
-    await expect(renderUpstreams(manifest, {web: ['x; include /etc/passwd']})).rejects.toThrow(/not a valid upstream host/)
+    await expect(renderUpstreams(manifest, {web: ['x; include /etc/passwd']})).rejects.toThrow(
+      /not a valid upstream host/,
+    )
     await expect(renderUpstreams(manifest, {web: []})).rejects.toThrow(/no servers/)
   })
 })

@@ -4,7 +4,8 @@ import {ManifestError, UsageError} from '../../src/errors.js'
 import {resolveAnswers, type Asker} from '../../src/manifest/answers.js'
 import {buildManifest} from '../../src/manifest/options.js'
 
-const defaults = (flags: Record<string, string | string[]> = {}) => resolveAnswers({dir: '/tmp/My_Project', flags, yes: true})
+const defaults = (flags: Record<string, string | string[]> = {}) =>
+  resolveAnswers({dir: '/tmp/My_Project', flags, yes: true})
 
 describe('init options', () => {
   it('--yes alone gives the documented defaults', async () => {
@@ -27,7 +28,11 @@ describe('init options', () => {
 
   it('gives each extra service and external a /NAME/ route unless --route says otherwise', async () => {
     const manifest = buildManifest(
-      await defaults({service: ['live-reading', 'student-api'], external: ['payment=https://pay.example.com'], route: ['/pay/=payment:api-key', '/secure/=student-api:basic']}),
+      await defaults({
+        service: ['live-reading', 'student-api'],
+        external: ['payment=https://pay.example.com'],
+        route: ['/pay/=payment:api-key', '/secure/=student-api:basic'],
+      }),
     )
     expect(manifest.routes).toEqual([
       {path: '/', service: 'web', auth: 'none'},
@@ -58,18 +63,25 @@ describe('init options', () => {
     [{service: ['gateway']}, /^--service \(services\.gateway\): "gateway" is reserved/],
     [{tls: 'certbot'}, /^--email: required with --tls certbot/],
   ])('rejects %o naming the flag', async (flags, expected) => {
-    const error = await defaults(flags as Record<string, string>).then(buildManifest).then(
-      () => undefined,
-      (caught: unknown) => caught,
-    )
+    const error = await defaults(flags as Record<string, string>)
+      .then(buildManifest)
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      )
     expect(error).toBeInstanceOf(UsageError)
     expect((error as UsageError).exitCode).toBe(2)
-    const text = error instanceof ManifestError ? error.issues.map((issue) => `${issue.path}: ${issue.message}`).join('\n') : (error as Error).message
+    const text =
+      error instanceof ManifestError
+        ? error.issues.map((issue) => `${issue.path}: ${issue.message}`).join('\n')
+        : (error as Error).message
     expect(text).toMatch(expected)
   })
 
   it('without a terminal and without --yes, fails naming --yes instead of waiting', async () => {
-    const error = await resolveAnswers({dir: '/tmp/x', flags: {name: 'x'}, yes: false}).catch((caught: unknown) => caught)
+    const error = await resolveAnswers({dir: '/tmp/x', flags: {name: 'x'}, yes: false}).catch(
+      (caught: unknown) => caught,
+    )
     expect(error).toBeInstanceOf(UsageError)
     expect((error as UsageError).message).toMatch(/--domain/)
     expect((error as UsageError).hint).toMatch(/--yes/)
@@ -91,7 +103,12 @@ describe('init options', () => {
         return fallback ?? ''
       },
     }
-    const answers = await resolveAnswers({dir: '/tmp/demo', flags: {name: 'given', 'http-port': '9080'}, yes: false, ask})
+    const answers = await resolveAnswers({
+      dir: '/tmp/demo',
+      flags: {name: 'given', 'http-port': '9080'},
+      yes: false,
+      ask,
+    })
     expect(answers.rate).toBe('5r/s')
     expect(answers.name).toBe('given')
     expect(asked.some((message) => message.startsWith('Project name'))).toBe(false)

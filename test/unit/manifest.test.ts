@@ -47,7 +47,11 @@ describe('manifest schema', () => {
     const manifest = parseManifest(input)
     expect(manifest.bind).toBe('127.0.0.1')
     expect(manifest.rateLimit).toEqual({rate: '10r/s', burst: 20, status: 503})
-    expect(manifest.images).toEqual({python: 'python:3.12-slim', nginx: 'nginx:1.27', certbot: 'certbot/certbot:latest'})
+    expect(manifest.images).toEqual({
+      python: 'python:3.12-slim',
+      nginx: 'nginx:1.27',
+      certbot: 'certbot/certbot:latest',
+    })
     expect(manifest.routes[0]!.auth).toBe('none')
   })
 
@@ -65,18 +69,50 @@ describe('manifest schema', () => {
     ['http == https', (m: any) => (m.ports.https = 8080), /^ports\.https: http and https must be different ports/],
     ['rate not like 10r/s', (m: any) => (m.rateLimit.rate = '10/s'), /^rateLimit\.rate: must look like 10r\/s/],
     ['burst < 0', (m: any) => (m.rateLimit.burst = -1), /^rateLimit\.burst: must be 0 or more/],
-    ['route to an unknown service', (m: any) => (m.routes[2].service = 'pay'), /^routes\[2\]\.service: no service named "pay"/],
+    [
+      'route to an unknown service',
+      (m: any) => (m.routes[2].service = 'pay'),
+      /^routes\[2\]\.service: no service named "pay"/,
+    ],
     ['duplicate route paths', (m: any) => (m.routes[1].path = '/'), /^routes\[1\]\.path: duplicate path "\/"/],
-    ['unknown auth', (m: any) => (m.routes[1].auth = 'oauth'), /^routes\[1\]\.auth: must be one of none, basic, api-key/],
+    [
+      'unknown auth',
+      (m: any) => (m.routes[1].auth = 'oauth'),
+      /^routes\[1\]\.auth: must be one of none, basic, api-key/,
+    ],
     ['replicas < 1', (m: any) => (m.services.web.replicas = 0), /^services\.web\.replicas: must be at least 1/],
-    ['external URL not http/https', (m: any) => (m.services.payment.url = 'ftp://files.example.com'), /^services\.payment\.url: must use http:\/\/ or https:\/\//],
-    ['route path without trailing slash', (m: any) => (m.routes[2].path = '/payment'), /^routes\[2\]\.path: must start and end with "\/"/],
-    ['per-route rate', (m: any) => (m.routes[2].rateLimit.rate = 'fast'), /^routes\[2\]\.rateLimit\.rate: must look like/],
-    ['unknown kind', (m: any) => (m.services.payment.kind = 'lambda'), /^services\.payment\.kind: kind must be django or external/],
-    ['reserved service name', (m: any) => (m.services.gateway = {kind: 'django'}), /^services\.gateway: "gateway" is reserved/],
+    [
+      'external URL not http/https',
+      (m: any) => (m.services.payment.url = 'ftp://files.example.com'),
+      /^services\.payment\.url: must use http:\/\/ or https:\/\//,
+    ],
+    [
+      'route path without trailing slash',
+      (m: any) => (m.routes[2].path = '/payment'),
+      /^routes\[2\]\.path: must start and end with "\/"/,
+    ],
+    [
+      'per-route rate',
+      (m: any) => (m.routes[2].rateLimit.rate = 'fast'),
+      /^routes\[2\]\.rateLimit\.rate: must look like/,
+    ],
+    [
+      'unknown kind',
+      (m: any) => (m.services.payment.kind = 'lambda'),
+      /^services\.payment\.kind: kind must be django or external/,
+    ],
+    [
+      'reserved service name',
+      (m: any) => (m.services.gateway = {kind: 'django'}),
+      /^services\.gateway: "gateway" is reserved/,
+    ],
     ['certbot without email', (m: any) => (m.tls = {mode: 'certbot'}), /^tls\.email: is required/],
     ['unknown field', (m: any) => (m.extra = true), /Unrecognized key/],
-    ['reserved route path', (m: any) => (m.routes[2].path = '/_gateway/'), /^routes\[2\]\.path: \/_gateway\/ is reserved/],
+    [
+      'reserved route path',
+      (m: any) => (m.routes[2].path = '/_gateway/'),
+      /^routes\[2\]\.path: \/_gateway\/ is reserved/,
+    ],
     ['wrong version', (m: any) => (m.version = 2), /^version: must be 1/],
   ])('rejects %s, naming the field', (_name, mutate, expected) => {
     expect(issuesOf(mutate)).toEqual(expect.arrayContaining([expect.stringMatching(expected)]))

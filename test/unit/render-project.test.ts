@@ -6,7 +6,14 @@ import {describe, expect, it} from 'vitest'
 import {inspectCertificate} from '../../src/certs/inspect.js'
 import {upStack} from '../../src/docker/stack.js'
 import {OperationError} from '../../src/errors.js'
-import {applyPendingReload, describeRender, mergeEnv, RELOAD_PENDING_FILE, renderFromManifest, upLoadedGatewayFiles} from '../../src/gateway/render.js'
+import {
+  applyPendingReload,
+  describeRender,
+  mergeEnv,
+  RELOAD_PENDING_FILE,
+  renderFromManifest,
+  upLoadedGatewayFiles,
+} from '../../src/gateway/render.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest} from '../../src/manifest/load.js'
 import {createProject} from '../../src/render/create-project.js'
@@ -26,7 +33,14 @@ async function project(flags: Record<string, string | string[]> = {}) {
   const answers = await resolveAnswers({
     dir,
     yes: true,
-    flags: {name: 'demo', 'python-image': IMAGES[0]!, 'nginx-image': IMAGES[1]!, 'http-port': '18080', 'https-port': '18443', ...flags},
+    flags: {
+      name: 'demo',
+      'python-image': IMAGES[0]!,
+      'nginx-image': IMAGES[1]!,
+      'http-port': '18080',
+      'https-port': '18443',
+      ...flags,
+    },
   })
   await createProject({dir, answers})
   return dir
@@ -70,9 +84,18 @@ describe('render: the project again from gateway.yaml', () => {
   it('a rate limit and a new api-key route: the gateway files change, nginx -t, a confirmed reload', async () => {
     const dir = await project()
     const engine = await running(dir)
-    edit(dir, (text) => text.replace('rate: 10r/s', 'rate: 5r/s').replace('images:', '  - path: /keys/\n    service: web\n    auth: api-key\nimages:'))
+    edit(dir, (text) =>
+      text
+        .replace('rate: 10r/s', 'rate: 5r/s')
+        .replace('images:', '  - path: /keys/\n    service: web\n    auth: api-key\nimages:'),
+    )
     const result = await render(dir, engine)
-    expect(changedPaths(result)).toEqual(['updated README.md', 'updated gateway/conf.d/maps.conf', 'updated gateway/conf.d/limits.conf', 'updated gateway/conf.d/gateway.conf'])
+    expect(changedPaths(result)).toEqual([
+      'updated README.md',
+      'updated gateway/conf.d/maps.conf',
+      'updated gateway/conf.d/limits.conf',
+      'updated gateway/conf.d/gateway.conf',
+    ])
     expect(readFileSync(join(dir, 'gateway/conf.d/limits.conf'), 'utf8')).toContain('rate=5r/s')
     expect(readFileSync(join(dir, 'gateway/conf.d/gateway.conf'), 'utf8')).toContain('location /keys/')
     expect(engine.calls).toEqual(['exec nginx -t demo-gateway-1', 'exec nginx -s reload demo-gateway-1'])
@@ -86,9 +109,25 @@ describe('render: the project again from gateway.yaml', () => {
     const views = join(dir, 'services/web/config/views.py')
     writeFileSync(views, `${readFileSync(views, 'utf8')}\n# my own view code\n`)
     writeFileSync(join(dir, '.env'), `${readFileSync(join(dir, '.env'), 'utf8')}MY_OWN_VAR=42\n`)
-    writeFileSync(join(dir, UPSTREAMS), readFileSync(join(dir, UPSTREAMS), 'utf8').replace('server web:8000', 'server demo-web-1:8000 max_fails=3 fail_timeout=10s;\n    server demo-web-2:8000'))
+    writeFileSync(
+      join(dir, UPSTREAMS),
+      readFileSync(join(dir, UPSTREAMS), 'utf8').replace(
+        'server web:8000',
+        'server demo-web-1:8000 max_fails=3 fail_timeout=10s;\n    server demo-web-2:8000',
+      ),
+    )
     edit(dir, (text) => `# my note about this gateway\n${text.replace('rate: 10r/s', 'rate: 7r/s')}`)
-    const keep = ['gateway.yaml', 'services/web/config/views.py', 'secrets/basic-auth.txt', 'secrets/htpasswd', 'secrets/api-keys.txt', 'secrets/jwt-secret.txt', 'secrets/ca-key.pem', 'certs/ca.pem', UPSTREAMS]
+    const keep = [
+      'gateway.yaml',
+      'services/web/config/views.py',
+      'secrets/basic-auth.txt',
+      'secrets/htpasswd',
+      'secrets/api-keys.txt',
+      'secrets/jwt-secret.txt',
+      'secrets/ca-key.pem',
+      'certs/ca.pem',
+      UPSTREAMS,
+    ]
     const before = Object.fromEntries(keep.map((path) => [path, readFileSync(join(dir, path))]))
     const env = readFileSync(join(dir, '.env'), 'utf8')
 
@@ -101,10 +140,22 @@ describe('render: the project again from gateway.yaml', () => {
   it('a new Django service: its folder is scaffolded, the compose file changes, and `up` comes next (no reload yet)', async () => {
     const dir = await project()
     const engine = await running(dir)
-    edit(dir, (text) => text.replace('routes:', '  orders:\n    kind: django\n    replicas: 1\n    port: 8000\nroutes:').replace('images:', '  - path: /orders/\n    service: orders\nimages:'))
+    edit(dir, (text) =>
+      text
+        .replace('routes:', '  orders:\n    kind: django\n    replicas: 1\n    port: 8000\nroutes:')
+        .replace('images:', '  - path: /orders/\n    service: orders\nimages:'),
+    )
     const result = await render(dir, engine)
     const changed = changedPaths(result)
-    expect(changed).toEqual(expect.arrayContaining(['updated docker-compose.yml', 'updated .env', 'updated gateway/conf.d/upstreams.conf', 'created services/orders/Dockerfile', 'created services/orders/config/views.py']))
+    expect(changed).toEqual(
+      expect.arrayContaining([
+        'updated docker-compose.yml',
+        'updated .env',
+        'updated gateway/conf.d/upstreams.conf',
+        'created services/orders/Dockerfile',
+        'created services/orders/config/views.py',
+      ]),
+    )
     expect(changed.filter((path) => path.includes('services/web/'))).toEqual([])
     expect(readFileSync(join(dir, '.env'), 'utf8')).toMatch(/^ORDERS_SECRET_KEY=\S{40,}$/m)
     expect(result.gateway).toBe('needs-up')
@@ -140,8 +191,12 @@ describe('render: the project again from gateway.yaml', () => {
     const dir = await project()
     const engine = await running(dir)
     writeFileSync(join(dir, RELOAD_PENDING_FILE), 'pending\n')
-    engine.testFailure = 'nginx: [emerg] host not found in upstream "orders:8000" in /etc/nginx/conf.d/upstreams.conf:12'
-    const error = await rejectionOf(applyPendingReload(dir, await loadManifest(dir), false, {engine, clock: fakeClock()}), OperationError)
+    engine.testFailure =
+      'nginx: [emerg] host not found in upstream "orders:8000" in /etc/nginx/conf.d/upstreams.conf:12'
+    const error = await rejectionOf(
+      applyPendingReload(dir, await loadManifest(dir), false, {engine, clock: fakeClock()}),
+      OperationError,
+    )
     expect(error.message).toContain('The stack is up, but the gateway configuration `render` wrote does not load')
     expect(error.message).toContain('host not found in upstream "orders:8000"')
     expect(error.hint).toContain('run `create-gateway render`')
@@ -150,11 +205,25 @@ describe('render: the project again from gateway.yaml', () => {
   })
 
   it('upLoadedGatewayFiles: replicas rolled, or any container created, recreated or started', () => {
-    const base = {project: 'demo', changed: true, images: [], network: {name: 'demo_default', created: false}, urls: [], curl: '', durationMs: 0}
-    const row = (action: 'keep' | 'create' | 'recreate' | 'start' | 'remove') => ({service: 'web', name: 'demo-web-1', number: 1, action})
+    const base = {
+      project: 'demo',
+      changed: true,
+      images: [],
+      network: {name: 'demo_default', created: false},
+      urls: [],
+      curl: '',
+      durationMs: 0,
+    }
+    const row = (action: 'keep' | 'create' | 'recreate' | 'start' | 'remove') => ({
+      service: 'web',
+      name: 'demo-web-1',
+      number: 1,
+      action,
+    })
     expect(upLoadedGatewayFiles({...base, rolled: [], containers: [row('keep'), row('remove')]})).toBe(false)
     expect(upLoadedGatewayFiles({...base, rolled: ['web'], containers: [row('keep')]})).toBe(true)
-    for (const action of ['create', 'recreate', 'start'] as const) expect(upLoadedGatewayFiles({...base, rolled: [], containers: [row(action)]})).toBe(true)
+    for (const action of ['create', 'recreate', 'start'] as const)
+      expect(upLoadedGatewayFiles({...base, rolled: [], containers: [row(action)]})).toBe(true)
   })
 
   it('a new domain: a new certificate from the same CA, for that name', async () => {
@@ -167,7 +236,13 @@ describe('render: the project again from gateway.yaml', () => {
     const leaf = inspectCertificate(readFileSync(join(dir, 'certs/fullchain.pem')))
     expect(leaf.checkHost('gw.localhost')).toBe(true)
     expect(readFileSync(join(dir, 'certs/ca.pem')).equals(ca)).toBe(true)
-    expect(changedPaths(result)).toEqual(expect.arrayContaining(['updated certs/fullchain.pem', 'updated certs/privkey.pem', 'updated docker-compose.yml']))
+    expect(changedPaths(result)).toEqual(
+      expect.arrayContaining([
+        'updated certs/fullchain.pem',
+        'updated certs/privkey.pem',
+        'updated docker-compose.yml',
+      ]),
+    )
     // The replicas' ALLOWED_HOSTS change with it: containers first.
     expect(result.gateway).toBe('needs-up')
   })
@@ -221,7 +296,9 @@ describe('mergeEnv', () => {
   it('updates the variables create-gateway manages and keeps every other line', () => {
     const existing = '# mine\nCOMPOSE_PROJECT_NAME=old\nMY_VAR=1\nWEB_SECRET_KEY=kept\n'
     const rendered = '# Generated\nCOMPOSE_PROJECT_NAME=new\nWEB_SECRET_KEY=kept\nAPI_SECRET_KEY=fresh\n'
-    expect(mergeEnv(existing, rendered)).toBe('# mine\nCOMPOSE_PROJECT_NAME=new\nMY_VAR=1\nWEB_SECRET_KEY=kept\nAPI_SECRET_KEY=fresh\n')
+    expect(mergeEnv(existing, rendered)).toBe(
+      '# mine\nCOMPOSE_PROJECT_NAME=new\nMY_VAR=1\nWEB_SECRET_KEY=kept\nAPI_SECRET_KEY=fresh\n',
+    )
     expect(mergeEnv(undefined, rendered)).toBe(rendered)
   })
 })

@@ -30,12 +30,21 @@ function changeConfiguration(dir: string): void {
 
 function webHashes(engine: FakeNginxEngine): Record<string, string | undefined> {
   return Object.fromEntries(
-    [...engine.containersById.values()].filter((container) => container.labels[LABELS.service] === 'web').map((container) => [container.name, container.labels[LABELS.configHash]]),
+    [...engine.containersById.values()]
+      .filter((container) => container.labels[LABELS.service] === 'web')
+      .map((container) => [container.name, container.labels[LABELS.configHash]]),
   )
 }
 
 function up(engine: FakeNginxEngine, dir: string, manifest: Manifest, extra: Partial<UpOptions> = {}) {
-  return upStack(dir, manifest, {engine, clock: fakeClock(), env: {}, timeoutMs: 60_000, rollout: rollOutReplicas, ...extra})
+  return upStack(dir, manifest, {
+    engine,
+    clock: fakeClock(),
+    env: {},
+    timeoutMs: 60_000,
+    rollout: rollOutReplicas,
+    ...extra,
+  })
 }
 
 function gatewayId(engine: FakeNginxEngine): string {
@@ -74,7 +83,9 @@ describe('up behind a running gateway: the rolling update', () => {
       ['demo-web-1', 'demo-web-2'],
     ])
     // Each replica left the upstream (a reload) before it was stopped.
-    expect(engine.calls.indexOf('stop demo-web-1')).toBeGreaterThan(engine.calls.indexOf('exec nginx -s reload demo-gateway-1'))
+    expect(engine.calls.indexOf('stop demo-web-1')).toBeGreaterThan(
+      engine.calls.indexOf('exec nginx -s reload demo-gateway-1'),
+    )
     expect(servers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2'])
     const after = webHashes(engine)
     expect(Object.keys(after).sort()).toEqual(['demo-web-1', 'demo-web-2'])
@@ -86,9 +97,13 @@ describe('up behind a running gateway: the rolling update', () => {
       ['demo-web-2', 'recreate'],
     ])
     expect(progress).toContain('Gateway: web -> demo-web-2, demo-web-3')
-    expect(progress).toContain('Rolling update of web behind the running gateway: replacing demo-web-1, demo-web-2 one at a time (demo-web-3 serves meanwhile)')
+    expect(progress).toContain(
+      'Rolling update of web behind the running gateway: replacing demo-web-1, demo-web-2 one at a time (demo-web-3 serves meanwhile)',
+    )
     expect(result.rolled).toEqual(['web'])
-    expect(describeUp(result)).toContain('demo is up (0.0 s): 2 recreated, 1 unchanged.\nRolling update of web: one replica at a time behind the running gateway, which kept serving.')
+    expect(describeUp(result)).toContain(
+      'demo is up (0.0 s): 2 recreated, 1 unchanged.\nRolling update of web: one replica at a time behind the running gateway, which kept serving.',
+    )
 
     // And it has converged: up again changes nothing.
     engine.calls.length = 0
@@ -176,18 +191,27 @@ describe('up behind a running gateway: the rolling update', () => {
     expect(error.message).toContain('Interrupted the rolling update.')
     expect(error.message).toContain('The gateway serves web: demo-web-2, demo-web-3')
     // demo-web-1 left the upstream and still runs, on the old configuration, until `up` carries on.
-    expect(error.message).toContain('web runs demo-web-1 (old configuration), demo-web-2 (old configuration), demo-web-3 (new configuration).')
+    expect(error.message).toContain(
+      'web runs demo-web-1 (old configuration), demo-web-2 (old configuration), demo-web-3 (new configuration).',
+    )
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
 
     engine.reloadedWith.length = 0
     await up(engine, dir, manifest)
-    expect(engine.reloadedWith.map(servers)).toEqual([['demo-web-2', 'demo-web-4'], ['demo-web-1', 'demo-web-4'], ['demo-web-1', 'demo-web-2']])
+    expect(engine.reloadedWith.map(servers)).toEqual([
+      ['demo-web-2', 'demo-web-4'],
+      ['demo-web-1', 'demo-web-4'],
+      ['demo-web-1', 'demo-web-2'],
+    ])
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2'])
   })
 })
 
 async function saveReplicas(dir: string, manifest: Manifest, replicas: number): Promise<Manifest> {
   const web = manifest.services.web!
-  writeFileSync(join(dir, 'gateway.yaml'), serializeManifest({...manifest, services: {...manifest.services, web: {...web, replicas} as typeof web}}))
+  writeFileSync(
+    join(dir, 'gateway.yaml'),
+    serializeManifest({...manifest, services: {...manifest.services, web: {...web, replicas} as typeof web}}),
+  )
   return loadManifest(dir)
 }

@@ -12,7 +12,14 @@ import {fakeClock} from '../helpers/fake-engine.js'
 const OTHER_PID = 999_999
 
 function foreignLock(dir: string, extra: Partial<LockOwner> = {}): void {
-  const owner: LockOwner = {pid: OTHER_PID, host: hostname(), command: 'scale web=3', since: '2030-01-01T10:00:00.000Z', token: 'abc', ...extra}
+  const owner: LockOwner = {
+    pid: OTHER_PID,
+    host: hostname(),
+    command: 'scale web=3',
+    since: '2030-01-01T10:00:00.000Z',
+    token: 'abc',
+    ...extra,
+  }
   writeFileSync(join(dir, LOCK_FILE), JSON.stringify(owner))
 }
 
@@ -31,10 +38,15 @@ describe('acquireProjectLock', () => {
   it('says the project is busy, naming the holder, when its process runs', async () => {
     const dir = tempDir('cg-lock-')
     foreignLock(dir)
-    const error = await rejectionOf(acquireProjectLock(dir, {command: 'scale web=1', isAlive: () => true}), ProjectBusyError)
+    const error = await rejectionOf(
+      acquireProjectLock(dir, {command: 'scale web=1', isAlive: () => true}),
+      ProjectBusyError,
+    )
     expect(error).toBeInstanceOf(ProjectBusyError)
     expect(error.exitCode).toBe(1)
-    expect(error.message).toBe(`The project is busy: \`scale web=3\` by pid ${OTHER_PID} since 2030-01-01T10:00:00.000Z`)
+    expect(error.message).toBe(
+      `The project is busy: \`scale web=3\` by pid ${OTHER_PID} since 2030-01-01T10:00:00.000Z`,
+    )
     expect(error.hint).toContain('--wait SECONDS')
     // The holder's lock is untouched.
     expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))).toMatchObject({pid: OTHER_PID})
@@ -51,13 +63,17 @@ describe('acquireProjectLock', () => {
   it('never breaks a lock held on another machine', async () => {
     const dir = tempDir('cg-lock-')
     foreignLock(dir, {host: 'some-other-host'})
-    await expect(acquireProjectLock(dir, {command: 'scale web=1', isAlive: () => false})).rejects.toThrow(/by pid 999999 on some-other-host/)
+    await expect(acquireProjectLock(dir, {command: 'scale web=1', isAlive: () => false})).rejects.toThrow(
+      /by pid 999999 on some-other-host/,
+    )
   })
 
   it('treats an empty lock file as busy while fresh and stale once old', async () => {
     const dir = tempDir('cg-lock-')
     writeFileSync(join(dir, LOCK_FILE), '')
-    await expect(acquireProjectLock(dir, {command: 'scale web=1'})).rejects.toThrow('The project is busy: another create-gateway command')
+    await expect(acquireProjectLock(dir, {command: 'scale web=1'})).rejects.toThrow(
+      'The project is busy: another create-gateway command',
+    )
     const old = new Date(Date.now() - 60_000)
     utimesSync(join(dir, LOCK_FILE), old, old)
     const lock = await acquireProjectLock(dir, {command: 'scale web=1'})
@@ -69,13 +85,21 @@ describe('acquireProjectLock', () => {
     const first = await acquireProjectLock(dir, {command: 'scale web=3'})
     const clock = fakeClock()
     let sleeps = 0
-    const releasing = {...clock, sleep: async (ms: number) => {
-      sleeps += 1
-      if (sleeps === 3) await first.release()
-      await clock.sleep(ms)
-    }}
+    const releasing = {
+      ...clock,
+      sleep: async (ms: number) => {
+        sleeps += 1
+        if (sleeps === 3) await first.release()
+        await clock.sleep(ms)
+      },
+    }
     const waited: Array<LockOwner | undefined> = []
-    const second = await acquireProjectLock(dir, {command: 'scale web=1', waitMs: 60_000, clock: releasing, onWait: (owner) => waited.push(owner)})
+    const second = await acquireProjectLock(dir, {
+      command: 'scale web=1',
+      waitMs: 60_000,
+      clock: releasing,
+      onWait: (owner) => waited.push(owner),
+    })
     expect(waited.map((owner) => owner?.command)).toEqual(['scale web=3'])
     expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))).toMatchObject({command: 'scale web=1'})
     await second.release()
@@ -85,7 +109,9 @@ describe('acquireProjectLock', () => {
     const dir = tempDir('cg-lock-')
     const first = await acquireProjectLock(dir, {command: 'scale web=3'})
     const clock = fakeClock()
-    await expect(acquireProjectLock(dir, {command: 'scale web=1', waitMs: 5_000, clock})).rejects.toThrow(/busy: `scale web=3` by pid \d+ since .* \(waited 5 s\)/)
+    await expect(acquireProjectLock(dir, {command: 'scale web=1', waitMs: 5_000, clock})).rejects.toThrow(
+      /busy: `scale web=3` by pid \d+ since .* \(waited 5 s\)/,
+    )
     expect(clock.elapsed()).toBe(5_000)
     await first.release()
   })
@@ -110,9 +136,11 @@ describe('withProjectLock', () => {
     expect(result).toBe(42)
     expect((inside as ProjectBusyError).message).toMatch(/busy: `up`/)
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false)
-    await expect(withProjectLock(dir, {command: 'down'}, async () => {
-      throw new Error('boom')
-    })).rejects.toThrow('boom')
+    await expect(
+      withProjectLock(dir, {command: 'down'}, async () => {
+        throw new Error('boom')
+      }),
+    ).rejects.toThrow('boom')
     expect(existsSync(join(dir, LOCK_FILE))).toBe(false)
   })
 })

@@ -1,7 +1,13 @@
 import {describe, expect, it} from 'vitest'
 
 import {parseProbe, probeScript} from '../../src/gateway/nginx.js'
-import {listsReplica, markUpstreamMembership, parseUpstreams, renderUpstreamsWith, upstreamHosts} from '../../src/gateway/upstreams.js'
+import {
+  listsReplica,
+  markUpstreamMembership,
+  parseUpstreams,
+  renderUpstreamsWith,
+  upstreamHosts,
+} from '../../src/gateway/upstreams.js'
 import {describeStatus} from '../../src/docker/report.js'
 import type {StatusRow} from '../../src/docker/stack.js'
 import {parseManifest} from '../../src/manifest/load.js'
@@ -10,7 +16,8 @@ import {writeFileSync, mkdirSync} from 'node:fs'
 import {join} from 'node:path'
 import {tempDir} from '../helpers/cli.js'
 
-const stat = (pid: number, ppid: number) => `${pid} (nginx) S ${ppid} 1 1 0 -1 4194624 382 0 0 0 6 5 0 0 20 0 1 0 135236`
+const stat = (pid: number, ppid: number) =>
+  `${pid} (nginx) S ${ppid} 1 1 0 -1 4194624 382 0 0 0 6 5 0 0 20 0 1 0 135236`
 
 describe('parseProbe', () => {
   it('finds the master, its serving workers and the ones shutting down, and error.log lines', () => {
@@ -48,7 +55,11 @@ const manifest = parseManifest({
   version: 1,
   name: 'demo',
   domain: 'api.localhost',
-  services: {web: {kind: 'django', replicas: 2}, api: {kind: 'django', replicas: 1, port: 8001}, payment: {kind: 'external', url: 'https://payments.example.com'}},
+  services: {
+    web: {kind: 'django', replicas: 2},
+    api: {kind: 'django', replicas: 1, port: 8001},
+    payment: {kind: 'external', url: 'https://payments.example.com'},
+  },
   routes: [
     {path: '/', service: 'web'},
     {path: '/api/', service: 'api'},
@@ -70,13 +81,26 @@ describe('upstreams.conf as data', () => {
   it('changes only the scaled service and keeps what the file lists for the others', async () => {
     const current = {web: ['demo-web-1', 'demo-web-2'], api: ['demo-api-1', 'demo-api-2']}
     const text = await renderUpstreamsWith(manifest, current, {web: ['demo-web-1', 'demo-web-2', 'demo-web-3']})
-    expect(parseUpstreams(text)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'], api_upstream: ['demo-api-1', 'demo-api-2']})
+    expect(parseUpstreams(text)).toEqual({
+      web_upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'],
+      api_upstream: ['demo-api-1', 'demo-api-2'],
+    })
     expect(text).toContain('server demo-web-3:8000 max_fails=3 fail_timeout=10s;')
 
     // A service that still has the service-name server keeps it; one missing from the file gets it.
-    const fromInit = await renderUpstreamsWith(manifest, {web: ['web'], api: ['api']}, {web: ['demo-web-1', 'demo-web-2', 'demo-web-3']})
-    expect(parseUpstreams(fromInit)).toEqual({web_upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'], api_upstream: ['api']})
-    expect(parseUpstreams(await renderUpstreamsWith(manifest, {}, {web: ['demo-web-1']}))).toEqual({web_upstream: ['demo-web-1'], api_upstream: ['api']})
+    const fromInit = await renderUpstreamsWith(
+      manifest,
+      {web: ['web'], api: ['api']},
+      {web: ['demo-web-1', 'demo-web-2', 'demo-web-3']},
+    )
+    expect(parseUpstreams(fromInit)).toEqual({
+      web_upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'],
+      api_upstream: ['api'],
+    })
+    expect(parseUpstreams(await renderUpstreamsWith(manifest, {}, {web: ['demo-web-1']}))).toEqual({
+      web_upstream: ['demo-web-1'],
+      api_upstream: ['api'],
+    })
   })
 
   it('takes a server named after the service as every replica of it, and only of it', () => {
@@ -94,30 +118,69 @@ describe('upstreams.conf as data', () => {
   it('marks which replicas status rows are in the upstream, and shows an UPSTREAM column', async () => {
     const dir = tempDir('cg-upstream-')
     mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
-    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), await renderUpstreamsWith(manifest, {}, {web: ['demo-web-1']}))
-    const row = (service: string, name: string): StatusRow => ({service, name, number: 1, state: 'running', health: 'healthy', ports: [], image: 'x'})
-    const rows = await markUpstreamMembership(dir, manifest, [row('web', 'demo-web-1'), row('web', 'demo-web-2'), row('api', 'demo-api-1'), row('gateway', 'demo-gateway-1')])
+    writeFileSync(
+      join(dir, 'gateway/conf.d/upstreams.conf'),
+      await renderUpstreamsWith(manifest, {}, {web: ['demo-web-1']}),
+    )
+    const row = (service: string, name: string): StatusRow => ({
+      service,
+      name,
+      number: 1,
+      state: 'running',
+      health: 'healthy',
+      ports: [],
+      image: 'x',
+    })
+    const rows = await markUpstreamMembership(dir, manifest, [
+      row('web', 'demo-web-1'),
+      row('web', 'demo-web-2'),
+      row('api', 'demo-api-1'),
+      row('gateway', 'demo-gateway-1'),
+    ])
     expect(rows.map((item) => item.inUpstream)).toEqual([true, false, true, undefined])
     const table = describeStatus('demo', rows).split('\n')
     expect(table[0]).toMatch(/^SERVICE\s+NAME\s+STATE\s+HEALTH\s+UPSTREAM\s+PORTS\s+IMAGE$/)
     expect(table[2]).toMatch(/demo-web-2\s+running\s+healthy\s+no\s/)
     expect(table[4]).toMatch(/demo-gateway-1\s+running\s+healthy\s+-\s/)
     // No file: no column, nothing claimed.
-    expect((await markUpstreamMembership(tempDir('cg-upstream-'), manifest, [row('web', 'demo-web-1')]))[0]!.inUpstream).toBeUndefined()
+    expect(
+      (await markUpstreamMembership(tempDir('cg-upstream-'), manifest, [row('web', 'demo-web-1')]))[0]!.inUpstream,
+    ).toBeUndefined()
   })
 
   it('marks every replica of a service as in the upstream when the file names the service, as init writes it', async () => {
     const dir = tempDir('cg-upstream-')
     mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
     writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), await renderUpstreams(manifest))
-    const row = (service: string, name: string): StatusRow => ({service, name, number: 1, state: 'running', health: 'healthy', ports: [], image: 'x'})
-    const rows = await markUpstreamMembership(dir, manifest, [row('web', 'demo-web-1'), row('web', 'demo-web-2'), row('web', 'demo-web-3'), row('api', 'demo-api-1'), row('gateway', 'demo-gateway-1')])
+    const row = (service: string, name: string): StatusRow => ({
+      service,
+      name,
+      number: 1,
+      state: 'running',
+      health: 'healthy',
+      ports: [],
+      image: 'x',
+    })
+    const rows = await markUpstreamMembership(dir, manifest, [
+      row('web', 'demo-web-1'),
+      row('web', 'demo-web-2'),
+      row('web', 'demo-web-3'),
+      row('api', 'demo-api-1'),
+      row('gateway', 'demo-gateway-1'),
+    ])
     expect(rows.map((item) => item.inUpstream)).toEqual([true, true, true, true, undefined])
     expect(describeStatus('demo', rows).split('\n')[3]).toMatch(/demo-web-3\s+running\s+healthy\s+yes\s/)
 
     // Once scale lists web's replicas by name, that list decides for web; api keeps its service name.
-    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), await renderUpstreams(manifest, {web: ['demo-web-1', 'demo-web-2']}))
-    const scaled = await markUpstreamMembership(dir, manifest, [row('web', 'demo-web-1'), row('web', 'demo-web-3'), row('api', 'demo-api-2')])
+    writeFileSync(
+      join(dir, 'gateway/conf.d/upstreams.conf'),
+      await renderUpstreams(manifest, {web: ['demo-web-1', 'demo-web-2']}),
+    )
+    const scaled = await markUpstreamMembership(dir, manifest, [
+      row('web', 'demo-web-1'),
+      row('web', 'demo-web-3'),
+      row('api', 'demo-api-2'),
+    ])
     expect(scaled.map((item) => item.inUpstream)).toEqual([true, false, true])
   })
 })

@@ -37,7 +37,11 @@ describe('scaleServices up', () => {
       'exec nginx -t demo-gateway-1',
       'exec nginx -s reload demo-gateway-1',
     ])
-    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual([
+      'demo-web-1',
+      'demo-web-2',
+      'demo-web-3',
+    ])
     expect(upstreamServers(engine.reloadedWith[0]!)).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
     const yaml = readFileSync(join(dir, 'gateway.yaml'), 'utf8')
     expect(yaml).toContain('# my own comment, kept by scale')
@@ -46,7 +50,16 @@ describe('scaleServices up', () => {
       project: 'demo',
       changed: true,
       reloaded: true,
-      services: [{service: 'web', from: 1, to: 3, added: ['demo-web-2', 'demo-web-3'], removed: [], upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3']}],
+      services: [
+        {
+          service: 'web',
+          from: 1,
+          to: 3,
+          added: ['demo-web-2', 'demo-web-3'],
+          removed: [],
+          upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'],
+        },
+      ],
       reload: {oldWorkers: [10, 11], newWorkers: [100, 101]},
     })
     expect(progress).toContain('Reload confirmed: workers 10, 11 -> 100, 101 (0 ms)')
@@ -57,7 +70,12 @@ describe('scaleServices up', () => {
     const web3 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-3')!
     const web1 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-1')!
     expect(Object.keys(web3.labels).sort()).toEqual(Object.keys(web1.labels).sort())
-    expect(web3.labels).toMatchObject({[LABELS.project]: 'demo', [LABELS.service]: 'web', [LABELS.number]: '3', [LABELS.oneoff]: 'False'})
+    expect(web3.labels).toMatchObject({
+      [LABELS.project]: 'demo',
+      [LABELS.service]: 'web',
+      [LABELS.number]: '3',
+      [LABELS.oneoff]: 'False',
+    })
     expect(web3.options.NetworkingConfig).toEqual({EndpointsConfig: {demo_default: {Aliases: ['web', 'demo-web-3']}}})
     expect(web3.options.Env).toEqual(web1.options.Env)
     engine.calls.length = 0
@@ -82,14 +100,22 @@ describe('scaleServices up', () => {
     const result = await scaleServices(dir, manifest, {web: 2}, options())
     expect(engine.calls).toEqual([])
     expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
-    expect(result).toMatchObject({changed: false, reloaded: false, services: [{from: 2, to: 2, upstream: ['demo-web-1', 'demo-web-2']}]})
+    expect(result).toMatchObject({
+      changed: false,
+      reloaded: false,
+      services: [{from: 2, to: 2, upstream: ['demo-web-1', 'demo-web-2']}],
+    })
     expect(describeScale(result)).toBe('demo: already at web=2; nothing changed (0.0 s).')
   })
 
   it('rewrites the service-name upstream into replica names once the count changes', async () => {
     const {dir, manifest, options} = await runningStack(2, 'service')
     await scaleServices(dir, manifest, {web: 3}, options())
-    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual([
+      'demo-web-1',
+      'demo-web-2',
+      'demo-web-3',
+    ])
   })
 
   it('recreates a replica the upstream lists but that was removed by hand, and reloads so NGINX resolves its new address', async () => {
@@ -99,12 +125,17 @@ describe('scaleServices up', () => {
     engine.calls.length = 0
     const before = snapshot(dir)
     const result = await scaleServices(dir, manifest, {web: 2}, options())
-    expect(engine.calls).toEqual(['create demo-web-2', 'start demo-web-2', 'exec nginx -t demo-gateway-1', 'exec nginx -s reload demo-gateway-1'])
+    expect(engine.calls).toEqual([
+      'create demo-web-2',
+      'start demo-web-2',
+      'exec nginx -t demo-gateway-1',
+      'exec nginx -s reload demo-gateway-1',
+    ])
     expect(snapshot(dir).upstreams.equals(before.upstreams)).toBe(true)
     expect(result).toMatchObject({changed: true, reloaded: true, services: [{from: 1, to: 2, added: ['demo-web-2']}]})
   })
 
-  it('from the service names init writes: lists the scaled service\'s replicas by name and leaves the other service\'s server as it is', async () => {
+  it("from the service names init writes: lists the scaled service's replicas by name and leaves the other service's server as it is", async () => {
     const {engine, dir, manifest, options} = await runningStack(1, 'service', {replicas: 1})
     const webBlock = (text: string) => /upstream web_upstream \{[^}]*\}/.exec(text)![0]
     const apiBlock = (text: string) => /upstream api_upstream \{[^}]*\}/.exec(text)![0]
@@ -116,20 +147,40 @@ describe('scaleServices up', () => {
     const apiResult = await scaleServices(dir, manifest, {api: 2}, options())
     const afterApi = readFileSync(join(dir, UPSTREAMS), 'utf8')
     expect(webBlock(afterApi)).toBe(webBlock(initial))
-    expect([...apiBlock(afterApi).matchAll(/server (\S+) /g)].map((match) => match[1])).toEqual(['demo-api-1:8001', 'demo-api-2:8001'])
+    expect([...apiBlock(afterApi).matchAll(/server (\S+) /g)].map((match) => match[1])).toEqual([
+      'demo-api-1:8001',
+      'demo-api-2:8001',
+    ])
     expect(engine.reloadedWith[0]).toBe(afterApi)
-    expect(apiResult.services).toMatchObject([{service: 'api', from: 1, to: 2, added: ['demo-api-2'], upstream: ['demo-api-1', 'demo-api-2']}])
+    expect(apiResult.services).toMatchObject([
+      {service: 'api', from: 1, to: 2, added: ['demo-api-2'], upstream: ['demo-api-1', 'demo-api-2']},
+    ])
 
     // Scaling web: its three replicas by container name, and api's list as the last scale left it.
     engine.calls.length = 0
     const webResult = await scaleServices(dir, await loadManifest(dir), {web: 3}, options())
-    expect(engine.calls).toEqual(['create demo-web-2', 'start demo-web-2', 'create demo-web-3', 'start demo-web-3', 'exec nginx -t demo-gateway-1', 'exec nginx -s reload demo-gateway-1'])
+    expect(engine.calls).toEqual([
+      'create demo-web-2',
+      'start demo-web-2',
+      'create demo-web-3',
+      'start demo-web-3',
+      'exec nginx -t demo-gateway-1',
+      'exec nginx -s reload demo-gateway-1',
+    ])
     const afterWeb = readFileSync(join(dir, UPSTREAMS), 'utf8')
     expect(upstreamServers(afterWeb)).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
     expect(afterWeb).not.toContain('server web:')
     expect(apiBlock(afterWeb)).toBe(apiBlock(afterApi))
     expect(engine.reloadedWith[1]).toBe(afterWeb)
-    expect(webResult.services).toMatchObject([{service: 'web', from: 1, to: 3, added: ['demo-web-2', 'demo-web-3'], upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3']}])
+    expect(webResult.services).toMatchObject([
+      {
+        service: 'web',
+        from: 1,
+        to: 3,
+        added: ['demo-web-2', 'demo-web-3'],
+        upstream: ['demo-web-1', 'demo-web-2', 'demo-web-3'],
+      },
+    ])
     expect((await loadManifest(dir)).services).toMatchObject({web: {replicas: 3}, api: {replicas: 2}})
   })
 })
@@ -152,7 +203,12 @@ describe('scaleServices down', () => {
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
     expect((await loadManifest(dir)).services.web).toMatchObject({replicas: 1})
     expect(result.drain).toMatchObject({drained: true, remaining: []})
-    expect(result.services[0]).toMatchObject({from: 3, to: 1, removed: ['demo-web-3', 'demo-web-2'], upstream: ['demo-web-1']})
+    expect(result.services[0]).toMatchObject({
+      from: 3,
+      to: 1,
+      removed: ['demo-web-3', 'demo-web-2'],
+      upstream: ['demo-web-1'],
+    })
   })
 })
 
@@ -160,7 +216,8 @@ describe('scaleServices failures', () => {
   it('nginx -t fails: upstreams.conf byte-identical, new replicas removed, gateway.yaml unchanged, exit 1 with the output', async () => {
     const {engine, dir, manifest, options} = await runningStack(1, 'replicas')
     const before = snapshot(dir)
-    engine.testFailure = '2030/01/01 10:00:00 [emerg] 7#7: unexpected end of file, expecting "}" in /etc/nginx/conf.d/zz-broken.conf:2'
+    engine.testFailure =
+      '2030/01/01 10:00:00 [emerg] 7#7: unexpected end of file, expecting "}" in /etc/nginx/conf.d/zz-broken.conf:2'
     const error = await rejectionOf(scaleServices(dir, manifest, {web: 2}, options()), OperationError)
     expect(error).toBeInstanceOf(OperationError)
     expect(error.exitCode).toBe(1)
@@ -179,7 +236,10 @@ describe('scaleServices failures', () => {
   it('a new replica never gets healthy: its last log lines, nothing in the gateway touched', async () => {
     const {engine, dir, manifest, options} = await runningStack(1, 'service')
     const before = snapshot(dir)
-    engine.behaviour.set('demo-web-3', {health: 'unhealthy', logs: ['ImproperlyConfigured: SECRET_KEY must not be empty']})
+    engine.behaviour.set('demo-web-3', {
+      health: 'unhealthy',
+      logs: ['ImproperlyConfigured: SECRET_KEY must not be empty'],
+    })
     const error = await rejectionOf(scaleServices(dir, manifest, {web: 3}, options()), OperationError)
     expect(error.message).toContain('demo-web-3 (web) is unhealthy')
     expect(error.message).toContain('| ImproperlyConfigured: SECRET_KEY must not be empty')
@@ -194,7 +254,10 @@ describe('scaleServices failures', () => {
     const {engine, dir, manifest, options} = await runningStack(1, 'replicas')
     const before = snapshot(dir)
     engine.rejectReloads = 1
-    const error = await rejectionOf(scaleServices(dir, manifest, {web: 2}, options({reloadTimeoutMs: 2_000})), OperationError)
+    const error = await rejectionOf(
+      scaleServices(dir, manifest, {web: 2}, options({reloadTimeoutMs: 2_000})),
+      OperationError,
+    )
     expect(error.message).toContain('host not found in upstream "demo-web-9:8000"')
     expect(error.message).toContain('Restored the previous gateway/conf.d/upstreams.conf.')
     expect(error.message).toContain('Reloaded NGINX with it.')
@@ -224,18 +287,35 @@ describe('scaleServices failures', () => {
     const result = await scaleServices(dir, manifest, {web: 3}, {engine, env: {}, manifestOnly: true})
     expect(result).toMatchObject({manifestOnly: true, changed: true, services: [{service: 'web', from: 1, to: 3}]})
     expect((await loadManifest(dir)).services.web).toMatchObject({replicas: 3})
-    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+    expect(upstreamServers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual([
+      'demo-web-1',
+      'demo-web-2',
+      'demo-web-3',
+    ])
     expect(engine.calls).toEqual([])
 
     const running = await runningStack(1, 'service')
-    await expect(scaleServices(running.dir, running.manifest, {web: 2}, running.options({manifestOnly: true}))).rejects.toThrow(UsageError)
+    await expect(
+      scaleServices(running.dir, running.manifest, {web: 2}, running.options({manifestOnly: true})),
+    ).rejects.toThrow(UsageError)
   })
 
   it('another scale holds the project: busy, exit 1, nothing touched', async () => {
     const {engine, dir, manifest, options} = await runningStack(1, 'service')
-    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({pid: 424242, host: hostname(), command: 'scale web=3', since: '2030-01-01T10:00:00.000Z', token: 't'}))
+    writeFileSync(
+      join(dir, LOCK_FILE),
+      JSON.stringify({
+        pid: 424242,
+        host: hostname(),
+        command: 'scale web=3',
+        since: '2030-01-01T10:00:00.000Z',
+        token: 't',
+      }),
+    )
     const before = snapshot(dir)
-    await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow('The project is busy: `scale web=3` by pid 424242 since 2030-01-01T10:00:00.000Z')
+    await expect(scaleServices(dir, manifest, {web: 2}, options())).rejects.toThrow(
+      'The project is busy: `scale web=3` by pid 424242 since 2030-01-01T10:00:00.000Z',
+    )
     expect(engine.calls).toEqual([])
     expect(snapshot(dir)).toEqual(before)
   })

@@ -7,7 +7,13 @@ import {UsageError} from '../../src/errors.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {generateSecrets, JWT_SECRET_PATTERN, loadSecrets, renderSecretFiles} from '../../src/render/secrets.js'
 
-const manifest = parseManifest({version: 1, name: 'my-api', domain: 'api.localhost', services: {web: {kind: 'django'}}, routes: [{path: '/', service: 'web', auth: 'jwt'}]})
+const manifest = parseManifest({
+  version: 1,
+  name: 'my-api',
+  domain: 'api.localhost',
+  services: {web: {kind: 'django'}},
+  routes: [{path: '/', service: 'web', auth: 'jwt'}],
+})
 
 const dirs: string[] = []
 afterEach(async () => {

@@ -6,7 +6,12 @@ import {parseManifest} from '../../src/manifest/load.js'
 import type {Clock} from '../../src/util/retry.js'
 import {GatewayClient, GatewayUnreachableError} from '../../src/verify/http.js'
 
-const secrets = {secretKeys: {}, basicAuth: {user: 'gateway', password: 's3cret'}, apiKeys: ['key-1'], jwtSecret: 'jwt-key-0123456789-abcdefghij-ABCDEFGHIJ'}
+const secrets = {
+  secretKeys: {},
+  basicAuth: {user: 'gateway', password: 's3cret'},
+  apiKeys: ['key-1'],
+  jwtSecret: 'jwt-key-0123456789-abcdefghij-ABCDEFGHIJ',
+}
 
 /** A clock whose sleeps return at once but still move time on, so retry bounds are exercised. */
 function fakeClock(): Clock & {slept: number[]} {
@@ -66,17 +71,26 @@ describe('gateway client', () => {
     const response = await http.send({scheme: 'http', path: '/api/', auth: 'basic'})
     expect(response.status).toBe(200)
     expect(response.json).toEqual({service: 'web', request_id: 'verify-ab12-1'})
-    expect(seen[0]).toMatchObject({host: `api.localhost:${port}`, 'x-request-id': 'verify-ab12-1', authorization: `Basic ${Buffer.from('gateway:s3cret').toString('base64')}`})
+    expect(seen[0]).toMatchObject({
+      host: `api.localhost:${port}`,
+      'x-request-id': 'verify-ab12-1',
+      authorization: `Basic ${Buffer.from('gateway:s3cret').toString('base64')}`,
+    })
     expect(http.answered).toEqual(['verify-ab12-1'])
   })
 
-  it('waits out the gateway\'s own rate-limit answers, each try with a new id', async () => {
+  it("waits out the gateway's own rate-limit answers, each try with a new id", async () => {
     const {port, seen} = await gateway(3)
     const clock = fakeClock()
     const http = client(port, clock)
     const response = await http.send({scheme: 'http', path: '/api/'})
     expect(response.status).toBe(200)
-    expect(seen.map((headers) => headers['x-request-id'])).toEqual(['verify-ab12-1', 'verify-ab12-2', 'verify-ab12-3', 'verify-ab12-4'])
+    expect(seen.map((headers) => headers['x-request-id'])).toEqual([
+      'verify-ab12-1',
+      'verify-ab12-2',
+      'verify-ab12-3',
+      'verify-ab12-4',
+    ])
     expect(clock.slept).toEqual([120, 120, 120])
   })
 
@@ -92,6 +106,8 @@ describe('gateway client', () => {
   it('reports a gateway that does not answer', async () => {
     const {port} = await gateway(0)
     server!.close()
-    await expect(client(port, fakeClock()).send({scheme: 'http', path: '/'})).rejects.toBeInstanceOf(GatewayUnreachableError)
+    await expect(client(port, fakeClock()).send({scheme: 'http', path: '/'})).rejects.toBeInstanceOf(
+      GatewayUnreachableError,
+    )
   })
 })

@@ -55,19 +55,27 @@ describe('error log', () => {
   it('parses time, level and message', () => {
     const lines = parseErrorLog(errorLog)
     expect(lines).toHaveLength(6)
-    expect(lines[1]).toMatchObject({level: 'emerg', message: 'unexpected end of file, expecting "}" in /etc/nginx/conf.d/broken.conf:3'})
+    expect(lines[1]).toMatchObject({
+      level: 'emerg',
+      message: 'unexpected end of file, expecting "}" in /etc/nginx/conf.d/broken.conf:3',
+    })
     expect(lines[1]!.time.toISOString()).toBe('2025-01-31T09:59:59.000Z')
   })
 
   it('finds emerg/alert/crit lines since the run began, to the second', () => {
     const lines = parseErrorLog(errorLog)
-    expect(severeSince(lines, new Date('2025-01-31T09:59:59.700Z')).map((line) => line.level)).toEqual(['emerg', 'crit'])
+    expect(severeSince(lines, new Date('2025-01-31T09:59:59.700Z')).map((line) => line.level)).toEqual([
+      'emerg',
+      'crit',
+    ])
     expect(severeSince(lines, new Date('2025-01-31T10:00:00.100Z')).map((line) => line.level)).toEqual(['crit'])
     expect(severeSince(lines, new Date('2025-01-31T10:00:04Z'))).toEqual([])
   })
 
   it('explains an upstream failure from the newest line about that request', () => {
-    expect(upstreamErrorReason(errorLog, '/payment/')).toBe('connect() failed (111: Connection refused) while connecting to upstream (http://127.0.0.1:9/)')
+    expect(upstreamErrorReason(errorLog, '/payment/')).toBe(
+      'connect() failed (111: Connection refused) while connecting to upstream (http://127.0.0.1:9/)',
+    )
     expect(upstreamErrorReason(errorLog, '/other/')).toBe('payment.invalid could not be resolved (3: Host not found)')
     expect(upstreamErrorReason(errorLog, '/nothing/')).toBeUndefined()
   })

@@ -2,7 +2,15 @@ import {describe, expect, it} from 'vitest'
 
 import {parseManifest} from '../../src/manifest/load.js'
 import {countStatuses, judgeLoadTest} from '../../src/verify/checks/rate-limit.js'
-import {drainMs, expectedAcceptedRange, loadTestAmount, pickLoadTestRoute, ratePerSecond, routeLimit, toleranceFor} from '../../src/verify/rate.js'
+import {
+  drainMs,
+  expectedAcceptedRange,
+  loadTestAmount,
+  pickLoadTestRoute,
+  ratePerSecond,
+  routeLimit,
+  toleranceFor,
+} from '../../src/verify/rate.js'
 
 const manifest = (routes: unknown[], extra: Record<string, unknown> = {}) =>
   parseManifest({
@@ -65,7 +73,12 @@ describe('rate arithmetic', () => {
   })
 
   it('agrees with a simulation of NGINX for bursts of load at several speeds', () => {
-    for (const [rate, burst] of [[10, 20], [5, 10], [100, 50], [1, 0]] as const) {
+    for (const [rate, burst] of [
+      [10, 20],
+      [5, 10],
+      [100, 50],
+      [1, 0],
+    ] as const) {
       for (const spacingMs of [0.5, 2, 7, 30]) {
         const amount = 100
         const arrivals = Array.from({length: amount}, (_, index) => 1000 + index * spacingMs)
@@ -84,7 +97,7 @@ describe('rate arithmetic', () => {
     expect(drainMs({rate: 0.5, burst: 1}, 0)).toBe(4000)
   })
 
-  it('sends more than the seed\'s 100 requests only when the burst would take most of them', () => {
+  it("sends more than the seed's 100 requests only when the burst would take most of them", () => {
     expect(loadTestAmount({rate: 10, burst: 20})).toBe(100)
     expect(loadTestAmount({rate: 10, burst: 100})).toBe(303)
     expect(loadTestAmount({rate: 10, burst: 5000})).toBe(2000)
@@ -102,11 +115,24 @@ describe('load-test route', () => {
   })
 
   it('falls back to a protected Django route, then to anything', () => {
-    expect(pickLoadTestRoute(manifest([{path: '/payment/', service: 'payment'}, {path: '/secure/', service: 'web', auth: 'basic'}])).path).toBe('/secure/')
+    expect(
+      pickLoadTestRoute(
+        manifest([
+          {path: '/payment/', service: 'payment'},
+          {path: '/secure/', service: 'web', auth: 'basic'},
+        ]),
+      ).path,
+    ).toBe('/secure/')
   })
 
-  it('uses the route\'s own limit when it has one', () => {
-    const m = manifest([{path: '/', service: 'web', rateLimit: {rate: '5r/s', burst: 3}}, {path: '/b/', service: 'web'}], {rateLimit: {rate: '600r/m', burst: 7}})
+  it("uses the route's own limit when it has one", () => {
+    const m = manifest(
+      [
+        {path: '/', service: 'web', rateLimit: {rate: '5r/s', burst: 3}},
+        {path: '/b/', service: 'web'},
+      ],
+      {rateLimit: {rate: '600r/m', burst: 7}},
+    )
     expect(routeLimit(m, m.routes[0]!)).toEqual({rate: 5, burst: 3})
     expect(routeLimit(m, m.routes[1]!)).toEqual({rate: 10, burst: 7})
   })
@@ -116,42 +142,76 @@ describe('load-test verdict', () => {
   const range = {min: 19, max: 26, tolerance: 3}
 
   it('counts 2xx as accepted and only the configured status as rejected', () => {
-    expect(countStatuses({'200': {count: 20}, '204': {count: 1}, '503': {count: 78}, '502': {count: 1}}, 503)).toEqual({accepted: 21, rejected: 78, other: {'502': 1}})
-    expect(countStatuses({'429': {count: 5}, '503': {count: 2}}, 429)).toEqual({accepted: 0, rejected: 5, other: {'503': 2}})
+    expect(countStatuses({'200': {count: 20}, '204': {count: 1}, '503': {count: 78}, '502': {count: 1}}, 503)).toEqual({
+      accepted: 21,
+      rejected: 78,
+      other: {'502': 1},
+    })
+    expect(countStatuses({'429': {count: 5}, '503': {count: 2}}, 429)).toEqual({
+      accepted: 0,
+      rejected: 5,
+      other: {'503': 2},
+    })
   })
 
   it('passes an accepted count inside the range', () => {
-    expect(judgeLoadTest({amount: 100, accepted: 22, rejected: 78, other: {}, errors: 0, timeouts: 0}, range, 503)).toEqual({ok: true, warn: false, problems: []})
+    expect(
+      judgeLoadTest({amount: 100, accepted: 22, rejected: 78, other: {}, errors: 0, timeouts: 0}, range, 503),
+    ).toEqual({ok: true, warn: false, problems: []})
   })
 
   it('fails when everything passes (no limit) and says so', () => {
-    const verdict = judgeLoadTest({amount: 100, accepted: 100, rejected: 0, other: {}, errors: 0, timeouts: 0}, range, 503)
+    const verdict = judgeLoadTest(
+      {amount: 100, accepted: 100, rejected: 0, other: {}, errors: 0, timeouts: 0},
+      range,
+      503,
+    )
     expect(verdict.ok).toBe(false)
     expect(verdict.problems[0]).toMatch(/100 accepted, outside the 19-26 .* no 503 at all/)
   })
 
   it('fails on other statuses and on requests without an answer', () => {
-    const verdict = judgeLoadTest({amount: 100, accepted: 22, rejected: 70, other: {'429': 8}, errors: 2, timeouts: 1}, range, 503)
+    const verdict = judgeLoadTest(
+      {amount: 100, accepted: 22, rejected: 70, other: {'429': 8}, errors: 2, timeouts: 1},
+      range,
+      503,
+    )
     expect(verdict.ok).toBe(false)
     expect(verdict.problems).toEqual(['unexpected answers: 8x 429', '2 requests failed without an answer (1 timeouts)'])
   })
 
   it('warns when the amount could not exceed the limit', () => {
-    expect(judgeLoadTest({amount: 100, accepted: 100, rejected: 0, other: {}, errors: 0, timeouts: 0}, {min: 100, max: 100, tolerance: 3}, 503)).toEqual({ok: true, warn: true, problems: []})
+    expect(
+      judgeLoadTest(
+        {amount: 100, accepted: 100, rejected: 0, other: {}, errors: 0, timeouts: 0},
+        {min: 100, max: 100, tolerance: 3},
+        503,
+      ),
+    ).toEqual({ok: true, warn: true, problems: []})
   })
 })
 
 describe('load-test verdict without a gateway', () => {
   it('says nothing answered instead of judging the range', () => {
-    expect(judgeLoadTest({amount: 100, accepted: 0, rejected: 0, other: {}, errors: 100, timeouts: 0}, {min: 19, max: 26, tolerance: 3}, 503)).toEqual({
+    expect(
+      judgeLoadTest(
+        {amount: 100, accepted: 0, rejected: 0, other: {}, errors: 100, timeouts: 0},
+        {min: 19, max: 26, tolerance: 3},
+        503,
+      ),
+    ).toEqual({
       ok: false,
       problems: ['none of 100 requests got an answer (100 errors, 0 timeouts): is the gateway up?'],
     })
   })
 
   it('does not blame limit_req for too few accepted', () => {
-    expect(judgeLoadTest({amount: 100, accepted: 5, rejected: 95, other: {}, errors: 0, timeouts: 0}, {min: 19, max: 26, tolerance: 3}, 503).problems).toEqual([
-      '5 accepted, outside the 19-26 the limit allows',
-    ])
+    expect(
+      judgeLoadTest(
+        {amount: 100, accepted: 5, rejected: 95, other: {}, errors: 0, timeouts: 0},
+        {min: 19, max: 26, tolerance: 3},
+        503,
+      ).problems,
+    ).toEqual(['5 accepted, outside the 19-26 the limit allows'])
   })
 })

@@ -5,9 +5,29 @@ import {runChecks} from '../../src/verify/run.js'
 import type {Check, CheckResult, VerifyContext, VerifyReport} from '../../src/verify/types.js'
 
 const checks: CheckResult[] = [
-  {id: 'containers', title: 'Containers running and healthy', ok: true, detail: '3/3 running and healthy', ms: 41, data: {containers: []}},
-  {id: 'config', title: 'NGINX config test (nginx -t)', ok: false, detail: 'nginx -t exited with code 1:\n  | nginx: [emerg] unexpected end of file', ms: 80},
-  {id: 'tls', title: 'TLS certificate and protocols', ok: true, warn: true, detail: 'TLSv1.3; warning: certificate expires in 12 days', ms: 1530},
+  {
+    id: 'containers',
+    title: 'Containers running and healthy',
+    ok: true,
+    detail: '3/3 running and healthy',
+    ms: 41,
+    data: {containers: []},
+  },
+  {
+    id: 'config',
+    title: 'NGINX config test (nginx -t)',
+    ok: false,
+    detail: 'nginx -t exited with code 1:\n  | nginx: [emerg] unexpected end of file',
+    ms: 80,
+  },
+  {
+    id: 'tls',
+    title: 'TLS certificate and protocols',
+    ok: true,
+    warn: true,
+    detail: 'TLSv1.3; warning: certificate expires in 12 days',
+    ms: 1530,
+  },
 ]
 const report: VerifyReport = {ok: false, project: 'demo', runId: 'abcd1234', durationMs: 12_345, checks}
 
@@ -27,15 +47,33 @@ function tableRows(text: string): Array<{id: string; result: string; time: strin
 describe('verify report', () => {
   it('summarises passes (with warnings), failures and the run time', () => {
     expect(summaryLine(report)).toBe('2 passed (1 with warnings), 1 failed in 12.3 s')
-    expect(summaryLine({...report, ok: true, checks: [checks[0]!], durationMs: 900})).toBe('1 passed, 0 failed in 0.9 s')
+    expect(summaryLine({...report, ok: true, checks: [checks[0]!], durationMs: 900})).toBe(
+      '1 passed, 0 failed in 0.9 s',
+    )
   })
 
   it('labels and counts skipped checks apart', () => {
-    const skipped: CheckResult = {id: 'balance', title: 'Requests reach every replica', ok: true, skipped: true, detail: 'skipped: every service runs 1 replica', ms: 0}
+    const skipped: CheckResult = {
+      id: 'balance',
+      title: 'Requests reach every replica',
+      ok: true,
+      skipped: true,
+      detail: 'skipped: every service runs 1 replica',
+      ms: 0,
+    }
     const withSkip: VerifyReport = {...report, ok: true, checks: [checks[0]!, skipped], durationMs: 3900}
     expect(summaryLine(withSkip)).toBe('1 passed, 1 skipped, 0 failed in 3.9 s')
-    expect(renderTable(withSkip).split('\n')[2]).toMatch(/^balance\s+skip\s+skipped: every service runs 1 replica\s+0 ms$/)
-    expect(JSON.parse(renderJson(withSkip)).checks[1]).toEqual({id: 'balance', title: 'Requests reach every replica', ok: true, skipped: true, detail: 'skipped: every service runs 1 replica', ms: 0})
+    expect(renderTable(withSkip).split('\n')[2]).toMatch(
+      /^balance\s+skip\s+skipped: every service runs 1 replica\s+0 ms$/,
+    )
+    expect(JSON.parse(renderJson(withSkip)).checks[1]).toEqual({
+      id: 'balance',
+      title: 'Requests reach every replica',
+      ok: true,
+      skipped: true,
+      detail: 'skipped: every service runs 1 replica',
+      ms: 0,
+    })
   })
 
   it('prints check | result | detail | time and the summary', () => {
@@ -54,9 +92,24 @@ describe('verify report', () => {
     const long = Array.from({length: 40}, (_, index) => `word${index}`).join(' ')
     const table = renderTable({...report, checks: [{...checks[0]!, detail: long}]}, {width: 80})
     for (const line of table.split('\n')) expect(line.length).toBeLessThanOrEqual(80)
-    expect(table.split('\n').slice(1, -2).map((line) => line.replace(/^containers\s+pass\s+/, '').replace(/\s+41 ms$/, '').trim()).join(' ')).toBe(long)
+    expect(
+      table
+        .split('\n')
+        .slice(1, -2)
+        .map((line) =>
+          line
+            .replace(/^containers\s+pass\s+/, '')
+            .replace(/\s+41 ms$/, '')
+            .trim(),
+        )
+        .join(' '),
+    ).toBe(long)
     expect(wrapLine('a-very-long-token-without-spaces', 5)).toEqual(['a-very-long-token-without-spaces'])
-    expect(wrapLine('  | nginx: [emerg] unexpected end of file', 24)).toEqual(['  | nginx: [emerg]', '  | unexpected end of', '  | file'])
+    expect(wrapLine('  | nginx: [emerg] unexpected end of file', 24)).toEqual([
+      '  | nginx: [emerg]',
+      '  | unexpected end of',
+      '  | file',
+    ])
   })
 
   it('prints one JSON document that agrees with the table', () => {
@@ -72,7 +125,9 @@ describe('verify report', () => {
 
     const rows = tableRows(renderTable(report))
     expect(rows.map((row) => row.id)).toEqual(json.checks.map((check) => check.id))
-    expect(rows.map((row) => row.result)).toEqual(json.checks.map((check) => (!check.ok ? 'FAIL' : 'warn' in check ? 'warn' : 'pass')))
+    expect(rows.map((row) => row.result)).toEqual(
+      json.checks.map((check) => (!check.ok ? 'FAIL' : 'warn' in check ? 'warn' : 'pass')),
+    )
     expect(renderTable(report).split('\n').at(-1)).toBe(json.summary)
   })
 })

@@ -10,7 +10,10 @@ import {tempDir} from '../helpers/cli.js'
 
 async function project(): Promise<string> {
   const dir = join(tempDir('cg-verify-run-'), 'demo')
-  await createProject({dir, answers: await resolveAnswers({dir, yes: true, flags: {name: 'demo', 'http-port': '18080', 'https-port': '18443'}})})
+  await createProject({
+    dir,
+    answers: await resolveAnswers({dir, yes: true, flags: {name: 'demo', 'http-port': '18080', 'https-port': '18443'}}),
+  })
   return dir
 }
 
@@ -26,8 +29,14 @@ describe('runVerify on a stack that is not running', () => {
     expect(report.ok).toBe(false)
     expect(report.checks.map((check) => check.id)).toEqual([...CHECK_IDS])
     expect(seen).toEqual([...CHECK_IDS])
-    expect(report.checks[0]).toMatchObject({id: 'containers', ok: false, detail: 'the stack of demo is not running (no containers); start it with `create-gateway up`'})
-    expect(report.checks.slice(1).every((check) => !check.ok && check.detail === 'not run: the stack is not running')).toBe(true)
+    expect(report.checks[0]).toMatchObject({
+      id: 'containers',
+      ok: false,
+      detail: 'the stack of demo is not running (no containers); start it with `create-gateway up`',
+    })
+    expect(
+      report.checks.slice(1).every((check) => !check.ok && check.detail === 'not run: the stack is not running'),
+    ).toBe(true)
   })
 
   it('when the engine cannot be asked, runs the checks and lets each say why', async () => {
@@ -35,7 +44,10 @@ describe('runVerify on a stack that is not running', () => {
     const report = await runVerify({
       dir,
       checks: ['containers'],
-      engine: {containers: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')), exec: async () => ({exitCode: 1, stdout: '', stderr: ''})},
+      engine: {
+        containers: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')),
+        exec: async () => ({exitCode: 1, stdout: '', stderr: ''}),
+      },
     })
     expect(report.checks).toHaveLength(1)
     expect(report.checks[0]!.detail).toContain('connect ENOENT /var/run/docker.sock')

@@ -11,7 +11,8 @@ import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 export default class Certs extends BaseCommand {
-  static override summary = 'Regenerate the self-signed certificate (keeps the local CA) and reload a running gateway onto it.'
+  static override summary =
+    'Regenerate the self-signed certificate (keeps the local CA) and reload a running gateway onto it.'
   static override description = `Signs a new certificate for the manifest's domain, localhost and 127.0.0.1 with the project's CA (certs/ca.pem; made if missing). When the gateway runs, it tests the configuration, reloads NGINX and confirms over TLS that the new certificate is served. (After changing the domain in gateway.yaml, \`render\` signs the new certificate and \`up\` brings the stack onto it.) For Let's Encrypt use \`certs issue\` and \`certs renew\`.`
 
   static override examples = [
@@ -29,7 +30,8 @@ export default class Certs extends BaseCommand {
     const {flags} = await this.parse(Certs)
     const dir = resolve(flags.dir)
     const manifest = await loadManifest(dir)
-    if (manifest.tls.mode === 'off') throw new UsageError('tls.mode is off in gateway.yaml: this project uses no certificate')
+    if (manifest.tls.mode === 'off')
+      throw new UsageError('tls.mode is off in gateway.yaml: this project uses no certificate')
     const previous = await readInstalled(dir)
     const issued = await issueProjectCertificates(dir, manifest, {dryRun: flags['dry-run'], force: true})
     if (flags['dry-run']) {
@@ -40,14 +42,25 @@ export default class Certs extends BaseCommand {
     const facts = inspectCertificate(await readFile(join(dir, 'certs', 'fullchain.pem'), 'utf8'))
     const served = await serveWhereRunning(dir, manifest, previous)
     if (flags.json) {
-      this.log(JSON.stringify({files: issued.files, reusedCa: issued.reusedCa, ms: issued.ms, certificate: facts, served}, null, 2))
+      this.log(
+        JSON.stringify(
+          {files: issued.files, reusedCa: issued.reusedCa, ms: issued.ms, certificate: facts, served},
+          null,
+          2,
+        ),
+      )
       return
     }
 
-    this.log(`Wrote ${issued.files.join(', ')} in ${issued.ms} ms (${issued.reusedCa ? 'kept the existing CA' : 'new CA: trust certs/ca.pem again'}).`)
+    this.log(
+      `Wrote ${issued.files.join(', ')} in ${issued.ms} ms (${issued.reusedCa ? 'kept the existing CA' : 'new CA: trust certs/ca.pem again'}).`,
+    )
     this.log(`Certificate for ${facts.sans.join(', ')}, valid until ${facts.validTo.toISOString().slice(0, 10)}.`)
     if (served.served) this.log(`${served.gateway} serves it now (nginx -t, reload, fingerprint confirmed over TLS).`)
     else if (served.why === 'not-running') this.log('The stack is not running: `create-gateway up` serves it.')
-    else this.log('The Docker engine could not be reached, so no gateway was reloaded: if the stack runs, run `create-gateway certs` again once the engine answers.')
+    else
+      this.log(
+        'The Docker engine could not be reached, so no gateway was reloaded: if the stack runs, run `create-gateway certs` again once the engine answers.',
+      )
   }
 }

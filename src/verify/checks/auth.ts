@@ -14,12 +14,21 @@ export interface AuthAttempt {
  * 200 from a Django service, and anything but 401/403 from an external one (its answer, or its own
  * error, proves the gateway let the request through).
  */
-export function judgeAuthAttempt(credentials: Credentials, kind: 'django' | 'external', response: GatewayResponse): boolean {
+export function judgeAuthAttempt(
+  credentials: Credentials,
+  kind: 'django' | 'external',
+  response: GatewayResponse,
+): boolean {
   if (credentials !== 'valid') return response.status === 401
   return kind === 'django' ? response.status === 200 : response.status !== 401 && response.status !== 403
 }
 
-const LABELS: Record<Credentials, string> = {none: 'no credentials', wrong: 'wrong credentials', expired: 'an expired token', valid: 'project credentials'}
+const LABELS: Record<Credentials, string> = {
+  none: 'no credentials',
+  wrong: 'wrong credentials',
+  expired: 'an expired token',
+  valid: 'project credentials',
+}
 
 /** What each auth mode is tried with, in order; a jwt route also gets a well-signed but expired token. */
 export function authAttempts(auth: Exclude<AuthMode, 'none'>): Credentials[] {
@@ -30,7 +39,9 @@ export const authCheck: Check = {
   id: 'auth',
   title: 'Protected routes need credentials',
   async run({manifest, http}) {
-    const protectedRoutes = manifest.routes.filter((route): route is Route & {auth: Exclude<AuthMode, 'none'>} => route.auth !== 'none')
+    const protectedRoutes = manifest.routes.filter(
+      (route): route is Route & {auth: Exclude<AuthMode, 'none'>} => route.auth !== 'none',
+    )
     if (protectedRoutes.length === 0) return skip('no route has auth')
     const scheme = manifest.tls.mode === 'off' ? 'http' : 'https'
     const problems: string[] = []
@@ -45,7 +56,9 @@ export const authCheck: Check = {
         attempts.push({credentials, status: response.status, ok})
         if (!ok) {
           const expected = credentials === 'valid' ? (kind === 'django' ? '200' : 'not 401/403') : '401'
-          problems.push(`${route.path} (${route.auth}) with ${LABELS[credentials]}: ${describeResponse(response)}, expected ${expected}`)
+          problems.push(
+            `${route.path} (${route.auth}) with ${LABELS[credentials]}: ${describeResponse(response)}, expected ${expected}`,
+          )
         }
       }
 
@@ -56,7 +69,8 @@ export const authCheck: Check = {
     if (problems.length > 0) return fail(problems.join('; '), data)
     const short: Record<Credentials, string> = {none: 'none', wrong: 'wrong', expired: 'expired', valid: 'own'}
     const summary = results.map(
-      (result) => `${result.path} (${result.auth}) ${result.attempts.map((attempt) => short[attempt.credentials]).join('/')} ${result.attempts.map((attempt) => attempt.status).join('/')}`,
+      (result) =>
+        `${result.path} (${result.auth}) ${result.attempts.map((attempt) => short[attempt.credentials]).join('/')} ${result.attempts.map((attempt) => attempt.status).join('/')}`,
     )
     return pass(summary.join(', '), data)
   },

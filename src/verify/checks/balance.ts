@@ -38,7 +38,14 @@ export const balanceCheck: Check = {
       const routes = manifest.routes.filter((route) => route.service === service.name)
       const route = routes.find((candidate) => candidate.auth === 'none') ?? routes[0]
       if (!route) {
-        results.push({service: service.name, replicas: service.replicas, requests: 0, hostnames: {}, ok: true, detail: `${service.name}: no route, not checked`})
+        results.push({
+          service: service.name,
+          replicas: service.replicas,
+          requests: 0,
+          hostnames: {},
+          ok: true,
+          detail: `${service.name}: no route, not checked`,
+        })
         continue
       }
 
@@ -68,7 +75,15 @@ export const balanceCheck: Check = {
         : ok
           ? `${service.name}: ${seen.length}/${service.replicas} replicas in ${requests} requests (${spread})`
           : `${service.name}: ${requests} requests reached ${seen.length} of ${service.replicas} replicas (${spread || 'none'})`
-      results.push({service: service.name, route: route.path, replicas: service.replicas, requests, hostnames, ok, detail})
+      results.push({
+        service: service.name,
+        route: route.path,
+        replicas: service.replicas,
+        requests,
+        hostnames,
+        ok,
+        detail,
+      })
     }
 
     const data = {services: results}

@@ -22,7 +22,12 @@ export const configCheck: Check = {
     const lines = outputLines(`${result.stderr}\n${result.stdout}`)
     const data = {container, exitCode: result.exitCode, output: lines}
     if (result.exitCode !== 0) {
-      return fail([`nginx -t in ${container} exited with code ${result.exitCode}:`, ...lines.map((line) => `  | ${line}`)].join('\n'), data)
+      return fail(
+        [`nginx -t in ${container} exited with code ${result.exitCode}:`, ...lines.map((line) => `  | ${line}`)].join(
+          '\n',
+        ),
+        data,
+      )
     }
 
     return pass(`nginx -t in ${container}: syntax ok, test successful`, data)

@@ -15,7 +15,8 @@ export function isHealthy(container: ContainerState): boolean {
 }
 
 function describeState(container: ContainerState): string {
-  if (!container.running) return `${container.name} ${container.status}${container.status === 'exited' ? ` (exit code ${container.exitCode})` : ''}`
+  if (!container.running)
+    return `${container.name} ${container.status}${container.status === 'exited' ? ` (exit code ${container.exitCode})` : ''}`
   return `${container.name} ${container.health ?? 'running'}`
 }
 
@@ -25,13 +26,23 @@ export interface ContainersVerdict {
 }
 
 /** The pure half: what is wrong with these containers and this upstreams.conf for this manifest. */
-export function judgeContainers(manifest: Manifest, containers: ContainerState[], upstreamsText: string | undefined): ContainersVerdict {
+export function judgeContainers(
+  manifest: Manifest,
+  containers: ContainerState[],
+  upstreamsText: string | undefined,
+): ContainersVerdict {
   const problems: string[] = []
   // Matched by Compose's service and number labels, not by name: a stack that `docker-compose up` (v1,
   // `<project>_web_1`) or `docker compose up` started is the same stack as ours.
   const present = new Set(containers.map((container) => `${serviceOf(container)}#${container.labels[LABELS.number]}`))
   const expected = [
-    ...djangoServices(manifest).flatMap((service) => replicaNames(manifest, service.name, service.replicas).map((name, index) => ({service: service.name, number: index + 1, name}))),
+    ...djangoServices(manifest).flatMap((service) =>
+      replicaNames(manifest, service.name, service.replicas).map((name, index) => ({
+        service: service.name,
+        number: index + 1,
+        name,
+      })),
+    ),
     {service: 'gateway', number: 1, name: gatewayContainerName(manifest)},
   ]
   const missing = expected.filter((item) => !present.has(`${item.service}#${item.number}`)).map((item) => item.name)
@@ -90,7 +101,12 @@ export const containersCheck: Check = {
 
     const {problems, upstreams} = judgeContainers(manifest, containers, upstreamsText)
     const data = {
-      containers: containers.map((container) => ({name: container.name, service: serviceOf(container), status: container.status, health: container.health ?? null})),
+      containers: containers.map((container) => ({
+        name: container.name,
+        service: serviceOf(container),
+        status: container.status,
+        health: container.health ?? null,
+      })),
       upstreams,
     }
     if (problems.length > 0) return fail(problems.join('; '), data)

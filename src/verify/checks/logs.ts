@@ -48,7 +48,9 @@ function shorten(text: string, max = 100): string {
 }
 
 function describeRecord(record: AccessRecord): string {
-  return `${record.status ?? '?'} ${record.method ?? ''} ${record.uri ?? ''} ${record.request_id ?? ''}`.replace(/\s+/g, ' ').trim()
+  return `${record.status ?? '?'} ${record.method ?? ''} ${record.uri ?? ''} ${record.request_id ?? ''}`
+    .replace(/\s+/g, ' ')
+    .trim()
 }
 
 export const logsCheck: Check = {
@@ -69,7 +71,9 @@ export const logsCheck: Check = {
     const runPrefix = `verify-${http.runId}-`
     const scan = async () => {
       const {records, malformed} = parseAccessLog(await readTail(dir, LOG_FILES.access, TAIL_BYTES))
-      const ours = records.filter((record) => typeof record.request_id === 'string' && record.request_id.startsWith(runPrefix))
+      const ours = records.filter(
+        (record) => typeof record.request_id === 'string' && record.request_id.startsWith(runPrefix),
+      )
       const ids = new Set(ours.map((record) => record.request_id!))
       const missing = expected.filter((id) => !ids.has(id))
       const loadFound = [...load].filter((id) => ids.has(id)).length
@@ -106,19 +110,30 @@ export const logsCheck: Check = {
     }
 
     const problems: string[] = []
-    if (expected.length === 0 && needLoad === 0) problems.push('no request of this run got an answer from the gateway, so none can be in the log')
+    if (expected.length === 0 && needLoad === 0)
+      problems.push('no request of this run got an answer from the gateway, so none can be in the log')
     else if (found.records.length === 0) problems.push(`${LOG_FILES.access} is empty or missing`)
     else if (found.missing.length > 0) {
-      problems.push(`${found.missing.length} of ${expected.length} request ids not in ${LOG_FILES.access} (first: ${found.missing.slice(0, 3).join(', ')})`)
+      problems.push(
+        `${found.missing.length} of ${expected.length} request ids not in ${LOG_FILES.access} (first: ${found.missing.slice(0, 3).join(', ')})`,
+      )
     }
 
-    if (found.loadFound < needLoad) problems.push(`${found.loadFound} of ${needLoad} load-test request ids in ${LOG_FILES.access}`)
+    if (found.loadFound < needLoad)
+      problems.push(`${found.loadFound} of ${needLoad} load-test request ids in ${LOG_FILES.access}`)
     if (severe.length > 0) {
-      problems.push(`${severe.length} emerg/alert/crit lines in ${LOG_FILES.error} since the run began:\n${severe.slice(-5).map((line) => `  | ${line.line}`).join('\n')}`)
+      problems.push(
+        `${severe.length} emerg/alert/crit lines in ${LOG_FILES.error} since the run began:\n${severe
+          .slice(-5)
+          .map((line) => `  | ${line.line}`)
+          .join('\n')}`,
+      )
     }
 
     if (problems.length > 0) {
-      const tail = problems.some((problem) => problem.includes(LOG_FILES.access)) ? lastAccess.map((line) => `  | ${line}`) : []
+      const tail = problems.some((problem) => problem.includes(LOG_FILES.access))
+        ? lastAccess.map((line) => `  | ${line}`)
+        : []
       return fail([problems.join('; '), ...tail].join('\n'), data)
     }
 

@@ -2,7 +2,14 @@ import autocannon from 'autocannon'
 
 import {urlHost} from '../../manifest/model.js'
 import {credentialHeaders, hostHeader} from '../http.js'
-import {drainMs, expectedAcceptedRange, loadTestAmount, pickLoadTestRoute, routeLimit, type ExpectedRange} from '../rate.js'
+import {
+  drainMs,
+  expectedAcceptedRange,
+  loadTestAmount,
+  pickLoadTestRoute,
+  routeLimit,
+  type ExpectedRange,
+} from '../rate.js'
 import {fail, pass, type Check, type CheckOutcome} from '../types.js'
 import {probePath} from './routes.js'
 
@@ -21,7 +28,10 @@ export interface LoadTestCounts {
 }
 
 /** Split autocannon's per-status counts into accepted (2xx), rejected (the limit status) and the rest. */
-export function countStatuses(statusCodeStats: Record<string, {count?: number}>, limitStatus: number): Pick<LoadTestCounts, 'accepted' | 'rejected' | 'other'> {
+export function countStatuses(
+  statusCodeStats: Record<string, {count?: number}>,
+  limitStatus: number,
+): Pick<LoadTestCounts, 'accepted' | 'rejected' | 'other'> {
   let accepted = 0
   let rejected = 0
   const other: Record<string, number> = {}
@@ -37,15 +47,29 @@ export function countStatuses(statusCodeStats: Record<string, {count?: number}>,
 }
 
 /** The verdict on a load test's counts: pass when nothing else came back and the accepted count is in range. */
-export function judgeLoadTest(counts: LoadTestCounts, range: ExpectedRange, limitStatus: number): {ok: boolean; warn?: boolean; problems: string[]} {
+export function judgeLoadTest(
+  counts: LoadTestCounts,
+  range: ExpectedRange,
+  limitStatus: number,
+): {ok: boolean; warn?: boolean; problems: string[]} {
   const problems: string[] = []
-  const answered = counts.accepted + counts.rejected + Object.values(counts.other).reduce((sum, count) => sum + count, 0)
-  if (answered === 0) return {ok: false, problems: [`none of ${counts.amount} requests got an answer (${counts.errors} errors, ${counts.timeouts} timeouts): is the gateway up?`]}
+  const answered =
+    counts.accepted + counts.rejected + Object.values(counts.other).reduce((sum, count) => sum + count, 0)
+  if (answered === 0)
+    return {
+      ok: false,
+      problems: [
+        `none of ${counts.amount} requests got an answer (${counts.errors} errors, ${counts.timeouts} timeouts): is the gateway up?`,
+      ],
+    }
   const others = Object.entries(counts.other)
-  if (others.length > 0) problems.push(`unexpected answers: ${others.map(([status, count]) => `${count}x ${status}`).join(', ')}`)
-  if (counts.errors > 0) problems.push(`${counts.errors} requests failed without an answer (${counts.timeouts} timeouts)`)
+  if (others.length > 0)
+    problems.push(`unexpected answers: ${others.map(([status, count]) => `${count}x ${status}`).join(', ')}`)
+  if (counts.errors > 0)
+    problems.push(`${counts.errors} requests failed without an answer (${counts.timeouts} timeouts)`)
   if (counts.accepted < range.min || counts.accepted > range.max) {
-    const hint = counts.accepted > range.max && counts.rejected === 0 ? `: no ${limitStatus} at all, is limit_req active?` : ''
+    const hint =
+      counts.accepted > range.max && counts.rejected === 0 ? `: no ${limitStatus} at all, is limit_req active?` : ''
     problems.push(`${counts.accepted} accepted, outside the ${range.min}-${range.max} the limit allows${hint}`)
   }
 
@@ -121,7 +145,10 @@ export const rateLimitCheck: Check = {
       errors: result.errors,
       timeouts: result.timeouts,
     }
-    http.loadTestAnswered += Object.values(result.statusCodeStats ?? {}).reduce((sum, stats) => sum + (stats.count ?? 0), 0)
+    http.loadTestAnswered += Object.values(result.statusCodeStats ?? {}).reduce(
+      (sum, stats) => sum + (stats.count ?? 0),
+      0,
+    )
     const verdict = judgeLoadTest(counts, range, limitStatus)
     const data = {
       route: route.path,
@@ -141,7 +168,8 @@ export const rateLimitCheck: Check = {
     const facts = `${counts.rejected}x ${limitStatus} of ${amount} sent over ${(windowMs / 1000).toFixed(2)} s (${rateText}, burst ${limit.burst}); p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`
     if (!verdict.ok) return fail(`${path}: ${verdict.problems.join('; ')}; ${facts}`, data)
     const summary = `${path}: ${counts.accepted} accepted (expected ${range.min}-${range.max}), ${facts}`
-    if (verdict.warn) return {ok: true, warn: true, detail: `${summary}; limit never reached: raise the request count`, data}
+    if (verdict.warn)
+      return {ok: true, warn: true, detail: `${summary}; limit never reached: raise the request count`, data}
     return pass(summary, data)
   },
 }

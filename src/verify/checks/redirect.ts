@@ -10,14 +10,18 @@ export const ACME_PREFIX = '/.well-known/acme-challenge/'
 /** Where plain HTTP to `pathAndQuery` must send the client; both spellings when the port is 443. */
 export function expectedRedirects(manifest: Manifest, pathAndQuery: string): string[] {
   const base = `https://${manifest.domain}`
-  return manifest.ports.https === 443 ? [`${base}${pathAndQuery}`, `${base}:443${pathAndQuery}`] : [`${base}:${manifest.ports.https}${pathAndQuery}`]
+  return manifest.ports.https === 443
+    ? [`${base}${pathAndQuery}`, `${base}:443${pathAndQuery}`]
+    : [`${base}:${manifest.ports.https}${pathAndQuery}`]
 }
 
 /** undefined when the answer is the permanent redirect we want, else what is wrong with it. */
 export function redirectProblem(response: GatewayResponse, expected: string[]): string | undefined {
   const location = response.headers.location
-  if (!PERMANENT.has(response.status)) return `answered ${describeResponse(response)}${location ? ` -> ${location}` : ''}, not a permanent redirect (301/308)`
-  if (!location || !expected.includes(location)) return `${response.status} -> ${location ?? '(no Location)'}, expected ${expected[0]}`
+  if (!PERMANENT.has(response.status))
+    return `answered ${describeResponse(response)}${location ? ` -> ${location}` : ''}, not a permanent redirect (301/308)`
+  if (!location || !expected.includes(location))
+    return `${response.status} -> ${location ?? '(no Location)'}, expected ${expected[0]}`
   return undefined
 }
 
@@ -42,7 +46,10 @@ export const redirectCheck: Check = {
     const token = `${ACME_PREFIX}verify-${randomBytes(8).toString('hex')}`
     const acme = await http.send({scheme: 'http', path: token})
     const acmeRedirected = acme.status >= 300 && acme.status < 400
-    if (acmeRedirected) problems.push(`${token} is redirected (${acme.status} -> ${acme.headers.location ?? '?'}): ACME HTTP-01 challenges would fail`)
+    if (acmeRedirected)
+      problems.push(
+        `${token} is redirected (${acme.status} -> ${acme.headers.location ?? '?'}): ACME HTTP-01 challenges would fail`,
+      )
 
     const data = {routes: checked, acme: {path: token, status: acme.status}}
     if (problems.length > 0) return fail(problems.join('; '), data)

@@ -1,5 +1,11 @@
 import type {Manifest, Route} from '../../manifest/schema.js'
-import {describeResponse, GATEWAY_ERROR_HEADER, GatewayUnreachableError, type GatewayClient, type GatewayResponse} from '../http.js'
+import {
+  describeResponse,
+  GATEWAY_ERROR_HEADER,
+  GatewayUnreachableError,
+  type GatewayClient,
+  type GatewayResponse,
+} from '../http.js'
 import {LOG_FILES, readTail, upstreamErrorReason} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
@@ -33,38 +39,79 @@ export function probePath(manifest: Manifest, route: Route): string {
 }
 
 /** Reads one answer of a route. `reason` explains an upstream failure (from error.log). */
-export function classifyRouteResponse(manifest: Manifest, route: Route, path: string, response: GatewayResponse, reason?: string): RouteVerdict {
+export function classifyRouteResponse(
+  manifest: Manifest,
+  route: Route,
+  path: string,
+  response: GatewayResponse,
+  reason?: string,
+): RouteVerdict {
   const base = {path: route.path, service: route.service, status: response.status}
   const marker = response.headers[GATEWAY_ERROR_HEADER]
   if (typeof marker === 'string' && UPSTREAM_ERRORS.has(marker)) {
     const why = reason ?? (marker === 'upstream-timeout' ? 'timed out' : 'no answer')
-    return {...base, outcome: 'upstream-error', ok: false, detail: `upstream ${route.service} unreachable (${response.status} from gateway): ${why}`}
+    return {
+      ...base,
+      outcome: 'upstream-error',
+      ok: false,
+      detail: `upstream ${route.service} unreachable (${response.status} from gateway): ${why}`,
+    }
   }
 
   if (marker !== undefined) {
-    return {...base, outcome: 'gateway-error', ok: false, detail: `gateway answered ${describeResponse(response)} on ${path} before reaching ${route.service}`}
+    return {
+      ...base,
+      outcome: 'gateway-error',
+      ok: false,
+      detail: `gateway answered ${describeResponse(response)} on ${path} before reaching ${route.service}`,
+    }
   }
 
   if (serviceKind(manifest, route) === 'external') {
     if (response.headers[UPSTREAM_HEADER] === route.service) {
-      return {...base, outcome: 'reached', ok: true, detail: `${route.path} -> ${route.service} (upstream answered ${response.status})`}
+      return {
+        ...base,
+        outcome: 'reached',
+        ok: true,
+        detail: `${route.path} -> ${route.service} (upstream answered ${response.status})`,
+      }
     }
 
-    return {...base, outcome: 'gateway-error', ok: false, detail: `${path} answered ${response.status} without X-Gateway-Upstream: ${route.service}: not routed to the upstream`}
+    return {
+      ...base,
+      outcome: 'gateway-error',
+      ok: false,
+      detail: `${path} answered ${response.status} without X-Gateway-Upstream: ${route.service}: not routed to the upstream`,
+    }
   }
 
   const body = response.json as {service?: unknown; hostname?: unknown} | undefined
   if (response.status === 200 && body && typeof body === 'object') {
     const hostname = typeof body.hostname === 'string' ? body.hostname : undefined
-    if (body.service === route.service) return {...base, outcome: 'reached', ok: true, detail: `${route.path} -> ${route.service}`, hostname}
-    return {...base, outcome: 'wrong-service', ok: false, detail: `${path} answered by service ${String(body.service)}, expected ${route.service}`, hostname}
+    if (body.service === route.service)
+      return {...base, outcome: 'reached', ok: true, detail: `${route.path} -> ${route.service}`, hostname}
+    return {
+      ...base,
+      outcome: 'wrong-service',
+      ok: false,
+      detail: `${path} answered by service ${String(body.service)}, expected ${route.service}`,
+      hostname,
+    }
   }
 
   const snippet = response.body.trim().slice(0, 120)
-  return {...base, outcome: 'gateway-error', ok: false, detail: `${path} answered ${describeResponse(response)}, expected 200 JSON from ${route.service}${snippet ? `: ${snippet}` : ''}`}
+  return {
+    ...base,
+    outcome: 'gateway-error',
+    ok: false,
+    detail: `${path} answered ${describeResponse(response)}, expected 200 JSON from ${route.service}${snippet ? `: ${snippet}` : ''}`,
+  }
 }
 
-export async function probeRoute(context: {dir: string; manifest: Manifest; http: GatewayClient}, route: Route): Promise<RouteVerdict> {
+export async function probeRoute(
+  context: {dir: string; manifest: Manifest; http: GatewayClient},
+  route: Route,
+): Promise<RouteVerdict> {
   const {dir, manifest, http} = context
   const path = probePath(manifest, route)
   let response: GatewayResponse
@@ -72,11 +119,20 @@ export async function probeRoute(context: {dir: string; manifest: Manifest; http
     response = await http.send({scheme: manifest.tls.mode === 'off' ? 'http' : 'https', path, auth: route.auth})
   } catch (error) {
     if (!(error instanceof GatewayUnreachableError)) throw error
-    return {path: route.path, service: route.service, outcome: 'gateway-error', ok: false, detail: `gateway unreachable: ${error.message}`}
+    return {
+      path: route.path,
+      service: route.service,
+      outcome: 'gateway-error',
+      ok: false,
+      detail: `gateway unreachable: ${error.message}`,
+    }
   }
 
   const marker = response.headers[GATEWAY_ERROR_HEADER]
-  const reason = typeof marker === 'string' && UPSTREAM_ERRORS.has(marker) ? upstreamErrorReason(await readTail(dir, LOG_FILES.error, 256 * 1024), path) : undefined
+  const reason =
+    typeof marker === 'string' && UPSTREAM_ERRORS.has(marker)
+      ? upstreamErrorReason(await readTail(dir, LOG_FILES.error, 256 * 1024), path)
+      : undefined
   return classifyRouteResponse(manifest, route, path, response, reason)
 }
 

@@ -16,7 +16,11 @@ const HANDSHAKE_TIMEOUT_MS = 10_000
  * The project CA for self-signed certificates, else undefined: Node's bundled store (what clients use).
  * `caFile` (verify --ca-file) replaces both: a private ACME CA's root, such as Pebble's in tests.
  */
-export async function projectTrust(dir: string, manifest: Manifest, caFile?: string): Promise<{ca?: string; label: string}> {
+export async function projectTrust(
+  dir: string,
+  manifest: Manifest,
+  caFile?: string,
+): Promise<{ca?: string; label: string}> {
   if (caFile) return {ca: await readFile(caFile, 'utf8'), label: caFile}
   if (manifest.tls.mode !== 'self-signed') return {label: 'system store'}
   return {ca: await readFile(join(dir, CERT_FILES.ca), 'utf8'), label: CERT_FILES.ca}
@@ -38,9 +42,13 @@ function handshake(options: ConnectionOptions & {host: string}): Promise<Handsha
     })
     socket.once('timeout', () => {
       socket.destroy()
-      resolve({error: Object.assign(new Error(`no TLS handshake within ${HANDSHAKE_TIMEOUT_MS} ms`), {code: 'ETIMEDOUT'})})
+      resolve({
+        error: Object.assign(new Error(`no TLS handshake within ${HANDSHAKE_TIMEOUT_MS} ms`), {code: 'ETIMEDOUT'}),
+      })
     })
-    socket.once('close', () => resolve({error: Object.assign(new Error('connection closed during the handshake'), {code: 'ECONNRESET'})}))
+    socket.once('close', () =>
+      resolve({error: Object.assign(new Error('connection closed during the handshake'), {code: 'ECONNRESET'})}),
+    )
   })
 }
 
@@ -89,16 +97,25 @@ export interface TlsFacts {
 }
 
 /** The verdict on a handshake's facts: everything wrong, and whether the expiry only warrants a warning. */
-export function judgeTls(facts: TlsFacts, domain: string, trustLabel: string): {problems: string[]; warnings: string[]} {
+export function judgeTls(
+  facts: TlsFacts,
+  domain: string,
+  trustLabel: string,
+): {problems: string[]; warnings: string[]} {
   const problems: string[] = []
   const warnings: string[] = []
-  if (facts.temporary) problems.push('the temporary stand-in certificate is still in place: certbot has not issued the real one yet')
-  if (!facts.authorized) problems.push(`certificate not trusted by ${trustLabel}: ${facts.authorizationError ?? 'unknown reason'}`)
-  if (facts.identityError) problems.push(`certificate not valid for ${domain} (names: ${facts.sans || facts.subject.replace(/\n/g, ', ')})`)
+  if (facts.temporary)
+    problems.push('the temporary stand-in certificate is still in place: certbot has not issued the real one yet')
+  if (!facts.authorized)
+    problems.push(`certificate not trusted by ${trustLabel}: ${facts.authorizationError ?? 'unknown reason'}`)
+  if (facts.identityError)
+    problems.push(`certificate not valid for ${domain} (names: ${facts.sans || facts.subject.replace(/\n/g, ', ')})`)
   if (facts.daysLeft < 0) problems.push(`certificate expired ${-facts.daysLeft} days ago (${facts.validTo})`)
-  else if (facts.daysLeft < EXPIRY_FAIL_DAYS) problems.push(`certificate expires in ${facts.daysLeft} days (${facts.validTo}): renew now`)
+  else if (facts.daysLeft < EXPIRY_FAIL_DAYS)
+    problems.push(`certificate expires in ${facts.daysLeft} days (${facts.validTo}): renew now`)
   else if (facts.daysLeft < EXPIRY_WARN_DAYS) warnings.push(`certificate expires in ${facts.daysLeft} days`)
-  if (!facts.protocol || !MODERN_PROTOCOLS.has(facts.protocol)) problems.push(`negotiated ${facts.protocol ?? 'no protocol'}, expected TLSv1.2 or TLSv1.3`)
+  if (!facts.protocol || !MODERN_PROTOCOLS.has(facts.protocol))
+    problems.push(`negotiated ${facts.protocol ?? 'no protocol'}, expected TLSv1.2 or TLSv1.3`)
   return {problems, warnings}
 }
 
@@ -113,7 +130,10 @@ export const tlsCheck: Check = {
     const host = http.host
 
     const main = await handshake({host, port, servername, ca: trust.ca})
-    if (!main.socket) return fail(`no TLS handshake with ${host}:${port} (SNI ${servername ?? 'none'}): ${main.error?.message ?? 'unknown error'}`)
+    if (!main.socket)
+      return fail(
+        `no TLS handshake with ${host}:${port} (SNI ${servername ?? 'none'}): ${main.error?.message ?? 'unknown error'}`,
+      )
     const socket = main.socket
     let facts: TlsFacts
     try {
@@ -140,7 +160,14 @@ export const tlsCheck: Check = {
       socket.destroy()
     }
 
-    const legacyAttempt = await handshake({host, port, servername, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0'})
+    const legacyAttempt = await handshake({
+      host,
+      port,
+      servername,
+      minVersion: 'TLSv1',
+      maxVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    })
     const legacy = judgeLegacyHandshake({protocol: legacyAttempt.socket?.getProtocol(), error: legacyAttempt.error})
     legacyAttempt.socket?.destroy()
 
