@@ -80,7 +80,11 @@ describe('manifest schema', () => {
       (m: any) => (m.routes[1].auth = 'oauth'),
       /^routes\[1\]\.auth: must be one of none, basic, api-key/,
     ],
-    ['replicas < 1', (m: any) => (m.services.web.replicas = 0), /^services\.web\.replicas: must be a whole number from 1 to 10/],
+    [
+      'replicas < 1',
+      (m: any) => (m.services.web.replicas = 0),
+      /^services\.web\.replicas: must be a whole number from 1 to 10/,
+    ],
     [
       'external URL not http/https',
       (m: any) => (m.services.payment.url = 'ftp://files.example.com'),
