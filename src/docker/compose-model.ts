@@ -824,6 +824,23 @@ function parsePort(spec: string, where: string): NormalizedPort {
   }
 }
 
+/** A port in either syntax; the long one gets compose-go's defaults (tcp, ingress). */
+function normalizePort(value: unknown, where: string): NormalizedPort {
+  if (typeof value === 'string' || typeof value === 'number') return parsePort(String(value), where)
+  if (!isRecord(value)) return fail(where, `expected a port, got ${JSON.stringify(value)}`)
+  const port: NormalizedPort = {mode: 'ingress', target: 0, protocol: 'tcp'}
+  for (const [key, item] of Object.entries(value)) {
+    const at = `${where}.${key}`
+    if (key === 'target') port.target = integer(item, at)
+    else if (key === 'published') port.published = text(item, at)
+    else if (key === 'host_ip' || key === 'mode' || key === 'protocol' || key === 'name' || key === 'app_protocol')
+      port[key] = text(item, at)
+    else fail(at, 'not modelled')
+  }
+
+  return port
+}
+
 function expandHome(path: string, home: string | undefined): string {
   if (path === '~' || path.startsWith('~/')) {
     if (!home) throw new Error('no home directory to expand ~ in a path')
@@ -1150,11 +1167,8 @@ export function normalizeService(name: string, raw: Raw, options: NormalizeOptio
           service.healthcheck = normalizeHealthcheck(value, at)
           break
         case 'ports':
-          service.ports = stringList(
-            (value as unknown[]).map((item) => (typeof item === 'number' ? String(item) : item)),
-            at,
-            false,
-          ).map((item, index) => parsePort(item, `${at}[${index}]`))
+          if (!Array.isArray(value)) fail(at, 'expected a list')
+          service.ports = value.map((item, index) => normalizePort(item, `${at}[${index}]`))
           break
         case 'expose':
           service.expose = stringList(value, at, false)

@@ -45,6 +45,14 @@ export interface NetworkState {
   labels: Labels
 }
 
+export interface NetworkOptions {
+  Driver?: string
+  Internal?: boolean
+  Attachable?: boolean
+  EnableIPv6?: boolean
+  Options?: Labels
+}
+
 export interface ExecResult {
   exitCode: number
   stdout: string
@@ -85,7 +93,10 @@ export interface Engine {
   exec(id: string, cmd: string[]): Promise<ExecResult>
   networks(labels: Labels): Promise<NetworkState[]>
   network(name: string): Promise<NetworkState | undefined>
-  createNetwork(name: string, labels: Labels): Promise<string>
+  /** A bridge network unless `options.Driver` says otherwise; `options` as Compose passes them. */
+  createNetwork(name: string, labels: Labels, options?: NetworkOptions): Promise<string>
+  /** Connect a created container to one more network (engines before API 1.44 take one at create). */
+  connectNetwork(network: string, containerId: string, endpoint: Docker.EndpointSettings): Promise<void>
   removeNetwork(id: string): Promise<void>
   volumes(labels: Labels): Promise<Array<{name: string; labels: Labels}>>
   removeVolume(name: string): Promise<void>
@@ -343,14 +354,19 @@ export class DockerodeEngine implements Engine {
     return found ? {id: found.Id, name: found.Name, labels: found.Labels ?? {}} : undefined
   }
 
-  async createNetwork(name: string, labels: Labels): Promise<string> {
+  async createNetwork(name: string, labels: Labels, options: NetworkOptions = {}): Promise<string> {
     const network = await this.docker.createNetwork({
       Name: name,
       Driver: 'bridge',
+      ...options,
       Labels: labels,
       CheckDuplicate: true,
     })
     return network.id
+  }
+
+  async connectNetwork(network: string, containerId: string, endpoint: Docker.EndpointSettings): Promise<void> {
+    await this.docker.getNetwork(network).connect({Container: containerId, EndpointConfig: endpoint})
   }
 
   async removeNetwork(id: string): Promise<void> {

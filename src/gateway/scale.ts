@@ -19,6 +19,7 @@ import {loadManifest, MANIFEST_FILE, parseManifest} from '../manifest/load.js'
 import {gatewayContainerName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS, replicaNames, type StackServiceSpec} from '../manifest/stack.js'
+import {composeObject} from '../render/compose.js'
 import {writeFileAtomic} from '../util/files.js'
 import {acquireProjectLock, type LockOwner} from '../util/lock.js'
 import {systemClock, type Clock} from '../util/retry.js'
@@ -341,6 +342,9 @@ async function scaleLocked(
       imageIds,
       environment,
       runId: runId(env),
+      // The whole compose file, as `up` uses it: replicas are the same containers Compose would make.
+      compose: composeObject(manifest),
+      variables: {...(await readProjectEnv(root)), ...env},
     }
     for (const plan of plans) {
       for (const stale of plan.replace) {
