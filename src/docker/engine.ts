@@ -37,6 +37,10 @@ export interface ContainerState {
 export interface ImageState {
   id: string
   labels: Labels
+  /** When the image was made (ms since the epoch), if the engine says. */
+  createdMs?: number
+  /** The image's layer digests (RootFS.Layers), base image first. */
+  layers?: string[]
 }
 
 export interface NetworkState {
@@ -216,7 +220,13 @@ export class DockerodeEngine implements Engine {
   async image(ref: string): Promise<ImageState | undefined> {
     try {
       const info = await this.docker.getImage(ref).inspect()
-      return {id: info.Id, labels: info.Config?.Labels ?? {}}
+      const created = Date.parse(info.Created)
+      return {
+        id: info.Id,
+        labels: info.Config?.Labels ?? {},
+        ...(Number.isFinite(created) ? {createdMs: created} : {}),
+        layers: info.RootFS?.Layers ?? [],
+      }
     } catch (error) {
       if (isNotFound(error)) return undefined
       throw error

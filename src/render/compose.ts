@@ -43,7 +43,13 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
       (port) => `${port.bind.includes(':') ? `[${port.bind}]` : port.bind}:${port.host}:${port.container}`,
     )
   if (spec.dependsOn.length > 0) {
-    service.depends_on = Object.fromEntries(spec.dependsOn.map((name) => [name, {condition: 'service_healthy'}]))
+    // restart: when `docker compose up` recreates a replica, Compose stops the gateway first and starts
+    // it again after, so NGINX resolves the replicas' new addresses instead of proxying to stale ones
+    // (an upstream name is resolved when NGINX loads its config). Compose v2.17+ reads it; docker-compose
+    // 1.29 rejects the key. `create-gateway up` ignores it: it rolls replicas behind the running gateway.
+    service.depends_on = Object.fromEntries(
+      spec.dependsOn.map((name) => [name, {condition: 'service_healthy', restart: true}]),
+    )
   }
 
   service.healthcheck = {
