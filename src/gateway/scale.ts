@@ -152,7 +152,36 @@ export async function saveReplicaCounts(dir: string, targets: ScaleTargets): Pro
   for (const [service, replicas] of Object.entries(targets)) document.setIn(['services', service, 'replicas'], replicas)
   const manifest = parseManifest(document.toJS(), path)
   await writeFileAtomic(path, document.toString({lineWidth: 0}), 0o644)
+  await saveComposeReplicas(dir, targets)
   return manifest
+}
+
+/**
+ * The same counts in docker-compose.yml's `deploy.replicas`, edited in place: a later `docker compose
+ * up -d` then keeps the replicas that scale started (and that upstreams.conf lists by name) instead of
+ * removing those beyond the file's old count. Compose leaves replicas out of its config hash, so no
+ * container is recreated for it.
+ */
+async function saveComposeReplicas(dir: string, targets: ScaleTargets): Promise<void> {
+  const path = join(resolve(dir), PROJECT_PATHS.compose)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+
+  const document = parseDocument(text)
+  let changed = false
+  for (const [service, replicas] of Object.entries(targets)) {
+    if (!document.hasIn(['services', service])) continue
+    if (document.getIn(['services', service, 'deploy', 'replicas']) === replicas) continue
+    document.setIn(['services', service, 'deploy', 'replicas'], replicas)
+    changed = true
+  }
+
+  if (changed) await writeFileAtomic(path, document.toString({lineWidth: 0}), 0o644)
 }
 
 function checkTargets(manifest: Manifest, targets: ScaleTargets): void {
