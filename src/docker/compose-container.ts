@@ -418,6 +418,13 @@ export interface ComposeNetwork {
 }
 
 export function composeNetworks(project: NormalizedProject): ComposeNetwork[] {
+  for (const [key, network] of Object.entries(project.networks)) {
+    if (network.ipam.driver || network.ipam.config || network.enable_ipv4 !== undefined)
+      throw new UsageError(`networks.${key}: create-gateway up cannot create this network the way Compose does`, {
+        hint: 'Map its IPAM settings in src/docker/compose-container.ts, or start the stack with `docker compose up`.',
+      })
+  }
+
   return Object.entries(project.networks)
     .filter(([, network]) => !network.external)
     .map(([key, network]) => ({
