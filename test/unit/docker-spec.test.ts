@@ -97,7 +97,7 @@ describe('container definitions', () => {
       'dev.create-gateway.run-id': 'run-42',
     })
     const gateway = containers[2]!
-    expect(gateway.options.Labels?.['com.docker.compose.depends_on']).toBe('web:service_healthy:false')
+    expect(gateway.options.Labels?.['com.docker.compose.depends_on']).toBe('web:service_healthy:true')
     // Compose's aliases: the container name first, then the service name.
     expect(web2.options.NetworkingConfig?.EndpointsConfig?.demo_default?.Aliases).toEqual(['demo-web-2', 'web'])
     expect(web2.options.Env).toContain('DJANGO_SECRET_KEY=k')
