@@ -281,7 +281,7 @@ export async function scaleServices(
   // Bad input (a ${VAR} that .env does not set) fails before anything is locked or touched.
   const dotenv = await readProjectEnv(root)
   for (const spec of buildStackSpec(manifest).services)
-    if (spec.service in targets) resolveEnvironment(spec, dotenv, options.env ?? process.env)
+    if (Object.hasOwn(targets, spec.service)) resolveEnvironment(spec, dotenv, options.env ?? process.env)
 
   const lock = await acquireProjectLock(root, {
     command: `scale ${describeTargets(targets)}`,
