@@ -55,6 +55,11 @@ export interface ClusterTarget {
   ports: {http: number; https: number; status: number}
   /** What clients connect to (the load balancer's ports), for redirects and X-Forwarded-Port. */
   publicPorts: {http: number; https: number}
+  /**
+   * NGINX workers. `auto` counts the node's cores, not the container's CPU limit: on a 64-core node it
+   * would start 64 workers inside a 2-CPU limit.
+   */
+  workerProcesses: number
   /** The only writable directory (an emptyDir): pid file and NGINX's temp files. */
   writableDir: string
   /** tls.mode certbot: URL of the cert-manager HTTP-01 solver that ACME challenges are passed to. */
@@ -204,6 +209,7 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     // On one host the master runs as root and switches its workers to `nginx`; in a cluster the whole
     // container runs as that user already (and NGINX warns about a `user` it cannot apply).
     user: cluster ? undefined : 'nginx',
+    workerProcesses: cluster?.workerProcesses ?? 'auto',
     logs: cluster
       ? {access: '/dev/stdout', error: '/dev/stderr'}
       : {access: `${GATEWAY_PATHS.logs}/access.log`, error: `${GATEWAY_PATHS.logs}/error.log`},
