@@ -1,12 +1,12 @@
 import {readdir, rm, stat} from 'node:fs/promises'
-import {basename, join, resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 import {parseEnv} from 'node:util'
 
 import {UsageError} from '../../errors.js'
 import {loadManifest} from '../../manifest/load.js'
 import {djangoServices, secretKeyVariable, usesAuth} from '../../manifest/model.js'
 import type {Manifest} from '../../manifest/schema.js'
-import {GATEWAY_PATHS, PROJECT_PATHS} from '../../manifest/stack.js'
+import {PROJECT_PATHS} from '../../manifest/stack.js'
 import {renderGateway, type ClusterTarget} from '../../render/gateway.js'
 import type {PlannedFile} from '../../render/plan.js'
 import {readFileIfExists, writePlan} from '../../util/files.js'
@@ -22,6 +22,7 @@ import {
 } from './model.js'
 import {kubernetesOptions, type KubernetesFlags} from './options.js'
 import {HEADER, KUSTOMIZATION_FILE, renderKubernetes} from './registry.js'
+import {GATEWAY_AUTH_FILES} from './secret.js'
 
 export type FileStatus = 'created' | 'changed' | 'unchanged' | 'removed'
 
@@ -82,14 +83,9 @@ export async function readSecretMaterial(dir: string, manifest: Manifest): Promi
 
   // Only what the routes use, under the names the gateway reads them by in /etc/nginx/secrets/.
   const gatewayAuth: Record<string, string> = {}
-  const authFiles = [
-    {mode: 'basic', source: PROJECT_PATHS.htpasswd, target: GATEWAY_PATHS.htpasswd},
-    {mode: 'api-key', source: PROJECT_PATHS.apiKeysMap, target: GATEWAY_PATHS.apiKeys},
-    {mode: 'jwt', source: PROJECT_PATHS.jwtSecretMap, target: GATEWAY_PATHS.jwtSecret},
-  ] as const
-  for (const file of authFiles) {
+  for (const file of GATEWAY_AUTH_FILES) {
     if (usesAuth(manifest, file.mode))
-      gatewayAuth[basename(file.target)] = await requiredFile(dir, file.source, `a route uses ${file.mode} auth`)
+      gatewayAuth[file.key] = await requiredFile(dir, file.source, `a route uses ${file.mode} auth`)
   }
 
   const certificate =

@@ -1,6 +1,9 @@
 import type {ISecret} from 'kubernetes-models/v1/Secret'
 
-import {djangoServices} from '../../manifest/model.js'
+import {posix} from 'node:path'
+
+import {djangoServices, usesAuth} from '../../manifest/model.js'
+import {GATEWAY_PATHS, PROJECT_PATHS} from '../../manifest/stack.js'
 import {
   djangoSecretName,
   GATEWAY_AUTH_SECRET,
@@ -22,15 +25,30 @@ function encode(values: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, Buffer.from(value).toString('base64')]))
 }
 
+/** The gateway's secret files per auth mode: where the project keeps them, the name NGINX reads. */
+export const GATEWAY_AUTH_FILES = [
+  {mode: 'basic', source: PROJECT_PATHS.htpasswd, key: posix.basename(GATEWAY_PATHS.htpasswd)},
+  {mode: 'api-key', source: PROJECT_PATHS.apiKeysMap, key: posix.basename(GATEWAY_PATHS.apiKeys)},
+  {mode: 'jwt', source: PROJECT_PATHS.jwtSecretMap, key: posix.basename(GATEWAY_PATHS.jwtSecret)},
+] as const
+
 /** Files of /etc/nginx/secrets the routes use, by file name. */
 export function gatewayAuthData(context: ExportContext): Record<string, string> {
-  return context.secrets.gatewayAuth
+  const data: Record<string, string> = {}
+  for (const file of GATEWAY_AUTH_FILES) {
+    const content = context.secrets.gatewayAuth[file.key]
+    if (usesAuth(context.manifest, file.mode) && content !== undefined) data[file.key] = content
+  }
+
+  return data
 }
 
 /** tls.mode self-signed: the project's certificate (cert-manager fills the Secret under certbot). */
 export function tlsData(context: ExportContext): Record<string, string> {
   const certificate = context.secrets.certificate
-  return certificate ? {'tls.crt': certificate.chain, 'tls.key': certificate.key} : {}
+  return certificate && context.manifest.tls.mode === 'self-signed'
+    ? {'tls.crt': certificate.chain, 'tls.key': certificate.key}
+    : {}
 }
 
 function secret(context: ExportContext, name: string, component: string, values: Record<string, string>, type: string) {
