@@ -50,7 +50,7 @@ async function exportContext(
   return {manifest, options, secrets, cluster, gatewayFiles: await renderGateway(manifest, cluster)}
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- documents are read back as plain YAML
+// Documents are read back as plain YAML.
 type Doc = any
 
 async function documents(...args: Parameters<typeof exportContext>): Promise<Doc[]> {

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 
+import {UsageError} from '../../errors.js'
 import {describeExport} from '../../export/kubernetes/describe.js'
 import {exportKubernetes} from '../../export/kubernetes/export.js'
 import {DEFAULT_RESOLVER} from '../../export/kubernetes/model.js'
@@ -23,7 +24,7 @@ export default class ExportKubernetes extends BaseCommand {
 
   static override flags = {
     dir: dirFlag,
-    out: Flags.directory({summary: 'Folder to write the manifests to (created if absent).', required: true}),
+    out: Flags.directory({summary: 'Folder to write the manifests to (created if absent). Required.'}),
     namespace: Flags.string({summary: 'Namespace of the project (default: the project name).'}),
     registry: Flags.string({summary: 'Registry the Django images are pushed to, e.g. ghcr.io/acme.'}),
     resolver: Flags.string({summary: `DNS server the gateway asks at request time (default: ${DEFAULT_RESOLVER}).`}),
@@ -32,6 +33,8 @@ export default class ExportKubernetes extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(ExportKubernetes)
+    // Checked here rather than by oclif, whose message for a missing flag spans three lines.
+    if (!flags.out) throw new UsageError('--out: name the folder to write the manifests to, e.g. --out k8s')
     const result = await exportKubernetes(flags.dir, flags.out, {
       namespace: flags.namespace,
       registry: flags.registry,
