@@ -1,5 +1,8 @@
 import {spawnSync} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {dirname, join} from 'node:path'
+
+import {parse} from 'yaml'
 
 import {Certificate} from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate'
 import {Issuer} from '@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer'
@@ -49,4 +52,60 @@ export function findKubectl(): string {
   throw new Error(
     `kubectl not found${where}: install it (Debian forky's kubectl package, as .ci/run does) or set KUBECTL`,
   )
+}
+
+/** A document of an export, read back as plain YAML. */
+export type KubeDoc = any
+
+/** Every resource file of an export folder, parsed (kustomization.yaml left out). */
+export function exportDocuments(dir: string): KubeDoc[] {
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.yaml') && file !== 'kustomization.yaml')
+    .sort()
+    .map((file) => parse(readFileSync(join(dir, file), 'utf8')))
+}
+
+/**
+ * `docker run` arguments that run the exported gateway as its Deployment runs it: the ConfigMap and
+ * Secrets laid out under `tree` where the pod's volumes mount them, the pod's user, a read-only root
+ * with only /tmp writable, every capability dropped. Plus `--add-host` for the cluster DNS names.
+ */
+export function gatewayPodArgs(docs: KubeDoc[], tree: string, hosts: string[]): string[] {
+  const deployment = docs.find((doc) => doc.kind === 'Deployment' && doc.metadata.name === 'gateway')
+  const pod = deployment.spec.template.spec
+  const [container] = pod.containers
+  const configMap = docs.find((doc) => doc.kind === 'ConfigMap').data
+  const mounts: string[] = []
+  for (const mount of container.volumeMounts) {
+    const volume = pod.volumes.find((entry: KubeDoc) => entry.name === mount.name)
+    const source = volume.configMap ?? volume.secret
+    if (volume.emptyDir) {
+      mounts.push('--tmpfs', `${mount.mountPath}:uid=${pod.securityContext.runAsUser}`)
+      continue
+    }
+
+    const secret = volume.secret && docs.find((doc) => doc.kind === 'Secret' && doc.metadata.name === source.secretName)
+    for (const item of source.items) {
+      if (mount.subPath && item.path !== mount.subPath) continue
+      const content = secret ? Buffer.from(secret.data[item.key], 'base64') : configMap[item.key]
+      const target = join(tree, mount.mountPath, mount.subPath ? '' : item.path)
+      mkdirSync(dirname(target), {recursive: true})
+      // 0644 stands in for the pod's fsGroup: the container's user reads them, as in the pod.
+      writeFileSync(target, content, {mode: 0o644})
+    }
+
+    mounts.push('-v', `${join(tree, mount.mountPath)}:${mount.mountPath}:ro`)
+  }
+
+  return [
+    '--read-only',
+    '--user',
+    `${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`,
+    '--cap-drop',
+    'ALL',
+    '--security-opt',
+    'no-new-privileges',
+    ...hosts.flatMap((host) => ['--add-host', `${host}:127.0.0.1`]),
+    ...mounts,
+  ]
 }

@@ -1,7 +1,7 @@
 import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 import {parseEnv} from 'node:util'
 import {parse, parseAllDocuments, stringify} from 'yaml'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -9,7 +9,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {retryUntil} from '../../src/util/retry.js'
 import {tempDir} from '../helpers/cli.js'
 import {docker, newRunId, OFFLINE_IMAGES, runCliAsync} from '../helpers/e2e.js'
-import {findKubectl, validateAgainstSchema} from '../helpers/kubernetes.js'
+import {findKubectl, gatewayPodArgs, validateAgainstSchema} from '../helpers/kubernetes.js'
 
 /**
  * `create-gateway export kubernetes` on a real project (init through the built CLI): an extra Django
@@ -213,54 +213,14 @@ describe('export kubernetes (the built CLI)', () => {
       {timeoutMs: 300_000, intervalMs: 2000, describe: `image ${OFFLINE_IMAGES.nginx} (fixtures/images/build.sh)`},
     )
 
-    // Lay the ConfigMap and Secrets out as the Deployment's volumes mount them.
-    const docs = documents(out)
-    const deployment = docs.find((doc) => doc.kind === 'Deployment' && doc.metadata.name === 'gateway')
-    const pod = deployment.spec.template.spec
-    const [container] = pod.containers
-    const configMap = docs.find((doc) => doc.kind === 'ConfigMap').data
-    const tree = join(root, 'etc-nginx')
-    const mounts: string[] = []
-    for (const mount of container.volumeMounts) {
-      const volume = pod.volumes.find((entry: Doc) => entry.name === mount.name)
-      const source = volume.configMap ?? volume.secret
-      if (!source) continue
-      const secret =
-        volume.secret && docs.find((doc) => doc.kind === 'Secret' && doc.metadata.name === source.secretName)
-      for (const item of source.items) {
-        if (mount.subPath && item.path !== mount.subPath) continue
-        const content = secret ? Buffer.from(secret.data[item.key], 'base64') : configMap[item.key]
-        const target = join(tree, mount.mountPath, mount.subPath ? '' : item.path)
-        mkdirSync(dirname(target), {recursive: true})
-        // 0644 stands in for the pod's fsGroup: the container user reads them, as in the pod.
-        writeFileSync(target, content, {mode: 0o644})
-      }
-
-      mounts.push('-v', `${join(tree, mount.mountPath)}:${mount.mountPath}:ro`)
-    }
-
     // The cluster DNS names the config refers to; NGINX resolves the resolver's name when it loads.
-    const hosts = ['kube-dns.kube-system', 'web.shop', 'student-api.shop'].flatMap((name) => [
-      '--add-host',
-      `${name}.svc.cluster.local:127.0.0.1`,
-    ])
-    const security = [
-      '--read-only',
-      '--tmpfs',
-      '/tmp',
-      '--user',
-      `${pod.securityContext.runAsUser}:${pod.securityContext.runAsGroup}`,
-      '--cap-drop',
-      'ALL',
-      '--security-opt',
-      'no-new-privileges',
-    ]
+    const hosts = ['kube-dns.kube-system', 'web.shop', 'student-api.shop'].map((name) => `${name}.svc.cluster.local`)
+    const podArgs = gatewayPodArgs(documents(out), join(root, 'etc-nginx'), hosts)
     const name = `cg-k8s-nginx-${runId}`
-    const test = spawnSync(
-      'docker',
-      ['run', '--rm', '--name', name, ...security, ...hosts, ...mounts, OFFLINE_IMAGES.nginx, 'nginx', '-t'],
-      {encoding: 'utf8', timeout: 120_000},
-    )
+    const test = spawnSync('docker', ['run', '--rm', '--name', name, ...podArgs, OFFLINE_IMAGES.nginx, 'nginx', '-t'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    })
     expect(test.stderr).toContain('test is successful')
     expect(test.status, test.stderr).toBe(0)
   })
