@@ -85,7 +85,9 @@ export function gatewayPodArgs(docs: KubeDoc[], tree: string, hosts: string[]): 
     }
 
     const secret = volume.secret && docs.find((doc) => doc.kind === 'Secret' && doc.metadata.name === source.secretName)
-    for (const item of source.items) {
+    // An optional Secret that does not exist yet (cert-manager's, before issuance): an empty folder.
+    if (!mount.subPath) mkdirSync(join(tree, mount.mountPath), {recursive: true})
+    for (const item of volume.secret && !secret && volume.secret.optional ? [] : source.items) {
       if (mount.subPath && item.path !== mount.subPath) continue
       const content = secret ? Buffer.from(secret.data[item.key], 'base64') : configMap[item.key]
       const target = join(tree, mount.mountPath, mount.subPath ? '' : item.path)

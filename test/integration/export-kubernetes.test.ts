@@ -225,6 +225,33 @@ describe('export kubernetes (the built CLI)', () => {
     expect(test.status, test.stderr).toBe(0)
   })
 
+  it('with tls certbot, the config passes nginx -t before cert-manager has issued the certificate', async () => {
+    const copy = join(root, 'shop-certbot')
+    spawnSync('cp', ['-a', project, copy])
+    const manifestPath = join(copy, 'gateway.yaml')
+    const manifest = parse(readFileSync(manifestPath, 'utf8'))
+    manifest.tls = {mode: 'certbot', email: 'ops@example.com'}
+    writeFileSync(manifestPath, stringify(manifest))
+    const certbotOut = join(root, 'k8s-certbot')
+    const result = await runCliAsync(['export', 'kubernetes', '--dir', copy, '--out', certbotOut], {
+      timeoutMs: 120_000,
+    })
+    expect(result.status, result.stderr).toBe(0)
+
+    const docs = documents(certbotOut)
+    expect(docs.some((doc) => doc.kind === 'Secret' && doc.metadata.name === 'gateway-tls')).toBe(false)
+    const hosts = ['kube-dns.kube-system', 'web.shop', 'student-api.shop', 'acme-http-solver.shop'].map(
+      (name) => `${name}.svc.cluster.local`,
+    )
+    const podArgs = gatewayPodArgs(docs, join(root, 'etc-nginx-certbot'), hosts)
+    const test = spawnSync('docker', ['run', '--rm', ...podArgs, OFFLINE_IMAGES.nginx, 'nginx', '-t'], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    })
+    expect(test.stderr).toContain('test is successful')
+    expect(test.status, test.stderr).toBe(0)
+  })
+
   it('again on the same project: the same bytes, and it says nothing changed', async () => {
     const before = snapshot(out)
     const result = await exportCli('--out', out)
@@ -239,7 +266,7 @@ describe('export kubernetes (the built CLI)', () => {
     })
     const scaled = await exportCli('--out', out)
     expect(scaled.status, scaled.stderr).toBe(0)
-    expect(scaled.stdout).toMatch(/1 of \d+ files changed\n\s+changed\s+web-deployment\.yaml\n/)
+    expect(scaled.stdout).toMatch(/1 of \d+ files written or removed\n\s+changed\s+web-deployment\.yaml\n/)
     expect(parse(readFileSync(join(out, 'web-deployment.yaml'), 'utf8')).spec.replicas).toBe(4)
 
     editManifest((manifest) => {

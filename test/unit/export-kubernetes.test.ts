@@ -47,7 +47,7 @@ async function exportContext(
   const manifest = parseManifest({...base, ...overrides})
   const options = kubernetesOptions(manifest, flags)
   const cluster = clusterTarget(manifest, options)
-  return {manifest, options, secrets, cluster, gatewayFiles: await renderGateway(manifest, cluster)}
+  return {manifest, options, secrets, gatewayFiles: await renderGateway(manifest, cluster)}
 }
 
 // Documents are read back as plain YAML.

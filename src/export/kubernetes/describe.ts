@@ -10,7 +10,7 @@ export function describeExport(result: KubernetesExportResult): string {
     touched.length === 0
       ? [`${out}: ${result.files.length} files, all unchanged`]
       : [
-          `${out}: ${touched.length} of ${result.files.filter((file) => file.status !== 'removed').length} files changed`,
+          `${out}: ${touched.length} of ${result.files.filter((file) => file.status !== 'removed').length} files written or removed`,
           ...touched.map((file) => `  ${file.status.padEnd(8)} ${file.path}`),
         ]
   lines.push(

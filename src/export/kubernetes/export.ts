@@ -107,7 +107,6 @@ export async function loadExportContext(dir: string, flags: KubernetesFlags): Pr
     manifest,
     options,
     secrets: await readSecretMaterial(resolve(dir), manifest),
-    cluster,
     gatewayFiles: await renderGateway(manifest, cluster),
   }
 }

@@ -1,5 +1,4 @@
 import type {Manifest} from '../../manifest/schema.js'
-import type {ClusterTarget} from '../../render/gateway.js'
 import type {PlannedFile} from '../../render/plan.js'
 
 /**
@@ -30,8 +29,7 @@ export interface ExportContext {
   manifest: Manifest
   options: KubernetesOptions
   secrets: SecretMaterial
-  cluster: ClusterTarget
-  /** The gateway's NGINX files rendered with `cluster`, paths relative to the project (gateway/...). */
+  /** The gateway's NGINX files rendered for the cluster, paths relative to the project (gateway/...). */
   gatewayFiles: PlannedFile[]
 }
 
