@@ -1,4 +1,4 @@
-import {spawnSync} from 'node:child_process'
+import {execFile, spawnSync} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 
@@ -110,4 +110,26 @@ export function gatewayPodArgs(docs: KubeDoc[], tree: string, hosts: string[]): 
     ...hosts.flatMap((host) => ['--add-host', `${host}:127.0.0.1`]),
     ...mounts,
   ]
+}
+
+/**
+ * Run a program without blocking the test worker (a synchronous spawn of a slow `docker run` can keep
+ * it from answering vitest in time on a loaded machine).
+ */
+export function runProgram(
+  command: string,
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{status: number | null; stdout: string; stderr: string}> {
+  return new Promise((resolve) => {
+    execFile(
+      command,
+      args,
+      {encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024},
+      (error, stdout, stderr) => {
+        const code = error && typeof error.code === 'number' ? error.code : error ? null : 0
+        resolve({status: code, stdout, stderr: stderr || (error && code === null ? error.message : '')})
+      },
+    )
+  })
 }

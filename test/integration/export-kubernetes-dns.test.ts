@@ -1,12 +1,11 @@
-import {spawnSync} from 'node:child_process'
-import {rmSync, writeFileSync, renameSync} from 'node:fs'
+import {mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {retryUntil} from '../../src/util/retry.js'
 import {ROOT, tempDir} from '../helpers/cli.js'
 import {newRunId, OFFLINE_IMAGES, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
-import {exportDocuments, gatewayPodArgs} from '../helpers/kubernetes.js'
+import {exportDocuments, gatewayPodArgs, runProgram} from '../helpers/kubernetes.js'
 
 /**
  * The exported gateway finds a service's replicas through the cluster's DNS at request time, so a
@@ -26,7 +25,7 @@ const stub = `cg-k8s-stub-${runId}`
 const SERVICE = 'web.shop.svc.cluster.local'
 
 function docker(...args: string[]) {
-  return spawnSync('docker', args, {encoding: 'utf8', timeout: 60_000})
+  return runProgram('docker', args, 60_000)
 }
 
 /** The headless Service's A records, as the stub DNS serves them from now on. */
@@ -39,8 +38,8 @@ function setReplicas(addresses: string[]): void {
 }
 
 /** GET / through the gateway, from inside its network namespace; which replica answered. */
-function request(): {status: string; replica?: string; path?: string; host?: string} {
-  const result = docker(
+async function request(): Promise<{status: string; replica?: string; path?: string; host?: string}> {
+  const result = await docker(
     'exec',
     gateway,
     'curl',
@@ -59,7 +58,7 @@ function request(): {status: string; replica?: string; path?: string; host?: str
   }
 }
 
-const masterPid = () => docker('exec', gateway, 'cat', '/tmp/nginx.pid').stdout.trim()
+const masterPid = async () => (await docker('exec', gateway, 'cat', '/tmp/nginx.pid')).stdout.trim()
 
 beforeAll(async () => {
   await waitForEngineAndImages(300_000)
@@ -68,12 +67,12 @@ beforeAll(async () => {
   const exported = await runCliAsync(['export', 'kubernetes', '--dir', project, '--out', out], {timeoutMs: 120_000})
   expect(exported.status, exported.stderr).toBe(0)
 
-  spawnSync('mkdir', ['-p', stubDir])
+  mkdirSync(stubDir, {recursive: true})
   setReplicas(['127.0.0.1'])
   const podArgs = gatewayPodArgs(exportDocuments(out), join(root, 'etc-nginx'), [
     'kube-dns.kube-system.svc.cluster.local',
   ])
-  const started = docker(
+  const started = await docker(
     'run',
     '-d',
     '--name',
@@ -87,7 +86,7 @@ beforeAll(async () => {
     'daemon off;',
   )
   expect(started.status, started.stderr).toBe(0)
-  const stubStarted = docker(
+  const stubStarted = await docker(
     'run',
     '-d',
     '--name',
@@ -114,27 +113,32 @@ beforeAll(async () => {
       timeoutMs: 60_000,
       intervalMs: 500,
       describe: 'the gateway answering through the stub DNS',
-      explain: () => `${docker('logs', gateway).stderr.slice(-2000)}\n${docker('logs', stub).stderr.slice(-2000)}`,
+      explain: (answer) => `last answer: ${JSON.stringify(answer)}`,
     },
   )
 })
 
-afterAll(() => {
-  docker('rm', '-f', gateway, stub)
+afterAll(async () => {
+  await docker('rm', '-f', gateway, stub)
   rmSync(root, {recursive: true, force: true})
 })
 
 describe('the exported gateway in its pod (stub cluster DNS)', () => {
-  it('runs as uid 101 on a read-only root and proxies to the service by its cluster DNS name, URI and Host intact', () => {
-    expect(docker('exec', gateway, 'id', '-u').stdout.trim()).toBe('101')
-    expect(docker('exec', gateway, 'touch', '/etc/nginx/x').status).not.toBe(0)
-    expect(request()).toEqual({status: '200', replica: '127.0.0.1', path: '/orders/?page=2', host: 'api.localhost'})
+  it('runs as uid 101 on a read-only root and proxies to the service by its cluster DNS name, URI and Host intact', async () => {
+    expect((await docker('exec', gateway, 'id', '-u')).stdout.trim()).toBe('101')
+    expect((await docker('exec', gateway, 'touch', '/etc/nginx/x')).status).not.toBe(0)
+    expect(await request()).toEqual({
+      status: '200',
+      replica: '127.0.0.1',
+      path: '/orders/?page=2',
+      host: 'api.localhost',
+    })
     // The access log goes to the container's stdout, where `kubectl logs` reads it.
-    expect(docker('logs', gateway).stdout).toContain('"uri":"/orders/?page=2"')
+    expect((await docker('logs', gateway)).stdout).toContain('"uri":"/orders/?page=2"')
   })
 
   it('follows the Service as it scales, without a reload', async () => {
-    const pid = masterPid()
+    const pid = await masterPid()
     setReplicas(['127.0.0.2'])
     // The gateway caches an answer for resolverValid (5 s); after that it must ask again.
     const moved = await retryUntil(
@@ -148,7 +152,7 @@ describe('the exported gateway in its pod (stub cluster DNS)', () => {
     const seen = await retryUntil(
       async () => {
         const replicas = new Set<string>()
-        for (let index = 0; index < 6; index++) replicas.add(request().replica ?? 'none')
+        for (let index = 0; index < 6; index++) replicas.add((await request()).replica ?? 'none')
         return replicas
       },
       (replicas) => replicas.size === 2 && !replicas.has('none'),
@@ -156,7 +160,7 @@ describe('the exported gateway in its pod (stub cluster DNS)', () => {
     )
     expect([...seen].sort()).toEqual(['127.0.0.1', '127.0.0.2'])
 
-    expect(masterPid()).toBe(pid)
-    expect(docker('logs', gateway).stderr).not.toMatch(/reconfiguring|signal process started/)
+    expect(await masterPid()).toBe(pid)
+    expect((await docker('logs', gateway)).stderr).not.toMatch(/reconfiguring|signal process started/)
   })
 })

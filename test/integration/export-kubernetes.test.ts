@@ -1,4 +1,3 @@
-import {spawnSync} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -9,7 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {retryUntil} from '../../src/util/retry.js'
 import {tempDir} from '../helpers/cli.js'
 import {docker, newRunId, OFFLINE_IMAGES, runCliAsync} from '../helpers/e2e.js'
-import {findKubectl, gatewayPodArgs, validateAgainstSchema} from '../helpers/kubernetes.js'
+import {findKubectl, gatewayPodArgs, runProgram, validateAgainstSchema} from '../helpers/kubernetes.js'
 
 /**
  * `create-gateway export kubernetes` on a real project (init through the built CLI): an extra Django
@@ -187,9 +186,9 @@ describe('export kubernetes (the built CLI)', () => {
     }
   })
 
-  it('kubectl kustomize renders the folder into every resource, in the namespace', () => {
+  it('kubectl kustomize renders the folder into every resource, in the namespace', async () => {
     const kubectl = findKubectl()
-    const rendered = spawnSync(kubectl, ['kustomize', out], {encoding: 'utf8', timeout: 60_000})
+    const rendered = await runProgram(kubectl, ['kustomize', out])
     expect(rendered.status, rendered.stderr).toBe(0)
     const docs = parseAllDocuments(rendered.stdout).map((doc) => doc.toJS())
     expect(docs).toHaveLength(documents(out).length)
@@ -217,17 +216,23 @@ describe('export kubernetes (the built CLI)', () => {
     const hosts = ['kube-dns.kube-system', 'web.shop', 'student-api.shop'].map((name) => `${name}.svc.cluster.local`)
     const podArgs = gatewayPodArgs(documents(out), join(root, 'etc-nginx'), hosts)
     const name = `cg-k8s-nginx-${runId}`
-    const test = spawnSync('docker', ['run', '--rm', '--name', name, ...podArgs, OFFLINE_IMAGES.nginx, 'nginx', '-t'], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    })
+    const test = await runProgram('docker', [
+      'run',
+      '--rm',
+      '--name',
+      name,
+      ...podArgs,
+      OFFLINE_IMAGES.nginx,
+      'nginx',
+      '-t',
+    ])
     expect(test.stderr).toContain('test is successful')
     expect(test.status, test.stderr).toBe(0)
   })
 
   it('with tls certbot, the config passes nginx -t before cert-manager has issued the certificate', async () => {
     const copy = join(root, 'shop-certbot')
-    spawnSync('cp', ['-a', project, copy])
+    await runProgram('cp', ['-a', project, copy])
     const manifestPath = join(copy, 'gateway.yaml')
     const manifest = parse(readFileSync(manifestPath, 'utf8'))
     manifest.tls = {mode: 'certbot', email: 'ops@example.com'}
@@ -244,10 +249,7 @@ describe('export kubernetes (the built CLI)', () => {
       (name) => `${name}.svc.cluster.local`,
     )
     const podArgs = gatewayPodArgs(docs, join(root, 'etc-nginx-certbot'), hosts)
-    const test = spawnSync('docker', ['run', '--rm', ...podArgs, OFFLINE_IMAGES.nginx, 'nginx', '-t'], {
-      encoding: 'utf8',
-      timeout: 120_000,
-    })
+    const test = await runProgram('docker', ['run', '--rm', ...podArgs, OFFLINE_IMAGES.nginx, 'nginx', '-t'])
     expect(test.stderr).toContain('test is successful')
     expect(test.status, test.stderr).toBe(0)
   })
@@ -322,7 +324,7 @@ describe('export kubernetes: bad input exits 2 naming the flag, and writes nothi
   it('a project without its secret files is refused, naming the file', async () => {
     const dir = tempDir('cg-k8s-nosecret-')
     const copy = join(dir, 'copy')
-    spawnSync('cp', ['-a', project, copy])
+    await runProgram('cp', ['-a', project, copy])
     rmSync(join(copy, 'secrets/jwt-secret.map'))
     const target = join(dir, 'k8s')
     const result = await runCliAsync(['export', 'kubernetes', '--dir', copy, '--out', target], {timeoutMs: 120_000})

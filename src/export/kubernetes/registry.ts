@@ -1,5 +1,6 @@
 import {stringify} from 'yaml'
 
+import {djangoServices} from '../../manifest/model.js'
 import type {PlannedFile} from '../../render/plan.js'
 import {certManager} from './cert-manager.js'
 import {configMaps} from './config-map.js'
@@ -10,7 +11,6 @@ import {networkPolicies} from './network-policy.js'
 import {disruptionBudgets} from './pdb.js'
 import {secrets} from './secret.js'
 import {services} from './service.js'
-import {djangoServices} from '../../manifest/model.js'
 
 /** Every kind of resource the export writes, in the order kustomization.yaml lists them. */
 export const RESOURCE_BUILDERS: readonly ResourceBuilder[] = [
