@@ -39,6 +39,34 @@ const CONFD_TEMPLATES = [
   'snippets/errors.conf',
 ] as const
 
+/**
+ * The gateway rendered for a Kubernetes cluster instead of one Docker host (`export kubernetes`). The
+ * templates stay the same; these values change what differs there: services are found through the
+ * cluster's DNS at request time, NGINX runs unprivileged on a read-only root, logs go to stdout.
+ */
+export interface ClusterTarget {
+  /** Django services are reached as `<service>.<namespace>.svc.<clusterDomain>`. */
+  namespace: string
+  clusterDomain: string
+  /** The DNS server NGINX asks at request time: kube-dns's Service name or an address. */
+  resolver: string
+  /** How long NGINX caches an answer: how soon a new or removed replica is seen. */
+  resolverValid: string
+  /** Unprivileged container ports: NGINX runs as a non-root user and cannot bind 80/443. */
+  ports: {http: number; https: number; status: number}
+  /** What clients connect to (the load balancer's ports), for redirects and X-Forwarded-Port. */
+  publicPorts: {http: number; https: number}
+  /**
+   * NGINX workers. `auto` counts the node's cores, not the container's CPU limit: on a 64-core node it
+   * would start 64 workers inside a 2-CPU limit.
+   */
+  workerProcesses: number
+  /** The only writable directory (an emptyDir): pid file and NGINX's temp files. */
+  writableDir: string
+  /** tls.mode certbot: URL of the cert-manager HTTP-01 solver that ACME challenges are passed to. */
+  acmeSolver?: string
+}
+
 export interface LimitZone {
   name: string
   rate: string
@@ -65,8 +93,10 @@ export interface RouteView {
   auth: AuthMode
   zone: string
   burst: number
-  /** Set for Django services. */
+  /** Set for Django services on one host: the upstream block. */
   upstream?: string
+  /** Set for Django services in a cluster: proxied through a variable, resolved per request. */
+  serviceDns?: {variable: string; url: string}
   /** Set for external services. */
   external?: ExternalView
 }
@@ -111,7 +141,7 @@ function externalView(name: string, url: string, routePath: string): ExternalVie
 }
 
 /** Everything the gateway templates need, derived from the manifest. */
-export function gatewayView(manifest: Manifest) {
+export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
   const tls = manifest.tls.mode !== 'off'
   const rateLimit = manifest.rateLimit
   const zones: LimitZone[] = [{name: 'global', rate: rateLimit.rate}]
@@ -129,6 +159,7 @@ export function gatewayView(manifest: Manifest) {
     }
 
     const external = externals.get(route.service)
+    const django = djangoServices(manifest).find((service) => service.name === route.service)
     return {
       path: route.path,
       service: route.service,
@@ -137,7 +168,9 @@ export function gatewayView(manifest: Manifest) {
       burst,
       ...(external
         ? {external: externalView(external.name, external.url, route.path)}
-        : {upstream: upstreamName(route.service)}),
+        : cluster && django
+          ? {serviceDns: clusterServiceDns(cluster, django.name, django.port)}
+          : {upstream: upstreamName(route.service)}),
     }
   })
 
@@ -154,30 +187,64 @@ export function gatewayView(manifest: Manifest) {
   }
 
   const serverNames = [...new Set([manifest.domain, 'localhost'])]
-  const httpsPortSuffix = manifest.ports.https === 443 ? '' : `:${manifest.ports.https}`
+  const publicPorts = cluster?.publicPorts ?? manifest.ports
+  const httpsPortSuffix = publicPorts.https === 443 ? '' : `:${publicPorts.https}`
+  const hasExternals = routes.some((route) => route.external)
+  const ports = cluster?.ports ?? GATEWAY_PORTS
 
   return {
     project: manifest.name,
+    cluster: cluster !== undefined,
     tls,
     serverNames: serverNames.join(' '),
-    ports: GATEWAY_PORTS,
+    ports,
     paths: GATEWAY_PATHS,
     snippets: SNIPPETS,
     // What clients connected to, for X-Forwarded-Port ($server_port would say 443 inside the container).
-    publicPort: tls ? manifest.ports.https : manifest.ports.http,
+    publicPort: tls ? publicPorts.https : publicPorts.http,
     httpsPortSuffix,
+    // Names resolved at request time: external hosts (Docker's embedded DNS on one host) and, in a
+    // cluster, the services too. Without ipv6=off there: an IPv6 or dual-stack cluster answers AAAA.
+    resolver: cluster
+      ? `${cluster.resolver} valid=${cluster.resolverValid}`
+      : hasExternals
+        ? '127.0.0.11 valid=30s ipv6=off'
+        : undefined,
+    // On one host the master runs as root and switches its workers to `nginx`; in a cluster the whole
+    // container runs as that user already (and NGINX warns about a `user` it cannot apply).
+    user: cluster ? undefined : 'nginx',
+    workerProcesses: cluster?.workerProcesses ?? 'auto',
+    logs: cluster
+      ? {access: '/dev/stdout', error: '/dev/stderr'}
+      : {access: `${GATEWAY_PATHS.logs}/access.log`, error: `${GATEWAY_PATHS.logs}/error.log`},
+    writableDir: cluster?.writableDir,
+    // The health endpoint: loopback on one host (the engine's healthcheck runs inside the container),
+    // the pod's address in a cluster (the kubelet's probes come from the node).
+    statusListen: cluster ? String(ports.status) : `127.0.0.1:${ports.status}`,
+    acmeSolver: cluster?.acmeSolver,
+    // cert-manager writes the certificate into a Secret after the gateway started, and renews it there:
+    // a path with a variable makes NGINX read it at each handshake, so neither needs a reload.
+    certificateDir: cluster && manifest.tls.mode === 'certbot' ? '$gateway_tls_dir' : GATEWAY_PATHS.certs,
     ciphers: MOZILLA_INTERMEDIATE_CIPHERS,
     zones,
     rateLimitStatus: rateLimit.status,
     routes,
     hasRootRoute: manifest.routes.some((route) => route.path === '/'),
-    hasExternals: routes.some((route) => route.external),
+    hasExternals,
     apiKey: usesAuth(manifest, 'api-key'),
     // A 401 from the API-key check gets its own JSON body unless the rate-limit status is 401 too.
     apiKeyErrorPage: usesAuth(manifest, 'api-key') && rateLimit.status !== 401,
     jwt: usesAuth(manifest, 'jwt'),
     jwtErrorPage: usesAuth(manifest, 'jwt') && rateLimit.status !== 401,
     errors,
+  }
+}
+
+/** A Django service by its cluster DNS name, held in a variable so NGINX resolves it per request. */
+function clusterServiceDns(cluster: ClusterTarget, service: string, port: number) {
+  return {
+    variable: `service_${service.replace(/-/g, '_')}`,
+    url: `http://${service}.${cluster.namespace}.svc.${cluster.clusterDomain}:${port}`,
   }
 }
 
@@ -213,9 +280,12 @@ export async function renderUpstreams(manifest: Manifest, replicas: Record<strin
   return renderTemplate('gateway/conf.d/upstreams.conf.ejs', {upstreams, serverParams: UPSTREAM_SERVER_PARAMS})
 }
 
-/** gateway/nginx.conf and every file under gateway/conf.d/. */
-export async function renderGateway(manifest: Manifest): Promise<PlannedFile[]> {
-  const view = gatewayView(manifest)
+/**
+ * gateway/nginx.conf and every file under gateway/conf.d/. With `cluster`, the same configuration for
+ * Kubernetes; it has no upstreams.conf then, since the cluster's DNS lists the replicas.
+ */
+export async function renderGateway(manifest: Manifest, cluster?: ClusterTarget): Promise<PlannedFile[]> {
+  const view = gatewayView(manifest, cluster)
   const files: PlannedFile[] = [
     {path: PROJECT_PATHS.nginxConf, content: await renderTemplate('gateway/nginx.conf.ejs', view)},
   ]
@@ -226,7 +296,7 @@ export async function renderGateway(manifest: Manifest): Promise<PlannedFile[]> 
     })
   }
 
-  files.push({path: PROJECT_PATHS.upstreams, content: await renderUpstreams(manifest)})
+  if (!cluster) files.push({path: PROJECT_PATHS.upstreams, content: await renderUpstreams(manifest)})
   if (view.jwt)
     files.push({
       path: `${PROJECT_PATHS.njs}/jwt.js`,
