@@ -17,6 +17,8 @@ export interface TopRecord {
   /** The route's path from gateway.yaml; '' for a request no route matched (a 404, a redirect). */
   route: string
   service: string
+  /** The request URI as the client sent it. */
+  uri: string
   status: number
   /** Seconds. */
   requestTime: number
@@ -93,6 +95,7 @@ export function parseAccessLine(line: string): TopRecord | undefined {
     time,
     route: text(entry, 'route'),
     service: text(entry, 'service'),
+    uri: text(entry, 'uri'),
     status,
     requestTime: Number(entry.request_time) || 0,
     upstreams: parseUpstreams(

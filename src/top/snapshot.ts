@@ -67,6 +67,15 @@ function round(value: number, digits = 2): number {
   return Math.round(value * factor) / factor
 }
 
+/**
+ * The route whose location serves `uri`: NGINX picks the longest matching prefix. Needed for refusals
+ * of protected routes: the gateway answers them from a shared named location (@api_key_required,
+ * @jwt_required), and after that internal redirect the log line carries an empty route.
+ */
+export function ownerOf<T extends {path: string}>(uri: string, byLength: readonly T[]): T | undefined {
+  return byLength.find((route) => uri.startsWith(route.path))
+}
+
 /** Records in (now - windowMs, now]: NGINX logs whole seconds, so a line stamped `now` is inside. */
 export function inWindow(records: readonly TopRecord[], windowMs: number, now: number): TopRecord[] {
   const from = now - windowMs
@@ -107,8 +116,10 @@ export function buildSnapshot(records: readonly TopRecord[], options: SnapshotOp
   const upstreams = new Map<string, {row: UpstreamRow; times: number[]}>()
   const clients = new Map<string, number>()
 
+  const byLength = [...(options.routes ?? [])].sort((a, b) => b.path.length - a.path.length)
   for (const record of inside) {
-    const route = addRoute(record.route, record.service)
+    const owner = record.route === '' && record.status === 401 ? ownerOf(record.uri, byLength) : undefined
+    const route = owner ? addRoute(owner.path, owner.service) : addRoute(record.route, record.service)
     route.row.requests += 1
     countStatus(route.row.status, record.status, options.rateLimitStatus)
     route.times.push(record.requestTime)

@@ -25,6 +25,7 @@ function line(fields: {
   upstreamTime?: string
   client?: string
   cache?: string
+  uri?: string
 }): string {
   const at = new Date(NOW - (fields.second ?? 0) * 1000).toISOString().replace('.000Z', '+00:00')
   return JSON.stringify({
@@ -32,7 +33,7 @@ function line(fields: {
     request_id: 'x',
     remote_addr: fields.client ?? '172.18.0.1',
     method: 'GET',
-    uri: fields.route ?? '/',
+    uri: fields.uri ?? fields.route ?? '/',
     status: fields.status ?? 200,
     bytes: 10,
     request_time: fields.time ?? 0.001,
@@ -92,6 +93,7 @@ describe('parsing a line', () => {
       time: NOW,
       route: '/api/',
       service: 'web',
+      uri: '/api/',
       status: 201,
       requestTime: 0.012,
       upstreams: [{addr: '10.0.0.2:8000', status: 201, time: 0.011}],
@@ -124,6 +126,8 @@ describe('the snapshot', () => {
     line({second: 9, route: '/api/', service: 'web', status: 401, time: 0.09, client: '172.18.0.7'}),
     // No route matched.
     line({second: 3, status: 404, client: '172.18.0.7'}),
+    // A refusal of /admin/ answered from the shared 401 location: the line has no route, its URI does.
+    line({second: 4, uri: '/admin/login', status: 401, client: '172.18.0.7'}),
     // Outside the window (61 s old, and one second in the future).
     line({second: 61, route: '/api/', service: 'web'}),
     line({second: -1, route: '/api/', service: 'web'}),
@@ -142,10 +146,10 @@ describe('the snapshot', () => {
 
   it('counts each route in the window, in manifest order, unrouted last', () => {
     expect(snapshot.window).toEqual({seconds: 60, from: '2026-12-04T10:00:00.000Z', to: '2026-12-04T10:01:00.000Z'})
-    expect(snapshot.requests).toBe(11)
+    expect(snapshot.requests).toBe(12)
     expect(snapshot.routes.map((route) => [route.path, route.service, route.requests])).toEqual([
       ['/api/', 'web', 10],
-      ['/admin/', 'admin', 0],
+      ['/admin/', 'admin', 1],
       ['', '', 1],
     ])
     const api = snapshot.routes[0]!
@@ -156,7 +160,8 @@ describe('the snapshot', () => {
     // Only the 8 proxied requests have an upstream time: 9, 19, ..., 79 ms.
     expect(api.upstreamLatency).toEqual({p50: 39, p95: 79, p99: 79})
     expect(api.cacheHits).toBeNull()
-    expect(snapshot.routes[1]!.latency).toEqual({p50: null, p95: null, p99: null})
+    expect(snapshot.routes[1]!.status['4xx']).toBe(1)
+    expect(snapshot.routes[1]!.upstreamLatency).toEqual({p50: null, p95: null, p99: null})
   })
 
   it('counts each upstream replica by its attempts', () => {
@@ -172,8 +177,8 @@ describe('the snapshot', () => {
   it('ranks the busiest clients', () => {
     expect(snapshot.clients).toEqual([
       {addr: '172.18.0.1', requests: 6},
+      {addr: '172.18.0.7', requests: 3},
       {addr: '172.18.0.9', requests: 3},
-      {addr: '172.18.0.7', requests: 2},
     ])
   })
 
@@ -187,7 +192,7 @@ describe('the snapshot', () => {
 
   it('renders the same numbers as panels', () => {
     const text = renderPanels(snapshot, {source: 'logs/access.log', rateLimitStatus: 503})
-    expect(text).toContain('11 requests in the last 60 s')
+    expect(text).toContain('12 requests in the last 60 s')
     expect(text).toMatch(/^\/api\/\s+web\s+10\s+0\.17\s+8\s+0\s+1\s+1\s+1\s+40\s+90\s+90\s+39\s+79\s+79\s+-$/m)
     expect(text).toMatch(/^\(no route\)\s+-\s+1\s/m)
     expect(text).toMatch(/^172\.18\.0\.1\s+6$/m)
