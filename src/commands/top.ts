@@ -1,0 +1,50 @@
+import {Flags} from '@oclif/core'
+
+import {renderPanels} from '../top/panels.js'
+import {DEFAULT_WINDOW, openTop} from '../top/run.js'
+import {runLive} from '../top/session.js'
+import {systemClock} from '../util/retry.js'
+import {BaseCommand, dirFlag} from './base.js'
+
+export default class Top extends BaseCommand {
+  static override summary = "A live view of the gateway's traffic from its access log, refreshed every second."
+  static override description = `Per route and per upstream replica: requests, requests/s, status classes (2xx, 3xx, 4xx, 5xx and the rate-limit status), latency p50/p95/p99 in ms of request_time and upstream_response_time, cache hit ratio when the log has a cache status; then the busiest clients. Reads logs/access.log of the project over a sliding window.`
+
+  static override examples = [
+    {description: 'Watch the gateway (Ctrl-C to quit)', command: '<%= config.bin %> top --dir my-api'},
+    {
+      description: 'One JSON snapshot of the last 5 minutes',
+      command: '<%= config.bin %> top --once --json --window 5m',
+    },
+  ]
+
+  static override flags = {
+    dir: dirFlag,
+    window: Flags.string({summary: 'The sliding window: 60s, 5m, 1h.', default: DEFAULT_WINDOW}),
+    once: Flags.boolean({summary: 'Print one snapshot and exit.'}),
+    json: Flags.boolean({
+      summary: 'With --once: {window, requests, routes: [...], upstreams: [...], clients: [...]}.',
+      dependsOn: ['once'],
+    }),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Top)
+    const {session, source, rateLimitStatus} = await openTop({dir: flags.dir, window: flags.window})
+    const render = (snapshot: Awaited<ReturnType<typeof session.refresh>>) =>
+      renderPanels(snapshot, {source: source.description, rateLimitStatus})
+    if (flags.once) {
+      const snapshot = await session.refresh(systemClock.now())
+      this.log(flags.json ? JSON.stringify(snapshot, null, 2) : render(snapshot))
+      return
+    }
+
+    const controller = new AbortController()
+    process.once('SIGINT', () => controller.abort())
+    // Cursor home, each line cleared to its end, then the rest of the screen: no flicker on a refresh.
+    const show = (snapshot: Parameters<typeof render>[0]) =>
+      process.stdout.write(`\u001B[H${render(snapshot).replaceAll('\n', '\u001B[K\n')}\u001B[K\n\u001B[J`)
+    process.stdout.write('\u001B[2J')
+    await runLive(session, {clock: systemClock, intervalMs: 1000, signal: controller.signal, show})
+  }
+}
