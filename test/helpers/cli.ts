@@ -1,4 +1,4 @@
-import {spawnSync} from 'node:child_process'
+import {execFile, spawnSync} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
@@ -25,6 +25,35 @@ export function runCli(
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   return {status: result.status, stdout: result.stdout, stderr: result.stderr}
+}
+
+/**
+ * runCli without blocking the test worker: a test that runs several slow CLI commands in a row would
+ * otherwise hold vitest's event loop long enough for its worker RPC to time out on a busy machine.
+ * `prefix` runs the CLI under another program (setpriv).
+ */
+export function runCliAsync(
+  args: string[],
+  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; prefix?: string[]} = {},
+): Promise<CliResult> {
+  const [command, ...prefixArgs] = [...(options.prefix ?? []), process.execPath]
+  return new Promise((resolve) => {
+    execFile(
+      command!,
+      [...prefixArgs, BIN, ...args],
+      {
+        cwd: options.cwd ?? ROOT,
+        env: {...process.env, NO_COLOR: '1', ...options.env},
+        encoding: 'utf8',
+        timeout: options.timeoutMs ?? 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+      (error, stdout, stderr) => {
+        const code = (error as (Error & {code?: unknown}) | null)?.code
+        resolve({status: error ? (typeof code === 'number' ? code : null) : 0, stdout, stderr})
+      },
+    ).stdin?.end()
+  })
 }
 
 export function tempDir(prefix = 'cg-test-'): string {

@@ -1,10 +1,19 @@
-import {spawnSync} from 'node:child_process'
-import {chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import {join, relative} from 'node:path'
 import {parseDocument} from 'yaml'
 import {beforeAll, describe, expect, it} from 'vitest'
 
-import {BIN, runCli, tempDir, type CliResult} from '../helpers/cli.js'
+import {runCliAsync, tempDir, type CliResult} from '../helpers/cli.js'
 
 /**
  * Each input issue 9 found getting past the CLI, against the built CLI: exit 2, one line on stderr
@@ -82,30 +91,30 @@ describe('init refuses what used to get through (built CLI)', () => {
       flags,
       expected,
     })),
-  )('$label: exit 2, one line, nothing written', ({flags, expected}) => {
+  )('$label: exit 2, one line, nothing written', async ({flags, expected}) => {
     const parent = tempDir()
-    const result = runCli(['init', join(parent, 'p'), '--yes', ...flags])
+    const result = await runCliAsync(['init', join(parent, 'p'), '--yes', ...flags])
     expectRefused(result, expected)
     expect(readdirSync(parent)).toEqual([])
   })
 
-  it('--service constructor is an ordinary name now that lookups use own properties', () => {
+  it('--service constructor is an ordinary name now that lookups use own properties', async () => {
     const dir = join(tempDir(), 'p')
-    const result = runCli(['init', dir, '--yes', '--service', 'constructor'])
+    const result = await runCliAsync(['init', dir, '--yes', '--service', 'constructor'])
     expect(result.status, result.stderr).toBe(0)
     expect(readFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), 'utf8')).toContain('server constructor:8000')
-    const again = runCli(['render', '--dir', dir, '--dry-run'])
+    const again = await runCliAsync(['render', '--dir', dir, '--dry-run'])
     expect(again.status, again.stderr).toBe(0)
     expect(again.stdout).toMatch(/every file already matches gateway\.yaml/)
   })
 
-  it('into a regular file, or below one: exit 2 naming it, the file untouched', () => {
+  it('into a regular file, or below one: exit 2 naming it, the file untouched', async () => {
     const parent = tempDir()
     const file = join(parent, 'notes.txt')
     writeFileSync(file, 'mine')
-    expectRefused(runCli(['init', file, '--yes']), new RegExp(`${file} is a file: init needs a folder`))
+    expectRefused(await runCliAsync(['init', file, '--yes']), new RegExp(`${file} is a file: init needs a folder`))
     expectRefused(
-      runCli(['init', join(file, 'sub'), '--yes']),
+      await runCliAsync(['init', join(file, 'sub'), '--yes']),
       new RegExp(`cannot create ${file}/sub: ${file} is a file`),
     )
     expect(readdirSync(parent)).toEqual(['notes.txt'])
@@ -116,9 +125,9 @@ describe('init refuses what used to get through (built CLI)', () => {
 describe('render refuses a gateway.yaml that used to get through (built CLI)', () => {
   let template: string
 
-  beforeAll(() => {
+  beforeAll(async () => {
     template = join(tempDir(), 'template')
-    const made = runCli(['init', template, '--yes'])
+    const made = await runCliAsync(['init', template, '--yes'])
     expect(made.status, made.stderr).toBe(0)
   })
 
@@ -208,68 +217,59 @@ describe('render refuses a gateway.yaml that used to get through (built CLI)', (
       /gateway\.yaml: not valid YAML: its aliases expand to too much data$/,
     ],
     ['an alias without an anchor', () => 'version: *nope\n', /gateway\.yaml: not valid YAML: Unresolved alias/],
-  ])('%s: exit 2, one line naming the field and the file, nothing written', (_what, edit, expected) => {
+  ])('%s: exit 2, one line naming the field and the file, nothing written', async (_what, edit, expected) => {
     const {base, dir, manifest} = project(edit)
     const before = snapshot(base)
-    const result = runCli(['render', '--dir', dir])
+    const result = await runCliAsync(['render', '--dir', dir])
     expectRefused(result, expected)
     expect(result.stderr).toContain(manifest)
     expect(snapshot(base)).toEqual(before)
     expect(existsSync(join(base, 'outside'))).toBe(false)
   })
 
-  it('a gateway.yaml that is a folder: exit 2 naming it', () => {
+  it('a gateway.yaml that is a folder: exit 2 naming it', async () => {
     const {base, dir, manifest} = project((text) => text)
-    const yaml = readFileSync(manifest)
-    writeFileSync(manifest, '')
-    spawnSync('rm', [manifest])
+    rmSync(manifest)
     mkdirSync(manifest)
     const before = snapshot(base)
-    expectRefused(runCli(['render', '--dir', dir]), new RegExp(`cannot read ${manifest}: it is a folder, not a file$`))
+    expectRefused(
+      await runCliAsync(['render', '--dir', dir]),
+      new RegExp(`cannot read ${manifest}: it is a folder, not a file$`),
+    )
     expect(snapshot(base)).toEqual(before)
-    expect(yaml.length).toBeGreaterThan(0)
   })
 
-  it('--dir naming a regular file: exit 2 naming it', () => {
+  it('--dir naming a regular file: exit 2 naming it', async () => {
     const base = tempDir()
     const file = join(base, 'notes.txt')
     writeFileSync(file, 'mine')
     expectRefused(
-      runCli(['render', '--dir', file]),
+      await runCliAsync(['render', '--dir', file]),
       new RegExp(`cannot read ${file}/gateway\\.yaml: part of the path is a file`),
     )
     expect(readFileSync(file, 'utf8')).toBe('mine')
   })
 
-  it('an unreadable gateway.yaml: exit 2 naming it, not a bare EACCES', () => {
+  it('an unreadable gateway.yaml: exit 2 naming it, not a bare EACCES', async () => {
     const {base, dir, manifest} = project((text) => text)
     chmodSync(manifest, 0o000)
     const before = snapshot(base)
     // Root reads any file; without its capabilities (CAP_DAC_OVERRIDE) a mode-000 file is unreadable.
-    const command = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-all', '--inh-caps=-all'] : []
-    const spawned = spawnSync(
-      command[0] ?? process.execPath,
-      [...command.slice(1), ...(command.length > 0 ? [process.execPath] : []), BIN, 'render', '--dir', dir],
-      {
-        encoding: 'utf8',
-        env: {...process.env, NO_COLOR: '1'},
-        timeout: 120_000,
-      },
-    )
+    const prefix = process.getuid?.() === 0 ? ['setpriv', '--bounding-set=-all', '--inh-caps=-all'] : []
     expectRefused(
-      {status: spawned.status, stdout: spawned.stdout, stderr: spawned.stderr},
+      await runCliAsync(['render', '--dir', dir], {prefix}),
       new RegExp(`cannot read ${manifest}: permission denied$`),
     )
     expect(snapshot(base)).toEqual(before)
   })
 
-  it('an API key NGINX would read as a regular expression or a keyword: exit 2 naming the file', () => {
+  it('an API key NGINX would read as a regular expression or a keyword: exit 2 naming the file', async () => {
     for (const key of ['~.', 'default', 'x" 1; "y']) {
       const {base, dir} = project((text) => text)
       writeFileSync(join(dir, 'secrets/api-keys.txt'), `# keys\n${key}\n`, {mode: 0o600})
       const before = snapshot(base)
       expectRefused(
-        runCli(['render', '--dir', dir]),
+        await runCliAsync(['render', '--dir', dir]),
         /secrets\/api-keys\.txt: key 1 must be 16 to 512 characters of base64/,
       )
       expect(snapshot(base)).toEqual(before)
