@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run bench`: figures, not assertions. Prints wall times on one generated project, in one run:
-//   - `create-gateway up` vs `docker-compose up -d --build` (Debian's 1.29), both from a stopped stack
+//   - `create-gateway up` vs `docker compose up -d --build` (Compose v2), both from a stopped stack
 //     with images already built, and the ratio (goal: ours <= 1.0);
 //   - then bench/scale.js, if present, for the scale figures.
 // Traffic goes only to 127.0.0.1. Needs a Docker engine and the offline images (fixtures/images/build.sh)
@@ -103,19 +103,13 @@ try {
   )
   run(process.execPath, [cli, 'down', '--dir', dir])
 
-  const compose = run('docker-compose', ['up', '-d', '--build'], {cwd: dir, allowFailure: true})
+  const compose = run('docker', ['compose', 'up', '-d', '--build'], {cwd: dir, allowFailure: true})
   const composeServing = await untilServing(dir, domain, 60_000)
   console.log(
-    `docker-compose up -d --build: ${seconds(compose.ms)} (command, exit ${compose.status}), then /api/ 200 ${composeServing === undefined ? 'never within 60 s' : `after ${composeServing} ms more`}`,
+    `docker compose up -d --build: ${seconds(compose.ms)} (command, exit ${compose.status}), then /api/ 200 ${composeServing === undefined ? 'never within 60 s' : `after ${composeServing} ms more`}`,
   )
-  if (composeServing === undefined) {
-    console.log(
-      '  note: Compose v1 names replicas <project>_web_N, not <project>-web-N as Compose v2 and create-gateway do, so the gateway cannot resolve its upstream under docker-compose 1.29',
-    )
-  }
-
-  console.log(`ratio ours / docker-compose (command wall time): ${(ours.ms / compose.ms).toFixed(2)}`)
-  run('docker-compose', ['down'], {cwd: dir, allowFailure: true})
+  console.log(`ratio ours / docker compose (command wall time): ${(ours.ms / compose.ms).toFixed(2)}`)
+  run('docker', ['compose', 'down'], {cwd: dir, allowFailure: true})
   run(process.execPath, [cli, 'down', '--dir', dir], {allowFailure: true})
 } finally {
   rmSync(workdir, {recursive: true, force: true})

@@ -5,12 +5,12 @@
 // One generated project, one run, under a paced HTTPS load on /api/ (keep-alive, 127.0.0.1 only,
 // below the route's rate limit, every 4th request a POST), eight steps:
 //   ours   `create-gateway scale web=3`, then `create-gateway scale web=1`
-//   seed   the guide's way on the same running project: `docker-compose up -d --scale web=3`, rewrite the
+//   seed   the guide's way on the same running project: `docker compose up -d --scale web=3`, rewrite the
 //          upstream as the guide says, `nginx -s reload` in the gateway; then the same back to 1.
 //   seed   the same again with `--no-recreate`, which isolates the edit-and-reload part from Compose
 //          recreating containers it did not create.
 //   ours   on a fresh stack of ours at web=2: a code change, then `create-gateway up` (the rolling update)
-//   seed   the same code change, then `docker-compose up -d --build --scale web=2`, the guide's upstream
+//   seed   the same code change, then `docker compose up -d --build --scale web=2`, the guide's upstream
 //          (`server web:8000`) loaded first.
 // For each: the command's time, the time until the expected replicas (and only they) answer, requests
 // sent, and failed requests (non-2xx, connection errors, timeouts), with when the failures happened.
@@ -308,13 +308,13 @@ async function gatewayRunning(project, limitMs = 60_000) {
 async function seedScale(project, dir, count, notes, options = {}) {
   const started = now()
   const args = ['-p', project, 'up', '-d', ...(options.noRecreate ? ['--no-recreate'] : []), '--scale', `web=${count}`]
-  const compose = await runCommand('docker-compose', args, {cwd: dir, timeoutMs: 300_000})
+  const compose = await runCommand('docker', ['compose', ...args], {cwd: dir, timeoutMs: 300_000})
   const composeLines = `${compose.stdout}\n${compose.stderr}`
     .split('\n')
     .filter((line) => /done|error/i.test(line))
     .map((line) => line.replace(/\s+/g, ' ').trim())
   notes.push(
-    `docker-compose ${args.join(' ')}: exit ${compose.status} in ${(compose.ms / 1000).toFixed(1)} s; ${[...new Set(composeLines)].join('; ')}`,
+    `docker compose ${args.join(' ')}: exit ${compose.status} in ${(compose.ms / 1000).toFixed(1)} s; ${[...new Set(composeLines)].join('; ')}`,
   )
   const upstreams = join(dir, 'gateway/conf.d/upstreams.conf')
   const names = (await webContainers(project)).sort((a, b) => a.number - b.number).map((container) => container.name)
@@ -368,9 +368,10 @@ async function cleanup() {
     return
   }
 
-  await runCommand('docker-compose', ['-p', project, 'down', '--remove-orphans'], {cwd: dir, timeoutMs: 120_000}).catch(
-    () => {},
-  )
+  await runCommand('docker', ['compose', '-p', project, 'down', '--remove-orphans'], {
+    cwd: dir,
+    timeoutMs: 120_000,
+  }).catch(() => {})
   await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000}).catch(() => {})
   for (const container of await docker.listContainers({
     all: true,
@@ -475,13 +476,13 @@ try {
   const seedRedeploy = async (notes) => {
     codeChange('seed')
     const args = ['-p', project, 'up', '-d', '--build', '--scale', 'web=2']
-    const result = await runCommand('docker-compose', args, {cwd: dir, timeoutMs: 600_000})
+    const result = await runCommand('docker', ['compose', ...args], {cwd: dir, timeoutMs: 600_000})
     const lines = `${result.stdout}\n${result.stderr}`
       .split('\n')
       .filter((line) => /done|error|Recreating|Creating/i.test(line))
       .map((line) => line.replace(/\s+/g, ' ').trim())
     notes.push(
-      `docker-compose ${args.join(' ')}: exit ${result.status} in ${(result.ms / 1000).toFixed(1)} s; ${[...new Set(lines)].join('; ')}`,
+      `docker compose ${args.join(' ')}: exit ${result.status} in ${(result.ms / 1000).toFixed(1)} s; ${[...new Set(lines)].join('; ')}`,
     )
     return result.ms
   }
@@ -494,7 +495,7 @@ try {
   }
 
   const freshStackOfTwo = async () => {
-    await runCommand('docker-compose', ['-p', project, 'down', '--remove-orphans'], {
+    await runCommand('docker', ['compose', '-p', project, 'down', '--remove-orphans'], {
       cwd: dir,
       timeoutMs: 120_000,
     }).catch(() => {})
@@ -506,8 +507,9 @@ try {
     }
   }
 
-  const compose = (await runCommand('docker-compose', ['version'], {timeoutMs: 30_000})).status === 0
-  if (!compose) log('docker-compose (Compose v1) is not installed: only our own steps run')
+  const compose = (await runCommand('docker', ['compose', 'version'], {timeoutMs: 30_000})).status === 0
+  if (!compose)
+    log('docker compose (Compose v2) is not installed (fixtures/compose/install-compose-v2.sh): only our own steps run')
   for (const [label, count, action, before] of [
     ['ours: scale web=3', 3, ours(3)],
     ['ours: scale web=1', 1, ours(1)],

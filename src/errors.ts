@@ -25,6 +25,18 @@ export interface FieldIssue {
   message: string
 }
 
+/**
+ * The user answered a prompt with Ctrl-C. Prompts come before any write, so nothing was written;
+ * exit 130, as a shell reports a process ended by SIGINT.
+ */
+export class CancelledError extends GatewayError {
+  override readonly exitCode = 130
+
+  constructor() {
+    super('cancelled, nothing written')
+  }
+}
+
 /** A manifest (from gateway.yaml or built from flags) that does not satisfy the schema. */
 export class ManifestError extends UsageError {
   readonly issues: FieldIssue[]

@@ -2,7 +2,7 @@ import {constants} from 'node:os'
 
 import {Command, Flags} from '@oclif/core'
 
-import {GatewayError, InterruptedError} from '../errors.js'
+import {CancelledError, GatewayError, InterruptedError} from '../errors.js'
 
 type StopSignal = 'SIGINT' | 'SIGTERM'
 const STOP_SIGNALS: StopSignal[] = ['SIGINT', 'SIGTERM']
@@ -18,6 +18,11 @@ function signalExitCode(signal: StopSignal): number {
  */
 export abstract class BaseCommand extends Command {
   protected override async catch(error: Error & {exitCode?: number}): Promise<unknown> {
+    if (error instanceof CancelledError) {
+      this.logToStderr(error.message)
+      this.exit(error.exitCode)
+    }
+
     if (error instanceof GatewayError) {
       const hint = error.hint ? `\n${error.hint}` : ''
       this.logToStderr(`Error: ${error.message}${hint}`)

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {input, select} from '@inquirer/prompts'
 
+import {CancelledError} from '../errors.js'
 import {resolveAnswers, type Asker} from '../manifest/answers.js'
 import {INIT_OPTIONS} from '../manifest/options.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
@@ -21,10 +22,23 @@ const optionFlags = Object.fromEntries(
   ]),
 )
 
+/** Ctrl-C at a prompt: @inquirer rejects with an ExitPromptError, which becomes exit 130 here. */
+async function cancellable<T>(prompt: Promise<T>): Promise<T> {
+  try {
+    return await prompt
+  } catch (error) {
+    if (error instanceof Error && error.name === 'ExitPromptError') throw new CancelledError()
+    throw error
+  }
+}
+
 const inquirer: Asker = {
-  input: (options) => input({message: options.message, default: options.default, validate: options.validate}),
+  input: (options) =>
+    cancellable(input({message: options.message, default: options.default, validate: options.validate})),
   select: (options) =>
-    select({message: options.message, default: options.default, choices: options.choices.map((value) => ({value}))}),
+    cancellable(
+      select({message: options.message, default: options.default, choices: options.choices.map((value) => ({value}))}),
+    ),
 }
 
 export default class Init extends BaseCommand {

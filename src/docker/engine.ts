@@ -37,12 +37,24 @@ export interface ContainerState {
 export interface ImageState {
   id: string
   labels: Labels
+  /** When the image was made (ms since the epoch), if the engine says. */
+  createdMs?: number
+  /** The image's layer digests (RootFS.Layers), base image first. */
+  layers?: string[]
 }
 
 export interface NetworkState {
   id: string
   name: string
   labels: Labels
+}
+
+export interface NetworkOptions {
+  Driver?: string
+  Internal?: boolean
+  Attachable?: boolean
+  EnableIPv6?: boolean
+  Options?: Labels
 }
 
 export interface ExecResult {
@@ -85,7 +97,10 @@ export interface Engine {
   exec(id: string, cmd: string[]): Promise<ExecResult>
   networks(labels: Labels): Promise<NetworkState[]>
   network(name: string): Promise<NetworkState | undefined>
-  createNetwork(name: string, labels: Labels): Promise<string>
+  /** A bridge network unless `options.Driver` says otherwise; `options` as Compose passes them. */
+  createNetwork(name: string, labels: Labels, options?: NetworkOptions): Promise<string>
+  /** Connect a created container to one more network (engines before API 1.44 take one at create). */
+  connectNetwork(network: string, containerId: string, endpoint: Docker.EndpointSettings): Promise<void>
   removeNetwork(id: string): Promise<void>
   volumes(labels: Labels): Promise<Array<{name: string; labels: Labels}>>
   removeVolume(name: string): Promise<void>
@@ -205,7 +220,13 @@ export class DockerodeEngine implements Engine {
   async image(ref: string): Promise<ImageState | undefined> {
     try {
       const info = await this.docker.getImage(ref).inspect()
-      return {id: info.Id, labels: info.Config?.Labels ?? {}}
+      const created = Date.parse(info.Created)
+      return {
+        id: info.Id,
+        labels: info.Config?.Labels ?? {},
+        ...(Number.isFinite(created) ? {createdMs: created} : {}),
+        layers: info.RootFS?.Layers ?? [],
+      }
     } catch (error) {
       if (isNotFound(error)) return undefined
       throw error
@@ -343,14 +364,19 @@ export class DockerodeEngine implements Engine {
     return found ? {id: found.Id, name: found.Name, labels: found.Labels ?? {}} : undefined
   }
 
-  async createNetwork(name: string, labels: Labels): Promise<string> {
+  async createNetwork(name: string, labels: Labels, options: NetworkOptions = {}): Promise<string> {
     const network = await this.docker.createNetwork({
       Name: name,
       Driver: 'bridge',
+      ...options,
       Labels: labels,
       CheckDuplicate: true,
     })
     return network.id
+  }
+
+  async connectNetwork(network: string, containerId: string, endpoint: Docker.EndpointSettings): Promise<void> {
+    await this.docker.getNetwork(network).connect({Container: containerId, EndpointConfig: endpoint})
   }
 
   async removeNetwork(id: string): Promise<void> {

@@ -6,7 +6,7 @@ import dockerignore from '@balena/dockerignore'
 import {pack, type PackOptions} from 'tar-fs'
 
 import {OperationError} from '../errors.js'
-import {engineFailure, type Engine, type Labels} from './engine.js'
+import {engineFailure, type Engine, type ImageState, type Labels} from './engine.js'
 
 // The package is CommonJS (`module.exports = factory`) typed as `export default`: under Node16
 // resolution the default import is the factory itself.
@@ -121,6 +121,39 @@ export async function contextHash(
   }
 
   return hash.digest('hex')
+}
+
+/** The newest modification time (ms) among the files `docker build` would send. */
+export async function newestContextChange(context: string, dockerfile: string): Promise<number> {
+  const root = resolve(context)
+  let newest = 0
+  for (const file of await listBuildContext(root, dockerfile))
+    newest = Math.max(newest, (await lstat(join(root, file.path))).mtimeMs)
+  return newest
+}
+
+/**
+ * Whether an image that `docker compose build` made for this service (it has no context-hash label
+ * of ours) can be used as it is: built on the current base images (their layers start its own) and
+ * after the last change to any file of the build context. Rebuilding it instead would give it a new
+ * ID, and Compose would then see a new image and recreate containers that did not change.
+ */
+export function composeBuiltImageIsCurrent(
+  image: ImageState,
+  request: Pick<BuildRequest, 'labels'>,
+  bases: ImageState[],
+  newestChangeMs: number,
+): boolean {
+  const project = request.labels['com.docker.compose.project']
+  const service = request.labels['com.docker.compose.service']
+  if (!project || image.labels['com.docker.compose.project'] !== project) return false
+  if (image.labels['com.docker.compose.service'] !== service) return false
+  if (image.createdMs === undefined || !(newestChangeMs < image.createdMs)) return false
+  const layers = image.layers ?? []
+  return bases.every((base) => {
+    const own = base.layers ?? []
+    return own.length > 0 && own.every((layer, index) => layers[index] === layer)
+  })
 }
 
 /** A tar stream of the context holding exactly the files of `listBuildContext`. */
@@ -324,12 +357,29 @@ export async function buildImage(engine: Engine, request: BuildRequest): Promise
   }
 
   const baseIds: Record<string, string> = {}
-  for (const image of baseImages(dockerfileText)) baseIds[image] = (await engine.image(image))?.id ?? 'missing'
+  const bases: ImageState[] = []
+  for (const image of baseImages(dockerfileText)) {
+    const base = await engine.image(image)
+    baseIds[image] = base?.id ?? 'missing'
+    bases.push(base ?? {id: 'missing', labels: {}})
+  }
+
   const hash = await contextHash(context, request.dockerfile, baseIds)
 
   const existing = await engine.image(request.tag)
   if (existing && existing.labels[CONTEXT_HASH_LABEL] === hash) {
     request.onProgress?.(`${request.service}: image ${request.tag} is up to date`)
+    return {tag: request.tag, id: existing.id, built: false}
+  }
+
+  if (
+    existing &&
+    existing.labels[CONTEXT_HASH_LABEL] === undefined &&
+    composeBuiltImageIsCurrent(existing, request, bases, await newestContextChange(context, request.dockerfile))
+  ) {
+    request.onProgress?.(
+      `${request.service}: image ${request.tag} (built by docker compose) is up to date: no file of ${request.context} changed since`,
+    )
     return {tag: request.tag, id: existing.id, built: false}
   }
 

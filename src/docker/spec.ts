@@ -1,4 +1,3 @@
-import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 import {parseEnv} from 'node:util'
@@ -7,33 +6,36 @@ import type Docker from 'dockerode'
 
 import {UsageError} from '../errors.js'
 import {PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
+import {composeFromStack} from '../render/compose.js'
+import {
+  COMPOSE_LABELS,
+  COMPOSE_VERSION,
+  composeContainer,
+  composeNetworks,
+  type ExtraNetwork,
+} from './compose-container.js'
+import {normalizeProject, type NormalizedProject} from './compose-model.js'
 import type {ContainerState, Engine, Labels} from './engine.js'
 
 /**
  * The pure half of `up`: from the stack spec to the exact container definitions (labels, env,
  * mounts, ports, healthcheck), their config hashes, and the plan that reconciles them with what runs.
+ *
+ * One source of truth: the service as the compose file describes it (render/compose.ts), normalized
+ * the way Compose v2 loads it (compose-model.ts) and turned into create options the way Compose v2
+ * creates containers (compose-container.ts). So `create-gateway up` and `docker compose up` make the
+ * same containers with the same `com.docker.compose.config-hash`, and neither recreates the other's.
  */
 
-/** The Compose version we claim in labels; `docker compose` v2 and docker-compose 1.29 both accept it. */
-export const COMPOSE_VERSION = '2.24.0'
+export {COMPOSE_VERSION}
 
 export const LABELS = {
-  project: 'com.docker.compose.project',
-  service: 'com.docker.compose.service',
-  number: 'com.docker.compose.container-number',
-  oneoff: 'com.docker.compose.oneoff',
-  configHash: 'com.docker.compose.config-hash',
-  workingDir: 'com.docker.compose.project.working_dir',
-  configFiles: 'com.docker.compose.project.config_files',
-  version: 'com.docker.compose.version',
-  network: 'com.docker.compose.network',
-  volume: 'com.docker.compose.volume',
+  ...COMPOSE_LABELS,
+  /** On images we build (Compose puts the project and service labels there too). */
   ownProject: 'dev.create-gateway.project',
+  /** Test bookkeeping only: set when CREATE_GATEWAY_RUN_ID is (never for users); no hash covers it. */
   runId: 'dev.create-gateway.run-id',
 } as const
-
-/** Labels that say nothing about the container's configuration and so stay out of its hash. */
-const UNHASHED_LABELS: ReadonlySet<string> = new Set([LABELS.configHash, LABELS.runId])
 
 export function runId(env: NodeJS.ProcessEnv = process.env): string | undefined {
   return env.CREATE_GATEWAY_RUN_ID || undefined
@@ -130,6 +132,13 @@ export interface ProjectContext {
   /** Resolved environment of each service. */
   environment: Record<string, Record<string, string>>
   runId?: string
+  /**
+   * The compose file's object (render/compose.ts composeObject), for what lies outside one service:
+   * top-level networks and secrets. Without it, the object is built from the service's own spec.
+   */
+  compose?: Record<string, unknown>
+  /** `${VAR}` values (.env, then the shell) for strings outside `environment`. */
+  variables?: Record<string, string | undefined>
 }
 
 export interface DesiredContainer {
@@ -137,42 +146,49 @@ export interface DesiredContainer {
   role: StackServiceSpec['role']
   number: number
   name: string
+  /** Compose v2's config hash of the service (the same for every replica). */
   hash: string
+  /** The image ID in `com.docker.compose.image`: Compose recreates when it differs, and so do we. */
+  imageId: string
   options: Docker.ContainerCreateOptions
+  /** Networks after the primary one, connected after create and before start (engine API < 1.44). */
+  extraNetworks: ExtraNetwork[]
   stopGraceSeconds: number
 }
 
-const NANOSECONDS = 1_000_000_000
-
-function portKey(port: number): string {
-  return `${port}/tcp`
-}
-
-/** Sorted-key JSON, so the same configuration always hashes the same. */
-export function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((item) => stableJson(item)).join(',')}]`
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, item]) => item !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${stableJson(item)}`).join(',')}}`
+/**
+ * The compose project as Compose v2 loads it: the compose object with each service's environment
+ * already resolved (shell over .env, as Compose does) and other `${VAR}` strings interpolated.
+ */
+export function composeProject(context: ProjectContext, fallback?: StackServiceSpec): NormalizedProject {
+  const compose = context.compose ?? (fallback ? composeFromStack({services: [fallback], tools: []}) : {services: {}})
+  const services = {...((compose.services ?? {}) as Record<string, Record<string, unknown>>)}
+  for (const [name, service] of Object.entries(services)) {
+    const resolved = context.environment[name]
+    if (resolved && service.environment !== undefined) services[name] = {...service, environment: resolved}
   }
 
-  return JSON.stringify(value)
-}
-
-/** sha256 of everything that defines the container, including the image ID, minus bookkeeping labels. */
-export function configHash(options: Docker.ContainerCreateOptions, imageId: string): string {
-  const labels = Object.fromEntries(Object.entries(options.Labels ?? {}).filter(([key]) => !UNHASHED_LABELS.has(key)))
-  return createHash('sha256')
-    .update(stableJson({...options, Labels: labels, imageId}))
-    .digest('hex')
+  return normalizeProject(
+    {...compose, services},
+    {
+      project: context.project,
+      dir: context.dir,
+      interpolate: (value, where) => interpolate(value, context.variables ?? {}, where),
+      home: process.env.HOME,
+    },
+  )
 }
 
 export function networkLabels(project: string): Labels {
   return {[LABELS.project]: project, [LABELS.network]: 'default', [LABELS.version]: COMPOSE_VERSION}
 }
 
+/** The project's networks as `docker compose up` creates them (labels with their config hash). */
+export function desiredNetworks(context: ProjectContext, stack: StackSpec): ReturnType<typeof composeNetworks> {
+  return composeNetworks(composeProject({...context, compose: context.compose ?? composeFromStack(stack)}))
+}
+
+/** Compose's labels for a container of `service` that is not created by `up` (one-off runs). */
 export function containerLabels(context: ProjectContext, service: string, number: number): Labels {
   return {
     [LABELS.project]: context.project,
@@ -182,52 +198,34 @@ export function containerLabels(context: ProjectContext, service: string, number
     [LABELS.workingDir]: context.dir,
     [LABELS.configFiles]: join(context.dir, PROJECT_PATHS.compose),
     [LABELS.version]: COMPOSE_VERSION,
-    [LABELS.ownProject]: context.project,
     ...(context.runId ? {[LABELS.runId]: context.runId} : {}),
   }
 }
 
-/** The container of replica `number` of a service, exactly as `up` creates it. */
+/** The container of replica `number` of a service, exactly as `up` (and `docker compose up`) creates it. */
 export function desiredContainer(spec: StackServiceSpec, number: number, context: ProjectContext): DesiredContainer {
-  const name = `${context.project}-${spec.service}-${number}`
-  const environment = context.environment[spec.service] ?? {}
-  const portBindings: Record<string, Array<{HostIp: string; HostPort: string}>> = {}
-  const exposed: Record<string, object> = {}
-  for (const port of spec.ports) {
-    exposed[portKey(port.container)] = {}
-    ;(portBindings[portKey(port.container)] ??= []).push({HostIp: port.bind, HostPort: String(port.host)})
+  const project = composeProject(context, spec)
+  const service = project.services[spec.service]
+  if (!service) throw new Error(`the compose object has no service ${spec.service}`)
+  const imageId = context.imageIds[spec.service] ?? ''
+  const built = composeContainer(service, {
+    project,
+    configFile: join(context.dir, PROJECT_PATHS.compose),
+    number,
+    imageId,
+    extraLabels: context.runId ? {[LABELS.runId]: context.runId} : {},
+  })
+  return {
+    service: spec.service,
+    role: spec.role,
+    number,
+    name: built.name,
+    hash: built.hash,
+    imageId,
+    options: built.options,
+    extraNetworks: built.extraNetworks,
+    stopGraceSeconds: spec.stopGraceSeconds,
   }
-
-  const options: Docker.ContainerCreateOptions = {
-    name,
-    Image: spec.image,
-    Env: Object.entries(environment).map(([key, value]) => `${key}=${value}`),
-    ...(spec.command ? {Cmd: spec.command} : {}),
-    Labels: containerLabels(context, spec.service, number),
-    ...(spec.ports.length > 0 ? {ExposedPorts: exposed} : {}),
-    Healthcheck: {
-      Test: spec.healthcheck.test,
-      Interval: spec.healthcheck.intervalSeconds * NANOSECONDS,
-      Timeout: spec.healthcheck.timeoutSeconds * NANOSECONDS,
-      Retries: spec.healthcheck.retries,
-      StartPeriod: spec.healthcheck.startPeriodSeconds * NANOSECONDS,
-    },
-    ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
-    StopTimeout: spec.stopGraceSeconds,
-    HostConfig: {
-      Binds: spec.mounts.map(
-        (mount) => `${resolve(context.dir, mount.source)}:${mount.target}:${mount.readOnly ? 'ro' : 'rw'}`,
-      ),
-      ...(spec.ports.length > 0 ? {PortBindings: portBindings} : {}),
-      RestartPolicy: {Name: spec.restart},
-      NetworkMode: context.network,
-    },
-    NetworkingConfig: {EndpointsConfig: {[context.network]: {Aliases: [spec.service, name]}}},
-  }
-
-  const hash = configHash(options, context.imageIds[spec.service] ?? '')
-  options.Labels = {...options.Labels, [LABELS.configHash]: hash}
-  return {service: spec.service, role: spec.role, number, name, hash, options, stopGraceSeconds: spec.stopGraceSeconds}
 }
 
 export function desiredContainers(stack: StackSpec, context: ProjectContext): DesiredContainer[] {
@@ -291,14 +289,23 @@ export function planContainers(desired: DesiredContainer[], existing: ContainerS
     // Prefer the one with our name and hash, then one with our name: the others are duplicates.
     const match =
       candidates.find(
-        (container) => container.name === want.name && container.labels[LABELS.configHash] === want.hash,
+        (container) =>
+          container.name === want.name &&
+          container.labels[LABELS.configHash] === want.hash &&
+          container.labels[LABELS.image] === want.imageId,
       ) ??
       candidates.find((container) => container.name === want.name) ??
       candidates[0]
     if (!match) return {desired: want, action: 'create'}
     used.add(match.id)
-    // A paused container would need an unpause nobody asked for: start it fresh instead.
-    if (match.name !== want.name || match.labels[LABELS.configHash] !== want.hash || match.status === 'paused') {
+    // A paused container would need an unpause nobody asked for: start it fresh instead. The image
+    // label is Compose's own test for a new image (the config hash leaves the image ID out).
+    if (
+      match.name !== want.name ||
+      match.labels[LABELS.configHash] !== want.hash ||
+      match.labels[LABELS.image] !== want.imageId ||
+      match.status === 'paused'
+    ) {
       return {desired: want, action: 'recreate', existing: match}
     }
 

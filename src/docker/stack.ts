@@ -6,6 +6,7 @@ import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import {connectAddress, urlHost} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
+import {composeObject} from '../render/compose.js'
 import {retryUntil, systemClock, untilAborted, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
 import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from './engine.js'
 import {buildImage, type BuiltImage} from './images.js'
@@ -13,8 +14,8 @@ import {lastLogLines} from './logs.js'
 import {
   desiredContainer,
   desiredContainers,
+  desiredNetworks,
   LABELS,
-  networkLabels,
   planContainers,
   readProjectEnv,
   resolveEnvironment,
@@ -527,6 +528,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     imageIds,
     environment,
     runId: runId(options.env ?? process.env),
+    compose: composeObject(manifest),
+    variables: {...dotenv, ...(options.env ?? process.env)},
   }
   const fullPlan = planContainers(desiredContainers(stack, context), existing)
   // Behind a running gateway, changed replicas are rolled (after the rest is up); the plain path below
@@ -540,6 +543,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   const report: UpContainer[] = []
   const created: string[] = []
   let createdNetwork: string | undefined
+  /** Networks besides the default one (the compose file's own `networks:`), for the rollback. */
+  const createdNetworks: string[] = []
 
   /** Remove what is replaced and create what is new, without starting it; returns the container's id. */
   const prepareContainer = async (item: PlannedContainer): Promise<string> => {
@@ -556,6 +561,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     try {
       const id = await engine.createContainer(item.desired.options)
       created.push(id)
+      for (const network of item.desired.extraNetworks) await engine.connectNetwork(network.name, id, network.endpoint)
       return id
     } catch (error) {
       if (/already in use/i.test(engineMessage(error))) {
@@ -583,9 +589,14 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   }
 
   try {
-    if (!(await engine.network(stack.network))) {
-      progress(`Creating network ${stack.network}`)
-      createdNetwork = await engine.createNetwork(stack.network, networkLabels(stack.project))
+    // Networks exactly as `docker compose up` makes them (its config-hash label included: Compose
+    // removes and recreates a project network whose hash label differs from its own).
+    for (const network of desiredNetworks(context, stack)) {
+      if (await engine.network(network.name)) continue
+      progress(`Creating network ${network.name}`)
+      const id = await engine.createNetwork(network.name, network.labels, network.options)
+      if (network.name === stack.network) createdNetwork = id
+      else createdNetworks.push(id)
     }
 
     // Replicas beyond the manifest's count, services no longer in it, duplicates: stop gracefully.
@@ -673,6 +684,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     checkpoint()
   } catch (error) {
     const undone = await rollback(engine, created, createdNetwork)
+    for (const network of createdNetworks) await engine.removeNetwork(network).catch(() => {})
     if (options.signal?.aborted) throw interrupted(created, undone, createdNetwork && stack.network, error)
     const note =
       undone.length > 0

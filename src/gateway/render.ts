@@ -15,7 +15,7 @@ import {PROJECT_PATHS} from '../manifest/stack.js'
 import type {FilePlan, PlannedFile} from '../render/plan.js'
 import {renderProject} from '../render/project.js'
 import {loadSecrets} from '../render/secrets.js'
-import {readFileIfExists, writeFileAtomic} from '../util/files.js'
+import {projectFile, readFileIfExists, writeFileAtomic} from '../util/files.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {reloadGateway, testConfig, type ReloadResult} from './nginx.js'
 import {renderUpstreamsWith, upstreamHosts} from './upstreams.js'
@@ -171,8 +171,11 @@ export async function renderFromManifest(
   const previous = new Map<string, Buffer | undefined>()
   const files: RenderedFile[] = []
   const changed: PlannedFile[] = []
+  // Every path goes through the project guard here, before the first write.
+  const targets = new Map<string, string>()
+  for (const file of plan) targets.set(file.path, await projectFile(root, file.path))
   for (const file of plan) {
-    const before = await readFileIfExists(join(root, file.path))
+    const before = await readFileIfExists(targets.get(file.path)!)
     const status: FileStatus =
       before === undefined ? 'created' : before.equals(Buffer.from(file.content)) ? 'unchanged' : 'updated'
     files.push({path: file.path, status})
@@ -194,13 +197,13 @@ export async function renderFromManifest(
 
   const restore = async () => {
     for (const [path, content] of previous) {
-      if (content === undefined) await rm(join(root, path), {force: true})
-      else await writeFileAtomic(join(root, path), content, plan.find((file) => file.path === path)?.mode ?? 0o644)
+      if (content === undefined) await rm(targets.get(path)!, {force: true})
+      else await writeFileAtomic(targets.get(path)!, content, plan.find((file) => file.path === path)?.mode ?? 0o644)
     }
   }
 
   try {
-    for (const file of changed) await writeFileAtomic(join(root, file.path), file.content, file.mode ?? 0o644)
+    for (const file of changed) await writeFileAtomic(targets.get(file.path)!, file.content, file.mode ?? 0o644)
   } catch (error) {
     // A disk error half-way (full, read-only): nothing stays half-written.
     await restore().catch(() => {})

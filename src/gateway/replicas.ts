@@ -41,6 +41,8 @@ export async function startReplica(
   const replica = {id, name: desired.name, service: desired.service, number: desired.number}
   // Recorded before the start, so a failed start is removed with the rest.
   created.push(replica)
+  // Its other networks, as Compose connects them on engines before API 1.44 (one network at create).
+  for (const network of desired.extraNetworks) await engine.connectNetwork(network.name, id, network.endpoint)
   progress(`Starting ${desired.name}`)
   try {
     await engine.startContainer(id)

@@ -19,6 +19,7 @@ import {loadManifest, MANIFEST_FILE, parseManifest} from '../manifest/load.js'
 import {gatewayContainerName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS, replicaNames, type StackServiceSpec} from '../manifest/stack.js'
+import {composeObject} from '../render/compose.js'
 import {writeFileAtomic} from '../util/files.js'
 import {acquireProjectLock, type LockOwner} from '../util/lock.js'
 import {systemClock, type Clock} from '../util/retry.js'
@@ -151,7 +152,36 @@ export async function saveReplicaCounts(dir: string, targets: ScaleTargets): Pro
   for (const [service, replicas] of Object.entries(targets)) document.setIn(['services', service, 'replicas'], replicas)
   const manifest = parseManifest(document.toJS(), path)
   await writeFileAtomic(path, document.toString({lineWidth: 0}), 0o644)
+  await saveComposeReplicas(dir, targets)
   return manifest
+}
+
+/**
+ * The same counts in docker-compose.yml's `deploy.replicas`, edited in place: a later `docker compose
+ * up -d` then keeps the replicas that scale started (and that upstreams.conf lists by name) instead of
+ * removing those beyond the file's old count. Compose leaves replicas out of its config hash, so no
+ * container is recreated for it.
+ */
+async function saveComposeReplicas(dir: string, targets: ScaleTargets): Promise<void> {
+  const path = join(resolve(dir), PROJECT_PATHS.compose)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw error
+  }
+
+  const document = parseDocument(text)
+  let changed = false
+  for (const [service, replicas] of Object.entries(targets)) {
+    if (!document.hasIn(['services', service])) continue
+    if (document.getIn(['services', service, 'deploy', 'replicas']) === replicas) continue
+    document.setIn(['services', service, 'deploy', 'replicas'], replicas)
+    changed = true
+  }
+
+  if (changed) await writeFileAtomic(path, document.toString({lineWidth: 0}), 0o644)
 }
 
 function checkTargets(manifest: Manifest, targets: ScaleTargets): void {
@@ -251,7 +281,7 @@ export async function scaleServices(
   // Bad input (a ${VAR} that .env does not set) fails before anything is locked or touched.
   const dotenv = await readProjectEnv(root)
   for (const spec of buildStackSpec(manifest).services)
-    if (spec.service in targets) resolveEnvironment(spec, dotenv, options.env ?? process.env)
+    if (Object.hasOwn(targets, spec.service)) resolveEnvironment(spec, dotenv, options.env ?? process.env)
 
   const lock = await acquireProjectLock(root, {
     command: `scale ${describeTargets(targets)}`,
@@ -341,6 +371,9 @@ async function scaleLocked(
       imageIds,
       environment,
       runId: runId(env),
+      // The whole compose file, as `up` uses it: replicas are the same containers Compose would make.
+      compose: composeObject(manifest),
+      variables: {...(await readProjectEnv(root)), ...env},
     }
     for (const plan of plans) {
       for (const stale of plan.replace) {

@@ -23,14 +23,15 @@ export function parseScaleTargets(args: string[], manifest: Manifest): ScaleTarg
 
     const name = arg.slice(0, equals)
     const count = arg.slice(equals + 1)
-    const service = manifest.services[name]
+    // Own properties only: `constructor=3` must not find Object's constructor.
+    const service = Object.hasOwn(manifest.services, name) ? manifest.services[name] : undefined
     if (name === '') {
       problems.push(`"${arg}": the service name is missing before "="`)
-    } else if (!service || !Object.hasOwn(manifest.services, name)) {
+    } else if (!service) {
       problems.push(`"${arg}": gateway.yaml has no service "${name}" (services you can scale: ${django.join(', ')})`)
     } else if (service.kind !== 'django') {
       problems.push(`"${arg}": ${name} is an external service (${service.url}); it has no replicas here to scale`)
-    } else if (name in targets) {
+    } else if (Object.hasOwn(targets, name)) {
       problems.push(`"${arg}": ${name} is given more than once`)
     }
 
@@ -45,7 +46,7 @@ export function parseScaleTargets(args: string[], manifest: Manifest): ScaleTarg
         problems.push(`"${arg}": at most ${MAX_REPLICAS} replicas per service on one machine`)
     }
 
-    if (service?.kind === 'django' && !(name in targets) && replicas !== undefined) targets[name] = replicas
+    if (service?.kind === 'django' && !Object.hasOwn(targets, name) && replicas !== undefined) targets[name] = replicas
   }
 
   if (problems.length > 0) {

@@ -67,7 +67,9 @@ export async function renderUpstreamsWith(
 ): Promise<string> {
   const replicas: Record<string, string[]> = {}
   for (const service of djangoServices(manifest)) {
-    replicas[service.name] = changes[service.name] ?? current[service.name] ?? [service.name]
+    const own = (record: Record<string, string[]>) =>
+      Object.hasOwn(record, service.name) ? record[service.name] : undefined
+    replicas[service.name] = own(changes) ?? own(current) ?? [service.name]
   }
 
   return renderUpstreams(manifest, replicas)

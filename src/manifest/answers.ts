@@ -56,7 +56,7 @@ export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Pr
       continue
     }
 
-    set(option.key, (await promptFor(option, fallback, ask)) as never)
+    set(option.key, (await promptFor(option, fallback, ask, answers)) as never)
   }
 
   if (missing.length > 0) {
@@ -72,13 +72,19 @@ export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Pr
   return answers as InitAnswers
 }
 
-async function promptFor(option: InitOption, fallback: unknown, ask: Asker): Promise<unknown> {
+async function promptFor(
+  option: InitOption,
+  fallback: unknown,
+  ask: Asker,
+  answers: Partial<InitAnswers>,
+): Promise<unknown> {
   // The table speaks in flags; at a prompt the flag name and "(repeatable)" mean nothing.
   const message = option.summary.replace(/ \(repeatable\)/, '')
+  // Each answer is checked at its own prompt, against the answers before it too (http != https port).
   const validate = (text: string): true | string => {
     try {
-      option.parse(text)
-      return true
+      const value = option.parse(text)
+      return option.check?.(value as never, answers) ?? true
     } catch (error) {
       return (error as Error).message.replace(/^--[\w-]+: /, '')
     }

@@ -2,6 +2,7 @@ import {basename} from 'node:path'
 import type {z} from 'zod'
 
 import {ManifestError, UsageError, type FieldIssue} from '../errors.js'
+import {parseDecimal, parseUpstreamUrl, quoted} from './grammar.js'
 import {zodIssues} from './load.js'
 import {
   AUTH_MODES,
@@ -16,6 +17,7 @@ import {
   PortSchema,
   RateSchema,
   ReplicasSchema,
+  ServiceNameSchema,
   TLS_MODES,
   TlsModeSchema,
   type AuthMode,
@@ -66,13 +68,36 @@ export interface InitOption<K extends AnswerKey = AnswerKey> {
   default: (context: {dir: string; answers: Partial<InitAnswers>}) => InitAnswers[K] | undefined
   /** Check and convert one raw value (flag text or prompt text). */
   parse: (raw: string) => InitAnswers[K]
+  /**
+   * A check against the answers before it (a message, or undefined when fine), so a prompt refuses
+   * the answer at once rather than after the last question.
+   */
+  check?(value: InitAnswers[K], answers: Partial<InitAnswers>): string | undefined
 }
 
-function fieldParser<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, flag: string): (raw: string) => T {
+function fieldParser<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, flag: string): (raw: unknown) => T {
   return (raw) => {
     const result = schema.safeParse(raw)
     if (result.success) return result.data
-    throw new UsageError(`--${flag}: ${result.error.issues[0]?.message ?? 'invalid value'} (got "${raw}")`)
+    throw new UsageError(
+      `--${flag}: ${result.error.issues[0]?.message ?? 'invalid value'} (got ${quoted(String(raw))})`,
+    )
+  }
+}
+
+/**
+ * A whole number typed as decimal digits: "0x50", "1e3" or "80.0" is refused here rather than read
+ * as 80, 1000 or 80 by a JavaScript conversion. The range sentence comes from the schema.
+ */
+function integerParser(schema: z.ZodType<number, z.ZodTypeDef, unknown>, flag: string): (raw: string) => number {
+  const parseNumber = fieldParser(schema, flag)
+  return (raw) => {
+    const value = parseDecimal(raw)
+    if (value === undefined)
+      throw new UsageError(
+        `--${flag}: ${schema.description ?? 'must be a whole number'}, in decimal digits (got ${quoted(String(raw))})`,
+      )
+    return parseNumber(value)
   }
 }
 
@@ -86,7 +111,7 @@ function listParser(flag: string, item?: (value: string) => void): (raw: string)
       try {
         item?.(value)
       } catch (error) {
-        throw new UsageError(`--${flag}: ${(error as Error).message} (got "${value}")`)
+        throw new UsageError(`--${flag}: ${(error as Error).message} (got ${quoted(value)})`)
       }
     }
 
@@ -141,7 +166,7 @@ export const INIT_OPTIONS = [
     fields: ['ports.http'],
     prompt: 'input',
     default: () => 8080,
-    parse: fieldParser(PortSchema, 'http-port'),
+    parse: integerParser(PortSchema, 'http-port'),
   }),
   option({
     key: 'httpsPort',
@@ -150,7 +175,9 @@ export const INIT_OPTIONS = [
     fields: ['ports.https', 'ports'],
     prompt: 'input',
     default: () => 8443,
-    parse: fieldParser(PortSchema, 'https-port'),
+    parse: integerParser(PortSchema, 'https-port'),
+    check: (port, answers) =>
+      port === answers.httpPort ? `must differ from the HTTP port (${answers.httpPort})` : undefined,
   }),
   option({
     key: 'tls',
@@ -172,7 +199,7 @@ export const INIT_OPTIONS = [
     default: () => undefined,
     parse: (raw) => {
       if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(raw))
-        throw new UsageError(`--email: must be an email address (got "${raw}")`)
+        throw new UsageError(`--email: must be an email address (got ${quoted(String(raw))})`)
       return raw
     },
   }),
@@ -192,7 +219,7 @@ export const INIT_OPTIONS = [
     fields: ['rateLimit.burst'],
     prompt: 'input',
     default: () => 20,
-    parse: fieldParser(BurstSchema, 'burst'),
+    parse: integerParser(BurstSchema, 'burst'),
   }),
   option({
     key: 'replicas',
@@ -201,7 +228,7 @@ export const INIT_OPTIONS = [
     fields: ['services.web.replicas'],
     prompt: 'input',
     default: () => 2,
-    parse: fieldParser(ReplicasSchema, 'replicas'),
+    parse: integerParser(ReplicasSchema, 'replicas'),
   }),
   option({
     key: 'services',
@@ -225,6 +252,11 @@ export const INIT_OPTIONS = [
     prompt: 'list',
     default: () => [],
     parse: listParser('external', (value) => parseExternal(value)),
+    check: (externals, answers) => {
+      const taken = [MAIN_SERVICE, ...(answers.services ?? [])]
+      const clash = externals.map((raw) => parseExternal(raw).name).find((name) => taken.includes(name))
+      return clash === undefined ? undefined : `"${clash}" is already the name of a Django service`
+    },
   }),
   option({
     key: 'routes',
@@ -262,10 +294,17 @@ export const INIT_OPTIONS = [
   }),
 ] as const satisfies ReadonlyArray<InitOption<AnswerKey>>
 
+/** `NAME=URL`, both checked here so a bad URL is refused at its flag or prompt, naming it. */
 export function parseExternal(value: string): {name: string; url: string} {
   const at = value.indexOf('=')
   if (at <= 0) throw new Error('must be NAME=URL')
-  return {name: value.slice(0, at), url: value.slice(at + 1)}
+  const name = value.slice(0, at)
+  const url = value.slice(at + 1)
+  const badName = ServiceNameSchema.safeParse(name)
+  if (!badName.success) throw new Error(badName.error.issues[0]?.message ?? 'invalid name')
+  const parsed = parseUpstreamUrl(url)
+  if ('problem' in parsed) throw new Error(parsed.problem)
+  return {name, url}
 }
 
 export function parseRoute(value: string): {path: string; service: string; auth: AuthMode} {
@@ -289,7 +328,7 @@ export function buildManifest(answers: InitAnswers): Manifest {
   }
   const issues: FieldIssue[] = []
   const claim = (name: string, flag: string) => {
-    if (name in services) issues.push({path: `--${flag}`, message: `service "${name}" is given twice`})
+    if (Object.hasOwn(services, name)) issues.push({path: `--${flag}`, message: `service "${name}" is given twice`})
   }
 
   for (const name of answers.services) {

@@ -1,5 +1,15 @@
-import {isIP} from 'node:net'
 import {z} from 'zod'
+
+import {
+  isHost,
+  isIpAddress,
+  LIMITS,
+  parseUpstreamUrl,
+  quoted,
+  RANGES,
+  routePathProblem,
+  servicePathProblem,
+} from './grammar.js'
 
 /**
  * The one schema of gateway.yaml. Every generated file is rendered from a value of `Manifest`, and
@@ -25,11 +35,35 @@ export const DEFAULT_IMAGES = {
 
 // DNS label: compose project names and container host names must both accept it.
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
-const hostname =
-  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
-// One path segment set that NGINX takes literally in a prefix location and Django's URLconf can match.
-const routePath = /^\/([A-Za-z0-9._~-]+\/)*$/
 const imageRef = /^[a-z0-9]+([._\-/:@][a-zA-Z0-9_.-]+)*$/
+
+/** How a value of the wrong type reads in an error: `true`, `null`, `a list`, `text "8080"`. */
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return 'a list'
+  if (value === null || typeof value === 'boolean') return String(value)
+  if (typeof value === 'string') return `text ${quoted(value)}`
+  if (typeof value === 'number') return String(value)
+  return typeof value === 'object' ? 'a mapping' : typeof value
+}
+
+/**
+ * An integer in [min, max], and nothing else: no coercion, so `true`, `null`, `[3]` and `"80"` are
+ * errors naming the field rather than 1, 0, 3 and 80. The range sentence is the schema's description,
+ * for flag parsers to reuse.
+ */
+function integerSchema(range: {min: number; max: number}, sentence: string) {
+  return z
+    .number({
+      errorMap: (issue, ctx) =>
+        issue.code === z.ZodIssueCode.invalid_type
+          ? {message: `${sentence}, not ${describeValue(ctx.data)}`}
+          : {message: ctx.defaultError},
+    })
+    .int(sentence)
+    .min(range.min, sentence)
+    .max(range.max, sentence)
+    .describe(sentence)
+}
 
 export const NameSchema = z
   .string()
@@ -40,44 +74,62 @@ export const NameSchema = z
 
 export const DomainSchema = z
   .string()
+  .refine(isHost, 'must be a host name such as api.example.com or an IP address (no spaces, no scheme, no port)')
+
+export const BindSchema = z.string().refine(isIpAddress, 'must be an IP address such as 127.0.0.1 or 0.0.0.0')
+
+export const PortSchema = integerSchema(
+  RANGES.port,
+  `must be a port number from ${RANGES.port.min} to ${RANGES.port.max}`,
+)
+
+export const RateSchema = z
+  .string()
+  .regex(/^[1-9]\d{0,6}r\/[sm]$/, 'must look like 10r/s or 600r/m')
   .refine(
-    (value) => hostname.test(value) || isIP(value) !== 0,
-    'must be a host name such as api.example.com (no spaces, no scheme, no port)',
+    (rate) => Number.parseInt(rate, 10) <= RANGES.rate.max,
+    `must be at most ${RANGES.rate.max} requests per second or minute`,
   )
 
-export const BindSchema = z
+export const BurstSchema = integerSchema(
+  RANGES.burst,
+  `must be a whole number from ${RANGES.burst.min} to ${RANGES.burst.max}`,
+)
+
+export const ReplicasSchema = integerSchema(
+  {min: 1, max: MAX_REPLICAS},
+  `must be a whole number from 1 to ${MAX_REPLICAS}`,
+)
+
+export const StatusSchema = integerSchema(RANGES.status, 'must be a 4xx or 5xx status')
+
+export const UpstreamUrlSchema = z.string().superRefine((value, ctx) => {
+  const parsed = parseUpstreamUrl(value)
+  if ('problem' in parsed) ctx.addIssue({code: z.ZodIssueCode.custom, message: parsed.problem})
+})
+
+export const ServicePathSchema = z.string().superRefine((value, ctx) => {
+  const problem = servicePathProblem(value)
+  if (problem) ctx.addIssue({code: z.ZodIssueCode.custom, message: problem})
+})
+
+export const RoutePathSchema = z.string().superRefine((value, ctx) => {
+  const problem = routePathProblem(value)
+  if (problem) ctx.addIssue({code: z.ZodIssueCode.custom, message: problem})
+})
+
+export const ServiceNameSchema = z
   .string()
-  .refine((value) => isIP(value) !== 0, 'must be an IP address such as 127.0.0.1 or 0.0.0.0')
+  .regex(dnsLabel, 'service names must be DNS-safe (lowercase letters, digits, "-")')
+  .refine(
+    (name) => !(RESERVED_SERVICE_NAMES as readonly string[]).includes(name),
+    (name) => ({message: `"${name}" is reserved for the gateway's own containers`}),
+  )
 
-export const PortSchema = z.coerce
-  .number({invalid_type_error: 'must be a port number'})
-  .int('must be a whole number')
-  .min(1, 'must be between 1 and 65535')
-  .max(65_535, 'must be between 1 and 65535')
-
-export const RateSchema = z.string().regex(/^[1-9]\d*r\/[sm]$/, 'must look like 10r/s or 600r/m')
-
-export const BurstSchema = z.coerce
-  .number({invalid_type_error: 'must be a number'})
-  .int('must be a whole number')
-  .min(0, 'must be 0 or more')
-
-export const ReplicasSchema = z.coerce
-  .number({invalid_type_error: 'must be a number'})
-  .int('must be a whole number')
-  .min(1, 'must be at least 1')
-  .max(MAX_REPLICAS, `must be at most ${MAX_REPLICAS}`)
-
-export const UpstreamUrlSchema = z
+export const ImageSchema = z
   .string()
-  .url('must be a URL such as https://payments.example.com')
-  .refine((value) => /^https?:$/.test(new URL(value).protocol), 'must use http:// or https://')
-  .refine((value) => {
-    const url = new URL(value)
-    return url.username === '' && url.password === '' && url.search === '' && url.hash === ''
-  }, 'must not carry credentials, a query or a fragment')
-
-export const ImageSchema = z.string().regex(imageRef, 'must be an image reference such as nginx:1.27')
+  .max(LIMITS.image, `must be at most ${LIMITS.image} characters`)
+  .regex(imageRef, 'must be an image reference such as nginx:1.27')
 
 export const RouteRateLimitSchema = z.object({rate: RateSchema, burst: BurstSchema}).strict()
 
@@ -85,12 +137,7 @@ export const RateLimitSchema = z
   .object({
     rate: RateSchema.default('10r/s'),
     burst: BurstSchema.default(20),
-    status: z.coerce
-      .number()
-      .int()
-      .min(400, 'must be a 4xx or 5xx status')
-      .max(599, 'must be a 4xx or 5xx status')
-      .default(503),
+    status: StatusSchema.default(503),
   })
   .strict()
 
@@ -99,9 +146,9 @@ export const TlsModeSchema = z.enum(TLS_MODES, {errorMap: () => ({message: `must
 export const TlsSchema = z
   .object({
     mode: TlsModeSchema.default('self-signed'),
-    email: z.string().email('must be an email address').optional(),
+    email: z.string().max(LIMITS.email).email('must be an email address').optional(),
     staging: z.boolean().optional(),
-    acmeServer: z.string().url('must be the URL of an ACME directory').optional(),
+    acmeServer: z.string().max(LIMITS.url).url('must be the URL of an ACME directory').optional(),
   })
   .strict()
   .superRefine((tls, ctx) => {
@@ -117,7 +164,7 @@ export const TlsSchema = z
 export const DjangoServiceSchema = z
   .object({
     kind: z.literal('django'),
-    path: z.string().min(1).optional(),
+    path: ServicePathSchema.optional(),
     replicas: ReplicasSchema.default(1),
     port: PortSchema.default(8000),
   })
@@ -139,9 +186,7 @@ export const ServiceSchema = z.discriminatedUnion('kind', [DjangoServiceSchema, 
 
 export const RouteSchema = z
   .object({
-    path: z
-      .string()
-      .regex(routePath, 'must start and end with "/" and hold only letters, digits, ".", "_", "~", "-" and "/"'),
+    path: RoutePathSchema,
     service: z.string(),
     auth: z.enum(AUTH_MODES, {errorMap: () => ({message: `must be one of ${AUTH_MODES.join(', ')}`})}).default('none'),
     rateLimit: RouteRateLimitSchema.optional(),
@@ -164,8 +209,14 @@ export const ManifestSchema = z
       }),
     tls: TlsSchema.default({}),
     rateLimit: RateLimitSchema.default({}),
-    services: z.record(z.string(), ServiceSchema),
-    routes: z.array(RouteSchema).min(1, 'needs at least one route'),
+    // Names are checked as keys, so a `__proto__` key is refused rather than silently dropped.
+    services: z
+      .record(ServiceNameSchema, ServiceSchema)
+      .refine((services) => Object.keys(services).length <= LIMITS.services, `at most ${LIMITS.services} services`),
+    routes: z
+      .array(RouteSchema)
+      .min(1, 'needs at least one route')
+      .max(LIMITS.routes, `at most ${LIMITS.routes} routes`),
     images: z
       .object({
         python: ImageSchema.default(DEFAULT_IMAGES.python),
@@ -178,25 +229,22 @@ export const ManifestSchema = z
   })
   .strict()
   .superRefine((manifest, ctx) => {
-    const names = Object.keys(manifest.services)
-    if (!names.some((name) => manifest.services[name]?.kind === 'django')) {
+    if (!Object.values(manifest.services).some((service) => service.kind === 'django')) {
       ctx.addIssue({code: z.ZodIssueCode.custom, path: ['services'], message: 'needs at least one django service'})
     }
 
-    for (const name of names) {
-      if (!dnsLabel.test(name)) {
+    const folders = new Map<string, string>()
+    for (const [name, service] of Object.entries(manifest.services)) {
+      if (service.kind !== 'django') continue
+      const folder = (service.path ?? `services/${name}`).replace(/\/$/, '')
+      const other = folders.get(folder)
+      if (other !== undefined)
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
-          path: ['services', name],
-          message: 'service names must be DNS-safe (lowercase letters, digits, "-")',
+          path: ['services', name, 'path'],
+          message: `${folder} is already the folder of service "${other}"`,
         })
-      } else if ((RESERVED_SERVICE_NAMES as readonly string[]).includes(name)) {
-        ctx.addIssue({
-          code: z.ZodIssueCode.custom,
-          path: ['services', name],
-          message: `"${name}" is reserved for the gateway's own containers`,
-        })
-      }
+      else folders.set(folder, name)
     }
 
     const seen = new Map<string, number>()
@@ -209,11 +257,12 @@ export const ManifestSchema = z
           message: `${reserved} is reserved for the gateway itself`,
         })
 
-      if (!(route.service in manifest.services)) {
+      // Own properties only: `constructor` or `toString` is not a service of every manifest.
+      if (!Object.hasOwn(manifest.services, route.service)) {
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
           path: ['routes', index, 'service'],
-          message: `no service named "${route.service}"`,
+          message: `no service named ${quoted(route.service)}`,
         })
       }
 
@@ -223,7 +272,7 @@ export const ManifestSchema = z
         ctx.addIssue({
           code: z.ZodIssueCode.custom,
           path: ['routes', index, 'path'],
-          message: `duplicate path "${route.path}" (also routes[${earlier}])`,
+          message: `duplicate path ${quoted(route.path)} (also routes[${earlier}])`,
         })
     }
   })
@@ -244,6 +293,8 @@ export function formatFieldPath(path: ReadonlyArray<string | number>): string {
   let out = ''
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`
+    // A key from gateway.yaml is the user's text: anything but a plain name is shown quoted and escaped.
+    else if (!/^[A-Za-z0-9_-]+$/.test(part)) out += `[${quoted(part)}]`
     else out += out === '' ? part : `.${part}`
   }
 

@@ -1,7 +1,7 @@
 import {stringify} from 'yaml'
 
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec, type StackServiceSpec, type StackToolSpec} from '../manifest/stack.js'
+import {buildStackSpec, type StackServiceSpec, type StackSpec, type StackToolSpec} from '../manifest/stack.js'
 import type {PlannedFile} from './plan.js'
 
 /**
@@ -10,7 +10,14 @@ import type {PlannedFile} from './plan.js'
  * made it obsolete and Compose v2 warns about it.
  */
 export function composeObject(manifest: Manifest): Record<string, unknown> {
-  const stack = buildStackSpec(manifest)
+  return composeFromStack(buildStackSpec(manifest))
+}
+
+/**
+ * The same from the stack spec. `up` creates its containers from this object too (normalized the way
+ * Compose v2 loads it, src/docker/compose-model.ts), so the file and the containers cannot drift.
+ */
+export function composeFromStack(stack: Pick<StackSpec, 'services' | 'tools'>): Record<string, unknown> {
   const services: Record<string, unknown> = {}
   for (const spec of stack.services) services[spec.service] = composeService(spec)
   for (const tool of stack.tools) services[tool.service] = composeTool(tool)
@@ -36,7 +43,13 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
       (port) => `${port.bind.includes(':') ? `[${port.bind}]` : port.bind}:${port.host}:${port.container}`,
     )
   if (spec.dependsOn.length > 0) {
-    service.depends_on = Object.fromEntries(spec.dependsOn.map((name) => [name, {condition: 'service_healthy'}]))
+    // restart: when `docker compose up` recreates a replica, Compose stops the gateway first and starts
+    // it again after, so NGINX resolves the replicas' new addresses instead of proxying to stale ones
+    // (an upstream name is resolved when NGINX loads its config). Compose v2.17+ reads it; docker-compose
+    // 1.29 rejects the key. `create-gateway up` ignores it: it rolls replicas behind the running gateway.
+    service.depends_on = Object.fromEntries(
+      spec.dependsOn.map((name) => [name, {condition: 'service_healthy', restart: true}]),
+    )
   }
 
   service.healthcheck = {

@@ -1,11 +1,13 @@
-import {chmod} from 'node:fs/promises'
-import {join, resolve} from 'node:path'
+import {constants} from 'node:fs'
+import {access, chmod, stat} from 'node:fs/promises'
+import {dirname, join, resolve} from 'node:path'
 
 import {issueProjectCertificates} from '../certs/self-signed.js'
 import type {InitAnswers} from '../manifest/options.js'
 import {buildManifest} from '../manifest/options.js'
 import type {Manifest} from '../manifest/schema.js'
-import {writePlan} from '../util/files.js'
+import {UsageError} from '../errors.js'
+import {fileSystemError, writePlan} from '../util/files.js'
 import {renderProject} from './project.js'
 import {loadSecrets, type ProjectSecrets} from './secrets.js'
 
@@ -27,12 +29,39 @@ export interface CreatedProject {
 }
 
 /**
+ * The target must be a folder, or a path whose nearest existing ancestor is a folder we may write to:
+ * said in one line now, rather than as ENOTDIR or EACCES from the middle of the writes.
+ */
+async function checkProjectFolder(dir: string): Promise<void> {
+  let existing = dir
+  let info = await stat(existing).catch(() => undefined)
+  while (!info && dirname(existing) !== existing) {
+    existing = dirname(existing)
+    info = await stat(existing).catch(() => undefined)
+  }
+
+  if (!info) return
+  if (!info.isDirectory())
+    throw new UsageError(
+      existing === dir
+        ? `${dir} is a file: init needs a folder to create the project in`
+        : `cannot create ${dir}: ${existing} is a file, not a folder`,
+    )
+  try {
+    await access(existing, constants.W_OK | constants.X_OK)
+  } catch (error) {
+    throw fileSystemError(error, existing, existing === dir ? 'write' : 'create')
+  }
+}
+
+/**
  * The work of `init`, callable without the CLI. Everything is validated and rendered in memory before
  * the first byte is written, so bad input leaves nothing behind.
  */
 export async function createProject(options: CreateProjectOptions): Promise<CreatedProject> {
   const dir = resolve(options.dir)
   const manifest = buildManifest(options.answers)
+  await checkProjectFolder(dir)
   const secrets = await loadSecrets(dir, manifest)
   const plan = await renderProject(manifest, secrets)
 

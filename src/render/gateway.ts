@@ -1,4 +1,5 @@
-import {OperationError} from '../errors.js'
+import {OperationError, UsageError} from '../errors.js'
+import {parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
 import {djangoServices, externalServices, upstreamName, usesAuth} from '../manifest/model.js'
 import type {AuthMode, Manifest} from '../manifest/schema.js'
 import {GATEWAY_PATHS, GATEWAY_PORTS, PROJECT_PATHS} from '../manifest/stack.js'
@@ -121,14 +122,17 @@ function routeZoneName(index: number, path: string): string {
 }
 
 function externalView(name: string, url: string, routePath: string): ExternalView {
-  const parsed = new URL(url)
-  const basePath = parsed.pathname.endsWith('/') ? parsed.pathname : `${parsed.pathname}/`
+  // The manifest's grammar, not WHATWG's URL parser, which lets "; { } $" through in a host.
+  const parsed = parseUpstreamUrl(url)
+  if ('problem' in parsed) throw new UsageError(`services.${name}.url: ${parsed.problem}`)
+  const {host, path: basePath, scheme} = parsed.url
+  const origin = upstreamOrigin(parsed.url)
   return {
     variable: `external_${name.replace(/-/g, '_')}`,
-    origin: parsed.origin,
-    https: parsed.protocol === 'https:',
-    hostHeader: parsed.host,
-    sslName: parsed.hostname,
+    origin,
+    https: scheme === 'https',
+    hostHeader: origin.slice(`${scheme}://`.length),
+    sslName: host.replace(/^\[|\]$/g, ''),
     // (?s): a decoded %0A in the URI must not make the strip silently fail.
     stripRegex: `(?s)^${regexLiteral(routePath)}(.*)$`,
     stripReplacement: `${basePath}$1`,
@@ -253,7 +257,7 @@ export async function renderUpstreams(manifest: Manifest, replicas: Record<strin
     // Before any `scale`, the service name: Docker's DNS resolves it to every replica, and NGINX makes
     // one server of each address. Compose v1 (`<project>_web_1`), Compose v2 and `up` (`<project>-web-1`)
     // all register it, so `docker compose up` and `docker-compose up --scale` work too.
-    const hosts = replicas[service.name] ?? [service.name]
+    const hosts = (Object.hasOwn(replicas, service.name) ? replicas[service.name] : undefined) ?? [service.name]
     if (hosts.length === 0) {
       throw new OperationError(`upstream of service "${service.name}" would have no servers`, {
         hint: 'Keep at least one replica running.',

@@ -4,6 +4,7 @@ import {parseEnv} from 'node:util'
 import {encrypt, verify} from 'unixcrypt'
 
 import {UsageError} from '../errors.js'
+import {API_KEY_PATTERN, BASIC_AUTH_USER_PATTERN} from '../manifest/grammar.js'
 import {djangoServices, secretKeyVariable} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
@@ -87,7 +88,15 @@ export async function loadSecrets(dir: string, manifest: Manifest): Promise<Proj
 
   const basic = (await readOptional(join(dir, PROJECT_PATHS.basicAuth)))?.trim()
   const colon = basic?.indexOf(':') ?? -1
-  if (basic && colon > 0) fresh.basicAuth = {user: basic.slice(0, colon), password: basic.slice(colon + 1)}
+  if (basic && colon > 0) {
+    const user = basic.slice(0, colon)
+    // The user starts a line of the htpasswd file NGINX reads: a ":" or a line break would forge another.
+    if (!BASIC_AUTH_USER_PATTERN.test(user))
+      throw new UsageError(
+        `${PROJECT_PATHS.basicAuth}: the user must be 1 to 64 letters, digits, ".", "_", "@" or "-", before the first ":"`,
+      )
+    fresh.basicAuth = {user, password: basic.slice(colon + 1)}
+  }
   const htpasswd = await readOptional(join(dir, PROJECT_PATHS.htpasswd))
   const hash = htpasswd?.startsWith(`${fresh.basicAuth.user}:`)
     ? htpasswd.trim().slice(fresh.basicAuth.user.length + 1)
@@ -98,7 +107,15 @@ export async function loadSecrets(dir: string, manifest: Manifest): Promise<Proj
     ?.split('\n')
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'))
-  if (keys && keys.length > 0) fresh.apiKeys = keys
+  if (keys && keys.length > 0) {
+    // Each key becomes a line of a `map` NGINX reads (secrets/api-keys.map): see API_KEY_PATTERN.
+    const bad = keys.findIndex((key) => !API_KEY_PATTERN.test(key))
+    if (bad !== -1)
+      throw new UsageError(
+        `${PROJECT_PATHS.apiKeys}: key ${bad + 1} must be 16 to 512 characters of base64 or base64url, not starting with "~" (fix or remove it)`,
+      )
+    fresh.apiKeys = keys
+  }
 
   const jwtSecret = (await readOptional(join(dir, PROJECT_PATHS.jwtSecret)))?.trim()
   if (jwtSecret) {

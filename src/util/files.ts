@@ -1,8 +1,8 @@
 import {randomBytes} from 'node:crypto'
-import {chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises'
-import {dirname, join, resolve} from 'node:path'
+import {chmod, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 
-import {UsageError} from '../errors.js'
+import {OperationError, UsageError} from '../errors.js'
 import type {FilePlan} from '../render/plan.js'
 
 export interface WriteOptions {
@@ -27,14 +27,70 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** A file's bytes, or undefined when it does not exist (any other error is thrown). */
+/** File-system errors the user can fix (a file where a folder belongs, permissions): exit 2. */
+const USER_FIXABLE: Record<string, string> = {
+  ENOTDIR: 'part of the path is a file, not a folder',
+  EISDIR: 'it is a folder, not a file',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or folder',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'the name is too long',
+  EROFS: 'the file system is read-only',
+  EEXIST: 'something is already there',
+}
+
+/**
+ * A Node.js file-system error as one line naming the path (no stack, no bare "EACCES"): a UsageError
+ * for what the user can fix, an OperationError for the rest (a full disk). Anything else is returned
+ * as it is: it is a bug, and keeps its stack.
+ */
+export function fileSystemError(error: unknown, path: string, action: 'read' | 'write' | 'create'): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code)) return error
+  const reason = USER_FIXABLE[code]
+  if (reason) return new UsageError(`cannot ${action} ${path}: ${reason}`, {cause: error})
+  return new OperationError(`cannot ${action} ${path}: ${code}`, {cause: error})
+}
+
+/** A file's bytes, or undefined when it does not exist (any other error is thrown, naming the file). */
 export async function readFileIfExists(path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(path)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
+    throw fileSystemError(error, path, 'read')
   }
+}
+
+/**
+ * The one guard of every writer (and reader) of generated files: `path`, relative to the project,
+ * resolved inside `root`. A path that leaves it (`../x`, `/etc/x`), or reaches a folder that is a
+ * symbolic link out of it, is refused. gateway.yaml's grammar already refuses such paths; this holds
+ * for every plan, whatever built it.
+ */
+export async function projectFile(projectRoot: string, path: string): Promise<string> {
+  const root = resolve(projectRoot)
+  const target = resolve(root, path)
+  const outside = (base: string, candidate: string) => {
+    const rel = relative(base, candidate)
+    return rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)
+  }
+
+  if (isAbsolute(path) || outside(root, target))
+    throw new UsageError(`refusing to write outside the project ${root}: ${path}`)
+  // The deepest folder that exists: through a symbolic link it may lie elsewhere.
+  let existing = dirname(target)
+  while (existing !== root && !(await exists(existing))) existing = dirname(existing)
+  const [realRoot, realExisting] = await Promise.all([
+    realpath(root).catch(() => root),
+    realpath(existing).catch(() => existing),
+  ])
+  if (existing !== root && outside(realRoot, realExisting))
+    throw new UsageError(
+      `refusing to write outside the project ${root}: ${path} (${relative(root, existing)} leads to ${realExisting})`,
+    )
+  return target
 }
 
 /**
@@ -42,15 +98,15 @@ export async function readFileIfExists(path: string): Promise<Buffer | undefined
  * reloading, a user's editor) never sees half a file, and a secret is never world-readable even briefly.
  */
 export async function writeFileAtomic(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), {recursive: true})
   const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`)
   try {
+    await mkdir(dirname(path), {recursive: true})
     await writeFile(temp, content, {mode})
     await chmod(temp, mode) // writeFile's mode is filtered by the umask
     await rename(temp, path)
   } catch (error) {
-    await rm(temp, {force: true})
-    throw error
+    await rm(temp, {force: true}).catch(() => {})
+    throw fileSystemError(error, path, 'write')
   }
 }
 
@@ -70,10 +126,12 @@ export async function writePlan(dir: string, plan: FilePlan, options: WriteOptio
     }
   }
 
+  // Every path is checked before the first write, so a bad one leaves nothing behind.
+  const targets: string[] = []
+  for (const file of plan) targets.push(await projectFile(root, file.path))
   const result: WriteResult = {written: [], kept: []}
-  for (const file of plan) {
-    const target = join(root, file.path)
-    if (!target.startsWith(root + '/')) throw new UsageError(`refusing to write outside the project: ${file.path}`)
+  for (const [index, file] of plan.entries()) {
+    const target = targets[index]!
     if (file.keepExisting && (await exists(target))) {
       result.kept.push(file.path)
       continue

@@ -3,6 +3,10 @@ import {join} from 'node:path'
 import type {Server} from 'node:net'
 import {createServer} from 'node:net'
 
+import {desiredContainers, readProjectEnv, resolveEnvironment} from '../../src/docker/spec.js'
+import {loadManifest} from '../../src/manifest/load.js'
+import {buildStackSpec} from '../../src/manifest/stack.js'
+import {composeObject} from '../../src/render/compose.js'
 import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -11,20 +15,21 @@ import {
   cleanupRun,
   docker,
   freePort,
-  hasCommand,
   httpsGet,
   newRunId,
   OFFLINE_IMAGES,
   projectContainers,
   projectNetworks,
   runCliAsync,
-  runCommand,
   waitForEngineAndImages,
 } from '../helpers/e2e.js'
+import {compose, ensureComposeV2} from '../helpers/compose.js'
 
 /**
  * The stack against the real engine, driven through the CLI as a user would: init -> up -> HTTPS
- * through the gateway -> status -> docker-compose ps -> up again -> down; and the ways `up` fails.
+ * through the gateway -> status -> `docker compose ps` and `up -d` (Compose v2, which must recreate
+ * nothing) -> up again -> down; a project that Compose v2 builds and runs, which `up` must leave as it
+ * is and whose replicas Compose recreates behind the gateway; and the ways `up` fails.
  * Every project is named after the run id and labelled with it; afterAll removes whatever is left.
  */
 
@@ -83,8 +88,10 @@ async function leftovers(project: string): Promise<{containers: string[]; networ
 }
 
 beforeAll(async () => {
+  // Compose v2 is part of what is tested here: installed when missing, and a failure if it cannot be.
+  ensureComposeV2()
   await waitForEngineAndImages(240_000)
-}, 250_000)
+}, 560_000)
 
 afterAll(async () => {
   await cleanupRun(RUN_ID, projects)
@@ -185,25 +192,27 @@ describe('up, status, down on a generated project', () => {
     ])
   })
 
-  it.runIf(hasCommand('docker-compose', ['version']))(
-    'docker-compose ps (Compose v1) in the project lists the same containers',
-    () => {
-      const result = runCommand('docker-compose', ['ps'], project.dir)
-      expect(result.status, result.stderr).toBe(0)
-      for (const name of [`${project.name}-web-1`, `${project.name}-web-2`, `${project.name}-gateway-1`])
-        expect(result.stdout).toContain(name)
-      const quiet = runCommand('docker-compose', ['ps', '-q'], project.dir)
-      expect(quiet.stdout.trim().split('\n').sort()).toEqual(containerIds)
-    },
-  )
-
-  it.runIf(hasCommand('docker', ['compose', 'version']))('docker compose ps (Compose v2) lists them too', () => {
-    const result = runCommand('docker', ['compose', 'ps', '-q'], project.dir)
+  it('docker compose ps (Compose v2) in the project lists the same containers', async () => {
+    const result = await compose(['ps', '-q'], project.dir)
     expect(result.status, result.stderr).toBe(0)
     expect(result.stdout.trim().split('\n').sort()).toEqual(containerIds)
   })
 
-  it('up again changes nothing: same container IDs, "up to date"', async () => {
+  it('docker compose up -d after our up recreates nothing: same IDs, same labels', async () => {
+    const before = await projectContainers(project.name)
+    const result = await compose(['up', '-d'], project.dir, {timeoutMs: 240_000})
+    expect(result.status, result.stderr).toBe(0)
+    const after = await projectContainers(project.name)
+    console.log(`[e2e] before compose up -d: ${before.map((c) => `${c.Names[0]}=${c.Id.slice(0, 12)}`).join(' ')}`)
+    console.log(`[e2e] after compose up -d:  ${after.map((c) => `${c.Names[0]}=${c.Id.slice(0, 12)}`).join(' ')}`)
+    expect(after.map((container) => container.Id).sort()).toEqual(containerIds)
+    expect(Object.fromEntries(after.map((container) => [container.Id, container.Labels]))).toEqual(
+      Object.fromEntries(before.map((container) => [container.Id, container.Labels])),
+    )
+    expect(result.stderr).not.toMatch(/Recreate|Creating|Created/)
+  }, 300_000)
+
+  it('up again (after docker compose up -d) changes nothing: same container IDs, "up to date"', async () => {
     const result = await runCliAsync(['up', '--dir', project.dir], {env: ENV})
     console.log(`[e2e] up (warm, nothing to do) took ${result.ms} ms`)
     expect(result.status, result.stderr).toBe(0)
@@ -229,6 +238,156 @@ describe('up, status, down on a generated project', () => {
     expect(await leftovers(project.name)).toEqual({containers: [], networks: []})
     expect(readFileSync(join(project.dir, 'gateway.yaml'), 'utf8')).toContain(`name: ${project.name}`)
   }, 120_000)
+})
+
+describe('a project that docker compose (v2) runs', () => {
+  let project: Project
+  let ca: string
+  let ids: string[] = []
+
+  beforeAll(async () => {
+    project = await initProject('compose')
+    ca = readFileSync(join(project.dir, 'certs', 'ca.pem'), 'utf8')
+  }, 60_000)
+
+  /** GET /api/ through the gateway until it answers 200 (the gateway may still be starting). */
+  async function apiOnce(): Promise<{status: number; hostname?: string}> {
+    try {
+      const response = await httpsGet({port: project.https, domain: DOMAIN, ca, path: '/api/'})
+      return {
+        status: response.status,
+        hostname: response.status === 200 ? (JSON.parse(response.body) as {hostname: string}).hostname : undefined,
+      }
+    } catch {
+      return {status: 0}
+    }
+  }
+
+  async function hostnames(service: string): Promise<string[]> {
+    const containers = (await projectContainers(project.name)).filter(
+      (container) => container.Labels['com.docker.compose.service'] === service,
+    )
+    return Promise.all(
+      containers.map(async (container) => (await docker.getContainer(container.Id).inspect()).Config.Hostname),
+    )
+  }
+
+  it('docker compose up -d --build on the fresh project serves /api/ through the gateway', async () => {
+    // A file of its own, as any real project has: otherwise BuildKit takes the whole image from its
+    // cache (another generated project built it), with that first build's date, and `up` cannot tell
+    // such an image is current (README: docker compose and create-gateway on the same stack).
+    writeFileSync(join(project.dir, 'services/web/build-id.txt'), `${RUN_ID}\n`)
+    const result = await compose(['up', '-d', '--build'], project.dir, {timeoutMs: 600_000})
+    expect(result.status, result.stderr).toBe(0)
+    const first = await retryUntil(apiOnce, (answer) => answer.status === 200, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      describe: '/api/ through the gateway Compose started',
+    })
+    expect(await hostnames('web')).toContain(first.hostname)
+    ids = (await projectContainers(project.name)).map((container) => container.Id).sort()
+    expect(ids).toHaveLength(3)
+  }, 660_000)
+
+  it('Compose created, label for label and setting for setting, the containers create-gateway up would', async () => {
+    const manifest = await loadManifest(project.dir)
+    const stack = buildStackSpec(manifest)
+    const dotenv = await readProjectEnv(project.dir)
+    const imageIds: Record<string, string> = {}
+    for (const spec of stack.services) imageIds[spec.service] = (await docker.getImage(spec.image).inspect()).Id
+    const desired = desiredContainers(stack, {
+      project: stack.project,
+      dir: project.dir,
+      network: stack.network,
+      imageIds,
+      environment: Object.fromEntries(
+        stack.services.map((spec) => [spec.service, resolveEnvironment(spec, dotenv, {})]),
+      ),
+      compose: composeObject(manifest),
+      variables: dotenv,
+    })
+    for (const want of desired) {
+      const actual = await docker.getContainer(want.name).inspect()
+      const image = await docker.getImage(actual.Image).inspect()
+      // Labels the image carries come along (Compose puts its project and service labels on images it
+      // builds too); every other label is exactly the one create-gateway up sets.
+      const inherited = image.Config?.Labels ?? {}
+      const labels = want.options.Labels!
+      const own = Object.fromEntries(
+        Object.entries(actual.Config.Labels).filter(([key, value]) => key in labels || inherited[key] !== value),
+      )
+      expect(own, want.name).toEqual(labels)
+      console.log(
+        `[e2e] ${want.name}: config-hash ${want.hash} (ours) = ${actual.Config.Labels['com.docker.compose.config-hash']} (Compose)`,
+      )
+      const host = want.options.HostConfig!
+      expect([...(actual.HostConfig.Binds ?? [])].sort(), want.name).toEqual([...(host.Binds ?? [])].sort())
+      for (const key of ['PortBindings', 'RestartPolicy', 'NetworkMode', 'ReadonlyRootfs'] as const)
+        expect(actual.HostConfig[key], `${want.name} HostConfig.${key}`).toEqual(host[key])
+      for (const key of ['Healthcheck', 'StopSignal', 'StopTimeout', 'Image'] as const)
+        expect((actual.Config as unknown as Record<string, unknown>)[key], `${want.name} Config.${key}`).toEqual(
+          want.options[key],
+        )
+      expect(actual.Config.Env).toEqual(expect.arrayContaining(want.options.Env!))
+      expect(actual.NetworkSettings.Networks[stack.network]?.Aliases).toEqual(
+        expect.arrayContaining(want.options.NetworkingConfig!.EndpointsConfig![stack.network]!.Aliases!),
+      )
+    }
+  })
+
+  it('create-gateway up after docker compose up changes nothing: same container IDs, no build', async () => {
+    const result = await runCliAsync(['up', '--dir', project.dir], {env: ENV})
+    expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0)
+    expect(result.stdout).toContain('is up to date: nothing changed')
+    expect((await projectContainers(project.name)).map((container) => container.Id).sort()).toEqual(ids)
+  }, 300_000)
+
+  it('when docker compose up recreates the web replicas, the gateway routes to the new ones (no stale address)', async () => {
+    const gatewayBefore = (await projectContainers(project.name)).find(
+      (container) => container.Labels['com.docker.compose.service'] === 'gateway',
+    )!.Id
+    const webBefore = await hostnames('web')
+    // A new SECRET_KEY in .env changes the web service's config: Compose recreates both replicas.
+    const envFile = join(project.dir, '.env')
+    writeFileSync(
+      envFile,
+      readFileSync(envFile, 'utf8').replace(/^WEB_SECRET_KEY=.*$/m, `WEB_SECRET_KEY=${'k'.repeat(50)}${RUN_ID}`),
+    )
+    const result = await compose(['up', '-d'], project.dir, {timeoutMs: 300_000})
+    expect(result.status, result.stderr).toBe(0)
+    const after = await projectContainers(project.name)
+    const webAfter = await hostnames('web')
+    expect(webAfter).toHaveLength(2)
+    for (const hostname of webAfter) expect(webBefore).not.toContain(hostname)
+    // Compose stopped and started the gateway (depends_on restart: true): the same container.
+    expect(after.find((container) => container.Labels['com.docker.compose.service'] === 'gateway')!.Id).toBe(
+      gatewayBefore,
+    )
+    await retryUntil(apiOnce, (answer) => answer.status === 200, {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      describe: '/api/ after Compose recreated the replicas',
+    })
+    // Round robin over the upstream: a bounded run of requests reaches both new replicas, and only them.
+    const answers: Array<{status: number; hostname?: string}> = []
+    for (let i = 0; i < 12; i++) answers.push(await apiOnce())
+    expect(answers.map((answer) => answer.status)).toEqual(Array(12).fill(200))
+    expect(new Set(answers.map((answer) => answer.hostname))).toEqual(new Set(webAfter))
+    ids = after.map((container) => container.Id).sort()
+  }, 420_000)
+
+  it('create-gateway up agrees with the recreated stack: nothing changed', async () => {
+    const result = await runCliAsync(['up', '--dir', project.dir], {env: ENV})
+    expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0)
+    expect(result.stdout).toContain('is up to date: nothing changed')
+    expect((await projectContainers(project.name)).map((container) => container.Id).sort()).toEqual(ids)
+  }, 300_000)
+
+  it('docker compose down leaves no container or network of the project', async () => {
+    const result = await compose(['down'], project.dir, {timeoutMs: 180_000})
+    expect(result.status, result.stderr).toBe(0)
+    expect(await leftovers(project.name)).toEqual({containers: [], networks: []})
+  }, 240_000)
 })
 
 describe('up that fails leaves nothing behind', () => {

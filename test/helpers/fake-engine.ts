@@ -10,6 +10,7 @@ import type {
   ImageState,
   Labels,
   LogOptions,
+  NetworkOptions,
   NetworkState,
 } from '../../src/docker/engine.js'
 import type {Clock} from '../../src/util/retry.js'
@@ -287,11 +288,15 @@ export class FakeEngine implements Engine {
     return [...this.networksById.values()].find((network) => network.name === name)
   }
 
-  async createNetwork(name: string, labels: Labels): Promise<string> {
+  async createNetwork(name: string, labels: Labels, _options?: NetworkOptions): Promise<string> {
     this.calls.push(`network create ${name}`)
     const network = {id: id(), name, labels}
     this.networksById.set(network.id, network)
     return network.id
+  }
+
+  async connectNetwork(network: string, containerId: string, _endpoint: Docker.EndpointSettings): Promise<void> {
+    this.calls.push(`network connect ${network} ${containerId}`)
   }
 
   async removeNetwork(networkId: string): Promise<void> {

@@ -5,6 +5,7 @@ import {X509Certificate} from 'node:crypto'
 import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
+import {ensureComposeV2} from '../helpers/compose.js'
 import {runCli, tempDir} from '../helpers/cli.js'
 
 const mode = (path: string) => statSync(path).mode & 0o777
@@ -67,7 +68,7 @@ describe('create-gateway init (the built CLI)', () => {
     expect(cert.checkIssued(new X509Certificate(readFileSync(join(dir, 'certs/ca.pem'))))).toBe(true)
   })
 
-  it('the compose file passes a real `docker-compose config`', () => {
+  it('the compose file passes a real `docker compose config` (Compose v2)', () => {
     const dir = join(tempDir(), 'compose-check')
     expect(
       runCli([
@@ -84,16 +85,27 @@ describe('create-gateway init (the built CLI)', () => {
         '/private/=web:jwt',
       ]).status,
     ).toBe(0)
-    const config = spawnSync('docker-compose', ['config'], {cwd: dir, encoding: 'utf8'})
+    ensureComposeV2()
+    const config = spawnSync('docker', ['compose', 'config'], {cwd: dir, encoding: 'utf8'})
     expect(config.status, config.stderr).toBe(0)
     const resolved = parse(config.stdout)
     expect(Object.keys(resolved.services).sort()).toEqual(['gateway', 'student-api', 'web'])
     expect(resolved.services.gateway.depends_on).toEqual({
-      'student-api': {condition: 'service_healthy'},
-      web: {condition: 'service_healthy'},
+      'student-api': {condition: 'service_healthy', restart: true, required: true},
+      web: {condition: 'service_healthy', restart: true, required: true},
     })
-    expect(resolved.services.gateway.ports).toEqual(['127.0.0.1:8080:80/tcp', '127.0.0.1:8443:443/tcp'])
-    expect(JSON.stringify(resolved.services.gateway.volumes)).toMatch(/gateway\/njs:\/etc\/nginx\/njs:ro/)
+    expect(resolved.services.gateway.ports).toEqual([
+      {mode: 'ingress', host_ip: '127.0.0.1', target: 80, published: '8080', protocol: 'tcp'},
+      {mode: 'ingress', host_ip: '127.0.0.1', target: 443, published: '8443', protocol: 'tcp'},
+    ])
+    expect(resolved.services.gateway.volumes).toContainEqual(
+      expect.objectContaining({
+        type: 'bind',
+        source: join(dir, 'gateway/njs'),
+        target: '/etc/nginx/njs',
+        read_only: true,
+      }),
+    )
     // The SECRET_KEY reference is interpolated from .env by Compose itself.
     expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toMatch(/^\S{40,}$/)
     expect(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')).not.toMatch(/^version:/m)

@@ -1,206 +1,39 @@
-import {execFile, spawn, spawnSync, type ChildProcess} from 'node:child_process'
-import {existsSync} from 'node:fs'
-import {chmod, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {execFile, spawn, type ChildProcess} from 'node:child_process'
+import {readFile, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
 import {promisify} from 'node:util'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
-import {djangoServices} from '../../src/manifest/model.js'
 import {parseManifest} from '../../src/manifest/load.js'
-import type {Manifest, ManifestInput} from '../../src/manifest/schema.js'
-import {replicaNames} from '../../src/manifest/stack.js'
-import {renderGateway, renderUpstreams} from '../../src/render/gateway.js'
+import type {ManifestInput} from '../../src/manifest/schema.js'
+import {renderUpstreams} from '../../src/render/gateway.js'
 import {signJwt} from '../../src/verify/jwt.js'
+import {
+  API_KEY,
+  BASIC_PASSWORD,
+  BASIC_USER,
+  buildTree,
+  CANNOT_RUN_NGINX,
+  canRunNginx,
+  JWT_SECRET,
+  mounts,
+  NGINX,
+  nginxTest,
+  put,
+  removeSandboxes,
+  writeHosts,
+  type Tree,
+} from '../helpers/nginx-sandbox.js'
 
 /**
- * The rendered gateway config, run by the host's NGINX (Debian's 1.22, as in the offline image).
- *
- * Every NGINX runs in private mount + network namespaces (`unshare -mn`): the temp tree is bind-mounted
- * on /etc/nginx, /etc/hosts and /etc/host.conf (so upstream names resolve as Docker's DNS answers them:
- * the service name `web` to every replica's address, a container name like my-api-web-1 to its own),
- * /etc/passwd and /etc/group (an `nginx` user for `user nginx;`), /var/log/nginx, /var/lib/nginx,
- * /var/www and the CA bundle. The config runs exactly as rendered, on its real ports 80/443/8081, and
- * the host's files and ports are never touched. Stub upstreams, a stub DNS server on Docker's 127.0.0.11
- * and curl run inside the same namespaces (nsenter), so every packet stays on that private loopback.
+ * The rendered gateway config, run by the host's NGINX in the sandbox of test/helpers/nginx-sandbox.ts
+ * (private mount and network namespaces: the host's files and ports are never touched).
  */
 
 const run = promisify(execFile)
-const NGINX = '/usr/sbin/nginx'
-// Mixed-case base64url, as src/render/secrets.ts generates them.
-const API_KEY = 'q3Zx-Wd_8fKpL0aYt7RbNc2HsVe9GmUj4oXiE1lTr6A'
-const BASIC_USER = 'alice'
-const BASIC_PASSWORD = 'wonderland-42'
-const JWT_SECRET = 'Hs256-test-key_0123456789abcdefghijklmnopqrstu'
-
-function namespacesWork(): boolean {
-  // /etc/host.conf must exist to be bind-mounted over.
-  if (process.getuid?.() !== 0 || !existsSync(NGINX) || !existsSync('/etc/host.conf')) return false
-  return spawnSync('unshare', ['-mn', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0
-}
-
-const canRun = namespacesWork()
-if (!canRun) console.warn('nginx-config: skipped, needs root, unshare/nsenter, /usr/sbin/nginx and /etc/host.conf')
-
-const scratch: string[] = []
-afterAll(async () => {
-  for (const dir of scratch) await rm(dir, {recursive: true, force: true})
-})
-
-async function put(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), {recursive: true})
-  await writeFile(path, content)
-  await chmod(path, mode)
-}
-
-/** A CA and two leaves signed by it: the gateway's certificate and the external payment service's. */
-async function makeCertificates(dir: string): Promise<void> {
-  const ssl = (...args: string[]) => run('openssl', args, {cwd: dir})
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
-  await ssl(
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=nginx-config test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign',
-  )
-  for (const [name, sans] of [
-    ['gateway', 'DNS:api.localhost,DNS:localhost'],
-    ['payment', 'DNS:payments.example.test'],
-  ] as const) {
-    await writeFile(join(dir, `${name}.ext`), `subjectAltName=${sans}\n`)
-    await ssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`)
-    await ssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.pem`,
-    )
-  }
-}
-
-/** One replica of a Django service, at the loopback address that stands for its container. */
-interface Replica {
-  service: string
-  /** Its container name, e.g. my-api-web-1. */
-  name: string
-  ip: string
-  port: number
-}
-
-interface Tree {
-  dir: string
-  replicas: Replica[]
-}
-
-/**
- * The private /etc/hosts. `service`: one line per replica under the service's name, as Docker's DNS
- * answers for `web` (what upstreams.conf lists after `init`); `container`: each replica under its
- * container name (what it lists after `scale`). Only one form, so a config that needs the other fails.
- */
-async function writeHosts(tree: Tree, form: 'service' | 'container'): Promise<void> {
-  const lines = tree.replicas.map((replica) => `${replica.ip} ${form === 'service' ? replica.service : replica.name}`)
-  await put(join(tree.dir, 'hosts'), ['127.0.0.1 localhost', ...lines, ''].join('\n'))
-}
-
-/** Render the manifest and lay the files out as the gateway container sees them. */
-async function buildTree(manifest: Manifest): Promise<Tree> {
-  const dir = await mkdtemp(join(tmpdir(), 'nginx-config-'))
-  scratch.push(dir)
-  const etc = join(dir, 'etc-nginx')
-  for (const file of await renderGateway(manifest))
-    await put(join(etc, file.path.replace(/^gateway\//, '')), file.content)
-  await put(join(etc, 'mime.types'), await readFile('/etc/nginx/mime.types'))
-
-  await makeCertificates(dir)
-  await put(join(etc, 'certs/fullchain.pem'), await readFile(join(dir, 'gateway.pem')))
-  await put(join(etc, 'certs/privkey.pem'), await readFile(join(dir, 'gateway.key')), 0o600)
-  // Trusted by proxy_ssl_verify: the test CA stands in for the system bundle.
-  await put(join(dir, 'ca-bundle.crt'), await readFile(join(dir, 'ca.pem')))
-
-  // htpasswd is read by the worker (user nginx) at request time, so it must be readable by it.
-  const {stdout: hash} = await run('openssl', ['passwd', '-6', BASIC_PASSWORD])
-  await put(join(etc, 'secrets/htpasswd'), `${BASIC_USER}:${hash.trim()}\n`, 0o644)
-  await put(join(etc, 'secrets/api-keys.map'), `"${API_KEY}" 1;\n`, 0o600)
-  // 0600 and root's, as in a project: only the master reads it; njs in the workers gets $jwt_secret.
-  await put(join(etc, 'secrets/jwt-secret.map'), `default "${JWT_SECRET}";\n`, 0o600)
-
-  const replicas: Replica[] = []
-  let next = 2
-  for (const service of djangoServices(manifest)) {
-    for (const name of replicaNames(manifest, service.name, service.replicas))
-      replicas.push({service: service.name, name, ip: `127.0.0.${next++}`, port: service.port})
-  }
-
-  // glibc returns every address /etc/hosts has for a name only with `multi on` (Debian's default, but
-  // not glibc's): ours says so, whatever the host's file does.
-  await put(join(dir, 'host.conf'), 'multi on\n')
-
-  // An `nginx` user with an id the host does not use.
-  const passwd = await readFile('/etc/passwd', 'utf8')
-  const used = new Set(passwd.split('\n').map((line) => line.split(':')[2]))
-  let uid = 60_101
-  while (used.has(String(uid))) uid++
-  await put(join(dir, 'passwd'), `${passwd.trimEnd()}\nnginx:x:${uid}:${uid}:nginx:/nonexistent:/usr/sbin/nologin\n`)
-  await put(join(dir, 'group'), `${(await readFile('/etc/group', 'utf8')).trimEnd()}\nnginx:x:${uid}:\n`)
-
-  for (const sub of ['logs', 'lib', 'www/acme/.well-known/acme-challenge'])
-    await mkdir(join(dir, sub), {recursive: true})
-  const tree = {dir, replicas}
-  await writeHosts(tree, 'service')
-  return tree
-}
-
-/** Shell lines that lay the tree over the container paths, inside a fresh mount namespace. */
-function mounts(dir: string): string {
-  const binds: Array<[string, string]> = [
-    ['etc-nginx', '/etc/nginx'],
-    ['hosts', '/etc/hosts'],
-    ['host.conf', '/etc/host.conf'],
-    ['passwd', '/etc/passwd'],
-    ['group', '/etc/group'],
-    ['logs', '/var/log/nginx'],
-    ['lib', '/var/lib/nginx'],
-    ['www', '/var/www'],
-    ['ca-bundle.crt', '/etc/ssl/certs/ca-certificates.crt'],
-  ]
-  return [
-    'set -e',
-    'ip link set lo up',
-    ...binds.map(([source, target]) => `mount --bind '${join(dir, source)}' '${target}'`),
-    // The pid file (compiled-in default /run/nginx.pid) goes to a private /run.
-    'mount -t tmpfs tmpfs /run',
-  ].join('\n')
-}
-
-async function nginxTest(dir: string): Promise<{ok: boolean; output: string}> {
-  const result = spawnSync('unshare', ['-mn', 'sh', '-c', `${mounts(dir)}\nexec ${NGINX} -t`], {
-    encoding: 'utf8',
-    timeout: 30_000,
-  })
-  return {ok: result.status === 0, output: `${result.stdout}${result.stderr}`}
-}
+const canRun = canRunNginx
+if (!canRun) console.warn(`nginx-config: skipped, ${CANNOT_RUN_NGINX}`)
+afterAll(removeSandboxes)
 
 const projects: Record<string, ManifestInput> = {
   defaults: {

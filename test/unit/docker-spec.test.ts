@@ -2,7 +2,6 @@ import {describe, expect, it} from 'vitest'
 
 import type {ContainerState} from '../../src/docker/engine.js'
 import {
-  configHash,
   desiredContainers,
   interpolate,
   LABELS,
@@ -80,7 +79,7 @@ describe('${VAR} interpolation from .env, as Compose does it', () => {
 })
 
 describe('container definitions', () => {
-  it('names replicas then the gateway like the upstreams file, with Compose labels', () => {
+  it('names replicas then the gateway like the upstreams file, with exactly the labels Compose v2 sets', () => {
     const containers = desired({runId: 'run-42'})
     expect(containers.map((container) => container.name)).toEqual(['demo-web-1', 'demo-web-2', 'demo-gateway-1'])
     const web2 = containers[1]!
@@ -90,17 +89,22 @@ describe('container definitions', () => {
       'com.docker.compose.container-number': '2',
       'com.docker.compose.oneoff': 'False',
       'com.docker.compose.config-hash': web2.hash,
+      'com.docker.compose.image': 'sha256:web1',
+      'com.docker.compose.depends_on': '',
       'com.docker.compose.project.working_dir': '/srv/demo',
       'com.docker.compose.project.config_files': '/srv/demo/docker-compose.yml',
-      'com.docker.compose.version': '2.24.0',
-      'dev.create-gateway.project': 'demo',
+      'com.docker.compose.version': '2.40.3',
       'dev.create-gateway.run-id': 'run-42',
     })
-    expect(web2.options.NetworkingConfig?.EndpointsConfig?.demo_default?.Aliases).toEqual(['web', 'demo-web-2'])
+    const gateway = containers[2]!
+    expect(gateway.options.Labels?.['com.docker.compose.depends_on']).toBe('web:service_healthy:true')
+    // Compose's aliases: the container name first, then the service name.
+    expect(web2.options.NetworkingConfig?.EndpointsConfig?.demo_default?.Aliases).toEqual(['demo-web-2', 'web'])
     expect(web2.options.Env).toContain('DJANGO_SECRET_KEY=k')
-    expect(web2.options.HostConfig?.PortBindings).toBeUndefined()
-    expect(web2.options.HostConfig?.RestartPolicy).toEqual({Name: 'unless-stopped'})
+    expect(web2.options.HostConfig?.PortBindings).toEqual({})
+    expect(web2.options.HostConfig?.RestartPolicy).toEqual({Name: 'unless-stopped', MaximumRetryCount: 0})
     expect(web2.options.Healthcheck?.Interval).toBe(5_000_000_000)
+    expect(web2.options).toMatchObject({AttachStdout: true, AttachStderr: true, AttachStdin: false, Tty: false})
   })
 
   it('publishes only the gateway, on the bind address, and mounts project files by absolute path', () => {
@@ -129,18 +133,20 @@ describe('container definitions', () => {
     expect(desired().map((c) => c.hash)).toEqual(desired().map((c) => c.hash))
   })
 
-  it('changes the hash when the image, the environment or the ports change', () => {
+  it('changes the hash when the environment or the ports change, and the image label when the image does', () => {
     const [base] = desired()
-    expect(desired({imageIds: {web: 'sha256:web2', gateway: 'sha256:nginx1'}})[0]!.hash).not.toBe(base!.hash)
+    const newImage = desired({imageIds: {web: 'sha256:web2', gateway: 'sha256:nginx1'}})[0]!
+    // Compose leaves the image out of the config hash and compares its image label instead.
+    expect(newImage.hash).toBe(base!.hash)
+    expect(newImage.options.Labels?.['com.docker.compose.image']).toBe('sha256:web2')
     expect(desired({environment: {web: {DJANGO_SECRET_KEY: 'other'}}})[0]!.hash).not.toBe(base!.hash)
     const gateway = (manifest = testManifest()) => desired({}, manifest).find((c) => c.service === 'gateway')!.hash
     expect(gateway(testManifest({ports: {http: 18081, https: 18443}}))).not.toBe(gateway())
   })
 
-  it('ignores key order in the hash', () => {
-    expect(configHash({Image: 'a', Env: ['X=1'], Labels: {a: '1', b: '2'}}, 'id')).toBe(
-      configHash({Labels: {b: '2', a: '1'}, Env: ['X=1'], Image: 'a'}, 'id'),
-    )
+  it('does not change the hash with the replica count (Compose leaves deploy.replicas out)', () => {
+    const web = (replicas: number) => desired({}, testManifest({services: {web: {kind: 'django', replicas}}}))[0]!.hash
+    expect(web(3)).toBe(web(2))
   })
 
   it('starts the Django services before the gateway that depends on them', () => {
@@ -162,6 +168,19 @@ describe('planContainers', () => {
     )
     expect(plan.containers.map((item) => item.action)).toEqual(['keep', 'keep', 'keep'])
     expect(plan.remove).toEqual([])
+  })
+
+  it('recreates a container whose image label is not the current image, as Compose does', () => {
+    const want = desired()
+    const plan = planContainers(
+      want,
+      want.map((container, index) =>
+        index === 0
+          ? running(container, {labels: {...container.options.Labels, [LABELS.image]: 'sha256:older'}})
+          : running(container),
+      ),
+    )
+    expect(plan.containers.map((item) => item.action)).toEqual(['recreate', 'keep', 'keep'])
   })
 
   it('creates missing replicas, recreates changed ones, starts stopped ones, removes extras', () => {

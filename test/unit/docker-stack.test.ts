@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
@@ -54,10 +55,12 @@ describe('upStack against a fake engine', () => {
     )
     expect(progress).toContain('web: Step 1/2 : FROM base')
     const network = [...engine.networksById.values()][0]!
+    // As Compose v2.40 labels it, hash included: sha256 of `{"name":"demo_default","ipam":{}}`.
     expect(network.labels).toEqual({
       'com.docker.compose.project': 'demo',
       'com.docker.compose.network': 'default',
-      'com.docker.compose.version': '2.24.0',
+      'com.docker.compose.version': '2.40.3',
+      'com.docker.compose.config-hash': createHash('sha256').update('{"name":"demo_default","ipam":{}}').digest('hex'),
     })
     expect(describeUp(result)).toContain('demo is up')
   })

@@ -65,10 +65,10 @@ describe('manifest schema', () => {
   it.each([
     ['name not DNS-safe', (m: any) => (m.name = 'My_API'), /^name: must be DNS-safe/],
     ['domain with spaces', (m: any) => (m.domain = 'api example.com'), /^domain: must be a host name/],
-    ['port out of range', (m: any) => (m.ports.http = 70000), /^ports\.http: must be between 1 and 65535/],
+    ['port out of range', (m: any) => (m.ports.http = 70000), /^ports\.http: must be a port number from 1 to 65535/],
     ['http == https', (m: any) => (m.ports.https = 8080), /^ports\.https: http and https must be different ports/],
     ['rate not like 10r/s', (m: any) => (m.rateLimit.rate = '10/s'), /^rateLimit\.rate: must look like 10r\/s/],
-    ['burst < 0', (m: any) => (m.rateLimit.burst = -1), /^rateLimit\.burst: must be 0 or more/],
+    ['burst < 0', (m: any) => (m.rateLimit.burst = -1), /^rateLimit\.burst: must be a whole number from 0 to 1000000/],
     [
       'route to an unknown service',
       (m: any) => (m.routes[2].service = 'pay'),
@@ -80,7 +80,11 @@ describe('manifest schema', () => {
       (m: any) => (m.routes[1].auth = 'oauth'),
       /^routes\[1\]\.auth: must be one of none, basic, api-key/,
     ],
-    ['replicas < 1', (m: any) => (m.services.web.replicas = 0), /^services\.web\.replicas: must be at least 1/],
+    [
+      'replicas < 1',
+      (m: any) => (m.services.web.replicas = 0),
+      /^services\.web\.replicas: must be a whole number from 1 to 10/,
+    ],
     [
       'external URL not http/https',
       (m: any) => (m.services.payment.url = 'ftp://files.example.com'),

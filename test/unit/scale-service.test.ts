@@ -14,6 +14,7 @@ import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock} from '../helpers/fake-engine.js'
 import {FakeNginxEngine, IMAGES, runningStack, UPSTREAMS} from '../helpers/fake-nginx.js'
 import {testManifest, testProject} from '../helpers/stack-fixture.js'
+import {renderCompose} from '../../src/render/compose.js'
 
 function upstreamServers(text: string): string[] {
   return [...text.matchAll(/server (\S+):8000/g)].map((match) => match[1]!)
@@ -26,6 +27,7 @@ function snapshot(dir: string) {
 describe('scaleServices up', () => {
   it('creates the new replicas as `up` would, lists them, tests, reloads, confirms, and saves the count', async () => {
     const {engine, dir, manifest, options} = await runningStack(1, 'replicas')
+    writeFileSync(join(dir, 'docker-compose.yml'), renderCompose(manifest).content)
     const progress: string[] = []
     const result = await scaleServices(dir, manifest, {web: 3}, options({onProgress: (line) => progress.push(line)}))
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
@@ -46,6 +48,8 @@ describe('scaleServices up', () => {
     const yaml = readFileSync(join(dir, 'gateway.yaml'), 'utf8')
     expect(yaml).toContain('# my own comment, kept by scale')
     expect((await loadManifest(dir)).services.web).toMatchObject({replicas: 3})
+    // docker-compose.yml says 3 too (what `render` writes), so `docker compose up -d` keeps web-3.
+    expect(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')).toBe(renderCompose(await loadManifest(dir)).content)
     expect(result).toMatchObject({
       project: 'demo',
       changed: true,
@@ -76,7 +80,7 @@ describe('scaleServices up', () => {
       [LABELS.number]: '3',
       [LABELS.oneoff]: 'False',
     })
-    expect(web3.options.NetworkingConfig).toEqual({EndpointsConfig: {demo_default: {Aliases: ['web', 'demo-web-3']}}})
+    expect(web3.options.NetworkingConfig).toEqual({EndpointsConfig: {demo_default: {Aliases: ['demo-web-3', 'web']}}})
     expect(web3.options.Env).toEqual(web1.options.Env)
     engine.calls.length = 0
     const again = await upStack(dir, await loadManifest(dir), {engine, clock: fakeClock(), env: {}})
