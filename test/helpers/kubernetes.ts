@@ -1,4 +1,4 @@
-import {execFile, spawnSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 
@@ -43,9 +43,9 @@ export function validateAgainstSchema(document: {apiVersion?: string; kind?: str
  * kubectl for `kubectl kustomize`: $KUBECTL, else the one on PATH. Absent, the test fails and says how
  * to install it (Debian's forky suite has kubectl; .ci/run installs it).
  */
-export function findKubectl(): string {
+export async function findKubectl(): Promise<string> {
   const candidate = process.env.KUBECTL ?? 'kubectl'
-  const probe = spawnSync(candidate, ['version', '--client'], {encoding: 'utf8'})
+  const probe = await runProgram(candidate, ['version', '--client'], 60_000)
   if (probe.status === 0) return candidate
   const where =
     process.env.KUBECTL && !existsSync(process.env.KUBECTL) ? ` (${process.env.KUBECTL} does not exist)` : ''

@@ -187,7 +187,7 @@ describe('export kubernetes (the built CLI)', () => {
   })
 
   it('kubectl kustomize renders the folder into every resource, in the namespace', async () => {
-    const kubectl = findKubectl()
+    const kubectl = await findKubectl()
     const rendered = await runProgram(kubectl, ['kustomize', out])
     expect(rendered.status, rendered.stderr).toBe(0)
     const docs = parseAllDocuments(rendered.stdout).map((doc) => doc.toJS())
