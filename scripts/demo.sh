@@ -17,7 +17,7 @@ if [[ "${CREATE_GATEWAY_OFFLINE:-}" != 1 ]] && { docker image inspect python:3.1
 else
   echo "==> no registry: building offline stand-in images from Debian packages"
   bash fixtures/images/build.sh
-  image_flags=(--python-image create-gateway-offline/python:bookworm --nginx-image create-gateway-offline/nginx:bookworm)
+  image_flags=(--python-image create-gateway-offline/python:forky --nginx-image create-gateway-offline/nginx:forky)
 fi
 
 if [[ -f "$dir/gateway.yaml" ]]; then

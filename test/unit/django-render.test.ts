@@ -23,7 +23,7 @@ function manifest(overrides: Record<string, unknown> = {}): Manifest {
       {path: '/student-api/', service: 'student-api'},
       {path: '/payment/', service: 'payment', auth: 'api-key'},
     ],
-    images: {python: 'create-gateway-offline/python:bookworm'},
+    images: {python: 'create-gateway-offline/python:forky'},
     ...overrides,
   })
 }
