@@ -62,7 +62,7 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
     {
       description: 'Offline base images (no registry)',
       command:
-        '<%= config.bin %> init my-api --yes --python-image create-gateway-offline/python:bookworm --nginx-image create-gateway-offline/nginx:bookworm',
+        '<%= config.bin %> init my-api --yes --python-image create-gateway-offline/python:forky --nginx-image create-gateway-offline/nginx:forky',
     },
     {description: 'Show what would be written', command: '<%= config.bin %> init my-api --yes --dry-run'},
   ]

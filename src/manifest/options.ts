@@ -271,7 +271,7 @@ export const INIT_OPTIONS = [
     key: 'pythonImage',
     flag: 'python-image',
     summary:
-      'Base image of the Django services (an offline stand-in such as create-gateway-offline/python:bookworm works too).',
+      'Base image of the Django services (an offline stand-in such as create-gateway-offline/python:forky works too).',
     fields: ['images.python'],
     default: () => DEFAULT_IMAGES.python,
     parse: fieldParser(ImageSchema, 'python-image'),

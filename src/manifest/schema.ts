@@ -29,7 +29,7 @@ export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gatew
 
 export const DEFAULT_IMAGES = {
   python: 'python:3.12-slim',
-  nginx: 'nginx:1.27',
+  nginx: 'nginx:1.30',
   certbot: 'certbot/certbot:latest',
 } as const
 
@@ -129,7 +129,7 @@ export const ServiceNameSchema = z
 export const ImageSchema = z
   .string()
   .max(LIMITS.image, `must be at most ${LIMITS.image} characters`)
-  .regex(imageRef, 'must be an image reference such as nginx:1.27')
+  .regex(imageRef, 'must be an image reference such as nginx:1.30')
 
 export const RouteRateLimitSchema = z.object({rate: RateSchema, burst: BurstSchema}).strict()
 

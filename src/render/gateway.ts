@@ -15,10 +15,13 @@ import {renderTemplate, type PlannedFile} from './plan.js'
  * the prefix stripped, as in the seed (`/payment/checkout/` -> `<url path>checkout/`).
  */
 
-/** Mozilla server-side TLS guideline 5.7, "intermediate", verbatim. */
+/** Mozilla server-side TLS guideline 6.0, "intermediate", verbatim (no DHE suites since 6.0). */
 export const MOZILLA_INTERMEDIATE_CIPHERS =
   'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
-  'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305'
+  'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305'
+
+/** Guideline 6.0's key exchange groups, for OpenSSL >= 3.5 (the official nginx image has 3.5). */
+export const MOZILLA_INTERMEDIATE_GROUPS = 'X25519MLKEM768:X25519:prime256v1:secp384r1'
 
 /** Upstream health and pooling, shared by every Django upstream. */
 export const UPSTREAM_SERVER_PARAMS = 'max_fails=3 fail_timeout=10s'
@@ -226,6 +229,7 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     // a path with a variable makes NGINX read it at each handshake, so neither needs a reload.
     certificateDir: cluster && manifest.tls.mode === 'certbot' ? '$gateway_tls_dir' : GATEWAY_PATHS.certs,
     ciphers: MOZILLA_INTERMEDIATE_CIPHERS,
+    ecdhCurves: MOZILLA_INTERMEDIATE_GROUPS,
     zones,
     rateLimitStatus: rateLimit.status,
     routes,

@@ -113,7 +113,7 @@ describe('up, status, down on a generated project', () => {
     expect(result.stdout).toContain(`https://${DOMAIN}:${project.https}/`)
     expect(result.stdout).toContain(`curl --cacert certs/ca.pem`)
     expect(result.stderr).toMatch(
-      /web: Step \d+\/\d+ : FROM create-gateway-offline\/python:bookworm|image .* is up to date/,
+      /web: Step \d+\/\d+ : FROM create-gateway-offline\/python:forky|image .* is up to date/,
     )
     const containers = await projectContainers(project.name)
     expect(containers.map((container) => container.Names[0]).sort()).toEqual([

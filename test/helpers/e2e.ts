@@ -10,8 +10,8 @@ import {BIN, ROOT, type CliResult} from './cli.js'
 
 /** The offline stand-ins that fixtures/images/build.sh makes; no registry is reachable in tests. */
 export const OFFLINE_IMAGES = {
-  python: 'create-gateway-offline/python:bookworm',
-  nginx: 'create-gateway-offline/nginx:bookworm',
+  python: 'create-gateway-offline/python:forky',
+  nginx: 'create-gateway-offline/nginx:forky',
 } as const
 
 /** One id per test run; every project and resource of the run carries it. */

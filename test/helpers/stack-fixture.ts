@@ -14,7 +14,7 @@ export function testManifest(overrides: Record<string, unknown> = {}): Manifest 
     ports: {http: 18080, https: 18443},
     services: {web: {kind: 'django', replicas: 2}},
     routes: [{path: '/', service: 'web'}],
-    images: {python: 'create-gateway-offline/python:bookworm', nginx: 'create-gateway-offline/nginx:bookworm'},
+    images: {python: 'create-gateway-offline/python:forky', nginx: 'create-gateway-offline/nginx:forky'},
     ...overrides,
   })
 }

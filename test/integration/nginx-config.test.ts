@@ -16,18 +16,19 @@ import {
   CANNOT_RUN_NGINX,
   canRunNginx,
   JWT_SECRET,
-  mounts,
   NGINX,
   nginxTest,
   put,
   removeSandboxes,
+  sandbox,
+  sandboxCommand,
   writeHosts,
   type Tree,
 } from '../helpers/nginx-sandbox.js'
 
 /**
- * The rendered gateway config, run by the host's NGINX in the sandbox of test/helpers/nginx-sandbox.ts
- * (private mount and network namespaces: the host's files and ports are never touched).
+ * The rendered gateway config, run by the stand-in image's NGINX (1.30) in the sandbox of
+ * test/helpers/nginx-sandbox.ts (a container of its own: the host's files and ports are never touched).
  */
 
 const run = promisify(execFile)
@@ -82,7 +83,7 @@ const projects: Record<string, ManifestInput> = {
   },
 }
 
-describe.skipIf(!canRun)('nginx -t on rendered configs (host nginx 1.22)', () => {
+describe.skipIf(!canRun)("nginx -t on rendered configs (the stand-in image's nginx)", () => {
   for (const [title, input] of Object.entries(projects)) {
     it(`accepts ${title}, without warnings`, async () => {
       const tree = await buildTree(parseManifest(input))
@@ -192,6 +193,8 @@ console.log('ready')
 `
 
 interface Reply {
+  /** As the status line says it: "1.1" or "2". */
+  httpVersion: string
   status: number
   headers: Record<string, string>
   body: string
@@ -230,13 +233,17 @@ const live: ManifestInput = {
 
 describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
   let tree: Tree
-  let holder: ChildProcess | undefined
+  /** The sandbox container's main process: its network namespace is where everything talks. */
   let holderPid = 0
   const children: ChildProcess[] = []
 
-  /** Start a process inside the holder's namespaces; resolves when `ready` matches its output. */
-  async function startInside(args: string[], ready: (output: string) => boolean, what: string): Promise<ChildProcess> {
-    const child = spawn('nsenter', ['-t', String(holderPid), '-m', '-n', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+  /** Start a process (a command line that enters the sandbox); resolves when `ready` matches its output. */
+  async function startInside(
+    command: string[],
+    ready: (output: string) => boolean,
+    what: string,
+  ): Promise<ChildProcess> {
+    const child = spawn(command[0]!, command.slice(1), {stdio: ['ignore', 'pipe', 'pipe']})
     children.push(child)
     let output = ''
     const started = Date.now()
@@ -288,7 +295,8 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
       headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
     }
 
-    return {status: Number(statusLine!.split(' ')[1]), headers, body: stdout.slice(split + 4)}
+    const [protocol, status] = statusLine!.split(' ')
+    return {httpVersion: protocol!.replace('HTTP/', ''), status: Number(status), headers, body: stdout.slice(split + 4)}
   }
 
   const echoOf = (reply: Reply): Echo => JSON.parse(reply.body) as Echo
@@ -312,55 +320,41 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     await put(join(tree.dir, 'stubs.mjs'), STUBS)
     await put(join(tree.dir, 'stubs.json'), JSON.stringify({servers, dns: {'payments.example.test': '127.0.0.100'}}))
 
-    // The holder keeps the namespaces alive; everything else joins them with nsenter.
-    holder = spawn('unshare', ['-mn', '--fork', 'sh', '-c', `${mounts(tree.dir)}\necho "pid $$"\nexec sleep 300`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    holderPid = await new Promise<number>((resolve, reject) => {
-      let output = ''
-      const timer = setTimeout(() => reject(new Error(`namespace holder not ready after 10000 ms: ${output}`)), 10_000)
-      const take = (chunk: Buffer) => {
-        output += chunk
-        const match = /pid (\d+)/.exec(output)
-        if (match) {
-          clearTimeout(timer)
-          resolve(Number(match[1]))
-        }
-      }
-
-      holder!.stdout!.on('data', take)
-      holder!.stderr!.on('data', take)
-    })
-
+    // The sandbox container keeps the network namespace alive; the stubs and curl join it with nsenter.
+    holderPid = (await sandbox()).pid
     await startInside(
-      [process.execPath, join(tree.dir, 'stubs.mjs'), join(tree.dir, 'stubs.json')],
+      [
+        'nsenter',
+        '-t',
+        String(holderPid),
+        '-n',
+        process.execPath,
+        join(tree.dir, 'stubs.mjs'),
+        join(tree.dir, 'stubs.json'),
+      ],
       (output) => output.includes('ready'),
       'stubs',
     )
-    await startInside([NGINX, '-g', 'daemon off;'], () => false, 'nginx')
+    await startInside(await sandboxCommand(tree.dir, `exec ${NGINX} -g 'daemon off;'`), () => false, 'nginx')
   })
 
   afterAll(async () => {
-    // Each process we started, by its own pid: nginx (SIGQUIT, its graceful stop), the stubs, the holder.
-    for (const [child, signal] of [
-      ...children.map((child) => [child, child.spawnargs.includes(NGINX) ? 'SIGQUIT' : 'SIGTERM'] as const),
-      [holder, 'SIGTERM'] as const,
-    ]) {
-      if (child?.pid && child.exitCode === null) child.kill(signal)
-    }
-
-    if (holderPid) process.kill(holderPid, 'SIGTERM')
+    // Each process we started, by its own pid: nginx (SIGQUIT, its graceful stop) and the stubs.
+    for (const child of children)
+      if (child.pid && child.exitCode === null) child.kill(child.spawnargs.includes(NGINX) ? 'SIGQUIT' : 'SIGTERM')
     await Promise.all(
-      [...children, holder].map((child) =>
-        child && child.exitCode === null ? new Promise((done) => child.once('exit', done)) : undefined,
-      ),
+      children.map((child) => (child.exitCode === null ? new Promise((done) => child.once('exit', done)) : undefined)),
     )
   })
 
   it('redirects HTTP to HTTPS on the published port and serves ACME challenges', async () => {
     const redirect = await curl(['http://api.localhost/some/path?x=1'])
-    expect(redirect.status).toBe(301)
+    expect(redirect.status).toBe(308)
     expect(redirect.headers.location).toBe('https://api.localhost:8443/some/path?x=1')
+    // 308, not 301: a client must repeat a POST, body and all, at the new address.
+    const post = await curl(['-X', 'POST', '-d', 'a=1', 'http://api.localhost/api/things/'])
+    expect(post.status).toBe(308)
+    expect(post.headers.location).toBe('https://api.localhost:8443/api/things/')
 
     const token = await curl(['http://api.localhost/.well-known/acme-challenge/token-123'])
     expect(token.status).toBe(200)
@@ -374,7 +368,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     expect(reply.status).toBe(200)
     expect(reply.headers['x-request-id']).toBe('verify-route-1')
     expect(reply.headers['x-gateway-upstream']).toBe('web')
-    expect(reply.headers['strict-transport-security']).toBe('max-age=63072000')
+    expect(reply.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains')
     expect(reply.headers['x-content-type-options']).toBe('nosniff')
     const echo = echoOf(reply)
     expect(echo.name).toMatch(/^my-api-web-[12]$/)
@@ -401,6 +395,16 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     expect([...seen].sort()).toEqual(['my-api-web-1', 'my-api-web-2'])
     const odd = await curl(['-H', 'X-Request-ID: has spaces"and quotes', 'https://api.localhost/'])
     expect(odd.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/)
+  })
+
+  it('negotiates HTTP/2 by ALPN and still serves HTTP/1.1 clients', async () => {
+    const h2 = await curl(['--http2', 'https://api.localhost/hello/'])
+    expect(h2.httpVersion).toBe('2')
+    expect(h2.status).toBe(200)
+    expect(echoOf(h2).url).toBe('/hello/')
+    const h1 = await curl(['--http1.1', 'https://api.localhost/hello/'])
+    expect(h1.httpVersion).toBe('1.1')
+    expect(h1.status).toBe(200)
   })
 
   it('asks for basic credentials on /secure/ and keeps the prefix', async () => {
@@ -454,7 +458,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     ])
     expect(second.status).toBe(503)
     expect(second.headers['x-gateway-error']).toBe('rate-limited')
-    expect(second.headers['strict-transport-security']).toBe('max-age=63072000')
+    expect(second.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains')
     expect(JSON.parse(second.body)).toEqual({error: 'rate limit exceeded', request_id: 'verify-limit-2'})
   })
 

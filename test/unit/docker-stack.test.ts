@@ -13,7 +13,7 @@ import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
 import {testManifest, testProject} from '../helpers/stack-fixture.js'
 
-const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm']
+const IMAGES = ['create-gateway-offline/python:forky', 'create-gateway-offline/nginx:forky']
 
 function setup(manifest = testManifest()) {
   const engine = new FakeEngine(IMAGES)
@@ -201,15 +201,15 @@ describe('upStack against a fake engine', () => {
   })
 
   it('says clearly that a missing image cannot be pulled, before building anything', async () => {
-    const engine = new FakeEngine(['create-gateway-offline/python:bookworm'])
+    const engine = new FakeEngine(['create-gateway-offline/python:forky'])
     const manifest = testManifest()
     const dir = testProject(manifest)
     const error = await rejectionOf(upStack(dir, manifest, {engine, clock: fakeClock(), env: {}}), OperationError)
     expect(error.message).toMatch(
-      /^Image create-gateway-offline\/nginx:bookworm \(gateway\) not found locally and the registry is unreachable/,
+      /^Image create-gateway-offline\/nginx:forky \(gateway\) not found locally and the registry is unreachable/,
     )
     expect(error.hint).toContain('--nginx-image')
-    expect(engine.calls).toEqual(['pull create-gateway-offline/nginx:bookworm'])
+    expect(engine.calls).toEqual(['pull create-gateway-offline/nginx:forky'])
   })
 
   it('shows the build error and creates nothing when the build fails', async () => {

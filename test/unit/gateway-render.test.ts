@@ -112,14 +112,16 @@ describe('renderGateway', () => {
     const conf = (await render())['gateway/conf.d/gateway.conf']!
     const [http, https, status] = servers(conf)
     expect(http).toContain('listen 80 default_server;')
-    expect(http).toContain('return 301 https://$host:8443$request_uri;')
+    expect(http).toContain('return 308 https://$host:8443$request_uri;')
     const acme = block(http!, 'location ^~ /.well-known/acme-challenge/')
     expect(acme).toContain('root /var/www/acme;')
     expect(acme).toContain('default_type text/plain;')
     expect(acme).toContain('try_files $uri =404;')
 
     expect(https).toContain('listen 443 ssl default_server;')
-    expect(https).not.toMatch(/^\s*(http2|listen .*http2)/m)
+    // `http2 on` (NGINX >= 1.25.1), not the deprecated `listen ... http2` that warns on every start.
+    expect(https).toMatch(/^ {4}http2 on;$/m)
+    expect(https).not.toMatch(/^\s*listen .*http2/m)
     expect(https).toContain('server_name api.example.com localhost;')
     const locations = [...https!.matchAll(/^ {4}location (\S+) \{/gm)].map((match) => match[1])
     expect(locations.filter((path) => path!.startsWith('/'))).toEqual(['/', '/secure/', '/api2/', '/payment/'])
@@ -131,7 +133,7 @@ describe('renderGateway', () => {
 
   it('omits the port from the redirect when HTTPS is published on 443', async () => {
     const conf = (await render({ports: {http: 80, https: 443}}))['gateway/conf.d/gateway.conf']!
-    expect(conf).toContain('return 301 https://$host$request_uri;')
+    expect(conf).toContain('return 308 https://$host$request_uri;')
   })
 
   it('uses the Mozilla intermediate TLS profile and HSTS', async () => {
@@ -139,20 +141,24 @@ describe('renderGateway', () => {
     const conf = files['gateway/conf.d/gateway.conf']!
     expect(conf).toContain('ssl_protocols TLSv1.2 TLSv1.3;')
     expect(conf).toContain(`ssl_ciphers ${MOZILLA_INTERMEDIATE_CIPHERS};`)
-    expect(MOZILLA_INTERMEDIATE_CIPHERS.split(':')).toHaveLength(9)
+    // Guideline 6.0: six ECDHE suites, no DHE (so no ssl_dhparam either).
+    expect(MOZILLA_INTERMEDIATE_CIPHERS.split(':')).toHaveLength(6)
+    expect(MOZILLA_INTERMEDIATE_CIPHERS).not.toMatch(/(^|:)DHE-/)
     for (const line of [
+      'ssl_ecdh_curve X25519MLKEM768:X25519:prime256v1:secp384r1;',
       'ssl_prefer_server_ciphers off;',
       'ssl_session_cache shared:SSL:10m;',
       'ssl_session_timeout 1d;',
-      'ssl_session_tickets off;',
     ]) {
       expect(conf).toContain(line)
     }
+    // NGINX >= 1.23.2 rotates ticket keys in the shared cache: the generator no longer turns tickets off.
+    expect(conf).not.toMatch(/^\s*(ssl_session_tickets|ssl_dhparam)/m)
 
     expect(conf).toContain('ssl_certificate /etc/nginx/certs/fullchain.pem;')
     expect(conf).toContain('ssl_certificate_key /etc/nginx/certs/privkey.pem;')
     expect(files['gateway/conf.d/snippets/headers.conf']).toContain(
-      'add_header Strict-Transport-Security "max-age=63072000" always;',
+      'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
     )
   })
 
@@ -337,7 +343,7 @@ describe('renderGateway', () => {
     expect(http).toContain('listen 80 default_server;')
     expect(http).toContain('location ^~ /.well-known/acme-challenge/')
     expect(http).toContain('location /secure/ {')
-    expect(conf).not.toMatch(/^\s*(ssl_|listen 443|return 301)/m)
+    expect(conf).not.toMatch(/^\s*(ssl_|listen 443|return 30[18]|http2)/m)
     expect(status).toContain('listen 127.0.0.1:8081;')
     expect(files['gateway/conf.d/snippets/headers.conf']).not.toContain('Strict-Transport-Security')
     expect(files['gateway/conf.d/snippets/proxy.conf']).toContain('proxy_set_header X-Forwarded-Port 8080;')
