@@ -2,7 +2,7 @@ import {OperationError, UsageError} from '../errors.js'
 import {isIpAddress, parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
 import {djangoServices, externalServices, isLocalDomain, upstreamName, urlHost, usesAuth} from '../manifest/model.js'
 import type {AuthMode, Manifest} from '../manifest/schema.js'
-import {GATEWAY_PATHS, GATEWAY_PORTS, PROJECT_PATHS} from '../manifest/stack.js'
+import {GATEWAY_PATHS, GATEWAY_PORTS, GATEWAY_WRITABLE_DIR, PROJECT_PATHS} from '../manifest/stack.js'
 import {renderTemplate, type PlannedFile} from './plan.js'
 
 /**
@@ -226,7 +226,8 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     logs: cluster
       ? {access: '/dev/stdout', error: '/dev/stderr'}
       : {access: `${GATEWAY_PATHS.logs}/access.log`, error: `${GATEWAY_PATHS.logs}/error.log`},
-    writableDir: cluster?.writableDir,
+    // Both run on a read-only root: one writable directory (a tmpfs here, an emptyDir there).
+    writableDir: cluster?.writableDir ?? GATEWAY_WRITABLE_DIR,
     // The health endpoint: loopback on one host (the engine's healthcheck runs inside the container),
     // the pod's address in a cluster (the kubelet's probes come from the node).
     statusListen: cluster ? String(ports.status) : `127.0.0.1:${ports.status}`,

@@ -106,8 +106,17 @@ describe('create-gateway init (the built CLI)', () => {
         read_only: true,
       }),
     )
-    // The SECRET_KEY reference is interpolated from .env by Compose itself.
-    expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toMatch(/^\S{40,}$/)
+    // SECRET_KEY is a Compose secret (a file under /run/secrets/), not an environment value.
+    expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toBeUndefined()
+    expect(resolved.services.web.environment.DJANGO_SECRET_KEY_FILE).toBe('/run/secrets/web-secret-key')
+    expect(resolved.services.web.secrets).toEqual([{source: 'web-secret-key', target: '/run/secrets/web-secret-key'}])
+    expect(resolved.secrets['web-secret-key']).toMatchObject({file: join(dir, 'secrets/web-secret-key')})
+    expect(resolved.services.web).toMatchObject({
+      read_only: true,
+      cap_drop: ['ALL'],
+      security_opt: ['no-new-privileges:true'],
+    })
+    expect(resolved.networks.internal).toMatchObject({internal: true})
     expect(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')).not.toMatch(/^version:/m)
   })
 

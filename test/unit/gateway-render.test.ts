@@ -84,7 +84,9 @@ describe('renderGateway', () => {
       expect(conf).toContain(line)
     }
 
-    expect(conf).not.toMatch(/^\s*pid /m)
+    // A read-only root: the pid file and temp files go to the gateway's tmpfs.
+    expect(conf).toContain('pid /tmp/nginx.pid;')
+    expect(conf).toContain('client_body_temp_path /tmp/client_body;')
     expect(conf).toContain('error_log /var/log/nginx/error.log warn;')
     expect(conf).toContain('access_log /var/log/nginx/access.log gateway_json;')
     expect(conf).toContain('log_format gateway_json escape=json')
