@@ -167,7 +167,9 @@ describe('renderDjangoService', () => {
     expect(conf).toContain("bind = os.environ.get('GUNICORN_BIND', '0.0.0.0:9001')")
     // Forwarding headers are believed from the gateway's (internal) network only, never from anyone.
     expect(conf).not.toContain("forwarded_allow_ips = '*'")
-    expect(conf).toContain("forwarded_allow_ips = os.environ.get('GUNICORN_FORWARDED_ALLOW_IPS') or gateway_addresses()")
+    expect(conf).toContain(
+      "forwarded_allow_ips = os.environ.get('GUNICORN_FORWARDED_ALLOW_IPS') or gateway_addresses()",
+    )
     expect(conf).toMatch(/^graceful_timeout = 20$/m)
     expect(conf).toMatch(/^keepalive = 5$/m)
     expect(conf).toContain('%({x-request-id}i)s')
