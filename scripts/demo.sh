@@ -11,9 +11,9 @@ cli="node $root/bin/run.js"
 bash fixtures/images/ensure-docker.sh
 
 image_flags=()
-if [[ "${CREATE_GATEWAY_OFFLINE:-}" != 1 ]] && { docker image inspect python:3.12-slim nginx:1.27 >/dev/null 2>&1 ||
-  { timeout 120 docker pull -q python:3.12-slim >/dev/null 2>&1 && timeout 120 docker pull -q nginx:1.27 >/dev/null 2>&1; }; }; then
-  echo "==> using the official images python:3.12-slim and nginx:1.27"
+if [[ "${CREATE_GATEWAY_OFFLINE:-}" != 1 ]] && { docker image inspect python:3.12-slim nginx:1.30 >/dev/null 2>&1 ||
+  { timeout 120 docker pull -q python:3.12-slim >/dev/null 2>&1 && timeout 120 docker pull -q nginx:1.30 >/dev/null 2>&1; }; }; then
+  echo "==> using the official images python:3.12-slim and nginx:1.30"
 else
   echo "==> no registry: building offline stand-in images from Debian packages"
   bash fixtures/images/build.sh

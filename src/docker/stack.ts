@@ -677,7 +677,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
           name: item.desired.name,
           service: item.desired.service,
           wave: waveIndex,
-          probe: probeCommand(specOf(item).healthcheck.test),
+          // No probe of our own: `up` reports what the engine's healthcheck says, so `status` right
+          // after it agrees (the first check runs one interval, 5 s, after the start).
         })
         report.push({
           service: item.desired.service,

@@ -33,8 +33,8 @@ export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gatew
 
 export const DEFAULT_IMAGES = {
   python: 'python:3.12-slim',
-  nginx: 'nginx:1.27',
-  certbot: 'certbot/certbot:latest',
+  nginx: 'nginx:1.30',
+  certbot: 'certbot/certbot:v5.1.0',
 } as const
 
 /**
@@ -142,7 +142,7 @@ export const ServiceNameSchema = z
 export const ImageSchema = z
   .string()
   .max(LIMITS.image, `must be at most ${LIMITS.image} characters`)
-  .regex(imageRef, 'must be an image reference such as nginx:1.27')
+  .regex(imageRef, 'must be an image reference such as nginx:1.30')
 
 export const MemorySchema = z
   .string()

@@ -187,7 +187,7 @@ describe('renderDjangoService', () => {
     const m = manifest()
     const requirements = file(await renderDjangoService(m, service(m, 'web')), 'services/web/requirements.txt')
     const lines = requirements.split('\n').filter((line) => line !== '' && !line.startsWith('#'))
-    expect(lines).toEqual(['Django>=3.2,<6', 'gunicorn>=20'])
+    expect(lines).toEqual(['Django>=3.2,<6', 'gunicorn>=20.1,<27'])
   })
 
   it('keeps secrets and caches out of the build context', async () => {

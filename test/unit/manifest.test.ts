@@ -21,7 +21,7 @@ const valid = () => ({
     {path: '/secure/', service: 'web', auth: 'basic'},
     {path: '/payment/', service: 'payment', auth: 'api-key', rateLimit: {rate: '5r/s', burst: 10}},
   ],
-  images: {python: 'python:3.12-slim', nginx: 'nginx:1.27'},
+  images: {python: 'python:3.12-slim', nginx: 'nginx:1.30'},
 })
 
 function issuesOf(mutate: (input: any) => void): string[] {
@@ -49,8 +49,8 @@ describe('manifest schema', () => {
     expect(manifest.rateLimit).toEqual({rate: '10r/s', burst: 20, status: 503})
     expect(manifest.images).toEqual({
       python: 'python:3.12-slim',
-      nginx: 'nginx:1.27',
-      certbot: 'certbot/certbot:latest',
+      nginx: 'nginx:1.30',
+      certbot: 'certbot/certbot:v5.1.0',
     })
     expect(manifest.routes[0]!.auth).toBe('none')
   })
