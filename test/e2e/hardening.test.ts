@@ -214,7 +214,13 @@ describe('a hardened stack on the real engine', () => {
       ).toEqual([])
       const networks = Object.keys(inspect.NetworkSettings.Networks).sort()
       if (name.includes('-gateway-')) {
-        expect(host.CapAdd?.sort(), name).toEqual(['CHOWN', 'DAC_OVERRIDE', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'])
+        expect(host.CapAdd?.sort(), name).toEqual([
+          'CAP_CHOWN',
+          'CAP_DAC_OVERRIDE',
+          'CAP_NET_BIND_SERVICE',
+          'CAP_SETGID',
+          'CAP_SETUID',
+        ])
         expect(networks).toEqual([`${NAME}_default`, `${NAME}_internal`])
       } else {
         expect(host.CapAdd ?? [], name).toEqual([])

@@ -127,7 +127,7 @@ describe('container definitions', () => {
     expect(gateway.options.HostConfig).toMatchObject({
       ReadonlyRootfs: true,
       CapDrop: ['ALL'],
-      CapAdd: ['CHOWN', 'DAC_OVERRIDE', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'],
+      CapAdd: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_NET_BIND_SERVICE', 'CAP_SETGID', 'CAP_SETUID'],
       SecurityOpt: ['no-new-privileges:true'],
       Memory: 256 * 1024 ** 2,
       LogConfig: {Type: 'json-file', Config: {'max-size': '10m', 'max-file': '3'}},
