@@ -45,7 +45,7 @@ export default class Init extends BaseCommand {
   static override summary = 'Scaffold a Django + Gunicorn + NGINX gateway project with certificates and secrets.'
   static override description = `Asks for each setting when run in a terminal; every question is also a flag, and --yes takes the defaults for anything not given, so scripts never wait for input.
 
-Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /secure/ (basic auth), rate limit 10r/s burst 20 (503 above it), HTTPS with a local CA, ports 8080/8443 on 127.0.0.1. Each --service or --external gets a route /NAME/ unless a --route says otherwise. The generated user, password and API key are printed once and kept in secrets/ (mode 0600).`
+Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /secure/ (basic auth), rate limit 10r/s burst 20 (503 above it), HTTPS with a local CA, ports 8080/8443 on 127.0.0.1. Each --service or --external gets a route /NAME/ unless a --route says otherwise. The generated user, password and API key are printed once, to a terminal only (piped, the output names their files), and kept in secrets/.`
 
   static override examples = [
     {description: 'Defaults, no questions', command: '<%= config.bin %> init my-api --yes'},
@@ -98,6 +98,8 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
       onProgress: flags.json ? undefined : (message) => this.logToStderr(`- ${message}`),
     })
 
+    // Secrets go to a terminal only: piped into a file or a CI log, the output names their files instead.
+    const showSecrets = Boolean(process.stdout.isTTY)
     if (flags.json) {
       this.log(
         JSON.stringify(
@@ -107,9 +109,13 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
             manifest: project.manifest,
             files: [...project.written, ...project.certificates],
             credentials: {
-              basicAuth: project.secrets.basicAuth,
-              apiKeys: project.secrets.apiKeys,
-              jwtSecret: project.secrets.jwtSecret,
+              ...(showSecrets
+                ? {
+                    basicAuth: project.secrets.basicAuth,
+                    apiKeys: project.secrets.apiKeys,
+                    jwtSecret: project.secrets.jwtSecret,
+                  }
+                : {basicAuth: {user: project.secrets.basicAuth.user}}),
               files: {
                 basicAuth: PROJECT_PATHS.basicAuth,
                 apiKeys: PROJECT_PATHS.apiKeys,
@@ -124,6 +130,6 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
       return
     }
 
-    this.log(describeProject(project, {dryRun: flags['dry-run']}))
+    this.log(describeProject(project, {dryRun: flags['dry-run'], showSecrets}))
   }
 }

@@ -1,11 +1,12 @@
 import {lookup} from 'node:dns/promises'
+import {existsSync} from 'node:fs'
 import {createServer} from 'node:net'
-import {resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 
-import {GatewayError, InterruptedError, OperationError} from '../errors.js'
+import {GatewayError, InterruptedError, OperationError, UsageError} from '../errors.js'
 import {connectAddress, urlHost} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec, PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
+import {buildStackSpec, PROJECT_PATHS, secretFile, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
 import {composeObject} from '../render/compose.js'
 import {retryUntil, systemClock, untilAborted, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
 import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from './engine.js'
@@ -487,6 +488,15 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     stack.services.map((spec) => [spec.service, resolveEnvironment(spec, dotenv, options.env ?? process.env)]),
   )
 
+  // Compose secrets (each Django service's SECRET_KEY) are files of the project: Compose refuses to
+  // start without them, and so does `up`, before the engine is touched.
+  for (const secret of new Set(stack.services.flatMap((spec) => spec.secrets))) {
+    if (!existsSync(join(root, secretFile(secret))))
+      throw new UsageError(`${secretFile(secret)} is missing: the container that reads it cannot start`, {
+        hint: '`create-gateway render` writes it again from .env (the key is kept).',
+      })
+  }
+
   // Between steps: stop when the user interrupted. Before the try below nothing exists to remove yet.
   const checkpoint = () => {
     if (options.signal?.aborted) throw new InterruptedError('Interrupted: removed 0 container(s) this run created')
@@ -667,7 +677,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
           name: item.desired.name,
           service: item.desired.service,
           wave: waveIndex,
-          probe: probeCommand(specOf(item).healthcheck.test),
+          // No probe of our own: `up` reports what the engine's healthcheck says, so `status` right
+          // after it agrees (the first check runs one interval, 5 s, after the start).
         })
         report.push({
           service: item.desired.service,

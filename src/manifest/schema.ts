@@ -1,9 +1,13 @@
 import {z} from 'zod'
 
 import {
+  BODY_SIZE_PATTERN,
+  cidrProblem,
   isHost,
   isIpAddress,
   LIMITS,
+  MEMORY_PATTERN,
+  memoryBytes,
   parseUpstreamUrl,
   quoted,
   RANGES,
@@ -30,7 +34,16 @@ export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gatew
 export const DEFAULT_IMAGES = {
   python: 'python:3.12-slim',
   nginx: 'nginx:1.30',
-  certbot: 'certbot/certbot:latest',
+  certbot: 'certbot/certbot:v5.1.0',
+} as const
+
+/**
+ * Memory and CPU of each container when gateway.yaml names none. A Django replica runs Gunicorn's
+ * workers (about 40 MB each, see gunicorn.conf.py); NGINX needs little.
+ */
+export const DEFAULT_LIMITS = {
+  django: {memory: '512m', cpus: 1},
+  gateway: {memory: '256m', cpus: 1},
 } as const
 
 // DNS label: compose project names and container host names must both accept it.
@@ -131,6 +144,33 @@ export const ImageSchema = z
   .max(LIMITS.image, `must be at most ${LIMITS.image} characters`)
   .regex(imageRef, 'must be an image reference such as nginx:1.30')
 
+export const MemorySchema = z
+  .string()
+  .regex(MEMORY_PATTERN, 'must be a size such as 256m or 1g')
+  .refine((memory) => memoryBytes(memory) >= 32 * 1024 ** 2, 'must be at least 32m')
+
+export const CpusSchema = z
+  .number({errorMap: () => ({message: 'must be a number of CPUs from 0.1 to 64, such as 0.5 or 2'})})
+  .min(0.1, 'must be at least 0.1 CPUs')
+  .max(64, 'must be at most 64 CPUs')
+  .refine((cpus) => /^\d+(\.\d{1,2})?$/.test(String(cpus)), 'must have at most two decimals, such as 0.25')
+
+function limitsSchema(defaults: {memory: string; cpus: number}) {
+  return z
+    .object({memory: MemorySchema.default(defaults.memory), cpus: CpusSchema.default(defaults.cpus)})
+    .strict()
+    .default({})
+}
+
+export const TrustedProxySchema = z.string().superRefine((value, ctx) => {
+  const problem = cidrProblem(value)
+  if (problem) ctx.addIssue({code: z.ZodIssueCode.custom, message: problem})
+})
+
+export const BodySizeSchema = z
+  .string()
+  .regex(BODY_SIZE_PATTERN, 'must be a size such as 1m, 512k or 20m (NGINX client_max_body_size)')
+
 export const RouteRateLimitSchema = z.object({rate: RateSchema, burst: BurstSchema}).strict()
 
 export const RateLimitSchema = z
@@ -167,6 +207,8 @@ export const DjangoServiceSchema = z
     path: ServicePathSchema.optional(),
     replicas: ReplicasSchema.default(1),
     port: PortSchema.default(8000),
+    // Gunicorn's worker count follows these (GUNICORN_WORKERS in docker-compose.yml).
+    limits: limitsSchema(DEFAULT_LIMITS.django),
   })
   .strict()
 
@@ -208,6 +250,14 @@ export const ManifestSchema = z
         path: ['https'],
       }),
     tls: TlsSchema.default({}),
+    // Load balancers in front of the gateway (the seed's ALB) whose X-Forwarded-For NGINX believes;
+    // empty: the client is whoever connected, and what it claims in X-Forwarded-For is dropped.
+    trustedProxies: z
+      .array(TrustedProxySchema)
+      .max(LIMITS.trustedProxies, `at most ${LIMITS.trustedProxies} networks`)
+      .default([]),
+    // Largest request body the gateway accepts (413 with a JSON body above it).
+    clientMaxBodySize: BodySizeSchema.default('1m'),
     rateLimit: RateLimitSchema.default({}),
     // Names are checked as keys, so a `__proto__` key is refused rather than silently dropped.
     services: z
@@ -224,6 +274,10 @@ export const ManifestSchema = z
         // Used by `certs issue` / `certs renew` (tls.mode certbot) and the compose file's certbot service.
         certbot: ImageSchema.default(DEFAULT_IMAGES.certbot),
       })
+      .strict()
+      .default({}),
+    gateway: z
+      .object({limits: limitsSchema(DEFAULT_LIMITS.gateway)})
       .strict()
       .default({}),
   })

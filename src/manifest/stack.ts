@@ -1,4 +1,5 @@
-import {djangoServices, replicaName, secretKeyVariable, usesAuth} from './model.js'
+import {memoryBytes} from './grammar.js'
+import {djangoServices, replicaName, usesAuth} from './model.js'
 import type {Manifest} from './schema.js'
 
 /**
@@ -39,6 +40,25 @@ export interface StackServiceSpec {
   stopSignal?: string
   stopGraceSeconds: number
   restart: 'unless-stopped'
+  /** The locked-down runtime: read-only root, capabilities, no-new-privileges, limits, bounded logs. */
+  runtime: RuntimeSpec
+  /** Compose network keys, in order; the first is where the published ports are. */
+  networks: string[]
+  /** Compose secrets, mounted at /run/secrets/<key>, each from the project file secretFile(key). */
+  secrets: string[]
+}
+
+export interface RuntimeSpec {
+  readOnly: boolean
+  /** tmpfs mounts, Compose's short form (`/tmp:size=64m`). */
+  tmpfs: string[]
+  capDrop: string[]
+  capAdd: string[]
+  securityOpt: string[]
+  limits: {memory: string; cpus: number}
+  logging: {driver: string; options: Record<string, string>}
+  /** Supplementary groups: the host group of the secret files when they could not be given the container's. */
+  groupAdd: string[]
 }
 
 /**
@@ -59,6 +79,7 @@ export interface StackToolSpec {
 
 export interface StackSpec {
   project: string
+  /** The public network (Compose's `default`): published ports, certbot's way out. */
   network: string
   services: StackServiceSpec[]
   /** One-off containers (tls.mode certbot: certbot); `up` does not start them. */
@@ -116,6 +137,54 @@ export const PROJECT_PATHS = {
   certbotLogs: 'certbot/logs',
 } as const
 
+/** Groups of the users the containers run as: the secret files they read belong to these groups. */
+export const CONTAINER_GROUPS = {gateway: 101, django: 10001} as const
+
+/** The internal network's Compose key: the services and the gateway, nothing else, no way out. */
+export const INTERNAL_NETWORK = 'internal'
+
+/**
+ * Capabilities NGINX keeps: its master binds 80/443, reads root-only files (the keys, the certificate),
+ * creates its temp directories for the workers and switches them to the `nginx` user.
+ */
+export const GATEWAY_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'] as const
+
+/** Container logs: json-file, capped at 3 x 10 MB per container, whatever the traffic. */
+export const CONTAINER_LOGGING = {driver: 'json-file', options: {'max-size': '10m', 'max-file': '3'}} as const
+
+/** Where the gateway's NGINX writes its pid file and temp files: a tmpfs, the root being read-only. */
+export const GATEWAY_WRITABLE_DIR = '/tmp'
+
+/** Compose secret (and /run/secrets/ file name) of a Django service's SECRET_KEY. */
+export function secretKeySecret(service: string): string {
+  return `${service}-secret-key`
+}
+
+/** The project file of a Compose secret. */
+export function secretFile(secret: string): string {
+  return `secrets/${secret}`
+}
+
+/**
+ * Gunicorn workers for a replica's limits: 2 x CPUs + 1 (at least 2), as memory allows at some 64 MB
+ * each after 64 MB for the master, and at most 8 (scale out with replicas instead).
+ */
+export function gunicornWorkers(limits: {memory: string; cpus: number}): number {
+  const byCpu = Math.max(2, Math.floor(limits.cpus * 2) + 1)
+  const byMemory = Math.floor((memoryBytes(limits.memory) / 1024 ** 2 - 64) / 64)
+  return Math.max(1, Math.min(byCpu, byMemory, 8))
+}
+
+/**
+ * The supplementary group that lets a container read the secret files: none when running as root,
+ * which gives the files the container's own group; otherwise the files keep this user's group, which
+ * the containers then join.
+ */
+function secretsGroupAdd(): string[] {
+  const uid = process.getuid?.()
+  return uid === undefined || uid === 0 ? [] : [String(process.getgid!())]
+}
+
 export function serviceImageTag(manifest: Manifest, service: string): string {
   return `${manifest.name}-${service}:latest`
 }
@@ -133,7 +202,8 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     build: {context: service.path, dockerfile: 'Dockerfile'},
     replicas: service.replicas,
     environment: {
-      DJANGO_SECRET_KEY: `\${${secretKeyVariable(service.name)}}`,
+      // A file, not a value: `docker inspect` shows the environment to anyone who may run it.
+      DJANGO_SECRET_KEY_FILE: `/run/secrets/${secretKeySecret(service.name)}`,
       DJANGO_DEBUG: '0',
       // With TLS off, Django must not redirect to https or mark cookies Secure.
       DJANGO_HTTPS: https ? '1' : '0',
@@ -142,6 +212,7 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
       DJANGO_CSRF_TRUSTED_ORIGINS: publicOrigins.join(','),
       DJANGO_SERVICE_NAME: service.name,
       GUNICORN_BIND: `0.0.0.0:${service.port}`,
+      GUNICORN_WORKERS: String(gunicornWorkers(service.limits)),
     },
     mounts: [],
     ports: [],
@@ -162,6 +233,18 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     // Gunicorn's graceful_timeout is 20 s; give it a little more before Docker sends SIGKILL.
     stopGraceSeconds: 25,
     restart: 'unless-stopped',
+    runtime: {
+      readOnly: true,
+      tmpfs: ['/tmp:size=64m'],
+      capDrop: ['ALL'],
+      capAdd: [],
+      securityOpt: ['no-new-privileges:true'],
+      limits: service.limits,
+      logging: structuredClone(CONTAINER_LOGGING) as RuntimeSpec['logging'],
+      groupAdd: secretsGroupAdd(),
+    },
+    networks: [INTERNAL_NETWORK],
+    secrets: [secretKeySecret(service.name)],
   }))
 
   const gateway: StackServiceSpec = {
@@ -207,6 +290,19 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     stopSignal: 'SIGQUIT',
     stopGraceSeconds: 15,
     restart: 'unless-stopped',
+    runtime: {
+      readOnly: true,
+      tmpfs: [`${GATEWAY_WRITABLE_DIR}:size=64m`],
+      capDrop: ['ALL'],
+      capAdd: [...GATEWAY_CAPABILITIES],
+      securityOpt: ['no-new-privileges:true'],
+      limits: manifest.gateway.limits,
+      logging: structuredClone(CONTAINER_LOGGING) as RuntimeSpec['logging'],
+      groupAdd: secretsGroupAdd(),
+    },
+    // The public network first: the published ports are there.
+    networks: ['default', INTERNAL_NETWORK],
+    secrets: [],
   }
 
   const tools: StackToolSpec[] =
@@ -229,7 +325,12 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
         ]
       : []
 
-  return {project: manifest.name, network: `${manifest.name}_default`, services: [...services, gateway], tools}
+  return {
+    project: manifest.name,
+    network: `${manifest.name}_default`,
+    services: [...services, gateway],
+    tools,
+  }
 }
 
 /** Container names of a service's replicas, 1..count. */

@@ -1,8 +1,8 @@
 import {OperationError, UsageError} from '../errors.js'
-import {parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
-import {djangoServices, externalServices, upstreamName, usesAuth} from '../manifest/model.js'
+import {isIpAddress, parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
+import {djangoServices, externalServices, isLocalDomain, upstreamName, urlHost, usesAuth} from '../manifest/model.js'
 import type {AuthMode, Manifest} from '../manifest/schema.js'
-import {GATEWAY_PATHS, GATEWAY_PORTS, PROJECT_PATHS} from '../manifest/stack.js'
+import {GATEWAY_PATHS, GATEWAY_PORTS, GATEWAY_WRITABLE_DIR, PROJECT_PATHS} from '../manifest/stack.js'
 import {renderTemplate, type PlannedFile} from './plan.js'
 
 /**
@@ -183,13 +183,16 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     {status: rateLimit.status, location: 'rate_limited', reason: 'rate-limited', message: 'rate limit exceeded'},
   ]
   for (const error of [
+    {status: 413, location: 'body_too_large', reason: 'body-too-large', message: 'request body too large'},
     {status: 502, location: 'bad_gateway', reason: 'upstream-unavailable', message: 'upstream unavailable'},
     {status: 504, location: 'gateway_timeout', reason: 'upstream-timeout', message: 'upstream timed out'},
   ]) {
     if (error.status !== rateLimit.status) errors.push(error)
   }
 
-  const serverNames = [...new Set([manifest.domain, 'localhost'])]
+  // `localhost` too only for a local domain (api.localhost, 127.0.0.1): on a public one it would be a
+  // second name any client can send.
+  const serverNames = [...new Set([manifest.domain, ...(isLocalDomain(manifest.domain) ? ['localhost'] : [])])]
   const publicPorts = cluster?.publicPorts ?? manifest.ports
   const httpsPortSuffix = publicPorts.https === 443 ? '' : `:${publicPorts.https}`
   const hasExternals = routes.some((route) => route.external)
@@ -206,6 +209,12 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     // What clients connected to, for X-Forwarded-Port ($server_port would say 443 inside the container).
     publicPort: tls ? publicPorts.https : publicPorts.http,
     httpsPortSuffix,
+    redirectHost: urlHost(manifest.domain),
+    // SNI carries host names only: with an IP address as the domain, a handshake without SNI is the
+    // normal one and cannot be refused.
+    rejectUnknownSni: !isIpAddress(manifest.domain),
+    trustedProxies: manifest.trustedProxies,
+    clientMaxBodySize: manifest.clientMaxBodySize,
     // Names resolved at request time: external hosts (Docker's embedded DNS on one host) and, in a
     // cluster, the services too. Without ipv6=off there: an IPv6 or dual-stack cluster answers AAAA.
     resolver: cluster
@@ -220,7 +229,8 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     logs: cluster
       ? {access: '/dev/stdout', error: '/dev/stderr'}
       : {access: `${GATEWAY_PATHS.logs}/access.log`, error: `${GATEWAY_PATHS.logs}/error.log`},
-    writableDir: cluster?.writableDir,
+    // Both run on a read-only root: one writable directory (a tmpfs here, an emptyDir there).
+    writableDir: cluster?.writableDir ?? GATEWAY_WRITABLE_DIR,
     // The health endpoint: loopback on one host (the engine's healthcheck runs inside the container),
     // the pod's address in a cluster (the kubelet's probes come from the node).
     statusListen: cluster ? String(ports.status) : `127.0.0.1:${ports.status}`,
@@ -238,6 +248,9 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     apiKey: usesAuth(manifest, 'api-key'),
     // A 401 from the API-key check gets its own JSON body unless the rate-limit status is 401 too.
     apiKeyErrorPage: usesAuth(manifest, 'api-key') && rateLimit.status !== 401,
+    // Basic auth's 401 gets a JSON body like every other gateway error, with the challenge kept.
+    basicErrorPage: usesAuth(manifest, 'basic') && rateLimit.status !== 401,
+    basicChallenge: `Basic realm="${manifest.name} restricted"`,
     jwt: usesAuth(manifest, 'jwt'),
     jwtErrorPage: usesAuth(manifest, 'jwt') && rateLimit.status !== 401,
     errors,

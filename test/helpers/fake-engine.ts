@@ -86,7 +86,7 @@ export class FakeEngine implements Engine {
   readonly endpoint = 'fake://engine'
   readonly images = new Map<string, ImageState>()
   readonly containersById = new Map<string, FakeContainer>()
-  readonly networksById = new Map<string, NetworkState>()
+  readonly networksById = new Map<string, NetworkState & {options?: NetworkOptions}>()
   readonly volumesByName = new Map<string, Labels>()
   /** By container name. */
   readonly behaviour = new Map<string, ContainerBehaviour>()
@@ -288,9 +288,9 @@ export class FakeEngine implements Engine {
     return [...this.networksById.values()].find((network) => network.name === name)
   }
 
-  async createNetwork(name: string, labels: Labels, _options?: NetworkOptions): Promise<string> {
+  async createNetwork(name: string, labels: Labels, options?: NetworkOptions): Promise<string> {
     this.calls.push(`network create ${name}`)
-    const network = {id: id(), name, labels}
+    const network = {id: id(), name, labels, options}
     this.networksById.set(network.id, network)
     return network.id
   }

@@ -19,12 +19,14 @@ export function testManifest(overrides: Record<string, unknown> = {}): Manifest 
   })
 }
 
-/** A project folder with just what `up` reads itself: `.env` and each service's build context. */
+/** A project folder with just what `up` reads itself: `.env`, the SECRET_KEY files and each service's build context. */
 export function testProject(manifest: Manifest, env = 'WEB_SECRET_KEY=s3cret\n'): string {
   const dir = tempDir('cg-docker-')
   writeFileSync(join(dir, '.env'), env)
+  mkdirSync(join(dir, 'secrets'), {recursive: true})
   for (const [name, service] of Object.entries(manifest.services)) {
     if (service.kind !== 'django') continue
+    writeFileSync(join(dir, 'secrets', `${name}-secret-key`), 's3cret\n', {mode: 0o640})
     const context = join(dir, service.path ?? `services/${name}`)
     mkdirSync(context, {recursive: true})
     writeFileSync(join(context, 'Dockerfile'), `FROM ${manifest.images.python}\nCOPY . /app\n`)

@@ -7,14 +7,15 @@
  */
 import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {rmSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {parseManifest} from '../../src/manifest/load.js'
-import {djangoServices, secretKeyVariable} from '../../src/manifest/model.js'
+import {djangoServices} from '../../src/manifest/model.js'
 import {buildStackSpec} from '../../src/manifest/stack.js'
 import {renderDjangoService} from '../../src/render/django.js'
 import {writePlan} from '../../src/util/files.js'
@@ -43,13 +44,16 @@ const service = djangoServices(manifest)[0]!
 /** A key like the ones init generates: 50 characters from a CSPRNG. */
 const secretKey = randomBytes(48).toString('base64url').slice(0, 50)
 
-/** The environment docker-compose.yml gives the service, with `${WEB_SECRET_KEY}` resolved as Compose would from .env. */
+/** The key's file, as Compose mounts the project's secret at /run/secrets/ (0640, the service's group). */
+const secretKeyPath = join(mkdtempSync(join(tmpdir(), 'cg-django-key-')), 'web-secret-key')
+writeFileSync(secretKeyPath, `${secretKey}\n`, {mode: 0o640})
+
+/** The environment docker-compose.yml gives the service, with the secret file where this test keeps it. */
 function stackEnvironment(): Record<string, string> {
   const spec = buildStackSpec(manifest).services.find((s) => s.service === service.name)!
-  const reference = `\${${secretKeyVariable(service.name)}}`
-  return Object.fromEntries(
-    Object.entries(spec.environment).map(([name, value]) => [name, value.replace(reference, secretKey)]),
-  )
+  expect(spec.environment.DJANGO_SECRET_KEY_FILE).toBe('/run/secrets/web-secret-key')
+  expect(Object.keys(spec.environment)).not.toContain('DJANGO_SECRET_KEY')
+  return {...spec.environment, DJANGO_SECRET_KEY_FILE: secretKeyPath}
 }
 
 /** Only what the service needs: nothing from this shell (pyenv, PYTHONPATH) leaks into Debian's Python. */
@@ -240,7 +244,7 @@ describe('generated Django service on the stand-in image (Django 5.2, Gunicorn 2
   })
 
   it('refuses to start without DJANGO_SECRET_KEY and says which variable to set', async () => {
-    const env = {...stackEnvironment(), DJANGO_SECRET_KEY: undefined}
+    const env = {...stackEnvironment(), DJANGO_SECRET_KEY_FILE: undefined}
     const check = managePy(['check'], pythonEnv(env))
     expect(check.status).not.toBe(0)
     expect(check.output).toContain('DJANGO_SECRET_KEY is not set')

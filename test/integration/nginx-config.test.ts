@@ -305,6 +305,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     const manifest = parseManifest(live)
     tree = await buildTree(manifest)
     await put(join(tree.dir, 'www/acme/.well-known/acme-challenge/token-123'), 'token-123.thumbprint')
+    await put(join(tree.dir, 'big-body'), 'x'.repeat(2 * 1024 * 1024))
 
     // Each stub answers with its container name: the service name resolves to both web addresses, so
     // seeing both names proves NGINX made one server of each.
@@ -347,6 +348,70 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     )
   })
 
+  it('refuses unknown names: no handshake for a foreign SNI, no answer for a foreign Host, no redirect to it', async () => {
+    const foreignSni = await run('nsenter', [
+      '-t',
+      String(holderPid),
+      '-n',
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '10',
+      '-k',
+      '--resolve',
+      'evil.example:443:127.0.0.1',
+      'https://evil.example/',
+    ]).then(
+      () => 'answered',
+      (error: {stderr?: string}) => error.stderr ?? '',
+    )
+    expect(foreignSni).toMatch(/alert|handshake|SSL/i)
+    // The right SNI with another Host header, and plain HTTP with a foreign Host: the connection is closed.
+    await expect(curl(['-H', 'Host: evil.example', 'https://api.localhost/'])).rejects.toThrow(/Empty reply/)
+    await expect(curl(['-H', 'Host: evil.example', 'http://api.localhost/x'])).rejects.toThrow(/Empty reply/)
+  })
+
+  it('sets X-Forwarded-For itself and clears forwarding headers a client sent', async () => {
+    const reply = await curl([
+      '-H',
+      'X-Forwarded-For: 6.6.6.6',
+      '-H',
+      'Forwarded: for=6.6.6.6;proto=http',
+      '-H',
+      'X-Forwarded-Ssl: on',
+      '-H',
+      'X-Forwarded-Prefix: /evil',
+      '-H',
+      'X-Forwarded-Host: evil.example',
+      'https://api.localhost/',
+    ])
+    expect(reply.status).toBe(200)
+    const headers = echoOf(reply).headers
+    expect(headers['x-forwarded-for']).toBe('127.0.0.1')
+    expect(headers['x-forwarded-host']).toBe('api.localhost')
+    expect(headers.forwarded).toBeUndefined()
+    expect(headers['x-forwarded-ssl']).toBeUndefined()
+    expect(headers['x-forwarded-prefix']).toBeUndefined()
+  })
+
+  it('refuses a body over client_max_body_size with a JSON 413', async () => {
+    const reply = await curl([
+      '-X',
+      'POST',
+      '--data-binary',
+      `@${join(tree.dir, 'big-body')}`,
+      'https://api.localhost/',
+    ])
+    expect(reply.status).toBe(413)
+    expect(reply.headers['content-type']).toBe('application/json')
+    expect(reply.headers['x-gateway-error']).toBe('body-too-large')
+    expect(JSON.parse(reply.body)).toMatchObject({error: 'request body too large'})
+  })
+
   it('redirects HTTP to HTTPS on the published port and serves ACME challenges', async () => {
     const redirect = await curl(['http://api.localhost/some/path?x=1'])
     expect(redirect.status).toBe(308)
@@ -367,7 +432,8 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     const reply = await curl(['-H', 'X-Request-ID: verify-route-1', 'https://api.localhost/hello/?x=1'])
     expect(reply.status).toBe(200)
     expect(reply.headers['x-request-id']).toBe('verify-route-1')
-    expect(reply.headers['x-gateway-upstream']).toBe('web')
+    expect(reply.headers['x-gateway-route']).toBe('/')
+    expect(reply.headers['x-gateway-upstream']).toBeUndefined()
     expect(reply.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains')
     expect(reply.headers['x-content-type-options']).toBe('nosniff')
     const echo = echoOf(reply)
@@ -411,6 +477,9 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     const refused = await curl(['https://api.localhost/secure/data/'])
     expect(refused.status).toBe(401)
     expect(refused.headers['www-authenticate']).toBe('Basic realm="my-api restricted"')
+    expect(refused.headers['content-type']).toBe('application/json')
+    expect(refused.headers['x-gateway-error']).toBe('unauthorized')
+    expect(JSON.parse(refused.body)).toMatchObject({error: 'missing or invalid credentials'})
     expect((await curl(['-u', `${BASIC_USER}:wrong`, 'https://api.localhost/secure/data/'])).status).toBe(401)
 
     const accepted = await curl(['-u', `${BASIC_USER}:${BASIC_PASSWORD}`, 'https://api.localhost/secure/data/'])
@@ -490,7 +559,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
 
     const accepted = await curl([...bearer(good), '-X', 'POST', '-d', 'a=1', 'https://api.localhost/private/things/'])
     expect(accepted.status).toBe(200)
-    expect(accepted.headers['x-gateway-upstream']).toBe('api')
+    expect(accepted.headers['x-gateway-route']).toBe('/private/')
     expect(echoOf(accepted)).toMatchObject({name: 'my-api-api-1', method: 'POST', url: '/private/things/', body: 'a=1'})
     expect(echoOf(accepted).headers.authorization).toBeUndefined()
 
@@ -526,7 +595,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
   it('reaches an HTTPS external service, resolved at request time, with the prefix stripped', async () => {
     const reply = await curl(['https://api.localhost/payment/checkout/?order=7'])
     expect(reply.status).toBe(200)
-    expect(reply.headers['x-gateway-upstream']).toBe('payment')
+    expect(reply.headers['x-gateway-route']).toBe('/payment/')
     const echo = echoOf(reply)
     expect(echo).toMatchObject({name: 'payment', method: 'GET', url: '/v1/checkout/?order=7'})
     expect(echo.headers).toMatchObject({host: 'payments.example.test:9443', 'x-forwarded-proto': 'https'})
@@ -560,6 +629,12 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
       host: 'api.localhost',
       upstream_addr: expect.stringMatching(/^127\.0\.0\.[23]:8000$/),
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    })
+    // Behind auth_request the route is still known: the subrequest shares the request's variables.
+    expect(entries.find((entry) => entry.request_id === 'verify-limit-1')).toMatchObject({
+      status: 401,
+      route: '/api2/',
+      service: 'api',
     })
     expect(entries.find((entry) => entry.request_id === 'verify-limit-2')).toMatchObject({
       status: 503,

@@ -229,7 +229,13 @@ describe('projectFile: the one guard of every writer', () => {
     await createProject({dir, answers: await resolveAnswers({dir, yes: true, flags: {}})})
     const manifest = await loadManifest(dir)
     // As if the schema had let it through: the guard still holds.
-    manifest.services.web = {kind: 'django', replicas: 1, port: 8000, path: '../evil'}
+    manifest.services.web = {
+      kind: 'django',
+      replicas: 1,
+      port: 8000,
+      path: '../evil',
+      limits: {memory: '512m', cpus: 1},
+    }
     const before = readdirSync(dir).sort()
     const error = await rejectionOf(renderFromManifest(dir, manifest, {engine: new FakeEngine()}), UsageError)
     expect(error.message).toMatch(/refusing to write outside the project .*: \.\.\/evil\//)

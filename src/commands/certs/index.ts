@@ -9,6 +9,7 @@ import {loadManifest} from '../../manifest/load.js'
 import {BaseCommand, dirFlag} from '../base.js'
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
+import {withProjectLock} from '../../util/lock.js'
 
 export default class Certs extends BaseCommand {
   static override summary =
@@ -32,15 +33,19 @@ export default class Certs extends BaseCommand {
     const manifest = await loadManifest(dir)
     if (manifest.tls.mode === 'off')
       throw new UsageError('tls.mode is off in gateway.yaml: this project uses no certificate')
-    const previous = await readInstalled(dir)
-    const issued = await issueProjectCertificates(dir, manifest, {dryRun: flags['dry-run'], force: true})
     if (flags['dry-run']) {
-      this.log(`Dry run: would write ${issued.files.join(', ')}`)
+      const planned = await issueProjectCertificates(dir, manifest, {dryRun: true, force: true})
+      this.log(`Dry run: would write ${planned.files.join(', ')}`)
       return
     }
 
-    const facts = inspectCertificate(await readFile(join(dir, 'certs', 'fullchain.pem'), 'utf8'))
-    const served = await serveWhereRunning(dir, manifest, previous)
+    // One change to the project at a time: up, down, render, scale and certs issue/renew wait.
+    const {issued, facts, served} = await withProjectLock(dir, {command: 'certs'}, async () => {
+      const previous = await readInstalled(dir)
+      const issued = await issueProjectCertificates(dir, manifest, {force: true})
+      const facts = inspectCertificate(await readFile(join(dir, 'certs', 'fullchain.pem'), 'utf8'))
+      return {issued, facts, served: await serveWhereRunning(dir, manifest, previous)}
+    })
     if (flags.json) {
       this.log(
         JSON.stringify(

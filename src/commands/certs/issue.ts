@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {DEFAULT_CERTBOT_TIMEOUT_MS} from '../../certs/certbot-container.js'
 import {describeCertificateResult, issueCertificate} from '../../certs/certbot.js'
 import {BaseCommand, dirFlag} from '../base.js'
+import {withProjectLock} from '../../util/lock.js'
 
 export default class CertsIssue extends BaseCommand {
   static override summary =
@@ -44,15 +45,18 @@ Running it again while the certificate is valid re-installs it without asking th
 
   async run(): Promise<void> {
     const {flags} = await this.parse(CertsIssue)
-    const result = await issueCertificate({
-      dir: flags.dir,
-      server: flags.server,
-      staging: flags.staging,
-      caBundle: flags['ca-bundle'],
-      timeoutMs: flags.timeout * 1000,
-      onProgress: (message) => this.logToStderr(`- ${message}`),
-      onOutput: (line) => this.logToStderr(`  certbot | ${line}`),
-    })
+    // One change to the project at a time: up, down, render, scale and the other certs commands wait.
+    const result = await withProjectLock(flags.dir, {command: 'certs issue'}, () =>
+      issueCertificate({
+        dir: flags.dir,
+        server: flags.server,
+        staging: flags.staging,
+        caBundle: flags['ca-bundle'],
+        timeoutMs: flags.timeout * 1000,
+        onProgress: (message) => this.logToStderr(`- ${message}`),
+        onOutput: (line) => this.logToStderr(`  certbot | ${line}`),
+      }),
+    )
     this.log(flags.json ? JSON.stringify(result, null, 2) : describeCertificateResult(result))
   }
 }

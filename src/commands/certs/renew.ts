@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {DEFAULT_CERTBOT_TIMEOUT_MS} from '../../certs/certbot-container.js'
 import {describeCertificateResult, renewCertificate} from '../../certs/certbot.js'
 import {BaseCommand, dirFlag} from '../base.js'
+import {withProjectLock} from '../../util/lock.js'
 
 export default class CertsRenew extends BaseCommand {
   static override summary =
@@ -29,14 +30,17 @@ Safe to run from cron twice a day; it exits 0 when nothing was due.`
 
   async run(): Promise<void> {
     const {flags} = await this.parse(CertsRenew)
-    const result = await renewCertificate({
-      dir: flags.dir,
-      force: flags.force,
-      caBundle: flags['ca-bundle'],
-      timeoutMs: flags.timeout * 1000,
-      onProgress: (message) => this.logToStderr(`- ${message}`),
-      onOutput: (line) => this.logToStderr(`  certbot | ${line}`),
-    })
+    // One change to the project at a time: up, down, render, scale and the other certs commands wait.
+    const result = await withProjectLock(flags.dir, {command: 'certs renew'}, () =>
+      renewCertificate({
+        dir: flags.dir,
+        force: flags.force,
+        caBundle: flags['ca-bundle'],
+        timeoutMs: flags.timeout * 1000,
+        onProgress: (message) => this.logToStderr(`- ${message}`),
+        onOutput: (line) => this.logToStderr(`  certbot | ${line}`),
+      }),
+    )
     this.log(flags.json ? JSON.stringify(result, null, 2) : describeCertificateResult(result))
   }
 }
