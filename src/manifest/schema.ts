@@ -1,6 +1,7 @@
 import {z} from 'zod'
 
 import {
+  durationSeconds,
   isHost,
   isIpAddress,
   LIMITS,
@@ -9,6 +10,7 @@ import {
   RANGES,
   routePathProblem,
   servicePathProblem,
+  sizeBytes,
 } from './grammar.js'
 
 /**
@@ -131,6 +133,43 @@ export const ImageSchema = z
   .max(LIMITS.image, `must be at most ${LIMITS.image} characters`)
   .regex(imageRef, 'must be an image reference such as nginx:1.27')
 
+export const CACHE_CREDENTIALED = ['bypass', 'share'] as const
+
+export const DurationSchema = z
+  .string()
+  .refine((text) => durationSeconds(text) !== undefined, 'must be a time such as 30s, 5m or 1h, at most 7d')
+
+/** Bounds of the cache, in bytes: below 1 MB it holds next to nothing; above 4 GB it is a CDN's job. */
+const CACHE_SIZE = {min: 1024 ** 2, max: 4 * 1024 ** 3}
+export const SizeSchema = z.string().refine((text) => {
+  const bytes = sizeBytes(text)
+  return bytes !== undefined && bytes >= CACHE_SIZE.min && bytes <= CACHE_SIZE.max
+}, 'must be a size such as 10m, 512m or 1g, from 1m to 4g')
+
+/**
+ * A route's response cache. On routes with auth the credential is checked on every request (the
+ * cache answers in the content phase, after auth) and entries are keyed by a hash of the credential,
+ * so one client's cached answer never reaches another. On public routes, requests that carry
+ * Authorization or a Cookie go to the service and are not stored, unless `credentialed: share`.
+ */
+export const RouteCacheSchema = z
+  .object({
+    ttl: DurationSchema,
+    credentialed: z
+      .enum(CACHE_CREDENTIALED, {errorMap: () => ({message: `must be one of ${CACHE_CREDENTIALED.join(', ')}`})})
+      .default('bypass'),
+  })
+  .strict()
+
+/** The one cache all cached routes share: keys in memory, responses on a size-capped tmpfs. Optional:
+ * the defaults apply when a route caches. */
+export const CacheSchema = z
+  .object({
+    keys: SizeSchema.default('10m'),
+    size: SizeSchema.default('256m'),
+  })
+  .strict()
+
 export const RouteRateLimitSchema = z.object({rate: RateSchema, burst: BurstSchema}).strict()
 
 export const RateLimitSchema = z
@@ -190,6 +229,7 @@ export const RouteSchema = z
     service: z.string(),
     auth: z.enum(AUTH_MODES, {errorMap: () => ({message: `must be one of ${AUTH_MODES.join(', ')}`})}).default('none'),
     rateLimit: RouteRateLimitSchema.optional(),
+    cache: RouteCacheSchema.optional(),
   })
   .strict()
 
@@ -209,6 +249,7 @@ export const ManifestSchema = z
       }),
     tls: TlsSchema.default({}),
     rateLimit: RateLimitSchema.default({}),
+    cache: CacheSchema.optional(),
     // Names are checked as keys, so a `__proto__` key is refused rather than silently dropped.
     services: z
       .record(ServiceNameSchema, ServiceSchema)
@@ -287,6 +328,7 @@ export type ExternalService = z.output<typeof ExternalServiceSchema>
 export type Route = Manifest['routes'][number]
 export type AuthMode = (typeof AUTH_MODES)[number]
 export type TlsMode = (typeof TLS_MODES)[number]
+export type RouteCache = z.output<typeof RouteCacheSchema>
 
 /** `['routes', 2, 'service']` -> `routes[2].service`, the form users see in errors. */
 export function formatFieldPath(path: ReadonlyArray<string | number>): string {
