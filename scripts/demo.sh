@@ -26,7 +26,7 @@ if [[ -f "$dir/gateway.yaml" ]]; then
   rm -rf "$dir"
 fi
 
-$cli init "$dir" --yes --name demo --http-port "${DEMO_HTTP_PORT:-8080}" --https-port "${DEMO_HTTPS_PORT:-8443}" "${image_flags[@]}"
+$cli init "$dir" --yes --name demo --http-port "${DEMO_HTTP_PORT:-8080}" --https-port "${DEMO_HTTPS_PORT:-8443}" --cache /secure/=30s "${image_flags[@]}"
 $cli up --dir "$dir"
 $cli verify --dir "$dir"
 echo

@@ -34,6 +34,24 @@ export const RANGES = {
   status: {min: 400, max: 599},
 } as const
 
+/**
+ * An NGINX time (`30s`, `5m`, `1h`, `1d`): one number and one unit, as proxy_cache_valid reads it. At most
+ * a week: a response cached longer than that is a deployment artifact, not a cache entry.
+ */
+export function durationSeconds(text: string): number | undefined {
+  const match = /^([1-9][0-9]{0,5})([smhd])$/.exec(text)
+  if (!match) return undefined
+  const seconds = Number(match[1]) * {s: 1, m: 60, h: 3600, d: 86_400}[match[2] as 's' | 'm' | 'h' | 'd']
+  return seconds <= 7 * 86_400 ? seconds : undefined
+}
+
+/** An NGINX size (`10m`, `512k`, `1g`) as bytes, or undefined. */
+export function sizeBytes(text: string): number | undefined {
+  const match = /^([1-9][0-9]{0,5})([kmg])$/.exec(text)
+  if (!match) return undefined
+  return Number(match[1]) * {k: 1024, m: 1024 ** 2, g: 1024 ** 3}[match[2] as 'k' | 'm' | 'g']
+}
+
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
 const HOST_NAME = new RegExp(`^(?=.{1,${LIMITS.domain}}$)${LABEL}(?:\\.${LABEL})*$`)
 

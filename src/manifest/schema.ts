@@ -3,6 +3,7 @@ import {z} from 'zod'
 import {
   BODY_SIZE_PATTERN,
   cidrProblem,
+  durationSeconds,
   isHost,
   isIpAddress,
   LIMITS,
@@ -13,6 +14,7 @@ import {
   RANGES,
   routePathProblem,
   servicePathProblem,
+  sizeBytes,
 } from './grammar.js'
 
 /**
@@ -171,6 +173,43 @@ export const BodySizeSchema = z
   .string()
   .regex(BODY_SIZE_PATTERN, 'must be a size such as 1m, 512k or 20m (NGINX client_max_body_size)')
 
+export const CACHE_CREDENTIALED = ['bypass', 'share'] as const
+
+export const DurationSchema = z
+  .string()
+  .refine((text) => durationSeconds(text) !== undefined, 'must be a time such as 30s, 5m or 1h, at most 7d')
+
+/** Bounds of the cache, in bytes: below 1 MB it holds next to nothing; above 4 GB it is a CDN's job. */
+const CACHE_SIZE = {min: 1024 ** 2, max: 4 * 1024 ** 3}
+export const SizeSchema = z.string().refine((text) => {
+  const bytes = sizeBytes(text)
+  return bytes !== undefined && bytes >= CACHE_SIZE.min && bytes <= CACHE_SIZE.max
+}, 'must be a size such as 10m, 512m or 1g, from 1m to 4g')
+
+/**
+ * A route's response cache. On routes with auth the credential is checked on every request (the
+ * cache answers in the content phase, after auth) and entries are keyed by a hash of the credential,
+ * so one client's cached answer never reaches another. On public routes, requests that carry
+ * Authorization or a Cookie go to the service and are not stored, unless `credentialed: share`.
+ */
+export const RouteCacheSchema = z
+  .object({
+    ttl: DurationSchema,
+    credentialed: z
+      .enum(CACHE_CREDENTIALED, {errorMap: () => ({message: `must be one of ${CACHE_CREDENTIALED.join(', ')}`})})
+      .default('bypass'),
+  })
+  .strict()
+
+/** The one cache all cached routes share: keys in memory, responses on a size-capped tmpfs. Optional:
+ * the defaults apply when a route caches. */
+export const CacheSchema = z
+  .object({
+    keys: SizeSchema.default('10m'),
+    size: SizeSchema.default('256m'),
+  })
+  .strict()
+
 export const RouteRateLimitSchema = z.object({rate: RateSchema, burst: BurstSchema}).strict()
 
 export const RateLimitSchema = z
@@ -232,6 +271,7 @@ export const RouteSchema = z
     service: z.string(),
     auth: z.enum(AUTH_MODES, {errorMap: () => ({message: `must be one of ${AUTH_MODES.join(', ')}`})}).default('none'),
     rateLimit: RouteRateLimitSchema.optional(),
+    cache: RouteCacheSchema.optional(),
   })
   .strict()
 
@@ -259,6 +299,7 @@ export const ManifestSchema = z
     // Largest request body the gateway accepts (413 with a JSON body above it).
     clientMaxBodySize: BodySizeSchema.default('1m'),
     rateLimit: RateLimitSchema.default({}),
+    cache: CacheSchema.optional(),
     // Names are checked as keys, so a `__proto__` key is refused rather than silently dropped.
     services: z
       .record(ServiceNameSchema, ServiceSchema)
@@ -341,6 +382,7 @@ export type ExternalService = z.output<typeof ExternalServiceSchema>
 export type Route = Manifest['routes'][number]
 export type AuthMode = (typeof AUTH_MODES)[number]
 export type TlsMode = (typeof TLS_MODES)[number]
+export type RouteCache = z.output<typeof RouteCacheSchema>
 
 /** `['routes', 2, 'service']` -> `routes[2].service`, the form users see in errors. */
 export function formatFieldPath(path: ReadonlyArray<string | number>): string {

@@ -1,6 +1,6 @@
-import {memoryBytes} from './grammar.js'
+import {memoryBytes, sizeBytes} from './grammar.js'
 import {djangoServices, replicaName, usesAuth} from './model.js'
-import type {Manifest} from './schema.js'
+import {CacheSchema, type Manifest} from './schema.js'
 
 /**
  * What runs, derived once from the manifest. The compose file is rendered from this, and `up` creates
@@ -34,6 +34,8 @@ export interface StackServiceSpec {
   /** Values may hold `${VAR}` references resolved from the project's `.env`, as Compose does. */
   environment: Record<string, string>
   mounts: MountSpec[]
+  /** In-memory file systems, Compose's short form: `PATH` or `PATH:OPTIONS` (the gateway's cache). */
+  tmpfs?: string[]
   ports: Array<{bind: string; host: number; container: number}>
   healthcheck: HealthcheckSpec
   dependsOn: string[]
@@ -100,6 +102,8 @@ export const GATEWAY_PATHS = {
   njs: '/etc/nginx/njs',
   logs: '/var/log/nginx',
   acmeWebroot: '/var/www/acme',
+  /** The response cache (routes with `cache:`): a tmpfs of its own, so its size is capped. */
+  cache: '/var/cache/gateway',
 } as const
 
 /** Certbot's default directories inside its container; the project keeps them under certbot/. */
@@ -264,14 +268,18 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
       // Only with a jwt route, so other projects' stacks (and compose files) stay as they were. A folder
       // for the script, like conf.d: a re-render replaces the file by atomic rename.
       ...(usesAuth(manifest, 'jwt')
-        ? [
-            {source: PROJECT_PATHS.jwtSecretMap, target: GATEWAY_PATHS.jwtSecret, readOnly: true},
-            {source: PROJECT_PATHS.njs, target: GATEWAY_PATHS.njs, readOnly: true},
-          ]
+        ? [{source: PROJECT_PATHS.jwtSecretMap, target: GATEWAY_PATHS.jwtSecret, readOnly: true}]
+        : []),
+      // njs: the jwt check, and the credential hash of cached routes with auth.
+      ...(usesAuth(manifest, 'jwt') || manifest.routes.some((route) => route.cache && route.auth !== 'none')
+        ? [{source: PROJECT_PATHS.njs, target: GATEWAY_PATHS.njs, readOnly: true}]
         : []),
       {source: PROJECT_PATHS.acmeWebroot, target: GATEWAY_PATHS.acmeWebroot, readOnly: true},
       {source: PROJECT_PATHS.logs, target: GATEWAY_PATHS.logs, readOnly: false},
     ],
+    ...(manifest.routes.some((route) => route.cache)
+      ? {tmpfs: [`${GATEWAY_PATHS.cache}:size=${cacheTmpfsBytes(manifest)}`]}
+      : {}),
     ports: [
       {bind: manifest.bind, host: manifest.ports.http, container: GATEWAY_PORTS.http},
       ...(manifest.tls.mode === 'off'
@@ -331,6 +339,19 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     services: [...services, gateway],
     tools,
   }
+}
+
+/**
+ * The cache's tmpfs: NGINX's max_size plus a quarter. max_size is enforced by the cache manager after
+ * the fact, so the file system needs room above it; a full tmpfs would fail writes, not requests.
+ */
+export function cacheTmpfsBytes(manifest: Manifest): number {
+  return Math.ceil((sizeBytes(cacheSettings(manifest).size)! * 1.25) / 1024 ** 2) * 1024 ** 2
+}
+
+/** The manifest's cache bounds, or the defaults when it names none. */
+export function cacheSettings(manifest: Manifest): {keys: string; size: string} {
+  return manifest.cache ?? CacheSchema.parse({})
 }
 
 /** Container names of a service's replicas, 1..count. */

@@ -1,8 +1,8 @@
 import {OperationError, UsageError} from '../errors.js'
 import {isIpAddress, parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
 import {djangoServices, externalServices, isLocalDomain, upstreamName, urlHost, usesAuth} from '../manifest/model.js'
-import type {AuthMode, Manifest} from '../manifest/schema.js'
-import {GATEWAY_PATHS, GATEWAY_PORTS, GATEWAY_WRITABLE_DIR, PROJECT_PATHS} from '../manifest/stack.js'
+import type {AuthMode, Manifest, Route} from '../manifest/schema.js'
+import {cacheSettings, GATEWAY_PATHS, GATEWAY_PORTS, GATEWAY_WRITABLE_DIR, PROJECT_PATHS} from '../manifest/stack.js'
 import {renderTemplate, type PlannedFile} from './plan.js'
 
 /**
@@ -102,6 +102,51 @@ export interface RouteView {
   serviceDns?: {variable: string; url: string}
   /** Set for external services. */
   external?: ExternalView
+  cache?: RouteCacheView
+}
+
+/** How a cached route uses the shared cache (see RouteCacheSchema for the rules it implements). */
+export interface RouteCacheView {
+  ttl: string
+  /**
+   * The cache key's identity part on routes with auth: an njs variable holding a hash of the credential
+   * the route checked (never the credential itself: the key is stored in the cache files).
+   */
+  identity?: string
+  /** Variables that, when non-empty, make a request skip the cache (read and store). */
+  bypass: string[]
+}
+
+/** The shared cache zone all cached routes use. */
+export const CACHE_ZONE = 'gateway_cache'
+
+/** njs variables with a hash of each kind of credential, for the cache keys of routes with auth. */
+const CACHE_IDENTITY: Record<Exclude<AuthMode, 'none'>, {variable: string; fn: string}> = {
+  basic: {variable: 'cache_identity_authorization', fn: 'cache.authorization'},
+  jwt: {variable: 'cache_identity_authorization', fn: 'cache.authorization'},
+  'api-key': {variable: 'cache_identity_api_key', fn: 'cache.apiKey'},
+}
+
+function routeCacheView(route: Route): RouteCacheView | undefined {
+  if (!route.cache) return undefined
+  if (route.auth !== 'none') {
+    // The credential is part of the key; a cookie could still change what the service answers.
+    return {ttl: route.cache.ttl, identity: CACHE_IDENTITY[route.auth].variable, bypass: ['$http_cookie']}
+  }
+
+  return {
+    ttl: route.cache.ttl,
+    bypass: route.cache.credentialed === 'share' ? [] : ['$http_authorization', '$http_cookie'],
+  }
+}
+
+/** Cache identity variables (njs js_set) the routes use, each once. */
+function cacheIdentities(manifest: Manifest): Array<{variable: string; fn: string}> {
+  const wanted = new Map<string, {variable: string; fn: string}>()
+  for (const route of manifest.routes)
+    if (route.cache && route.auth !== 'none')
+      wanted.set(CACHE_IDENTITY[route.auth].variable, CACHE_IDENTITY[route.auth])
+  return [...wanted.values()]
 }
 
 export interface GatewayErrorPage {
@@ -169,6 +214,7 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
       auth: route.auth,
       zone,
       burst,
+      ...(route.cache ? {cache: routeCacheView(route)} : {}),
       ...(external
         ? {external: externalView(external.name, external.url, route.path)}
         : cluster && django
@@ -197,6 +243,8 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
   const httpsPortSuffix = publicPorts.https === 443 ? '' : `:${publicPorts.https}`
   const hasExternals = routes.some((route) => route.external)
   const ports = cluster?.ports ?? GATEWAY_PORTS
+  const caching = manifest.routes.some((route) => route.cache)
+  const identities = cacheIdentities(manifest)
 
   return {
     project: manifest.name,
@@ -253,6 +301,16 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     basicChallenge: `Basic realm="${manifest.name} restricted"`,
     jwt: usesAuth(manifest, 'jwt'),
     jwtErrorPage: usesAuth(manifest, 'jwt') && rateLimit.status !== 401,
+    // njs runs the jwt check and hashes credentials for cache keys.
+    njs: usesAuth(manifest, 'jwt') || identities.length > 0,
+    cache: caching
+      ? {
+          zone: CACHE_ZONE,
+          path: cluster ? `${cluster.writableDir}/cache` : GATEWAY_PATHS.cache,
+          ...cacheSettings(manifest),
+          identities,
+        }
+      : undefined,
     errors,
   }
 }
@@ -314,10 +372,17 @@ export async function renderGateway(manifest: Manifest, cluster?: ClusterTarget)
   }
 
   if (!cluster) files.push({path: PROJECT_PATHS.upstreams, content: await renderUpstreams(manifest)})
+  if (view.cache)
+    files.push({
+      path: `${PROJECT_PATHS.confd}/cache.conf`,
+      content: await renderTemplate('gateway/conf.d/cache.conf.ejs', view),
+    })
   if (view.jwt)
     files.push({
       path: `${PROJECT_PATHS.njs}/jwt.js`,
       content: await renderTemplate('gateway/njs/jwt.js.ejs', {leewaySeconds: JWT_LEEWAY_SECONDS}),
     })
+  if (view.cache && view.cache.identities.length > 0)
+    files.push({path: `${PROJECT_PATHS.njs}/cache.js`, content: await renderTemplate('gateway/njs/cache.js.ejs', {})})
   return files
 }

@@ -73,6 +73,20 @@ const projects: Record<string, ManifestInput> = {
     services: {web: {kind: 'django'}},
     routes: [{path: '/', service: 'web', auth: 'basic'}],
   },
+  'cached routes: public, basic, api-key and jwt': {
+    version: 1,
+    name: 'cached',
+    domain: 'api.localhost',
+    cache: {keys: '1m', size: '16m'},
+    services: {web: {kind: 'django'}},
+    routes: [
+      {path: '/', service: 'web', cache: {ttl: '30s'}},
+      {path: '/shared/', service: 'web', cache: {ttl: '5m', credentialed: 'share'}},
+      {path: '/secure/', service: 'web', auth: 'basic', cache: {ttl: '1m'}},
+      {path: '/keyed/', service: 'web', auth: 'api-key', cache: {ttl: '1h'}},
+      {path: '/private/', service: 'web', auth: 'jwt', cache: {ttl: '1d'}},
+    ],
+  },
   'jwt only, limit status 401': {
     version: 1,
     name: 'tokens',

@@ -353,6 +353,61 @@ describe('renderGateway', () => {
     expect(route(conf, '/api2/')).not.toContain('jwt')
   })
 
+  it('caches only the routes with cache, in one bounded zone, with lock, stale answers and X-Cache-Status', async () => {
+    const files = await render({
+      cache: {keys: '2m', size: '64m'},
+      routes: [
+        {path: '/', service: 'web', cache: {ttl: '30s'}},
+        {path: '/secure/', service: 'web', auth: 'basic'},
+      ],
+    })
+    expect(files['gateway/conf.d/cache.conf']).toContain(
+      'proxy_cache_path /var/cache/gateway levels=1:2 keys_zone=gateway_cache:2m max_size=64m inactive=10m use_temp_path=off;',
+    )
+    const cached = route(files['gateway/conf.d/gateway.conf']!, '/')
+    expect(cached).toContain('proxy_cache gateway_cache;')
+    expect(cached).toContain('proxy_cache_methods GET HEAD;')
+    expect(cached).toContain('proxy_cache_key "$scheme$host$request_uri";')
+    expect(cached).toContain('proxy_cache_valid 200 301 404 30s;')
+    expect(cached).toContain('proxy_cache_lock on;')
+    expect(cached).toContain('proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;')
+    expect(cached).toContain('add_header X-Cache-Status $upstream_cache_status always;')
+    // Public route: a request with credentials or a cookie neither reads nor fills the cache.
+    expect(cached).toContain('proxy_cache_bypass $http_authorization $http_cookie;')
+    expect(cached).toContain('proxy_no_cache $http_authorization $http_cookie;')
+    expect(route(files['gateway/conf.d/gateway.conf']!, '/secure/')).not.toContain('proxy_cache')
+    expect(files['gateway/nginx.conf']).toContain('"cache":"$upstream_cache_status"')
+    // No route with auth caches: no njs.
+    expect(files['gateway/nginx.conf']).not.toMatch(/load_module|js_import/)
+  })
+
+  it('keys cached routes with auth by a hash of the checked credential, after the auth check', async () => {
+    const files = await render({
+      routes: [
+        {path: '/', service: 'web', cache: {ttl: '10s', credentialed: 'share'}},
+        {path: '/secure/', service: 'web', auth: 'basic', cache: {ttl: '1m'}},
+        {path: '/api2/', service: 'api', auth: 'api-key', cache: {ttl: '1h'}},
+      ],
+    })
+    const conf = files['gateway/conf.d/gateway.conf']!
+    expect(route(conf, '/secure/')).toContain(
+      'proxy_cache_key "$scheme$host$request_uri $cache_identity_authorization";',
+    )
+    expect(route(conf, '/api2/')).toContain('proxy_cache_key "$scheme$host$request_uri $cache_identity_api_key";')
+    // The credential is the key's business there; only a cookie makes the answer personal beyond it.
+    expect(route(conf, '/secure/')).toContain('proxy_cache_bypass $http_cookie;')
+    const secure = route(conf, '/secure/')
+    expect(secure.indexOf('auth_basic ')).toBeLessThan(secure.indexOf('proxy_cache '))
+    // credentialed: share stores answers whatever the request carries.
+    expect(route(conf, '/')).not.toContain('proxy_cache_bypass')
+    const nginx = files['gateway/nginx.conf']!
+    expect(nginx).toContain('load_module modules/ngx_http_js_module.so;')
+    expect(nginx).toContain('js_import cache from /etc/nginx/njs/cache.js;')
+    expect(nginx).toContain('js_set $cache_identity_authorization cache.authorization;')
+    expect(nginx).toContain('js_set $cache_identity_api_key cache.apiKey;')
+    expect(files['gateway/njs/cache.js']).toContain("crypto.createHash('sha256')")
+  })
+
   it('loads njs only when some route uses jwt', async () => {
     const files = await render()
     expect(files['gateway/nginx.conf']).not.toMatch(/load_module|js_import/)
