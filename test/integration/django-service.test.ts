@@ -11,7 +11,7 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {parseManifest} from '../../src/manifest/load.js'
@@ -197,6 +197,9 @@ describe('generated Django service on the stand-in image (Django 5.2, Gunicorn 2
       'none',
       '--volume',
       `${projectDir}:${projectDir}`,
+      // The secret key's file, at the same path inside (as Compose mounts it at /run/secrets/).
+      '--volume',
+      `${dirname(secretKeyPath)}:${dirname(secretKeyPath)}:ro`,
       '--entrypoint',
       'sleep',
       PYTHON_IMAGE,
@@ -221,6 +224,7 @@ describe('generated Django service on the stand-in image (Django 5.2, Gunicorn 2
     await gunicorn?.stop()
     if (container) execFileSync('docker', ['rm', '--force', container], {stdio: 'ignore', timeout: 60_000})
     if (projectDir) rmSync(projectDir, {recursive: true, force: true})
+    rmSync(dirname(secretKeyPath), {recursive: true, force: true})
   })
 
   it('runs on the Django and Gunicorn users get: Django 5.2, Gunicorn 23 or later', () => {
