@@ -4,9 +4,10 @@ import {describeDown} from '../docker/report.js'
 import {downStack} from '../docker/stack.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Down extends BaseCommand {
+export default class Down extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = "Stop and remove the project's containers and network; the files stay."
   static override description = `Finds everything by the project's Compose label, so it also removes what \`docker compose up\` started. The gateway stops first (NGINX finishes in-flight requests), then the Django replicas, each with its own stop signal and grace period.`
 
@@ -16,17 +17,16 @@ export default class Down extends BaseCommand {
   ]
 
   static override flags = {
-    dir: dirFlag,
     volumes: Flags.boolean({summary: 'Also remove the volumes labelled with the project.'}),
-    json: Flags.boolean({summary: 'Print what was removed as JSON.'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Down)
     const manifest = await loadManifest(flags.dir)
     const result = await withProjectLock(flags.dir, {command: 'down'}, () =>
-      downStack(manifest, {volumes: flags.volumes, onProgress: (message) => this.logToStderr(`- ${message}`)}),
+      downStack(manifest, {volumes: flags.volumes, onProgress: (message) => this.progress(message)}),
     )
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeDown(result))
+    this.log(describeDown(result))
+    return result
   }
 }

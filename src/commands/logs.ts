@@ -4,9 +4,9 @@ import {connectEngine} from '../docker/engine.js'
 import {showAccessLog, showLogs} from '../docker/logs.js'
 import {UsageError} from '../errors.js'
 import {loadManifest} from '../manifest/load.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Logs extends BaseCommand {
+export default class Logs extends ProjectCommand {
   static override summary = "Show container logs, or the gateway's access log as readable lines."
   static override description = `Without SERVICE, every container of the project, each line prefixed by the container's name. --access reads logs/access.log of the project (JSON lines written by NGINX) and prints time, status, method, URI, upstream, request time and request id.`
 
@@ -23,7 +23,6 @@ export default class Logs extends BaseCommand {
   }
 
   static override flags = {
-    dir: dirFlag,
     follow: Flags.boolean({char: 'f', summary: 'Keep printing new lines until Ctrl-C.'}),
     tail: Flags.integer({char: 'n', summary: 'Only the last N lines of each container (default: all).', min: 0}),
     access: Flags.boolean({summary: "Show the gateway's access log (logs/access.log) instead of container output."}),

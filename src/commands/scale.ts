@@ -4,9 +4,10 @@ import {DEFAULT_HEALTH_TIMEOUT_MS, describeScale, scaleServices} from '../gatewa
 import {parseScaleTargets} from '../gateway/targets.js'
 import {loadManifest} from '../manifest/load.js'
 import {MAX_REPLICAS} from '../manifest/schema.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Scale extends BaseCommand {
+export default class Scale extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary =
     'Set the number of replicas of Django services and update the NGINX upstream without dropping requests.'
   static override description = `Scale up: starts the new replicas (same labels, names and configuration as \`up\`), waits until they are healthy, lists them in gateway/conf.d/upstreams.conf, runs \`nginx -t\` in the gateway and reloads NGINX gracefully, then confirms the reload (new worker processes, no [emerg]/[alert] in logs/error.log).
@@ -36,8 +37,6 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
   static override args = {}
 
   static override flags = {
-    dir: dirFlag,
-    json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
     timeout: Flags.integer({
       summary: 'Seconds new replicas may take to become healthy.',
       default: DEFAULT_HEALTH_TIMEOUT_MS / 1000,
@@ -53,7 +52,7 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
     }),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {argv, flags} = await this.parse(Scale)
     const manifest = await loadManifest(flags.dir)
     const targets = parseScaleTargets(argv as string[], manifest)
@@ -61,8 +60,9 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
       healthTimeoutMs: flags.timeout * 1000,
       lockWaitMs: flags.wait * 1000,
       manifestOnly: flags['manifest-only'],
-      onProgress: (message) => this.logToStderr(`- ${message}`),
+      onProgress: (message) => this.progress(message),
     })
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeScale(result))
+    this.log(describeScale(result))
+    return result
   }
 }
