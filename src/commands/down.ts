@@ -14,18 +14,31 @@ export default class Down extends ProjectCommand {
   static override examples = [
     {description: 'Stop the project in the current directory', command: '<%= config.bin %> down'},
     {description: "Also remove the project's volumes", command: '<%= config.bin %> down --dir my-api --volumes'},
+    {description: 'See what would be removed', command: '<%= config.bin %> down --dry-run'},
+    {description: 'Give each container 30 s to stop', command: '<%= config.bin %> down --timeout 30'},
   ]
 
   static override flags = {
-    volumes: Flags.boolean({summary: 'Also remove the volumes labelled with the project.'}),
+    volumes: Flags.boolean({char: 'v', summary: 'Also remove the volumes labelled with the project.'}),
+    timeout: Flags.integer({
+      char: 't',
+      summary: "Seconds each container may take to stop before it is killed (default: its service's grace period).",
+      min: 0,
+    }),
+    'dry-run': Flags.boolean({summary: 'List what would be stopped and removed; change nothing.'}),
   }
 
   async run() {
     const {flags} = await this.parse(Down)
     const manifest = await loadManifest(flags.dir)
-    const result = await withProjectLock(flags.dir, {command: 'down'}, () =>
-      downStack(manifest, {volumes: flags.volumes, onProgress: (message) => this.progress(message)}),
-    )
+    const down = () =>
+      downStack(manifest, {
+        volumes: flags.volumes,
+        timeoutSeconds: flags.timeout,
+        dryRun: flags['dry-run'],
+        onProgress: (message) => this.progress(message),
+      })
+    const result = flags['dry-run'] ? await down() : await withProjectLock(flags.dir, {command: 'down'}, down)
     this.log(describeDown(result))
     return result
   }

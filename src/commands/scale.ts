@@ -14,7 +14,7 @@ export default class Scale extends ProjectCommand {
 
 Scale down: the leaving replicas leave the upstream first (rewrite, test, reload), the old NGINX workers finish their requests, then the replicas get SIGTERM (Gunicorn's graceful shutdown), highest number first.
 
-If a step fails, upstreams.conf is restored, the replicas this run created are removed, the gateway keeps serving, and the command exits 1 with the reason. The new count is saved in gateway.yaml once the gateway serves it, so \`up\` after \`down\` starts the same number. At most ${MAX_REPLICAS} replicas per service. One scale at a time per project: another one fails with "the project is busy", or waits with --wait.
+If a step fails, upstreams.conf is restored, the replicas this run created are removed, the gateway keeps serving, and the command exits 1 with the reason. The new count is saved in gateway.yaml once the gateway serves it, so \`up\` after \`down\` starts the same number. At most ${MAX_REPLICAS} replicas per service. One scale at a time per project: another one fails with "the project is busy", or waits with --wait-lock SECONDS.
 
 The stack must be running; to set the count for the next \`up\` instead, use --manifest-only.`
 
@@ -24,7 +24,10 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
       description: 'Two services at once, in another directory',
       command: '<%= config.bin %> scale web=2 student-api=3 --dir my-api',
     },
-    {description: 'Queue behind a scale that is already running', command: '<%= config.bin %> scale web=1 --wait 120'},
+    {
+      description: 'Queue behind a scale that is already running',
+      command: '<%= config.bin %> scale web=1 --wait-lock 120',
+    },
     {
       description: 'Set the count before `up`, with the stack down',
       command: '<%= config.bin %> scale web=4 --manifest-only',
@@ -32,7 +35,7 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
   ]
 
   static override usage =
-    '<%= command.id %> SERVICE=COUNT [SERVICE=COUNT ...] [-d <value>] [--json] [--timeout <value>] [--wait <value>] [--manifest-only]'
+    '<%= command.id %> SERVICE=COUNT [SERVICE=COUNT ...] [-d <value>] [--json] [--timeout <value>] [--wait-lock <value>] [--manifest-only]'
   static override strict = false
   static override args = {}
 
@@ -42,10 +45,15 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
       default: DEFAULT_HEALTH_TIMEOUT_MS / 1000,
       min: 1,
     }),
-    wait: Flags.integer({
-      summary: 'Seconds to wait while another scale holds the project (default: fail at once).',
+    'wait-lock': Flags.integer({
+      summary: 'Seconds to wait while another command holds the project (default: fail at once).',
       default: 0,
       min: 0,
+    }),
+    // Compose's --wait ("until healthy") is what scale always does; accepted so the habit works.
+    wait: Flags.boolean({
+      summary: 'Wait until the new replicas are healthy, as `docker compose up --wait`: always done, see --timeout.',
+      hidden: true,
     }),
     'manifest-only': Flags.boolean({
       summary: 'Only save the counts in gateway.yaml and upstreams.conf for the next `up`; the stack must be down.',
@@ -58,7 +66,7 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
     const targets = parseScaleTargets(argv as string[], manifest)
     const result = await scaleServices(flags.dir, manifest, targets, {
       healthTimeoutMs: flags.timeout * 1000,
-      lockWaitMs: flags.wait * 1000,
+      lockWaitMs: flags['wait-lock'] * 1000,
       manifestOnly: flags['manifest-only'],
       onProgress: (message) => this.progress(message),
     })
