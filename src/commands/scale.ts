@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {DEFAULT_HEALTH_TIMEOUT_MS, describeScale, scaleServices} from '../gateway/scale.js'
+import {describePlannedScale, planScale} from '../gateway/scale-plan.js'
 import {parseScaleTargets} from '../gateway/targets.js'
 import {loadManifest} from '../manifest/load.js'
 import {MAX_REPLICAS} from '../manifest/schema.js'
@@ -35,7 +36,7 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
   ]
 
   static override usage =
-    '<%= command.id %> SERVICE=COUNT [SERVICE=COUNT ...] [-d <value>] [--json] [--timeout <value>] [--wait-lock <value>] [--manifest-only]'
+    '<%= command.id %> SERVICE=COUNT [SERVICE=COUNT ...] [-d <value>] [--json] [--timeout <value>] [--wait-lock <value>] [--dry-run] [--manifest-only]'
   static override strict = false
   static override args = {}
 
@@ -55,6 +56,10 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
       summary: 'Wait until the new replicas are healthy, as `docker compose up --wait`: always done, see --timeout.',
       hidden: true,
     }),
+    'dry-run': Flags.boolean({
+      summary: 'List the replicas that would start and stop; change nothing.',
+      exclusive: ['manifest-only'],
+    }),
     'manifest-only': Flags.boolean({
       summary: 'Only save the counts in gateway.yaml and upstreams.conf for the next `up`; the stack must be down.',
     }),
@@ -64,6 +69,12 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
     const {argv, flags} = await this.parse(Scale)
     const manifest = await loadManifest(flags.dir)
     const targets = parseScaleTargets(argv as string[], manifest)
+    if (flags['dry-run']) {
+      const plan = await planScale(manifest, targets)
+      this.log(describePlannedScale(plan))
+      return plan
+    }
+
     const result = await scaleServices(flags.dir, manifest, targets, {
       healthTimeoutMs: flags.timeout * 1000,
       lockWaitMs: flags['wait-lock'] * 1000,
