@@ -5,7 +5,7 @@ import {stripVTControlCharacters} from 'node:util'
 import {afterEach, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
-import {BIN, tempDir} from '../helpers/cli.js'
+import {BIN, runCliAsync, tempDir} from '../helpers/cli.js'
 
 /**
  * `init` in a terminal, as a person runs it: util-linux `script` gives the CLI a pseudo-terminal, the
@@ -187,7 +187,7 @@ describe.skipIf(!hasScript)('init in a terminal: summary, confirm, the same comm
 
     // The printed command, run without a terminal, describes the very project the answers made.
     const args = printed!.split(' ').slice(1)
-    const again = spawnSync(process.execPath, [BIN, ...args, '--force', '--dry-run', '--json'], {encoding: 'utf8'})
+    const again = await runCliAsync([...args, '--force', '--dry-run', '--json'])
     expect(again.status, again.stderr).toBe(0)
     const written = parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8')) as unknown
     expect((JSON.parse(again.stdout) as {manifest: unknown}).manifest).toEqual(written)
