@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 dir=${DEMO_DIR:-$root/demo}
 cli="node $root/bin/run.js"
+started=$SECONDS
+# The total time, also when a step fails.
+trap 'echo "==> npm run demo: $((SECONDS - started)) s in all"' EXIT
 
 bash fixtures/images/ensure-docker.sh
 
@@ -16,7 +19,8 @@ if [[ "${CREATE_GATEWAY_OFFLINE:-}" != 1 ]] && { docker image inspect python:3.1
   echo "==> using the official images python:3.12-slim and nginx:1.30"
 else
   echo "==> no registry: building offline stand-in images from Debian packages"
-  bash fixtures/images/build.sh
+  # Only what the demo runs: the Django base and NGINX (not Pebble or Certbot, which only the tests use).
+  bash fixtures/images/build.sh python nginx
   image_flags=(--python-image create-gateway-offline/python:forky --nginx-image create-gateway-offline/nginx:forky)
 fi
 

@@ -4,29 +4,42 @@ import {describeDown} from '../docker/report.js'
 import {downStack} from '../docker/stack.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Down extends BaseCommand {
+export default class Down extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = "Stop and remove the project's containers and network; the files stay."
   static override description = `Finds everything by the project's Compose label, so it also removes what \`docker compose up\` started. The gateway stops first (NGINX finishes in-flight requests), then the Django replicas, each with its own stop signal and grace period.`
 
   static override examples = [
     {description: 'Stop the project in the current directory', command: '<%= config.bin %> down'},
     {description: "Also remove the project's volumes", command: '<%= config.bin %> down --dir my-api --volumes'},
+    {description: 'See what would be removed', command: '<%= config.bin %> down --dry-run'},
+    {description: 'Give each container 30 s to stop', command: '<%= config.bin %> down --timeout 30'},
   ]
 
   static override flags = {
-    dir: dirFlag,
-    volumes: Flags.boolean({summary: 'Also remove the volumes labelled with the project.'}),
-    json: Flags.boolean({summary: 'Print what was removed as JSON.'}),
+    volumes: Flags.boolean({char: 'v', summary: 'Also remove the volumes labelled with the project.'}),
+    timeout: Flags.integer({
+      char: 't',
+      summary: "Seconds each container may take to stop before it is killed (default: its service's grace period).",
+      min: 0,
+    }),
+    'dry-run': Flags.boolean({summary: 'List what would be stopped and removed; change nothing.'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Down)
     const manifest = await loadManifest(flags.dir)
-    const result = await withProjectLock(flags.dir, {command: 'down'}, () =>
-      downStack(manifest, {volumes: flags.volumes, onProgress: (message) => this.logToStderr(`- ${message}`)}),
-    )
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeDown(result))
+    const down = () =>
+      downStack(manifest, {
+        volumes: flags.volumes,
+        timeoutSeconds: flags.timeout,
+        dryRun: flags['dry-run'],
+        onProgress: (message) => this.progress(message),
+      })
+    const result = flags['dry-run'] ? await down() : await withProjectLock(flags.dir, {command: 'down'}, down)
+    this.log(describeDown(result))
+    return result
   }
 }

@@ -1,13 +1,12 @@
-import {Flags} from '@oclif/core'
-
 import {certificateStatus, describeCertificateStatus} from '../certs/certbot.js'
 import {describeStatus} from '../docker/report.js'
 import {stackStatus} from '../docker/stack.js'
 import {markUpstreamMembership} from '../gateway/upstreams.js'
 import {loadManifest} from '../manifest/load.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Status extends BaseCommand {
+export default class Status extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = 'Show one row per container of the project: service, name, state, health, ports, image.'
 
   static override examples = [
@@ -23,22 +22,13 @@ export default class Status extends BaseCommand {
     },
   ]
 
-  static override flags = {
-    dir: dirFlag,
-    json: Flags.boolean({summary: 'Print one JSON document: the project, its containers and its certificate.'}),
-  }
-
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Status)
     const manifest = await loadManifest(flags.dir)
     const rows = await markUpstreamMembership(flags.dir, manifest, await stackStatus(manifest))
     const certificate = await certificateStatus(flags.dir, manifest)
-    if (flags.json) {
-      this.log(JSON.stringify({project: manifest.name, containers: rows, certificate}, null, 2))
-      return
-    }
-
     this.log(describeStatus(manifest.name, rows))
     this.log(describeCertificateStatus(certificate))
+    return {project: manifest.name, containers: rows, certificate}
   }
 }

@@ -748,6 +748,10 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
 export interface DownOptions extends StackOptions {
   /** Also remove the project's labelled volumes. */
   volumes?: boolean
+  /** Seconds each container may take to stop before SIGKILL, instead of its service's grace period. */
+  timeoutSeconds?: number
+  /** Find and report what would be removed; stop and remove nothing. */
+  dryRun?: boolean
 }
 
 export interface DownResult {
@@ -755,6 +759,7 @@ export interface DownResult {
   containers: string[]
   networks: string[]
   volumes: string[]
+  dryRun?: boolean
 }
 
 /**
@@ -782,7 +787,14 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
     await Promise.all(
       group.map(async (container) => {
         const grace =
-          stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
+          options.timeoutSeconds ??
+          stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ??
+          10
+        if (options.dryRun) {
+          removed.push(container.name)
+          return
+        }
+
         progress(`Stopping ${container.name}`)
         try {
           await engine.stopContainer(container.id, grace)
@@ -798,6 +810,11 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
 
   const networks: string[] = []
   for (const network of await engine.networks(projectLabel)) {
+    if (options.dryRun) {
+      networks.push(network.name)
+      continue
+    }
+
     progress(`Removing network ${network.name}`)
     try {
       await engine.removeNetwork(network.id)
@@ -814,13 +831,18 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
   const volumes: string[] = []
   if (options.volumes) {
     for (const volume of await engine.volumes(projectLabel)) {
+      if (options.dryRun) {
+        volumes.push(volume.name)
+        continue
+      }
+
       progress(`Removing volume ${volume.name}`)
       await engine.removeVolume(volume.name)
       volumes.push(volume.name)
     }
   }
 
-  return {project: stack.project, containers: removed, networks, volumes}
+  return {project: stack.project, containers: removed, networks, volumes, ...(options.dryRun ? {dryRun: true} : {})}
 }
 
 // ---- status --------------------------------------------------------------------------------------

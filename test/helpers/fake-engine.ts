@@ -92,6 +92,8 @@ export class FakeEngine implements Engine {
   readonly behaviour = new Map<string, ContainerBehaviour>()
   /** Engine calls in order, e.g. `create x-web-1`, `start x-web-1`, `build x-web:latest`. */
   readonly calls: string[] = []
+  /** The stop timeout (seconds) each stopped container was given, by name. */
+  readonly stopTimeouts = new Map<string, number | undefined>()
   /** Build output events (JSON objects) for the next builds; default: a successful two-step build. */
   buildEvents?: (tag: string) => object[]
   signals: Array<{name: string; signal: string}> = []
@@ -252,10 +254,11 @@ export class FakeEngine implements Engine {
     this.signals.push({name, signal})
   }
 
-  async stopContainer(containerId: string): Promise<void> {
+  async stopContainer(containerId: string, timeoutSeconds?: number): Promise<void> {
     const container = this.byIdOrName(containerId)
     if (!container) return
     this.calls.push(`stop ${container.name}`)
+    this.stopTimeouts.set(container.name, timeoutSeconds)
     Object.assign(container, {status: 'exited', running: false, health: undefined})
   }
 

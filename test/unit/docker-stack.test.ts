@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {unavailableError} from '../../src/docker/engine.js'
-import {describeStatus, describeUp} from '../../src/docker/report.js'
+import {describeDown, describeStatus, describeUp} from '../../src/docker/report.js'
 import {LABELS} from '../../src/docker/spec.js'
 import {downStack, stackStatus, upStack, type UpOptions} from '../../src/docker/stack.js'
 import {EngineUnavailableError, InterruptedError, OperationError, UsageError} from '../../src/errors.js'
@@ -315,6 +315,28 @@ describe('downStack and stackStatus', () => {
     })
     expect(engine.names()).toEqual([])
     expect(await stackStatus(manifest, {engine})).toEqual([])
+  })
+
+  it('--dry-run lists what down would remove and touches nothing; --timeout replaces every grace period', async () => {
+    const {engine, dir, manifest, options} = setup()
+    await upStack(dir, manifest, options())
+    const before = engine.names()
+    engine.calls.length = 0
+    const planned = await downStack(manifest, {engine, dryRun: true})
+    expect(planned).toEqual({
+      project: 'demo',
+      containers: expect.arrayContaining(['demo-web-1', 'demo-web-2', 'demo-gateway-1']),
+      networks: ['demo_internal', 'demo_default'],
+      volumes: [],
+      dryRun: true,
+    })
+    expect(engine.calls).toEqual([])
+    expect(engine.names()).toEqual(before)
+    expect(describeDown(planned)).toMatch(/^Dry run: down would remove 3 container\(s\), 2 network\(s\) of demo:/)
+
+    await downStack(manifest, {engine, timeoutSeconds: 3})
+    expect([...engine.stopTimeouts.values()]).toEqual([3, 3, 3])
+    expect(engine.names()).toEqual([])
   })
 })
 
