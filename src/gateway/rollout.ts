@@ -12,8 +12,9 @@ import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
-import {drainWorkers, reloadGateway, testConfig, type GatewayRef} from './nginx.js'
-import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
+import {changeGateway, GatewayChangeError} from './apply.js'
+import {drainWorkers, type GatewayRef, type ReloadResult} from './nginx.js'
+import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
 
 /**
  * `up` on a running stack whose Django replicas changed (new code, new settings, a new count): the
@@ -77,38 +78,34 @@ class RolloutSession {
     return listed
   }
 
-  /** Point the service's upstream at `members`: write, `nginx -t`, reload, confirm, drain the old workers. */
+  /** Point the service's upstream at `members` (one gateway change: write, `nginx -t`, confirmed reload), then drain the old workers. */
   async route(manifest: Manifest, service: string, members: string[]): Promise<void> {
     const text = await renderUpstreamsWith(manifest, this.upstreams, {[service]: members})
     if (text === this.loaded) return
     this.progress(`Gateway: ${service} -> ${members.join(', ')}`)
-    await writeUpstreamsFile(this.request.dir, text)
-    let reloadSent = false
+    let reload: ReloadResult | undefined
     try {
-      await testConfig(this.engine, this.gateway)
-      reloadSent = true
-      const reload = await reloadGateway(this.engine, this.gateway, {clock: this.request.clock})
-      this.loaded = text
-      this.upstreams = {...this.upstreams, [service]: members}
-      const drain = await drainWorkers(this.engine, this.gateway, reload.oldWorkers, {clock: this.request.clock})
-      if (!drain.drained)
-        this.progress(
-          `Old NGINX workers ${drain.remaining.join(', ')} still finish requests after ${drain.ms} ms; going on (each replica still gets its graceful shutdown)`,
-        )
+      reload = await changeGateway(
+        this.engine,
+        this.gateway,
+        [{path: upstreamsPath(this.request.dir), content: text}],
+        {
+          clock: this.request.clock,
+          keepNewFiles: true,
+        },
+      )
     } catch (error) {
-      if (this.loaded !== text) await this.restore(reloadSent)
-      throw error
+      // The error says what failed; the state report `up` adds says what runs.
+      throw error instanceof GatewayChangeError ? error.cause : error
     }
-  }
 
-  private async restore(reloadSent: boolean): Promise<void> {
-    try {
-      if (this.loaded === undefined) return
-      await writeUpstreamsFile(this.request.dir, this.loaded)
-      if (reloadSent) await reloadGateway(this.engine, this.gateway, {clock: this.request.clock})
-    } catch {
-      // The error being thrown says what failed; the state report below says what runs.
-    }
+    this.loaded = text
+    this.upstreams = {...this.upstreams, [service]: members}
+    const drain = await drainWorkers(this.engine, this.gateway, reload!.oldWorkers, {clock: this.request.clock})
+    if (!drain.drained)
+      this.progress(
+        `Old NGINX workers ${drain.remaining.join(', ')} still finish requests after ${drain.ms} ms; going on (each replica still gets its graceful shutdown)`,
+      )
   }
 
   async start(change: ReplicaChanges, desired: DesiredContainer[]): Promise<Replica[]> {

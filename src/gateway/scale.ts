@@ -23,10 +23,11 @@ import {composeObject} from '../render/compose.js'
 import {writeFileAtomic} from '../util/files.js'
 import {acquireProjectLock, type LockOwner} from '../util/lock.js'
 import {systemClock, type Clock} from '../util/retry.js'
-import {drainWorkers, reloadGateway, testConfig, type DrainResult, type ReloadResult} from './nginx.js'
+import {changeGateway, GatewayChangeError} from './apply.js'
+import {drainWorkers, type DrainResult, type ReloadResult} from './nginx.js'
 import type {ScaleTargets} from './targets.js'
 import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
-import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
+import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath, writeUpstreamsFile} from './upstreams.js'
 
 /**
  * `scale web=N`: replicas in and out of the NGINX upstream without a failed request.
@@ -461,28 +462,32 @@ async function scaleLocked(
   // NGINX resolves upstream names when it loads its configuration: a replica created again under a
   // name the file already lists (its container was removed by hand) has a new address, so reload too.
   if (text !== previousText || created.length > 0) {
-    const rollback = async (error: unknown, reloadSent: boolean): Promise<never> => {
+    if (text !== previousText)
+      progress(
+        `Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes)
+          .map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`)
+          .join('; ')}`,
+      )
+    try {
+      reload = await changeGateway(
+        engine,
+        gatewayRef,
+        text === previousText ? [] : [{path: upstreamsPath(root), content: text}],
+        {clock, reloadTimeoutMs: options.reloadTimeoutMs, onProgress: progress, keepNewFiles: true},
+      )
+    } catch (error) {
+      if (!(error instanceof GatewayChangeError)) throw error
+      const {rollback} = error
       const notes: string[] = []
-      try {
-        if (previous === undefined)
-          notes.push(`There was no ${PROJECT_PATHS.upstreams} before; the new one is left for inspection.`)
-        else if (text !== previousText) {
-          await writeUpstreamsFile(root, previous)
-          notes.push(`Restored the previous ${PROJECT_PATHS.upstreams}.`)
-        }
-
-        if (reloadSent && previous !== undefined) {
-          // The master may have started workers with the new file: put the previous one back in force.
-          const again = await reloadGateway(engine, gatewayRef, {clock, timeoutMs: options.reloadTimeoutMs})
-          notes.push('Reloaded NGINX with it.')
-          await drainWorkers(engine, gatewayRef, again.oldWorkers, {clock, timeoutMs: options.drainTimeoutMs})
-        }
-      } catch (restoreError) {
-        notes.push(
-          `Could not fully restore the gateway: ${restoreError instanceof Error ? restoreError.message.split('\n')[0] : String(restoreError)}`,
-        )
-      }
-
+      if (previous === undefined)
+        notes.push(`There was no ${PROJECT_PATHS.upstreams} before; the new one is left for inspection.`)
+      else if (text !== previousText && rollback.restored)
+        notes.push(`Restored the previous ${PROJECT_PATHS.upstreams}.`)
+      if (rollback.reloaded) notes.push('Reloaded NGINX with it.')
+      if (rollback.failure) notes.push(`Could not fully restore the gateway: ${rollback.failure}`)
+      // The workers that loaded the failed file may still hold requests for the replicas removed below.
+      if (rollback.reload)
+        await drainWorkers(engine, gatewayRef, rollback.reload.oldWorkers, {clock, timeoutMs: options.drainTimeoutMs})
       const removed = await removeQuietly(engine, created)
       if (removed.length > 0) notes.push(`Removed the replica(s) this run created: ${removed.join(', ')}.`)
       notes.push(
@@ -492,34 +497,11 @@ async function scaleLocked(
             .join('; ') || 'its previous configuration'
         }.`,
       )
-      throw withRollbackNote(error, notes, retryHint)
-    }
-
-    try {
-      if (text !== previousText) {
-        progress(
-          `Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes)
-            .map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`)
-            .join('; ')}`,
-        )
-        await writeUpstreamsFile(root, text)
-      }
-
-      progress(`Testing the configuration: nginx -t in ${gateway.name}`)
-      await testConfig(engine, gatewayRef)
-    } catch (error) {
-      return rollback(error, false)
-    }
-
-    progress(`Reloading NGINX in ${gateway.name}`)
-    try {
-      reload = await reloadGateway(engine, gatewayRef, {clock, timeoutMs: options.reloadTimeoutMs})
-    } catch (error) {
-      return rollback(error, true)
+      throw withRollbackNote(error.cause, notes, retryHint)
     }
 
     progress(
-      `Reload confirmed: workers ${reload.oldWorkers.join(', ') || 'none'} -> ${reload.newWorkers.join(', ')} (${reload.ms} ms)`,
+      `Reload confirmed: workers ${reload!.oldWorkers.join(', ') || 'none'} -> ${reload!.newWorkers.join(', ')} (${reload!.ms} ms)`,
     )
   }
 
