@@ -3,7 +3,7 @@ import {relative} from 'node:path'
 import {usesAuth} from '../manifest/model.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import type {CreatedProject} from './create-project.js'
-import {MINT_ONE_LINER} from './jwt-mint.js'
+import {MINT_ONE_LINER} from '../render/jwt-mint.js'
 
 /**
  * What init prints: where things went, the credentials (once, and only to a terminal: `showSecrets`;

@@ -17,9 +17,9 @@ import {renderProject} from '../render/project.js'
 import {loadSecrets} from '../render/secrets.js'
 import {projectFile, readFileIfExists, writeFileAtomic} from '../util/files.js'
 import {systemClock, type Clock} from '../util/retry.js'
-import {applyWrittenFiles, GatewayChangeError, WrittenFiles} from './apply.js'
-import type {ReloadResult} from './nginx.js'
-import {renderUpstreamsWith, upstreamHosts} from './upstreams.js'
+import {applyWrittenFiles, GatewayChangeError, WrittenFiles} from '../gateway/apply.js'
+import type {ReloadResult} from '../gateway/nginx.js'
+import {renderUpstreamsWith, upstreamHosts} from '../gateway/upstreams.js'
 
 /**
  * `render`: the project's files again from gateway.yaml after the user edited it, and the running
