@@ -1,9 +1,31 @@
 /* global module */
 /**
- * The layers of src/ run one way (see README, "Layers"): `npm run deps` fails on an import cycle or on
- * an import from the bottom layer (src/util/, src/errors.ts) into anything above it.
+ * The layers of src/ run one way (README, "Layers"): `npm run deps` fails on an import cycle, and on
+ * an import from a layer into one above it. Folders on one line of LAYERS are one layer.
  * @type {import('dependency-cruiser').IConfiguration}
  */
+const LAYERS = [
+  ['util', 'errors.ts'],
+  ['manifest'],
+  ['render'],
+  ['docker'],
+  ['gateway'],
+  ['certs'],
+  ['project'],
+  ['verify', 'top', 'export'],
+  ['hooks', 'commands'],
+]
+
+const pattern = (names) => `^src/(${names.map((name) => name.replace('.', '\\.')).join('|')})(/|$)`
+
+const upward = LAYERS.slice(0, -1).map((layer, index) => ({
+  name: `${layer[0]}-imports-nothing-above`,
+  severity: 'error',
+  comment: `src/${layer.join(', src/')} may import only from its own layer and the ones below it.`,
+  from: {path: pattern(layer)},
+  to: {path: pattern(LAYERS.slice(index + 1).flat())},
+}))
+
 module.exports = {
   forbidden: [
     {
@@ -13,13 +35,7 @@ module.exports = {
       from: {},
       to: {circular: true},
     },
-    {
-      name: 'util-imports-nothing-above',
-      severity: 'error',
-      comment: 'src/util/ and src/errors.ts are the bottom layer: they import only each other and node/npm modules.',
-      from: {path: '^src/(util/|errors\\.ts$)'},
-      to: {path: '^src/', pathNot: '^src/(util/|errors\\.ts$)'},
-    },
+    ...upward,
   ],
   options: {
     doNotFollow: {path: 'node_modules'},
