@@ -1,3 +1,4 @@
+import {replicaNumber} from '../docker/containers.js'
 import {engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {LABELS, type DesiredContainer} from '../docker/spec.js'
 import {
@@ -34,10 +35,6 @@ import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} fr
  * If a step fails, the gateway keeps the last upstream that loaded, the error says which replicas run
  * which configuration, and `up` run again carries on from there.
  */
-
-function numberOf(container: ContainerState): number {
-  return Number(container.labels[LABELS.number] ?? 0)
-}
 
 function byNumber(replicas: Replica[]): string[] {
   return [...replicas].sort((a, b) => a.number - b.number).map((replica) => replica.name)
@@ -150,16 +147,16 @@ class RolloutSession {
 
 async function rollService(session: RolloutSession, change: ReplicaChanges, manifest: Manifest): Promise<void> {
   const service = change.spec.service
-  const replace = [...change.replace].sort((a, b) => numberOf(a.existing) - numberOf(b.existing))
+  const replace = [...change.replace].sort((a, b) => replicaNumber(a.existing) - replicaNumber(b.existing))
   const highest = Math.max(
     0,
-    ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(numberOf),
+    ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(replicaNumber),
     ...change.create.map((want) => want.number),
   )
   const extra = replace.length > 0 ? change.desiredFor(highest + 1) : undefined
   const serving = new Map<string, Replica>()
   for (const container of [...change.keep, ...replace.map((item) => item.existing)])
-    serving.set(container.name, {id: container.id, name: container.name, service, number: numberOf(container)})
+    serving.set(container.name, {id: container.id, name: container.name, service, number: replicaNumber(container)})
   const listed = new Set(session.serving(change))
   const members = () => byNumber([...serving.values()].filter((replica) => listed.has(replica.name)))
 
@@ -191,7 +188,13 @@ async function rollService(session: RolloutSession, change: ReplicaChanges, mani
       id: added.find((replica) => replica.name === want.name)?.id,
     })
   for (const container of change.keep)
-    session.rows.push({service, name: container.name, number: numberOf(container), action: 'keep', id: container.id})
+    session.rows.push({
+      service,
+      name: container.name,
+      number: replicaNumber(container),
+      action: 'keep',
+      id: container.id,
+    })
 
   // 2. One step in: the new ones; out: the replicas beyond the count and the first one to replace.
   const first = replace[0]
@@ -199,7 +202,7 @@ async function rollService(session: RolloutSession, change: ReplicaChanges, mani
   await session.route(manifest, service, members())
   for (const container of change.retire) {
     await session.retire(change, container)
-    session.rows.push({service, name: container.name, number: numberOf(container), action: 'remove'})
+    session.rows.push({service, name: container.name, number: replicaNumber(container), action: 'remove'})
   }
 
   // 3. Replace one at a time; each step takes the new one in and the next one out.
@@ -234,7 +237,7 @@ async function stateNote(session: RolloutSession, request: RolloutRequest): Prom
     if (containers.length > 0)
       lines.push(
         `${change.spec.service} runs ${containers
-          .sort((a, b) => numberOf(a) - numberOf(b))
+          .sort((a, b) => replicaNumber(a) - replicaNumber(b))
           .map(describe)
           .join(', ')}.`,
       )

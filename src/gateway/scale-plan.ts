@@ -1,5 +1,7 @@
+import {isNotOneOff} from '../docker/containers.js'
 import {connectEngine, type Engine} from '../docker/engine.js'
 import {LABELS} from '../docker/spec.js'
+import {projectReplicaName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec} from '../manifest/stack.js'
 import {planService} from './scale.js'
@@ -19,9 +21,7 @@ export async function planScale(
 ): Promise<PlannedScale> {
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())
-  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(
-    (container) => container.labels[LABELS.oneoff] !== 'True',
-  )
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(isNotOneOff)
   const services = stack.services
     .filter((spec) => Object.hasOwn(targets, spec.service))
     .map((spec) => {
@@ -30,7 +30,7 @@ export async function planScale(
         service: spec.service,
         from: plan.existing.filter((container) => container.running).length,
         to: plan.target,
-        start: plan.create.map((number) => `${stack.project}-${spec.service}-${number}`),
+        start: plan.create.map((number) => projectReplicaName(stack.project, spec.service, number)),
         remove: [...plan.leave, ...plan.replace].map((container) => container.name),
       }
     })

@@ -3,6 +3,7 @@ import {join, resolve} from 'node:path'
 
 import {parseDocument} from 'yaml'
 
+import {isHealthy, isNotOneOff, replicaNumber} from '../docker/containers.js'
 import {connectEngine, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {
   desiredContainer,
@@ -16,11 +17,11 @@ import {
 import {probeCommand, waitAllHealthy} from '../docker/stack.js'
 import {GatewayError, OperationError, UsageError} from '../errors.js'
 import {loadManifest, MANIFEST_FILE, parseManifest} from '../manifest/load.js'
-import {gatewayContainerName} from '../manifest/model.js'
+import {gatewayContainerName, projectReplicaName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS, replicaNames, type StackServiceSpec} from '../manifest/stack.js'
 import {composeObject} from '../render/compose.js'
-import {writeFileAtomic} from '../util/files.js'
+import {readFileIfExists, writeFileAtomic} from '../util/files.js'
 import {acquireProjectLock, type LockOwner} from '../util/lock.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {changeGateway, GatewayChangeError} from './apply.js'
@@ -101,14 +102,6 @@ interface ServicePlan {
   leave: ContainerState[]
 }
 
-function numberOf(container: ContainerState): number {
-  return Number(container.labels[LABELS.number] ?? 0)
-}
-
-function isHealthy(container: ContainerState): boolean {
-  return container.running && (container.health === undefined || container.health === 'healthy')
-}
-
 /** What to do with one service's replicas: keep 1..N that run, create the missing numbers, let the rest go. */
 export function planService(
   spec: StackServiceSpec,
@@ -118,15 +111,15 @@ export function planService(
 ): ServicePlan {
   const existing = containers
     .filter((container) => container.labels[LABELS.service] === spec.service)
-    .sort((a, b) => numberOf(a) - numberOf(b))
+    .sort((a, b) => replicaNumber(a) - replicaNumber(b))
   const keep: ContainerState[] = []
   const replace: ContainerState[] = []
   const leave: ContainerState[] = []
   const create: number[] = []
   for (let number = 1; number <= target; number++) {
-    const candidates = existing.filter((container) => numberOf(container) === number)
+    const candidates = existing.filter((container) => replicaNumber(container) === number)
     // Two containers with one number (ours and one Compose v1 made): keep the running one with our name.
-    const name = `${project}-${spec.service}-${number}`
+    const name = projectReplicaName(project, spec.service, number)
     const chosen = candidates
       .filter((container) => container.running)
       .sort((a, b) => Number(b.name === name) - Number(a.name === name))[0]
@@ -139,7 +132,8 @@ export function planService(
     }
   }
 
-  for (const container of existing) if (numberOf(container) > target || numberOf(container) < 1) leave.push(container)
+  for (const container of existing)
+    if (replicaNumber(container) > target || replicaNumber(container) < 1) leave.push(container)
   return {spec, target, existing, keep, create, replace, leave}
 }
 
@@ -165,13 +159,8 @@ export async function saveReplicaCounts(dir: string, targets: ScaleTargets): Pro
  */
 async function saveComposeReplicas(dir: string, targets: ScaleTargets): Promise<void> {
   const path = join(resolve(dir), PROJECT_PATHS.compose)
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw error
-  }
+  const text = (await readFileIfExists(path))?.toString('utf8')
+  if (text === undefined) return
 
   const document = parseDocument(text)
   let changed = false
@@ -316,9 +305,7 @@ async function scaleLocked(
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())
   const env = options.env ?? process.env
-  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(
-    (container) => container.labels[LABELS.oneoff] !== 'True',
-  )
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(isNotOneOff)
   if (options.manifestOnly) return scaleManifestOnly(root, manifest, targets, containers, started, clock, progress)
 
   const gateway = runningGateway(containers)
@@ -390,7 +377,7 @@ async function scaleLocked(
 
       for (const kept of plan.keep) {
         if (kept.health === 'starting')
-          toWait.push({id: kept.id, name: kept.name, service: plan.spec.service, number: numberOf(kept)})
+          toWait.push({id: kept.id, name: kept.name, service: plan.spec.service, number: replicaNumber(kept)})
       }
     }
 
@@ -430,7 +417,9 @@ async function scaleLocked(
     }
 
     members.push(...created.filter((replica) => replica.service === plan.spec.service))
-    members.sort((a, b) => ('number' in a ? a.number : numberOf(a)) - ('number' in b ? b.number : numberOf(b)))
+    members.sort(
+      (a, b) => ('number' in a ? a.number : replicaNumber(a)) - ('number' in b ? b.number : replicaNumber(b)),
+    )
     const names = members.map((member) => member.name)
     served[plan.spec.service] = names
     // `init` writes the service-name form (`server web:8000`), which already sends to every replica: a
@@ -522,7 +511,9 @@ async function scaleLocked(
 
   const failures: string[] = []
   const removed: string[] = []
-  for (const container of [...leaving].sort((a, b) => numberOf(b) - numberOf(a) || a.name.localeCompare(b.name))) {
+  for (const container of [...leaving].sort(
+    (a, b) => replicaNumber(b) - replicaNumber(a) || a.name.localeCompare(b.name),
+  )) {
     try {
       await stopReplica(
         engine,
