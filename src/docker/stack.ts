@@ -555,6 +555,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   let createdNetwork: string | undefined
   /** Networks besides the default one (the compose file's own `networks:`), for the rollback. */
   const createdNetworks: string[] = []
+  /** Every network this run created, by name, for the message after a rollback. */
+  const createdNetworkNames: string[] = []
 
   /** Remove what is replaced and create what is new, without starting it; returns the container's id. */
   const prepareContainer = async (item: PlannedContainer): Promise<string> => {
@@ -605,6 +607,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
       if (await engine.network(network.name)) continue
       progress(`Creating network ${network.name}`)
       const id = await engine.createNetwork(network.name, network.labels, network.options)
+      createdNetworkNames.push(network.name)
       if (network.name === stack.network) createdNetwork = id
       else createdNetworks.push(id)
     }
@@ -699,7 +702,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     if (options.signal?.aborted) throw interrupted(created, undone, createdNetwork && stack.network, error)
     const note =
       undone.length > 0
-        ? `\nRemoved what this run created: ${created.length} container(s)${createdNetwork ? ` and network ${stack.network}` : ''}.`
+        ? `\nRemoved what this run created: ${created.length} container(s)${createdNetworkNames.length > 0 ? ` and network(s) ${createdNetworkNames.join(', ')}` : ''}.`
         : ''
     if (error instanceof GatewayError) {
       error.message += note
