@@ -379,6 +379,17 @@ describe('a project that docker compose (v2) runs', () => {
     const render = await runCliAsync(['render', '--dir', project.dir], {env: ENV})
     expect(render.status, `${render.stdout}\n${render.stderr}`).toBe(0)
     expect(readFileSync(join(project.dir, 'docker-compose.yml'), 'utf8')).toContain('memory: 640m')
+    // up --dry-run sees what Compose is about to do, and changes nothing itself.
+    const dry = await runCliAsync(['up', '--dir', project.dir, '--dry-run', '--json'], {env: ENV})
+    expect(dry.status, dry.stderr).toBe(0)
+    const planned = JSON.parse(dry.stdout) as {changes: boolean; containers: Array<{service: string; action: string}>}
+    expect(planned.changes).toBe(true)
+    expect(planned.containers.map((container) => [container.service, container.action]).sort()).toEqual([
+      ['gateway', 'keep'],
+      ['web', 'recreate'],
+      ['web', 'recreate'],
+    ])
+    expect((await projectContainers(project.name)).map((container) => container.Id).sort()).toEqual(ids)
     const result = await compose(['up', '-d'], project.dir, {timeoutMs: 300_000})
     expect(result.status, result.stderr).toBe(0)
     const after = await projectContainers(project.name)
