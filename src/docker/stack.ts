@@ -2,6 +2,7 @@ import {lookup} from 'node:dns/promises'
 import {createServer} from 'node:net'
 import {resolve} from 'node:path'
 
+import {isNotOneOff, replicaNumber} from './containers.js'
 import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import {connectAddress, urlHost} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
@@ -620,7 +621,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
         report.push({
           service: container.labels[LABELS.service] ?? '?',
           name: container.name,
-          number: Number(container.labels[LABELS.number] ?? 0),
+          number: replicaNumber(container),
           action: 'remove',
         })
       }),
@@ -864,16 +865,14 @@ export async function stackStatus(manifest: Manifest, options: StackOptions = {}
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())
   // One-off containers (certbot runs, `docker compose run`) are left out, as `docker compose ps` does.
-  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(
-    (container) => container.labels[LABELS.oneoff] !== 'True',
-  )
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(isNotOneOff)
   const order = stack.services.map((spec) => spec.service)
   const rank = (service: string) => (order.includes(service) ? order.indexOf(service) : order.length)
   return containers
     .map((container) => ({
       service: container.labels[LABELS.service] ?? '?',
       name: container.name,
-      number: Number(container.labels[LABELS.number] ?? 0),
+      number: replicaNumber(container),
       state: container.status,
       health: container.health ?? 'none',
       ports: container.ports,

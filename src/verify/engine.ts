@@ -1,3 +1,4 @@
+import {isNotOneOff} from '../docker/containers.js'
 import {connectEngine, type ContainerState, type Engine, type ExecResult} from '../docker/engine.js'
 import {execIn} from '../docker/exec.js'
 import {LABELS} from '../docker/spec.js'
@@ -22,7 +23,7 @@ export function projectEngine(manifest: Manifest, connect: () => Promise<Engine>
   return {
     async containers() {
       const all = await (await get()).containers({[LABELS.project]: manifest.name})
-      return all.filter((container) => container.labels[LABELS.oneoff] !== 'True')
+      return all.filter(isNotOneOff)
     },
     async exec(container, cmd) {
       return execIn(await get(), container, cmd)

@@ -13,10 +13,10 @@ import {
   RELOAD_PENDING_FILE,
   renderFromManifest,
   upLoadedGatewayFiles,
-} from '../../src/gateway/render.js'
+} from '../../src/project/render.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest} from '../../src/manifest/load.js'
-import {createProject} from '../../src/render/create-project.js'
+import {createProject} from '../../src/project/create-project.js'
 import {tempDir} from '../helpers/cli.js'
 import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'

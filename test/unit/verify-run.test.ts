@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {resolveAnswers} from '../../src/manifest/answers.js'
-import {createProject} from '../../src/render/create-project.js'
+import {createProject} from '../../src/project/create-project.js'
 import {runVerify} from '../../src/verify/run.js'
 import {CHECK_IDS} from '../../src/verify/types.js'
 import {tempDir} from '../helpers/cli.js'

@@ -1,6 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {isHealthy} from '../../docker/containers.js'
 import {djangoServices, gatewayContainerName, upstreamName} from '../../manifest/model.js'
 import type {Manifest} from '../../manifest/schema.js'
 import {PROJECT_PATHS, replicaNames} from '../../manifest/stack.js'
@@ -9,10 +10,6 @@ import {LABELS} from '../../docker/spec.js'
 import {retryUntil} from '../../util/retry.js'
 import {serviceOf, type ContainerState} from '../engine.js'
 import {fail, pass, type Check} from '../types.js'
-
-export function isHealthy(container: ContainerState): boolean {
-  return container.running && (container.health === undefined || container.health === 'healthy')
-}
 
 function describeState(container: ContainerState): string {
   if (!container.running)
