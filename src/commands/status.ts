@@ -5,7 +5,10 @@ import {describeStatus} from '../docker/report.js'
 import {stackStatus} from '../docker/stack.js'
 import {markUpstreamMembership} from '../gateway/upstreams.js'
 import {loadManifest} from '../manifest/load.js'
+import {findDeployedStack} from '../swarm/connect.js'
+import {describeSwarmStatus, swarmStatus} from '../swarm/status.js'
 import {BaseCommand, dirFlag} from './base.js'
+import {hostFlag} from './deploy.js'
 
 export default class Status extends BaseCommand {
   static override summary = 'Show one row per container of the project: service, name, state, health, ports, image.'
@@ -18,6 +21,10 @@ export default class Status extends BaseCommand {
       command: '<%= config.bin %> status --dir my-api --json',
     },
     {
+      description: 'A stack deployed to a swarm: tasks per node (also found through DOCKER_HOST)',
+      command: '<%= config.bin %> status --host tcp://127.0.0.1:2375',
+    },
+    {
       description: 'Days left on the certificate, in a script',
       command: '<%= config.bin %> status --json | jq .certificate.daysLeft',
     },
@@ -25,12 +32,23 @@ export default class Status extends BaseCommand {
 
   static override flags = {
     dir: dirFlag,
+    host: hostFlag,
     json: Flags.boolean({summary: 'Print one JSON document: the project, its containers and its certificate.'}),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Status)
     const manifest = await loadManifest(flags.dir)
+    // Deployed to a swarm (found by the stack label on the manager at --host / DOCKER_HOST): its tasks.
+    const swarm = await findDeployedStack(manifest.name, flags.host)
+    if (swarm) {
+      const status = await swarmStatus(swarm.docker, manifest.name, swarm.endpoint)
+      this.log(
+        flags.json ? JSON.stringify({project: manifest.name, swarm: status}, null, 2) : describeSwarmStatus(status),
+      )
+      return
+    }
+
     const rows = await markUpstreamMembership(flags.dir, manifest, await stackStatus(manifest))
     const certificate = await certificateStatus(flags.dir, manifest)
     if (flags.json) {
