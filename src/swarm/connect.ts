@@ -20,7 +20,8 @@ const INFO_TIMEOUT_MS = 10_000
 
 /** `tcp://127.0.0.1:2375`, `http://...`, `unix:///var/run/docker.sock` -> dockerode options. */
 export function dockerOptions(host: string): Docker.DockerOptions {
-  if (host.startsWith('unix://')) return {socketPath: host.slice('unix://'.length)}
+  // host: undefined, or docker-modem would take DOCKER_HOST's host over the socket asked for.
+  if (host.startsWith('unix://')) return {socketPath: host.slice('unix://'.length), host: undefined}
   const match = /^(tcp|http|https):\/\/\[?([^\]/]+?)\]?:(\d+)\/?$/.exec(host)
   if (!match) throw new UsageError(`--host ${host}: expected tcp://HOST:PORT or unix:///path/to/docker.sock`)
   return {host: match[2], port: Number(match[3]), protocol: match[1] === 'https' ? 'https' : 'http'}

@@ -183,7 +183,9 @@ describe('buildSwarmPlan', () => {
 
 describe('gateway files on a swarm', () => {
   it('resolves each Django service through the engine DNS at run time, with no static upstream', async () => {
-    const rendered = Object.fromEntries((await renderGateway(manifest)).map((file) => [file.path, String(file.content)]))
+    const rendered = Object.fromEntries(
+      (await renderGateway(manifest)).map((file) => [file.path, String(file.content)]),
+    )
     const upstreams = swarmUpstreams(manifest)
     expect(upstreams).toContain('resolver 127.0.0.11 valid=5s ipv6=off;')
     expect(upstreams).toMatch(/map \$host \$web_upstream \{\s+default web:8000;/)
@@ -199,7 +201,9 @@ describe('gateway files on a swarm', () => {
   })
 
   it('logs to stdout and stderr, and keeps certs and secrets as Swarm secrets', async () => {
-    const rendered = Object.fromEntries((await renderGateway(manifest)).map((file) => [file.path, String(file.content)]))
+    const rendered = Object.fromEntries(
+      (await renderGateway(manifest)).map((file) => [file.path, String(file.content)]),
+    )
     const nginx = swarmNginxConf(rendered['gateway/nginx.conf']!)
     expect(nginx).toMatch(/^\s*access_log \/dev\/stdout gateway_json;/m)
     expect(nginx).toMatch(/^error_log \/dev\/stderr warn;/m)
@@ -275,7 +279,11 @@ describe('connecting to a manager', () => {
 
   it('reads --host as tcp://HOST:PORT or a unix socket', () => {
     expect(dockerOptions('tcp://127.0.0.1:2375')).toEqual({host: '127.0.0.1', port: 2375, protocol: 'http'})
-    expect(dockerOptions('unix:///var/run/docker.sock')).toEqual({socketPath: '/var/run/docker.sock'})
+    // An explicit host: undefined, so a DOCKER_HOST in the environment does not win over --host.
+    expect(dockerOptions('unix:///var/run/docker.sock')).toStrictEqual({
+      socketPath: '/var/run/docker.sock',
+      host: undefined,
+    })
     expect(() => dockerOptions('ftp://x')).toThrow(/tcp:\/\/HOST:PORT/)
   })
 })

@@ -1,0 +1,177 @@
+import {spawn} from 'node:child_process'
+import {readFileSync, rmSync} from 'node:fs'
+import {join} from 'node:path'
+
+import Docker from 'dockerode'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+
+import {ROOT, tempDir} from '../helpers/cli.js'
+import {httpsGet, newRunId, OFFLINE_IMAGES, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
+
+/**
+ * `create-gateway deploy` on a real 3-node swarm (fixtures/swarm/cluster.sh, its own name so nothing
+ * else is touched): deploy -> the gateway on the manager answers on 127.0.0.1:HTTPS_PORT from web
+ * replicas on two nodes -> `status` lists the tasks per node -> `down` leaves no service, config,
+ * secret or network of the stack. The clear failures (not a manager, registry unreachable) are checked
+ * first: they stop before anything is built. afterAll runs `cluster.sh down` whatever happened.
+ */
+
+const RUN_ID = newRunId()
+const NAME = `cg-swarm-e2e-d${RUN_ID}`
+const PROJECT = `cgsw${RUN_ID}`
+const DOMAIN = 'api.localhost'
+const SCRIPT = join(ROOT, 'fixtures/swarm/cluster.sh')
+const NAMESPACE_LABEL = `com.docker.stack.namespace=${PROJECT}`
+
+function cluster(args: string[], timeoutMs: number): Promise<{status: number | null; stdout: string; stderr: string}> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', [SCRIPT, ...args], {
+      env: {...process.env, CG_SWARM_NAME: NAME, CLUSTER_IMAGES: `${OFFLINE_IMAGES.python} ${OFFLINE_IMAGES.nginx}`},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('close', (status) => {
+      clearTimeout(timer)
+      resolve({status, stdout, stderr})
+    })
+  })
+}
+
+let lines: Record<string, string> = {}
+let manager: Docker
+let dir = ''
+let env: NodeJS.ProcessEnv = {}
+
+async function leftovers(): Promise<string[]> {
+  const filters = {label: [NAMESPACE_LABEL]}
+  const json = JSON.stringify(filters)
+  const services = await manager.listServices({filters})
+  const configs = (await manager.listConfigs({filters: json})) as Array<{Spec: {Name: string}}>
+  const secrets = (await manager.listSecrets({filters: json})) as Array<{Spec: {Name: string}}>
+  const networks = await manager.listNetworks({filters})
+  return [
+    ...services.map((service) => `service ${service.Spec?.Name}`),
+    ...configs.map((config) => `config ${config.Spec.Name}`),
+    ...secrets.map((secret) => `secret ${secret.Spec.Name}`),
+    ...networks.map((network) => `network ${network.Name}`),
+  ]
+}
+
+describe('create-gateway deploy on a 3-node swarm', () => {
+  beforeAll(async () => {
+    await waitForEngineAndImages(240_000)
+    const up = await cluster(['up'], 15 * 60_000)
+    expect(up.status, up.stderr).toBe(0)
+    lines = Object.fromEntries(
+      up.stdout
+        .trim()
+        .split('\n')
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    )
+    const api = /^tcp:\/\/127\.0\.0\.1:(\d+)$/.exec(lines.DOCKER_HOST ?? '')
+    if (!api) throw new Error(`no DOCKER_HOST line in ${up.stdout}`)
+    manager = new Docker({host: '127.0.0.1', port: Number(api[1])})
+    env = {DOCKER_HOST: lines.DOCKER_HOST, REGISTRY: lines.REGISTRY}
+
+    dir = join(tempDir('cg-e2e-swarm-'), PROJECT)
+    const init = await runCliAsync(
+      [
+        'init',
+        dir,
+        '--yes',
+        '--name',
+        PROJECT,
+        '--domain',
+        DOMAIN,
+        '--bind',
+        '127.0.0.1',
+        '--http-port',
+        lines.HTTP_PORT!,
+        '--https-port',
+        lines.HTTPS_PORT!,
+        '--python-image',
+        OFFLINE_IMAGES.python,
+        '--nginx-image',
+        OFFLINE_IMAGES.nginx,
+      ],
+      {timeoutMs: 60_000},
+    )
+    expect(init.status, init.stderr).toBe(0)
+  }, 17 * 60_000)
+
+  afterAll(async () => {
+    const down = await cluster(['down'], 5 * 60_000)
+    if (down.status !== 0) process.stderr.write(down.stderr)
+    if (dir) rmSync(dir, {recursive: true, force: true})
+  }, 6 * 60_000)
+
+  it('refuses, in one line and before building anything, an engine that is not a swarm manager and an unreachable registry', async () => {
+    const notManager = await runCliAsync(
+      ['deploy', '--dir', dir, '--host', 'unix:///var/run/docker.sock', '--registry', lines.REGISTRY!],
+      {env, timeoutMs: 60_000},
+    )
+    expect(notManager.status).toBe(1)
+    expect(notManager.stderr).toMatch(
+      /Error: The Docker engine at unix:\/\/\/var\/run\/docker.sock is not a swarm manager/,
+    )
+
+    const noRegistry = await runCliAsync(['deploy', '--dir', dir, '--registry', '127.0.0.1:1'], {
+      env,
+      timeoutMs: 60_000,
+    })
+    expect(noRegistry.status).toBe(1)
+    expect(noRegistry.stderr).toMatch(/Error: Cannot reach the registry at 127\.0\.0\.1:1/)
+    expect(await leftovers()).toEqual([])
+  })
+
+  it(
+    'deploy: the gateway on the manager answers on 127.0.0.1:HTTPS_PORT from web replicas on two nodes',
+    async () => {
+      const deploy = await runCliAsync(['deploy', '--dir', dir, '--timeout', '300'], {env, timeoutMs: 12 * 60_000})
+      process.stderr.write(`[swarm-deploy] deploy took ${deploy.ms} ms\n`)
+      expect(deploy.status, deploy.stderr).toBe(0)
+      expect(deploy.stderr).toMatch(/web: 2\/2 running/)
+
+      const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
+      const hostnames = new Set<string>()
+      for (let i = 0; i < 12; i++) {
+        const response = await httpsGet({port: Number(lines.HTTPS_PORT), domain: DOMAIN, ca, path: '/'})
+        expect(response.status).toBe(200)
+        hostnames.add((JSON.parse(response.body) as {hostname: string}).hostname)
+      }
+
+      expect(hostnames.size).toBe(2)
+      const secure = await httpsGet({port: Number(lines.HTTPS_PORT), domain: DOMAIN, ca, path: '/secure/'})
+      expect(secure.status).toBe(401)
+    },
+    13 * 60_000,
+  )
+
+  it('status lists the tasks per node: web on two nodes, the gateway on the manager, all running', async () => {
+    const status = await runCliAsync(['status', '--dir', dir, '--json'], {env, timeoutMs: 60_000})
+    expect(status.status, status.stderr).toBe(0)
+    const tasks = (JSON.parse(status.stdout) as {swarm: {tasks: Array<{service: string; node: string; state: string}>}})
+      .swarm.tasks
+    const web = tasks.filter((task) => task.service === 'web')
+    expect(web.map((task) => task.state)).toEqual(['running', 'running'])
+    expect(new Set(web.map((task) => task.node)).size).toBe(2)
+    expect(tasks.filter((task) => task.service === 'gateway').map((task) => [task.node, task.state])).toEqual([
+      [`${NAME}-manager`, 'running'],
+    ])
+  })
+
+  it(
+    'down removes every service, config, secret and the network of the stack',
+    async () => {
+      expect((await leftovers()).length).toBeGreaterThan(0)
+      const down = await runCliAsync(['down', '--dir', dir], {env, timeoutMs: 3 * 60_000})
+      expect(down.status, down.stderr).toBe(0)
+      expect(await leftovers()).toEqual([])
+    },
+    4 * 60_000,
+  )
+})
