@@ -4,7 +4,12 @@ import {DEFAULT_HEALTH_TIMEOUT_MS, describeScale, scaleServices} from '../gatewa
 import {parseScaleTargets} from '../gateway/targets.js'
 import {loadManifest} from '../manifest/load.js'
 import {MAX_REPLICAS} from '../manifest/schema.js'
+import {saveReplicaCounts} from '../gateway/scale.js'
+import {findDeployedStack} from '../swarm/connect.js'
+import {describeProgress} from '../swarm/converge.js'
+import {scaleSwarmServices} from '../swarm/scale.js'
 import {BaseCommand, dirFlag} from './base.js'
+import {hostFlag} from './deploy.js'
 
 export default class Scale extends BaseCommand {
   static override summary =
@@ -23,6 +28,10 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
       description: 'Two services at once, in another directory',
       command: '<%= config.bin %> scale web=2 student-api=3 --dir my-api',
     },
+    {
+      description: 'A stack deployed to a swarm (found through --host or DOCKER_HOST): the service replicas',
+      command: '<%= config.bin %> scale web=4 --host tcp://127.0.0.1:2375',
+    },
     {description: 'Queue behind a scale that is already running', command: '<%= config.bin %> scale web=1 --wait 120'},
     {
       description: 'Set the count before `up`, with the stack down',
@@ -37,6 +46,7 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
 
   static override flags = {
     dir: dirFlag,
+    host: hostFlag,
     json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
     timeout: Flags.integer({
       summary: 'Seconds new replicas may take to become healthy.',
@@ -57,11 +67,28 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
     const {argv, flags} = await this.parse(Scale)
     const manifest = await loadManifest(flags.dir)
     const targets = parseScaleTargets(argv as string[], manifest)
+    const onProgress = (message: string) => this.logToStderr(`- ${message}`)
+    // Deployed to a swarm (found by the stack label): Swarm sets the tasks, the gateway finds them by DNS.
+    const swarm = flags['manifest-only'] ? undefined : await findDeployedStack(manifest.name, flags.host)
+    if (swarm) {
+      const services = await scaleSwarmServices(swarm.docker, manifest.name, targets, {
+        timeoutMs: flags.timeout * 1000,
+        onProgress,
+      })
+      await saveReplicaCounts(flags.dir, targets)
+      this.log(
+        flags.json
+          ? JSON.stringify({project: manifest.name, swarm: services}, null, 2)
+          : services.map(describeProgress).join('\n'),
+      )
+      return
+    }
+
     const result = await scaleServices(flags.dir, manifest, targets, {
       healthTimeoutMs: flags.timeout * 1000,
       lockWaitMs: flags.wait * 1000,
       manifestOnly: flags['manifest-only'],
-      onProgress: (message) => this.logToStderr(`- ${message}`),
+      onProgress,
     })
     this.log(flags.json ? JSON.stringify(result, null, 2) : describeScale(result))
   }

@@ -1,5 +1,6 @@
 import {spawn} from 'node:child_process'
 import {readFileSync, rmSync} from 'node:fs'
+import {Agent, request} from 'node:https'
 import {join} from 'node:path'
 
 import Docker from 'dockerode'
@@ -162,6 +163,73 @@ describe('create-gateway deploy on a 3-node swarm', () => {
     expect(tasks.filter((task) => task.service === 'gateway').map((task) => [task.node, task.state])).toEqual([
       [`${NAME}-manager`, 'running'],
     ])
+  })
+
+  it(
+    'scale web=4 then web=2 under keep-alive load: no failed request, gateway.yaml keeps the count',
+    async () => {
+      const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
+      const agent = new Agent({keepAlive: true, maxSockets: 2, ca})
+      const get = () =>
+        new Promise<number>((resolve) => {
+          const req = request(
+            {
+              host: '127.0.0.1',
+              port: Number(lines.HTTPS_PORT),
+              path: '/',
+              servername: DOMAIN,
+              headers: {Host: DOMAIN},
+              agent,
+              timeout: 10_000,
+            },
+            (res) => {
+              res.resume()
+              res.on('end', () => resolve(res.statusCode ?? 0))
+            },
+          )
+          req.on('timeout', () => req.destroy(new Error('timeout')))
+          req.on('error', () => resolve(0))
+          req.end()
+        })
+      let stop = false
+      const statuses: number[] = []
+      // Two clients, one request after another each, bounded in count; stopped once both scales are done.
+      const load = Promise.all(
+        [0, 1].map(async () => {
+          while (!stop && statuses.length < 4000) {
+            statuses.push(await get())
+            await new Promise((resolve) => setTimeout(resolve, 50))
+          }
+        }),
+      )
+      try {
+        for (const count of [4, 2]) {
+          const scale = await runCliAsync(['scale', `web=${count}`, '--dir', dir, '--timeout', '240'], {
+            env,
+            timeoutMs: 5 * 60_000,
+          })
+          expect(scale.status, scale.stderr).toBe(0)
+          expect(scale.stdout).toContain(`web: ${count}/${count} running`)
+          expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).toMatch(new RegExp(`replicas: ${count}\\b`))
+        }
+      } finally {
+        stop = true
+        await load
+        agent.destroy()
+      }
+
+      const failed = statuses.filter((status) => status !== 200).length
+      process.stderr.write(`[swarm-deploy] scale 2 -> 4 -> 2: ${failed} of ${statuses.length} requests failed\n`)
+      expect(statuses.length).toBeGreaterThan(20)
+      expect(failed).toBe(0)
+    },
+    11 * 60_000,
+  )
+
+  it('logs gateway shows the access log lines NGINX writes to stdout', async () => {
+    const logs = await runCliAsync(['logs', 'gateway', '--dir', dir, '--tail', '20'], {env, timeoutMs: 60_000})
+    expect(logs.status, logs.stderr).toBe(0)
+    expect(logs.stdout).toMatch(/^gateway \| .*"status":200/m)
   })
 
   it(
