@@ -193,12 +193,13 @@ describe('create-gateway deploy on a 3-node swarm', () => {
         })
       let stop = false
       const statuses: number[] = []
-      // Two clients, one request after another each, bounded in count; stopped once both scales are done.
+      // Two clients, one request after another each with a pause: about 8 r/s, under the project's rate
+      // limit (10r/s), so any non-200 is a failure of the scaling. Bounded in count; stopped once done.
       const load = Promise.all(
         [0, 1].map(async () => {
           while (!stop && statuses.length < 4000) {
             statuses.push(await get())
-            await new Promise((resolve) => setTimeout(resolve, 50))
+            await new Promise((resolve) => setTimeout(resolve, 250))
           }
         }),
       )
@@ -219,7 +220,12 @@ describe('create-gateway deploy on a 3-node swarm', () => {
       }
 
       const failed = statuses.filter((status) => status !== 200).length
-      process.stderr.write(`[swarm-deploy] scale 2 -> 4 -> 2: ${failed} of ${statuses.length} requests failed\n`)
+      const counts: Record<string, number> = {}
+      for (const status of statuses) counts[status] = (counts[status] ?? 0) + 1
+      const byStatus = JSON.stringify(counts)
+      process.stderr.write(
+        `[swarm-deploy] scale 2 -> 4 -> 2: ${failed} of ${statuses.length} requests failed (by status: ${byStatus})\n`,
+      )
       expect(statuses.length).toBeGreaterThan(20)
       expect(failed).toBe(0)
     },
@@ -241,5 +247,17 @@ describe('create-gateway deploy on a 3-node swarm', () => {
       expect(await leftovers()).toEqual([])
     },
     4 * 60_000,
+  )
+
+  it(
+    'a first deploy that does not converge in time is removed entirely, and says why',
+    async () => {
+      const deploy = await runCliAsync(['deploy', '--dir', dir, '--timeout', '2'], {env, timeoutMs: 5 * 60_000})
+      expect(deploy.status).toBe(1)
+      expect(deploy.stderr).toMatch(/Error: Timed out after 2000 ms waiting for the stack to converge/)
+      expect(deploy.stderr).toMatch(/deploy failed: removing stack/)
+      expect(await leftovers()).toEqual([])
+    },
+    6 * 60_000,
   )
 })
