@@ -7,17 +7,21 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 dir=${DEMO_DIR:-$root/demo}
 cli="node $root/bin/run.js"
+started=$SECONDS
+# The total time, also when a step fails.
+trap 'echo "==> npm run demo: $((SECONDS - started)) s in all"' EXIT
 
 bash fixtures/images/ensure-docker.sh
 
 image_flags=()
-if [[ "${CREATE_GATEWAY_OFFLINE:-}" != 1 ]] && { docker image inspect python:3.12-slim nginx:1.27 >/dev/null 2>&1 ||
-  { timeout 120 docker pull -q python:3.12-slim >/dev/null 2>&1 && timeout 120 docker pull -q nginx:1.27 >/dev/null 2>&1; }; }; then
-  echo "==> using the official images python:3.12-slim and nginx:1.27"
+if [[ "${CREATE_GATEWAY_OFFLINE:-}" != 1 ]] && { docker image inspect python:3.12-slim nginx:1.30 >/dev/null 2>&1 ||
+  { timeout 120 docker pull -q python:3.12-slim >/dev/null 2>&1 && timeout 120 docker pull -q nginx:1.30 >/dev/null 2>&1; }; }; then
+  echo "==> using the official images python:3.12-slim and nginx:1.30"
 else
   echo "==> no registry: building offline stand-in images from Debian packages"
-  bash fixtures/images/build.sh
-  image_flags=(--python-image create-gateway-offline/python:bookworm --nginx-image create-gateway-offline/nginx:bookworm)
+  # Only what the demo runs: the Django base and NGINX (not Pebble or Certbot, which only the tests use).
+  bash fixtures/images/build.sh python nginx
+  image_flags=(--python-image create-gateway-offline/python:forky --nginx-image create-gateway-offline/nginx:forky)
 fi
 
 if [[ -f "$dir/gateway.yaml" ]]; then
@@ -26,7 +30,7 @@ if [[ -f "$dir/gateway.yaml" ]]; then
   rm -rf "$dir"
 fi
 
-$cli init "$dir" --yes --name demo --http-port "${DEMO_HTTP_PORT:-8080}" --https-port "${DEMO_HTTPS_PORT:-8443}" "${image_flags[@]}"
+$cli init "$dir" --yes --name demo --http-port "${DEMO_HTTP_PORT:-8080}" --https-port "${DEMO_HTTPS_PORT:-8443}" --cache /secure/=30s "${image_flags[@]}"
 $cli up --dir "$dir"
 $cli verify --dir "$dir"
 echo

@@ -1,22 +1,46 @@
 import {Args, Flags} from '@oclif/core'
-import {input, select} from '@inquirer/prompts'
 
 import {CancelledError} from '../errors.js'
 import {resolveAnswers, type Asker} from '../manifest/answers.js'
-import {INIT_OPTIONS} from '../manifest/options.js'
+import {describeAnswers, equivalentCommand} from '../manifest/equivalent.js'
+import {INIT_OPTIONS, type InitAnswers, type InitOption} from '../manifest/options.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {createProject} from '../render/create-project.js'
 import {describeProject} from '../render/summary.js'
 import {BaseCommand} from './base.js'
 
-// Flags come from the one option table, so flags, prompts and --yes defaults never disagree.
+/**
+ * What --yes takes for each option, as help shows it: the defaults in order (a later default may
+ * depend on an earlier answer); the project name comes from the folder.
+ */
+function helpDefaults(): Map<string, string> {
+  const answers: Partial<InitAnswers> = {}
+  const shown = new Map<string, string>()
+  for (const option of INIT_OPTIONS as ReadonlyArray<InitOption>) {
+    const value = option.default({dir: 'my-api', answers})
+    ;(answers as Record<string, unknown>)[option.key] = value
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) continue
+    shown.set(option.flag, option.key === 'name' ? "DIR's name, DNS-safe" : String(value))
+  }
+
+  return shown
+}
+
+const defaults = helpDefaults()
+
+// Flags come from the one option table, so flags, prompts and --yes defaults never disagree. The
+// defaults are shown in help only: applying them here would make every option look given.
 const optionFlags = Object.fromEntries(
   INIT_OPTIONS.map((option) => [
     option.flag,
     'multiple' in option && option.multiple
       ? Flags.string({summary: option.summary, multiple: true})
       : Flags.string({
-          summary: option.summary,
+          // Written into the text as oclif writes a default: a defaultHelp function would make help
+          // import this module instead of reading oclif.manifest.json.
+          summary: defaults.has(option.flag)
+            ? `[default: ${defaults.get(option.flag)}] ${option.summary}`
+            : option.summary,
           ...('choices' in option && option.choices ? {options: [...option.choices]} : {}),
         }),
   ]),
@@ -32,20 +56,31 @@ async function cancellable<T>(prompt: Promise<T>): Promise<T> {
   }
 }
 
+// @inquirer is loaded only when a question is asked: `init --yes` and scripts never pay for it.
 const inquirer: Asker = {
-  input: (options) =>
-    cancellable(input({message: options.message, default: options.default, validate: options.validate})),
-  select: (options) =>
-    cancellable(
+  input: async (options) => {
+    const {input} = await import('@inquirer/prompts')
+    return cancellable(input({message: options.message, default: options.default, validate: options.validate}))
+  },
+  select: async (options) => {
+    const {select} = await import('@inquirer/prompts')
+    return cancellable(
       select({message: options.message, default: options.default, choices: options.choices.map((value) => ({value}))}),
-    ),
+    )
+  },
+}
+
+async function confirmWrite(message: string): Promise<boolean> {
+  const {confirm} = await import('@inquirer/prompts')
+  return cancellable(confirm({message, default: true}))
 }
 
 export default class Init extends BaseCommand {
+  static override enableJsonFlag = true
   static override summary = 'Scaffold a Django + Gunicorn + NGINX gateway project with certificates and secrets.'
   static override description = `Asks for each setting when run in a terminal; every question is also a flag, and --yes takes the defaults for anything not given, so scripts never wait for input.
 
-Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /secure/ (basic auth), rate limit 10r/s burst 20 (503 above it), HTTPS with a local CA, ports 8080/8443 on 127.0.0.1. Each --service or --external gets a route /NAME/ unless a --route says otherwise. The generated user, password and API key are printed once and kept in secrets/ (mode 0600).`
+Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /secure/ (basic auth), rate limit 10r/s burst 20 (503 above it), HTTPS with a local CA, ports 8080/8443 on 127.0.0.1. Each --service or --external gets a route /NAME/ unless a --route says otherwise. The generated user, password and API key are printed once, to a terminal only (piped, the output names their files), and kept in secrets/.`
 
   static override examples = [
     {description: 'Defaults, no questions', command: '<%= config.bin %> init my-api --yes'},
@@ -62,7 +97,7 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
     {
       description: 'Offline base images (no registry)',
       command:
-        '<%= config.bin %> init my-api --yes --python-image create-gateway-offline/python:bookworm --nginx-image create-gateway-offline/nginx:bookworm',
+        '<%= config.bin %> init my-api --yes --python-image create-gateway-offline/python:forky --nginx-image create-gateway-offline/nginx:forky',
     },
     {description: 'Show what would be written', command: '<%= config.bin %> init my-api --yes --dry-run'},
   ]
@@ -78,52 +113,67 @@ Defaults: one Django service "web" with 2 replicas behind NGINX, routes / and /s
       summary: 'Write into a non-empty directory, overwriting only the files init generates (secrets are kept).',
     }),
     'dry-run': Flags.boolean({summary: 'Validate and list the files that would be written, write nothing.'}),
-    json: Flags.boolean({summary: 'Print the result as JSON (includes the generated credentials).'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {args, flags} = await this.parse(Init)
-    const interactive = Boolean(process.stdin.isTTY) && !flags.yes && !flags.json
+    // --json is for scripts: it never prompts, as --yes (a JSON document cannot hold a conversation).
+    const json = this.jsonEnabled()
+    const interactive = Boolean(process.stdin.isTTY) && !flags.yes && !json
     const answers = await resolveAnswers({
       dir: args.dir,
       flags,
-      yes: flags.yes,
+      yes: flags.yes || json,
       ask: interactive ? inquirer : undefined,
     })
+    if (interactive) {
+      // Everything answered: show it all once and write only on a yes (Enter), as `npm init` does.
+      this.logToStderr(
+        [
+          '',
+          `${flags['dry-run'] ? 'Would create' : 'About to create'} ${args.dir}:`,
+          ...describeAnswers(answers),
+          '',
+        ].join('\n'),
+      )
+      if (!(await confirmWrite(flags['dry-run'] ? 'List the files?' : 'Write the project?'))) throw new CancelledError()
+    }
+
     const project = await createProject({
       dir: args.dir,
       answers,
       force: flags.force,
       dryRun: flags['dry-run'],
-      onProgress: flags.json ? undefined : (message) => this.logToStderr(`- ${message}`),
+      onProgress: (message) => this.logToStderr(`- ${message}`),
     })
 
-    if (flags.json) {
-      this.log(
-        JSON.stringify(
-          {
-            dir: project.dir,
-            dryRun: flags['dry-run'],
-            manifest: project.manifest,
-            files: [...project.written, ...project.certificates],
-            credentials: {
+    // Secrets go to a terminal only: piped into a file or a CI log, the output names their files instead.
+    const showSecrets = Boolean(process.stdout.isTTY)
+    this.log(describeProject(project, {dryRun: flags['dry-run'], showSecrets}))
+    if (interactive) {
+      const again = equivalentCommand(this.config.bin, args.dir, answers)
+      this.log(`\nThe same project without the questions:\n  ${again}${flags.force ? ' --force' : ''}`)
+    }
+
+    return {
+      dir: project.dir,
+      dryRun: flags['dry-run'],
+      manifest: project.manifest,
+      files: [...project.written, ...project.certificates],
+      credentials: {
+        ...(showSecrets
+          ? {
               basicAuth: project.secrets.basicAuth,
               apiKeys: project.secrets.apiKeys,
               jwtSecret: project.secrets.jwtSecret,
-              files: {
-                basicAuth: PROJECT_PATHS.basicAuth,
-                apiKeys: PROJECT_PATHS.apiKeys,
-                jwtSecret: PROJECT_PATHS.jwtSecret,
-              },
-            },
-          },
-          null,
-          2,
-        ),
-      )
-      return
+            }
+          : {basicAuth: {user: project.secrets.basicAuth.user}}),
+        files: {
+          basicAuth: PROJECT_PATHS.basicAuth,
+          apiKeys: PROJECT_PATHS.apiKeys,
+          jwtSecret: PROJECT_PATHS.jwtSecret,
+        },
+      },
     }
-
-    this.log(describeProject(project, {dryRun: flags['dry-run']}))
   }
 }

@@ -1,15 +1,14 @@
 import {Args, Flags} from '@oclif/core'
 
 import {connectEngine} from '../docker/engine.js'
-import {showAccessLog, showLogs} from '../docker/logs.js'
+import {parseLogTime, showAccessLog, showLogs} from '../docker/logs.js'
 import {UsageError} from '../errors.js'
 import {loadManifest} from '../manifest/load.js'
 import {findDeployedStack} from '../swarm/connect.js'
 import {showSwarmLogs} from '../swarm/logs.js'
-import {BaseCommand, dirFlag} from './base.js'
-import {hostFlag} from './deploy.js'
+import {hostFlag, ProjectCommand} from './base.js'
 
-export default class Logs extends BaseCommand {
+export default class Logs extends ProjectCommand {
   static override summary = "Show container logs, or the gateway's access log as readable lines."
   static override description = `Without SERVICE, every container of the project, each line prefixed by the container's name. --access reads logs/access.log of the project (JSON lines written by NGINX) and prints time, status, method, URI, upstream, request time and request id.`
 
@@ -21,6 +20,7 @@ export default class Logs extends BaseCommand {
       command: '<%= config.bin %> logs gateway --tail 20 --host tcp://127.0.0.1:2375',
     },
     {description: 'Follow the access log', command: '<%= config.bin %> logs gateway --access --follow'},
+    {description: 'The last ten minutes, with time stamps', command: '<%= config.bin %> logs web --since 10m -t'},
   ]
 
   static override args = {
@@ -30,10 +30,15 @@ export default class Logs extends BaseCommand {
   }
 
   static override flags = {
-    dir: dirFlag,
     host: hostFlag,
     follow: Flags.boolean({char: 'f', summary: 'Keep printing new lines until Ctrl-C.'}),
     tail: Flags.integer({char: 'n', summary: 'Only the last N lines of each container (default: all).', min: 0}),
+    since: Flags.string({
+      summary:
+        'Only lines since a time: a duration back from now (10m, 1h30m, 2d), a date-time (2026-12-05T08:00:00Z), or Unix seconds.',
+    }),
+    until: Flags.string({summary: 'Only lines before a time, written as for --since.'}),
+    timestamps: Flags.boolean({char: 't', summary: "Start each line with the engine's time stamp (RFC 3339)."}),
     access: Flags.boolean({summary: "Show the gateway's access log (logs/access.log) instead of container output."}),
   }
 
@@ -41,9 +46,15 @@ export default class Logs extends BaseCommand {
     const {args, flags} = await this.parse(Logs)
     const manifest = await loadManifest(flags.dir)
     const write = (line: string) => this.log(line)
+    const since = flags.since === undefined ? undefined : parseLogTime(flags.since, 'since')
+    const until = flags.until === undefined ? undefined : parseLogTime(flags.until, 'until')
     if (flags.access) {
       if (args.service && args.service !== 'gateway')
         throw new UsageError("--access is the gateway's access log: use `logs gateway --access`")
+      if (flags.since || flags.until || flags.timestamps)
+        throw new UsageError(
+          '--since, --until and --timestamps read container output; the access log has a time on every line already',
+        )
       await showAccessLog(flags.dir, {follow: flags.follow, tail: flags.tail, write})
       return
     }
@@ -64,6 +75,9 @@ export default class Logs extends BaseCommand {
       service: args.service,
       follow: flags.follow,
       tail: flags.tail,
+      since,
+      until,
+      timestamps: flags.timestamps,
       write,
     })
     if (shown.lines === 0 && !flags.follow) {

@@ -3,9 +3,10 @@ import {Flags} from '@oclif/core'
 import {describeRender, renderFromManifest} from '../gateway/render.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Render extends BaseCommand {
+export default class Render extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary =
     'Render the project again from gateway.yaml after you edit it, and reload a running gateway onto it.'
   static override description = `Writes every generated file that no longer matches gateway.yaml: the NGINX configuration, docker-compose.yml, .env, the secret files a new auth mode needs, the project README, a new Django service's folder, and a certificate when the domain changed. What is yours stays: gateway.yaml itself, your Django code, your own .env variables, the secrets and the CA, and the replicas \`scale\` listed. When the gateway runs and only its configuration changed, it runs \`nginx -t\` in it and reloads it (confirmed); if either fails, the files are put back and the gateway keeps serving. Container changes (docker-compose.yml, .env) are applied by \`up\`, which also loads the gateway's new configuration then.`
@@ -17,20 +18,19 @@ export default class Render extends BaseCommand {
   ]
 
   static override flags = {
-    dir: dirFlag,
     'dry-run': Flags.boolean({summary: 'List the files that would change; write nothing, reload nothing.'}),
-    json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Render)
     const manifest = await loadManifest(flags.dir)
     const render = () =>
       renderFromManifest(flags.dir, manifest, {
         dryRun: flags['dry-run'],
-        onProgress: (message) => this.logToStderr(`- ${message}`),
+        onProgress: (message) => this.progress(message),
       })
     const result = flags['dry-run'] ? await render() : await withProjectLock(flags.dir, {command: 'render'}, render)
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeRender(result))
+    this.log(describeRender(result))
+    return result
   }
 }

@@ -1,5 +1,3 @@
-import {Flags} from '@oclif/core'
-
 import {certificateStatus, describeCertificateStatus} from '../certs/certbot.js'
 import {describeStatus} from '../docker/report.js'
 import {stackStatus} from '../docker/stack.js'
@@ -7,10 +5,10 @@ import {markUpstreamMembership} from '../gateway/upstreams.js'
 import {loadManifest} from '../manifest/load.js'
 import {findDeployedStack} from '../swarm/connect.js'
 import {describeSwarmStatus, swarmStatus} from '../swarm/status.js'
-import {BaseCommand, dirFlag} from './base.js'
-import {hostFlag} from './deploy.js'
+import {hostFlag, ProjectCommand} from './base.js'
 
-export default class Status extends BaseCommand {
+export default class Status extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = 'Show one row per container of the project: service, name, state, health, ports, image.'
 
   static override examples = [
@@ -31,32 +29,24 @@ export default class Status extends BaseCommand {
   ]
 
   static override flags = {
-    dir: dirFlag,
     host: hostFlag,
-    json: Flags.boolean({summary: 'Print one JSON document: the project, its containers and its certificate.'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Status)
     const manifest = await loadManifest(flags.dir)
     // Deployed to a swarm (found by the stack label on the manager at --host / DOCKER_HOST): its tasks.
     const swarm = await findDeployedStack(manifest.name, flags.host)
     if (swarm) {
       const status = await swarmStatus(swarm.docker, manifest.name, swarm.endpoint)
-      this.log(
-        flags.json ? JSON.stringify({project: manifest.name, swarm: status}, null, 2) : describeSwarmStatus(status),
-      )
-      return
+      this.log(describeSwarmStatus(status))
+      return {project: manifest.name, swarm: status}
     }
 
     const rows = await markUpstreamMembership(flags.dir, manifest, await stackStatus(manifest))
     const certificate = await certificateStatus(flags.dir, manifest)
-    if (flags.json) {
-      this.log(JSON.stringify({project: manifest.name, containers: rows, certificate}, null, 2))
-      return
-    }
-
     this.log(describeStatus(manifest.name, rows))
     this.log(describeCertificateStatus(certificate))
+    return {project: manifest.name, containers: rows, certificate}
   }
 }

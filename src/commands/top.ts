@@ -4,9 +4,10 @@ import {renderPanels} from '../top/panels.js'
 import {DEFAULT_WINDOW, openTop} from '../top/run.js'
 import {runLive} from '../top/session.js'
 import {systemClock} from '../util/retry.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Top extends BaseCommand {
+export default class Top extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = "A live view of the gateway's traffic from its access log, refreshed every second."
   static override description = `Per route and per upstream replica: requests, requests/s, status classes (2xx, 3xx, 4xx, 5xx and the rate-limit status), latency p50/p95/p99 in ms of request_time and upstream_response_time, cache hit ratio when the log has a cache status; then the busiest clients. Reads logs/access.log of the project over a sliding window.`
 
@@ -19,24 +20,25 @@ export default class Top extends BaseCommand {
   ]
 
   static override flags = {
-    dir: dirFlag,
     window: Flags.string({summary: 'The sliding window: 60s, 5m, 1h.', default: DEFAULT_WINDOW}),
     once: Flags.boolean({summary: 'Print one snapshot and exit.'}),
+    // oclif's --json, narrowed: a live view has no single document to print.
     json: Flags.boolean({
       summary: 'With --once: {window, requests, routes: [...], upstreams: [...], clients: [...]}.',
       dependsOn: ['once'],
+      helpGroup: 'GLOBAL',
     }),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Top)
     const {session, source, rateLimitStatus} = await openTop({dir: flags.dir, window: flags.window})
     const render = (snapshot: Awaited<ReturnType<typeof session.refresh>>) =>
       renderPanels(snapshot, {source: source.description, rateLimitStatus})
     if (flags.once) {
       const snapshot = await session.refresh(systemClock.now())
-      this.log(flags.json ? JSON.stringify(snapshot, null, 2) : render(snapshot))
-      return
+      this.log(render(snapshot))
+      return snapshot
     }
 
     const controller = new AbortController()

@@ -6,9 +6,10 @@ import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/stack.js'
 import {applyPendingReload, upLoadedGatewayFiles} from '../gateway/render.js'
 import {rollOutReplicas} from '../gateway/rollout.js'
 import {withProjectLock} from '../util/lock.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Up extends BaseCommand {
+export default class Up extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = 'Build the service images and start the stack; wait until every container is healthy.'
   static override description = `Builds each Django service's image (skipped when its folder has not changed), creates the project network and the containers (the Django replicas, then the gateway) with Compose's labels, and waits for their healthchecks. Running it again changes only what differs from gateway.yaml; while the gateway runs, changed Django replicas are replaced one at a time behind it (an extra replica on the new configuration serves meanwhile), so the service keeps answering. If anything fails, it removes what this run created, shows the last log lines of the container that failed, and exits 1. Ctrl-C (or SIGTERM) stops it the same way and exits 130 (143); an image build already running finishes first.`
 
@@ -22,23 +23,21 @@ export default class Up extends BaseCommand {
   ]
 
   static override flags = {
-    dir: dirFlag,
     timeout: Flags.integer({
       summary: 'Seconds to wait for the containers of each start step to become healthy.',
       default: DEFAULT_UP_TIMEOUT_MS / 1000,
       min: 1,
     }),
-    json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Up)
     const manifest = await loadManifest(flags.dir)
     const down = flags.dir === '.' ? 'create-gateway down' : `create-gateway down --dir ${flags.dir}`
     const result = await this.interruptible(
       (signal) =>
         withProjectLock(flags.dir, {command: 'up'}, async () => {
-          const onProgress = (message: string) => this.logToStderr(`- ${message}`)
+          const onProgress = (message: string) => this.progress(message)
           const up = await upStack(flags.dir, manifest, {
             timeoutMs: flags.timeout * 1000,
             onProgress,
@@ -52,15 +51,11 @@ export default class Up extends BaseCommand {
         }),
       `Interrupted again: quit before removing everything; containers and the network of ${manifest.name} that this run created may be left: \`${down}\` removes them.`,
     )
-    if (flags.json) {
-      this.log(JSON.stringify(result, null, 2))
-      return
-    }
-
     this.log(describeUp(result))
     if (result.pendingReload.reload)
       this.log(
         `Gateway: loaded the configuration \`render\` wrote (nginx -t, reloaded in ${result.pendingReload.reload.ms} ms).`,
       )
+    return result
   }
 }

@@ -1,11 +1,12 @@
 import {Flags} from '@oclif/core'
 
 import {CHECK_IDS} from '../verify/types.js'
-import {renderJson, renderTable} from '../verify/report.js'
+import {renderTable, reportDocument} from '../verify/report.js'
 import {runVerify, selectChecks} from '../verify/run.js'
-import {BaseCommand, dirFlag} from './base.js'
+import {ProjectCommand} from './base.js'
 
-export default class Verify extends BaseCommand {
+export default class Verify extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = 'Run the testing checklist against the running stack and report each result.'
   static override description = `Checks, in order: ${CHECK_IDS.join(', ')}.
 
@@ -21,11 +22,6 @@ Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every che
   ]
 
   static override flags = {
-    dir: dirFlag,
-    json: Flags.boolean({
-      summary:
-        'Print one JSON document {ok, durationMs, checks: [{id, title, ok, detail, ms, data}]} instead of the table.',
-    }),
     only: Flags.string({
       summary: `Run only these checks (comma-separated): ${CHECK_IDS.join(', ')}.`,
       multiple: true,
@@ -39,22 +35,18 @@ Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every che
     skip: Flags.string({summary: 'Skip these checks (comma-separated).', multiple: true, delimiter: ','}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(Verify)
     const checks = selectChecks(flags.only, flags.skip)
     const report = await runVerify({
       dir: flags.dir,
       checks,
       caFile: flags['ca-file'],
-      onStart: flags.json
-        ? undefined
-        : (check) => this.logToStderr(`- checking ${check.id}: ${check.title.toLowerCase()}`),
+      onStart: (check) => this.logToStderr(`- checking ${check.id}: ${check.title.toLowerCase()}`),
     })
-    this.log(
-      flags.json
-        ? renderJson(report)
-        : renderTable(report, {width: process.stdout.isTTY ? process.stdout.columns : undefined}),
-    )
-    if (!report.ok) this.exit(1)
+    this.log(renderTable(report, {width: process.stdout.isTTY ? process.stdout.columns : undefined}))
+    // Exit 1 with the report printed (the table, or {ok: false, ...} under --json).
+    if (!report.ok) process.exitCode = 1
+    return reportDocument(report)
   }
 }

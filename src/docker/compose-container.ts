@@ -150,6 +150,32 @@ function restartPolicy(service: NormalizedService): Docker.HostRestartPolicy {
   return policy
 }
 
+/**
+ * docker/cli's EffectiveCapAddCapDrop, which Compose applies: names upper-cased with the `CAP_` prefix
+ * (`ALL` stays), ALL on one side replaces the rest of that side, a name on both sides leaves both, sorted.
+ */
+export function effectiveCapabilities(add: string[] = [], drop: string[] = []): {add: string[]; drop: string[]} {
+  const normalize = (caps: string[]) => {
+    const set = new Set(
+      caps.map((cap) => {
+        const name = cap.trim().toUpperCase()
+        return name === 'ALL' || name.startsWith('CAP_') ? name : `CAP_${name}`
+      }),
+    )
+    return set.has('ALL') ? new Set(['ALL']) : set
+  }
+  const adds = normalize(add)
+  const drops = normalize(drop)
+  for (const cap of [...drops]) {
+    if (adds.has(cap)) {
+      adds.delete(cap)
+      drops.delete(cap)
+    }
+  }
+  const sorted = (set: Set<string>) => [...set].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+  return {add: sorted(adds), drop: sorted(drops)}
+}
+
 /** float32 cpus x 1e9 truncated to int64, as Go computes NanoCPUs. */
 function nanoCpus(cpus: number): number {
   return Math.trunc(Math.fround(Math.fround(cpus) * 1e9))
@@ -314,11 +340,12 @@ export function composeContainer(service: NormalizedService, context: ComposeCon
   }
 
   const primary = networks[0]
+  const capabilities = effectiveCapabilities(service.cap_add, service.cap_drop)
   const hostConfig: Docker.HostConfig = {
     Binds: binds,
     ...(mounts.length > 0 ? {Mounts: mounts} : {}),
-    ...(service.cap_add ? {CapAdd: service.cap_add} : {}),
-    ...(service.cap_drop ? {CapDrop: service.cap_drop} : {}),
+    ...(capabilities.add.length > 0 ? {CapAdd: capabilities.add} : {}),
+    ...(capabilities.drop.length > 0 ? {CapDrop: capabilities.drop} : {}),
     NetworkMode: primary ? networkName(primary) : 'none',
     ...(service.init !== undefined ? {Init: service.init} : {}),
     ...(service.ipc ? {IpcMode: service.ipc} : {}),

@@ -68,6 +68,9 @@ export interface LogOptions {
   tail?: number | 'all'
   follow?: boolean
   timestamps?: boolean
+  /** Only lines from / until this time, in Unix seconds (as the engine's API takes them). */
+  since?: number
+  until?: number
 }
 
 export interface Engine {
@@ -322,6 +325,8 @@ export class DockerodeEngine implements Engine {
       stderr: true,
       timestamps: options.timestamps ?? false,
       ...(typeof options.tail === 'number' ? {tail: options.tail} : {}),
+      ...(options.since === undefined ? {} : {since: options.since}),
+      ...(options.until === undefined ? {} : {until: options.until}),
     }
     if (options.follow) return container.logs({...common, follow: true})
     const buffer = await container.logs({...common, follow: false})

@@ -32,7 +32,38 @@ export interface LogsOptions {
   service?: string
   follow?: boolean
   tail?: number | 'all'
+  /** Unix seconds, from parseLogTime. */
+  since?: number
+  until?: number
+  /** Each line starts with the engine's RFC 3339 time stamp. */
+  timestamps?: boolean
   write: (line: string) => void
+}
+
+const UNIT_SECONDS: Record<string, number> = {s: 1, m: 60, h: 3600, d: 86_400}
+
+/**
+ * A time for --since / --until as `docker compose logs` reads it: a duration back from now (`10m`,
+ * `1h30m`, `2d`), an RFC 3339 date or time (`2026-12-05`, `2026-12-05T08:00:00Z`), or Unix seconds.
+ * Returns Unix seconds.
+ */
+export function parseLogTime(text: string, flag: string, now: Date = new Date()): number {
+  const value = text.trim()
+  if (/^\d+(\.\d+)?$/.test(value)) return Math.floor(Number(value))
+  if (/^(\d+[smhd])+$/.test(value)) {
+    let seconds = 0
+    for (const [, amount, unit] of value.matchAll(/(\d+)([smhd])/g)) seconds += Number(amount) * UNIT_SECONDS[unit!]!
+    return Math.floor(now.getTime() / 1000) - seconds
+  }
+
+  const time = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)
+    ? Date.parse(value.replace(' ', 'T'))
+    : Number.NaN
+  if (Number.isNaN(time))
+    throw new UsageError(
+      `--${flag}: must be a duration such as 10m or 1h30m, a date-time such as 2026-12-05T08:00:00Z, or Unix seconds (got "${text}")`,
+    )
+  return Math.floor(time / 1000)
 }
 
 function byServiceAndNumber(order: string[]) {
@@ -89,7 +120,13 @@ export async function showLogs(
   const follow = async (container: ContainerState) => {
     let stream: NodeJS.ReadableStream
     try {
-      stream = await engine.containerLogs(container.id, {tail: options.tail ?? 'all', follow: options.follow})
+      stream = await engine.containerLogs(container.id, {
+        tail: options.tail ?? 'all',
+        follow: options.follow,
+        timestamps: options.timestamps,
+        since: options.since,
+        until: options.until,
+      })
     } catch (error) {
       throw engineFailure(`Reading the logs of ${container.name}`, error)
     }

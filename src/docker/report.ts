@@ -40,6 +40,11 @@ export function describeDown(result: DownResult): string {
 
   const parts = [`${result.containers.length} container(s)`, `${result.networks.length} network(s)`]
   if (result.volumes.length > 0) parts.push(`${result.volumes.length} volume(s)`)
+  if (result.dryRun)
+    return [
+      `Dry run: down would remove ${parts.join(', ')} of ${result.project}:`,
+      ...[...result.containers, ...result.networks, ...result.volumes].map((name) => `  ${name}`),
+    ].join('\n')
   return `${result.project} is down: removed ${parts.join(', ')}. The project's files are unchanged.`
 }
 

@@ -1,11 +1,12 @@
 import {lookup} from 'node:dns/promises'
+import {existsSync} from 'node:fs'
 import {createServer} from 'node:net'
-import {resolve} from 'node:path'
+import {join, resolve} from 'node:path'
 
-import {GatewayError, InterruptedError, OperationError} from '../errors.js'
+import {GatewayError, InterruptedError, OperationError, UsageError} from '../errors.js'
 import {connectAddress, urlHost} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec, PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
+import {buildStackSpec, PROJECT_PATHS, secretFile, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
 import {composeObject} from '../render/compose.js'
 import {retryUntil, systemClock, untilAborted, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
 import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from './engine.js'
@@ -487,6 +488,15 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     stack.services.map((spec) => [spec.service, resolveEnvironment(spec, dotenv, options.env ?? process.env)]),
   )
 
+  // Compose secrets (each Django service's SECRET_KEY) are files of the project: Compose refuses to
+  // start without them, and so does `up`, before the engine is touched.
+  for (const secret of new Set(stack.services.flatMap((spec) => spec.secrets))) {
+    if (!existsSync(join(root, secretFile(secret))))
+      throw new UsageError(`${secretFile(secret)} is missing: the container that reads it cannot start`, {
+        hint: '`create-gateway render` writes it again from .env (the key is kept).',
+      })
+  }
+
   // Between steps: stop when the user interrupted. Before the try below nothing exists to remove yet.
   const checkpoint = () => {
     if (options.signal?.aborted) throw new InterruptedError('Interrupted: removed 0 container(s) this run created')
@@ -667,7 +677,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
           name: item.desired.name,
           service: item.desired.service,
           wave: waveIndex,
-          probe: probeCommand(specOf(item).healthcheck.test),
+          // No probe of our own: `up` reports what the engine's healthcheck says, so `status` right
+          // after it agrees (the first check runs one interval, 5 s, after the start).
         })
         report.push({
           service: item.desired.service,
@@ -737,6 +748,10 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
 export interface DownOptions extends StackOptions {
   /** Also remove the project's labelled volumes. */
   volumes?: boolean
+  /** Seconds each container may take to stop before SIGKILL, instead of its service's grace period. */
+  timeoutSeconds?: number
+  /** Find and report what would be removed; stop and remove nothing. */
+  dryRun?: boolean
 }
 
 export interface DownResult {
@@ -744,6 +759,7 @@ export interface DownResult {
   containers: string[]
   networks: string[]
   volumes: string[]
+  dryRun?: boolean
 }
 
 /**
@@ -771,7 +787,14 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
     await Promise.all(
       group.map(async (container) => {
         const grace =
-          stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ?? 10
+          options.timeoutSeconds ??
+          stack.services.find((spec) => spec.service === container.labels[LABELS.service])?.stopGraceSeconds ??
+          10
+        if (options.dryRun) {
+          removed.push(container.name)
+          return
+        }
+
         progress(`Stopping ${container.name}`)
         try {
           await engine.stopContainer(container.id, grace)
@@ -787,6 +810,11 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
 
   const networks: string[] = []
   for (const network of await engine.networks(projectLabel)) {
+    if (options.dryRun) {
+      networks.push(network.name)
+      continue
+    }
+
     progress(`Removing network ${network.name}`)
     try {
       await engine.removeNetwork(network.id)
@@ -803,13 +831,18 @@ export async function downStack(manifest: Manifest, options: DownOptions = {}): 
   const volumes: string[] = []
   if (options.volumes) {
     for (const volume of await engine.volumes(projectLabel)) {
+      if (options.dryRun) {
+        volumes.push(volume.name)
+        continue
+      }
+
       progress(`Removing volume ${volume.name}`)
       await engine.removeVolume(volume.name)
       volumes.push(volume.name)
     }
   }
 
-  return {project: stack.project, containers: removed, networks, volumes}
+  return {project: stack.project, containers: removed, networks, volumes, ...(options.dryRun ? {dryRun: true} : {})}
 }
 
 // ---- status --------------------------------------------------------------------------------------

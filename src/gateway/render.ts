@@ -82,7 +82,7 @@ function gatewayReads(path: string): boolean {
   return (
     path.startsWith('gateway/') ||
     path.startsWith(`${PROJECT_PATHS.certs}/`) ||
-    (path.startsWith('secrets/') && !path.endsWith('.txt'))
+    (path.startsWith('secrets/') && !path.endsWith('.txt') && !path.endsWith('-secret-key'))
   )
 }
 
@@ -198,12 +198,16 @@ export async function renderFromManifest(
   const restore = async () => {
     for (const [path, content] of previous) {
       if (content === undefined) await rm(targets.get(path)!, {force: true})
-      else await writeFileAtomic(targets.get(path)!, content, plan.find((file) => file.path === path)?.mode ?? 0o644)
+      else {
+        const planned = plan.find((file) => file.path === path)
+        await writeFileAtomic(targets.get(path)!, content, planned?.mode ?? 0o644, planned?.group)
+      }
     }
   }
 
   try {
-    for (const file of changed) await writeFileAtomic(targets.get(file.path)!, file.content, file.mode ?? 0o644)
+    for (const file of changed)
+      await writeFileAtomic(targets.get(file.path)!, file.content, file.mode ?? 0o644, file.group)
   } catch (error) {
     // A disk error half-way (full, read-only): nothing stays half-written.
     await restore().catch(() => {})

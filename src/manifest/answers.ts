@@ -38,6 +38,8 @@ export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Pr
   }
 
   const missing: string[] = []
+  /** Answers that took their default (no flag, no prompt): a later answer may change what fits. */
+  const defaulted = new Set<string>()
   for (const option of INIT_OPTIONS as ReadonlyArray<InitOption>) {
     if (given.has(option.key)) {
       set(option.key, given.get(option.key) as never)
@@ -48,6 +50,7 @@ export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Pr
     const fallback = option.default({dir, answers})
     if (yes || !option.prompt) {
       set(option.key, fallback as never)
+      defaulted.add(option.key)
       continue
     }
 
@@ -67,6 +70,16 @@ export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Pr
 
   if (answers.tls === 'certbot' && !answers.email) {
     throw new UsageError("--email: required with --tls certbot (Let's Encrypt sends expiry notices there)")
+  }
+
+  // Let's Encrypt checks the domain on port 80 from the internet: loopback and 8080 could never pass.
+  // Values the user chose (flags, prompts) stay: a private CA (Pebble) or a port forward may need them.
+  if (answers.tls === 'certbot') {
+    if (defaulted.has('bind')) answers.bind = '0.0.0.0'
+    if (defaulted.has('httpPort') && defaulted.has('httpsPort')) {
+      answers.httpPort = 80
+      answers.httpsPort = 443
+    }
   }
 
   return answers as InitAnswers

@@ -19,6 +19,7 @@ export const LIMITS = {
   /** Each route with its own rate limit gets a 10 MB shared-memory zone. */
   routes: 100,
   services: 50,
+  trustedProxies: 64,
 } as const
 
 /**
@@ -32,6 +33,24 @@ export const RANGES = {
   burst: {min: 0, max: 1_000_000},
   status: {min: 400, max: 599},
 } as const
+
+/**
+ * An NGINX time (`30s`, `5m`, `1h`, `1d`): one number and one unit, as proxy_cache_valid reads it. At most
+ * a week: a response cached longer than that is a deployment artifact, not a cache entry.
+ */
+export function durationSeconds(text: string): number | undefined {
+  const match = /^([1-9][0-9]{0,5})([smhd])$/.exec(text)
+  if (!match) return undefined
+  const seconds = Number(match[1]) * {s: 1, m: 60, h: 3600, d: 86_400}[match[2] as 's' | 'm' | 'h' | 'd']
+  return seconds <= 7 * 86_400 ? seconds : undefined
+}
+
+/** An NGINX size (`10m`, `512k`, `1g`) as bytes, or undefined. */
+export function sizeBytes(text: string): number | undefined {
+  const match = /^([1-9][0-9]{0,5})([kmg])$/.exec(text)
+  if (!match) return undefined
+  return Number(match[1]) * {k: 1024, m: 1024 ** 2, g: 1024 ** 3}[match[2] as 'k' | 'm' | 'g']
+}
 
 const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
 const HOST_NAME = new RegExp(`^(?=.{1,${LIMITS.domain}}$)${LABEL}(?:\\.${LABEL})*$`)
@@ -191,3 +210,29 @@ export const API_KEY_PATTERN = /^[A-Za-z0-9._+/=-][A-Za-z0-9._~+/=-]{15,511}$/
 
 /** The basic-auth user of an htpasswd line: no ":" (the separator) and no line break. */
 export const BASIC_AUTH_USER_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/
+
+/**
+ * A trusted proxy's network for NGINX's realip module (`set_real_ip_from`): an IPv4 or IPv6 address
+ * with an optional prefix length, as `10.0.0.0/8` or `2001:db8::/32`. Undefined when it is one.
+ */
+export function cidrProblem(text: string): string | undefined {
+  const example = 'must be an address or network such as 10.0.0.0/8 or 2001:db8::/32'
+  const match = /^([0-9A-Fa-f:.]+)(?:\/(\d{1,3}))?$/.exec(text)
+  if (!match || !isIpAddress(match[1]!)) return example
+  if (match[2] === undefined) return undefined
+  const prefix = parseDecimal(match[2])
+  const max = isIP(match[1]!) === 4 ? 32 : 128
+  if (prefix === undefined || prefix > max) return `must have a prefix length from 0 to ${max}`
+  return undefined
+}
+
+/** NGINX's client_max_body_size, in its own size syntax: `1m`, `512k`, `20m` (0 would mean unlimited). */
+export const BODY_SIZE_PATTERN = /^[1-9][0-9]{0,5}[km]?$/
+
+/** A memory limit the way Compose reads it (go-units RAMInBytes): `256m`, `1g`. At least 32m. */
+export const MEMORY_PATTERN = /^[1-9][0-9]{0,5}[mg]$/
+
+/** Bytes of a MEMORY_PATTERN value. */
+export function memoryBytes(text: string): number {
+  return Number.parseInt(text, 10) * 1024 ** (text.endsWith('g') ? 3 : 2)
+}

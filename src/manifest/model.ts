@@ -61,3 +61,13 @@ export function connectAddress(bind: string): string {
 export function urlHost(address: string): string {
   return address.includes(':') ? `[${address}]` : address
 }
+
+/** A domain only this machine reaches: `localhost`, `*.localhost` or a loopback address. */
+export function isLocalDomain(domain: string): boolean {
+  return (
+    domain === 'localhost' ||
+    domain.endsWith('.localhost') ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(domain) ||
+    domain === '::1'
+  )
+}

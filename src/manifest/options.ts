@@ -10,6 +10,7 @@ import {
   BurstSchema,
   DEFAULT_IMAGES,
   DomainSchema,
+  DurationSchema,
   ImageSchema,
   MANIFEST_VERSION,
   ManifestSchema,
@@ -45,6 +46,7 @@ export interface InitAnswers {
   services: string[]
   externals: string[]
   routes: string[]
+  caches: string[]
   pythonImage: string
   nginxImage: string
   certbotImage: string
@@ -268,10 +270,20 @@ export const INIT_OPTIONS = [
     parse: listParser('route', (value) => parseRoute(value)),
   }),
   option({
+    key: 'caches',
+    flag: 'cache',
+    summary:
+      'Cache the responses of route PATH for TTL, e.g. /api/=30s (repeatable). Routes with auth still check every request and cache per credential.',
+    fields: ['routes'],
+    multiple: true,
+    default: () => [],
+    parse: listParser('cache', (value) => parseCache(value)),
+  }),
+  option({
     key: 'pythonImage',
     flag: 'python-image',
     summary:
-      'Base image of the Django services (an offline stand-in such as create-gateway-offline/python:bookworm works too).',
+      'Base image of the Django services (an offline stand-in such as create-gateway-offline/python:forky works too).',
     fields: ['images.python'],
     default: () => DEFAULT_IMAGES.python,
     parse: fieldParser(ImageSchema, 'python-image'),
@@ -313,6 +325,16 @@ export function parseRoute(value: string): {path: string; service: string; auth:
   const auth = (match[3] ?? 'none') as AuthMode
   if (!AUTH_MODES.includes(auth)) throw new Error(`auth must be one of ${AUTH_MODES.join(', ')}`)
   return {path: match[1]!, service: match[2]!, auth}
+}
+
+/** `PATH=TTL`: the TTL is checked here, the path against the routes once they are all known. */
+export function parseCache(value: string): {path: string; ttl: string} {
+  const at = value.lastIndexOf('=')
+  if (at <= 0) throw new Error('must be PATH=TTL, e.g. /api/=30s')
+  const ttl = value.slice(at + 1)
+  const result = DurationSchema.safeParse(ttl)
+  if (!result.success) throw new Error(`TTL ${result.error.issues[0]?.message ?? 'invalid'}`)
+  return {path: value.slice(0, at), ttl}
 }
 
 /** The first Django service; `--replicas` and the default routes belong to it. */
@@ -361,6 +383,21 @@ export function buildManifest(answers: InitAnswers): Manifest {
     ...explicit,
   ]
 
+  const caches = new Map<string, string>()
+  for (const {path, ttl} of answers.caches.map((raw) => parseCache(raw))) {
+    if (caches.has(path)) issues.push({path: '--cache', message: `route ${quoted(path)} is given twice`})
+    else if (!routes.some((route) => route.path === path))
+      issues.push({
+        path: '--cache',
+        message: `no route ${quoted(path)} (routes: ${routes.map((route) => route.path).join(', ')})`,
+      })
+    caches.set(path, ttl)
+  }
+
+  const cachedRoutes = routes.map((route) =>
+    caches.has(route.path) ? {...route, cache: {ttl: caches.get(route.path)!}} : route,
+  )
+
   const input: ManifestInput = {
     version: MANIFEST_VERSION,
     name: answers.name,
@@ -370,7 +407,7 @@ export function buildManifest(answers: InitAnswers): Manifest {
     tls: answers.tls === 'certbot' ? {mode: 'certbot', email: answers.email} : {mode: answers.tls},
     rateLimit: {rate: answers.rate, burst: answers.burst, status: 503},
     services,
-    routes,
+    routes: cachedRoutes,
     images: {python: answers.pythonImage, nginx: answers.nginxImage, certbot: answers.certbotImage},
   }
 

@@ -1,14 +1,20 @@
 import {z} from 'zod'
 
 import {
+  BODY_SIZE_PATTERN,
+  cidrProblem,
+  durationSeconds,
   isHost,
   isIpAddress,
   LIMITS,
+  MEMORY_PATTERN,
+  memoryBytes,
   parseUpstreamUrl,
   quoted,
   RANGES,
   routePathProblem,
   servicePathProblem,
+  sizeBytes,
 } from './grammar.js'
 
 /**
@@ -29,8 +35,17 @@ export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gatew
 
 export const DEFAULT_IMAGES = {
   python: 'python:3.12-slim',
-  nginx: 'nginx:1.27',
-  certbot: 'certbot/certbot:latest',
+  nginx: 'nginx:1.30',
+  certbot: 'certbot/certbot:v5.1.0',
+} as const
+
+/**
+ * Memory and CPU of each container when gateway.yaml names none. A Django replica runs Gunicorn's
+ * workers (about 40 MB each, see gunicorn.conf.py); NGINX needs little.
+ */
+export const DEFAULT_LIMITS = {
+  django: {memory: '512m', cpus: 1},
+  gateway: {memory: '256m', cpus: 1},
 } as const
 
 // DNS label: compose project names and container host names must both accept it.
@@ -129,7 +144,71 @@ export const ServiceNameSchema = z
 export const ImageSchema = z
   .string()
   .max(LIMITS.image, `must be at most ${LIMITS.image} characters`)
-  .regex(imageRef, 'must be an image reference such as nginx:1.27')
+  .regex(imageRef, 'must be an image reference such as nginx:1.30')
+
+export const MemorySchema = z
+  .string()
+  .regex(MEMORY_PATTERN, 'must be a size such as 256m or 1g')
+  .refine((memory) => memoryBytes(memory) >= 32 * 1024 ** 2, 'must be at least 32m')
+
+export const CpusSchema = z
+  .number({errorMap: () => ({message: 'must be a number of CPUs from 0.1 to 64, such as 0.5 or 2'})})
+  .min(0.1, 'must be at least 0.1 CPUs')
+  .max(64, 'must be at most 64 CPUs')
+  .refine((cpus) => /^\d+(\.\d{1,2})?$/.test(String(cpus)), 'must have at most two decimals, such as 0.25')
+
+function limitsSchema(defaults: {memory: string; cpus: number}) {
+  return z
+    .object({memory: MemorySchema.default(defaults.memory), cpus: CpusSchema.default(defaults.cpus)})
+    .strict()
+    .default({})
+}
+
+export const TrustedProxySchema = z.string().superRefine((value, ctx) => {
+  const problem = cidrProblem(value)
+  if (problem) ctx.addIssue({code: z.ZodIssueCode.custom, message: problem})
+})
+
+export const BodySizeSchema = z
+  .string()
+  .regex(BODY_SIZE_PATTERN, 'must be a size such as 1m, 512k or 20m (NGINX client_max_body_size)')
+
+export const CACHE_CREDENTIALED = ['bypass', 'share'] as const
+
+export const DurationSchema = z
+  .string()
+  .refine((text) => durationSeconds(text) !== undefined, 'must be a time such as 30s, 5m or 1h, at most 7d')
+
+/** Bounds of the cache, in bytes: below 1 MB it holds next to nothing; above 4 GB it is a CDN's job. */
+const CACHE_SIZE = {min: 1024 ** 2, max: 4 * 1024 ** 3}
+export const SizeSchema = z.string().refine((text) => {
+  const bytes = sizeBytes(text)
+  return bytes !== undefined && bytes >= CACHE_SIZE.min && bytes <= CACHE_SIZE.max
+}, 'must be a size such as 10m, 512m or 1g, from 1m to 4g')
+
+/**
+ * A route's response cache. On routes with auth the credential is checked on every request (the
+ * cache answers in the content phase, after auth) and entries are keyed by a hash of the credential,
+ * so one client's cached answer never reaches another. On public routes, requests that carry
+ * Authorization or a Cookie go to the service and are not stored, unless `credentialed: share`.
+ */
+export const RouteCacheSchema = z
+  .object({
+    ttl: DurationSchema,
+    credentialed: z
+      .enum(CACHE_CREDENTIALED, {errorMap: () => ({message: `must be one of ${CACHE_CREDENTIALED.join(', ')}`})})
+      .default('bypass'),
+  })
+  .strict()
+
+/** The one cache all cached routes share: keys in memory, responses on a size-capped tmpfs. Optional:
+ * the defaults apply when a route caches. */
+export const CacheSchema = z
+  .object({
+    keys: SizeSchema.default('10m'),
+    size: SizeSchema.default('256m'),
+  })
+  .strict()
 
 export const RouteRateLimitSchema = z.object({rate: RateSchema, burst: BurstSchema}).strict()
 
@@ -167,6 +246,8 @@ export const DjangoServiceSchema = z
     path: ServicePathSchema.optional(),
     replicas: ReplicasSchema.default(1),
     port: PortSchema.default(8000),
+    // Gunicorn's worker count follows these (GUNICORN_WORKERS in docker-compose.yml).
+    limits: limitsSchema(DEFAULT_LIMITS.django),
   })
   .strict()
 
@@ -190,6 +271,7 @@ export const RouteSchema = z
     service: z.string(),
     auth: z.enum(AUTH_MODES, {errorMap: () => ({message: `must be one of ${AUTH_MODES.join(', ')}`})}).default('none'),
     rateLimit: RouteRateLimitSchema.optional(),
+    cache: RouteCacheSchema.optional(),
   })
   .strict()
 
@@ -208,7 +290,16 @@ export const ManifestSchema = z
         path: ['https'],
       }),
     tls: TlsSchema.default({}),
+    // Load balancers in front of the gateway (the seed's ALB) whose X-Forwarded-For NGINX believes;
+    // empty: the client is whoever connected, and what it claims in X-Forwarded-For is dropped.
+    trustedProxies: z
+      .array(TrustedProxySchema)
+      .max(LIMITS.trustedProxies, `at most ${LIMITS.trustedProxies} networks`)
+      .default([]),
+    // Largest request body the gateway accepts (413 with a JSON body above it).
+    clientMaxBodySize: BodySizeSchema.default('1m'),
     rateLimit: RateLimitSchema.default({}),
+    cache: CacheSchema.optional(),
     // Names are checked as keys, so a `__proto__` key is refused rather than silently dropped.
     services: z
       .record(ServiceNameSchema, ServiceSchema)
@@ -224,6 +315,10 @@ export const ManifestSchema = z
         // Used by `certs issue` / `certs renew` (tls.mode certbot) and the compose file's certbot service.
         certbot: ImageSchema.default(DEFAULT_IMAGES.certbot),
       })
+      .strict()
+      .default({}),
+    gateway: z
+      .object({limits: limitsSchema(DEFAULT_LIMITS.gateway)})
       .strict()
       .default({}),
   })
@@ -287,6 +382,7 @@ export type ExternalService = z.output<typeof ExternalServiceSchema>
 export type Route = Manifest['routes'][number]
 export type AuthMode = (typeof AUTH_MODES)[number]
 export type TlsMode = (typeof TLS_MODES)[number]
+export type RouteCache = z.output<typeof RouteCacheSchema>
 
 /** `['routes', 2, 'service']` -> `routes[2].service`, the form users see in errors. */
 export function formatFieldPath(path: ReadonlyArray<string | number>): string {

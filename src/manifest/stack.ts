@@ -1,5 +1,6 @@
-import {djangoServices, replicaName, secretKeyVariable, usesAuth} from './model.js'
-import type {Manifest} from './schema.js'
+import {memoryBytes, sizeBytes} from './grammar.js'
+import {djangoServices, replicaName, usesAuth} from './model.js'
+import {CacheSchema, type Manifest} from './schema.js'
 
 /**
  * What runs, derived once from the manifest. The compose file is rendered from this, and `up` creates
@@ -33,12 +34,33 @@ export interface StackServiceSpec {
   /** Values may hold `${VAR}` references resolved from the project's `.env`, as Compose does. */
   environment: Record<string, string>
   mounts: MountSpec[]
+  /** In-memory file systems, Compose's short form: `PATH` or `PATH:OPTIONS` (the gateway's cache). */
+  tmpfs?: string[]
   ports: Array<{bind: string; host: number; container: number}>
   healthcheck: HealthcheckSpec
   dependsOn: string[]
   stopSignal?: string
   stopGraceSeconds: number
   restart: 'unless-stopped'
+  /** The locked-down runtime: read-only root, capabilities, no-new-privileges, limits, bounded logs. */
+  runtime: RuntimeSpec
+  /** Compose network keys, in order; the first is where the published ports are. */
+  networks: string[]
+  /** Compose secrets, mounted at /run/secrets/<key>, each from the project file secretFile(key). */
+  secrets: string[]
+}
+
+export interface RuntimeSpec {
+  readOnly: boolean
+  /** tmpfs mounts, Compose's short form (`/tmp:size=64m`). */
+  tmpfs: string[]
+  capDrop: string[]
+  capAdd: string[]
+  securityOpt: string[]
+  limits: {memory: string; cpus: number}
+  logging: {driver: string; options: Record<string, string>}
+  /** Supplementary groups: the host group of the secret files when they could not be given the container's. */
+  groupAdd: string[]
 }
 
 /**
@@ -59,6 +81,7 @@ export interface StackToolSpec {
 
 export interface StackSpec {
   project: string
+  /** The public network (Compose's `default`): published ports, certbot's way out. */
   network: string
   services: StackServiceSpec[]
   /** One-off containers (tls.mode certbot: certbot); `up` does not start them. */
@@ -79,6 +102,8 @@ export const GATEWAY_PATHS = {
   njs: '/etc/nginx/njs',
   logs: '/var/log/nginx',
   acmeWebroot: '/var/www/acme',
+  /** The response cache (routes with `cache:`): a tmpfs of its own, so its size is capped. */
+  cache: '/var/cache/gateway',
 } as const
 
 /** Certbot's default directories inside its container; the project keeps them under certbot/. */
@@ -116,6 +141,54 @@ export const PROJECT_PATHS = {
   certbotLogs: 'certbot/logs',
 } as const
 
+/** Groups of the users the containers run as: the secret files they read belong to these groups. */
+export const CONTAINER_GROUPS = {gateway: 101, django: 10001} as const
+
+/** The internal network's Compose key: the services and the gateway, nothing else, no way out. */
+export const INTERNAL_NETWORK = 'internal'
+
+/**
+ * Capabilities NGINX keeps: its master binds 80/443, reads root-only files (the keys, the certificate),
+ * creates its temp directories for the workers and switches them to the `nginx` user.
+ */
+export const GATEWAY_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'NET_BIND_SERVICE', 'SETGID', 'SETUID'] as const
+
+/** Container logs: json-file, capped at 3 x 10 MB per container, whatever the traffic. */
+export const CONTAINER_LOGGING = {driver: 'json-file', options: {'max-size': '10m', 'max-file': '3'}} as const
+
+/** Where the gateway's NGINX writes its pid file and temp files: a tmpfs, the root being read-only. */
+export const GATEWAY_WRITABLE_DIR = '/tmp'
+
+/** Compose secret (and /run/secrets/ file name) of a Django service's SECRET_KEY. */
+export function secretKeySecret(service: string): string {
+  return `${service}-secret-key`
+}
+
+/** The project file of a Compose secret. */
+export function secretFile(secret: string): string {
+  return `secrets/${secret}`
+}
+
+/**
+ * Gunicorn workers for a replica's limits: 2 x CPUs + 1 (at least 2), as memory allows at some 64 MB
+ * each after 64 MB for the master, and at most 8 (scale out with replicas instead).
+ */
+export function gunicornWorkers(limits: {memory: string; cpus: number}): number {
+  const byCpu = Math.max(2, Math.floor(limits.cpus * 2) + 1)
+  const byMemory = Math.floor((memoryBytes(limits.memory) / 1024 ** 2 - 64) / 64)
+  return Math.max(1, Math.min(byCpu, byMemory, 8))
+}
+
+/**
+ * The supplementary group that lets a container read the secret files: none when running as root,
+ * which gives the files the container's own group; otherwise the files keep this user's group, which
+ * the containers then join.
+ */
+function secretsGroupAdd(): string[] {
+  const uid = process.getuid?.()
+  return uid === undefined || uid === 0 ? [] : [String(process.getgid!())]
+}
+
 export function serviceImageTag(manifest: Manifest, service: string): string {
   return `${manifest.name}-${service}:latest`
 }
@@ -133,7 +206,8 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     build: {context: service.path, dockerfile: 'Dockerfile'},
     replicas: service.replicas,
     environment: {
-      DJANGO_SECRET_KEY: `\${${secretKeyVariable(service.name)}}`,
+      // A file, not a value: `docker inspect` shows the environment to anyone who may run it.
+      DJANGO_SECRET_KEY_FILE: `/run/secrets/${secretKeySecret(service.name)}`,
       DJANGO_DEBUG: '0',
       // With TLS off, Django must not redirect to https or mark cookies Secure.
       DJANGO_HTTPS: https ? '1' : '0',
@@ -142,6 +216,7 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
       DJANGO_CSRF_TRUSTED_ORIGINS: publicOrigins.join(','),
       DJANGO_SERVICE_NAME: service.name,
       GUNICORN_BIND: `0.0.0.0:${service.port}`,
+      GUNICORN_WORKERS: String(gunicornWorkers(service.limits)),
     },
     mounts: [],
     ports: [],
@@ -162,6 +237,18 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     // Gunicorn's graceful_timeout is 20 s; give it a little more before Docker sends SIGKILL.
     stopGraceSeconds: 25,
     restart: 'unless-stopped',
+    runtime: {
+      readOnly: true,
+      tmpfs: ['/tmp:size=64m'],
+      capDrop: ['ALL'],
+      capAdd: [],
+      securityOpt: ['no-new-privileges:true'],
+      limits: service.limits,
+      logging: structuredClone(CONTAINER_LOGGING) as RuntimeSpec['logging'],
+      groupAdd: secretsGroupAdd(),
+    },
+    networks: [INTERNAL_NETWORK],
+    secrets: [secretKeySecret(service.name)],
   }))
 
   const gateway: StackServiceSpec = {
@@ -181,14 +268,18 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
       // Only with a jwt route, so other projects' stacks (and compose files) stay as they were. A folder
       // for the script, like conf.d: a re-render replaces the file by atomic rename.
       ...(usesAuth(manifest, 'jwt')
-        ? [
-            {source: PROJECT_PATHS.jwtSecretMap, target: GATEWAY_PATHS.jwtSecret, readOnly: true},
-            {source: PROJECT_PATHS.njs, target: GATEWAY_PATHS.njs, readOnly: true},
-          ]
+        ? [{source: PROJECT_PATHS.jwtSecretMap, target: GATEWAY_PATHS.jwtSecret, readOnly: true}]
+        : []),
+      // njs: the jwt check, and the credential hash of cached routes with auth.
+      ...(usesAuth(manifest, 'jwt') || manifest.routes.some((route) => route.cache && route.auth !== 'none')
+        ? [{source: PROJECT_PATHS.njs, target: GATEWAY_PATHS.njs, readOnly: true}]
         : []),
       {source: PROJECT_PATHS.acmeWebroot, target: GATEWAY_PATHS.acmeWebroot, readOnly: true},
       {source: PROJECT_PATHS.logs, target: GATEWAY_PATHS.logs, readOnly: false},
     ],
+    ...(manifest.routes.some((route) => route.cache)
+      ? {tmpfs: [`${GATEWAY_PATHS.cache}:size=${cacheTmpfsBytes(manifest)}`]}
+      : {}),
     ports: [
       {bind: manifest.bind, host: manifest.ports.http, container: GATEWAY_PORTS.http},
       ...(manifest.tls.mode === 'off'
@@ -207,6 +298,19 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     stopSignal: 'SIGQUIT',
     stopGraceSeconds: 15,
     restart: 'unless-stopped',
+    runtime: {
+      readOnly: true,
+      tmpfs: [`${GATEWAY_WRITABLE_DIR}:size=64m`],
+      capDrop: ['ALL'],
+      capAdd: [...GATEWAY_CAPABILITIES],
+      securityOpt: ['no-new-privileges:true'],
+      limits: manifest.gateway.limits,
+      logging: structuredClone(CONTAINER_LOGGING) as RuntimeSpec['logging'],
+      groupAdd: secretsGroupAdd(),
+    },
+    // The public network first: the published ports are there.
+    networks: ['default', INTERNAL_NETWORK],
+    secrets: [],
   }
 
   const tools: StackToolSpec[] =
@@ -229,7 +333,25 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
         ]
       : []
 
-  return {project: manifest.name, network: `${manifest.name}_default`, services: [...services, gateway], tools}
+  return {
+    project: manifest.name,
+    network: `${manifest.name}_default`,
+    services: [...services, gateway],
+    tools,
+  }
+}
+
+/**
+ * The cache's tmpfs: NGINX's max_size plus a quarter. max_size is enforced by the cache manager after
+ * the fact, so the file system needs room above it; a full tmpfs would fail writes, not requests.
+ */
+export function cacheTmpfsBytes(manifest: Manifest): number {
+  return Math.ceil((sizeBytes(cacheSettings(manifest).size)! * 1.25) / 1024 ** 2) * 1024 ** 2
+}
+
+/** The manifest's cache bounds, or the defaults when it names none. */
+export function cacheSettings(manifest: Manifest): {keys: string; size: string} {
+  return manifest.cache ?? CacheSchema.parse({})
 }
 
 /** Container names of a service's replicas, 1..count. */

@@ -1,7 +1,14 @@
 import {stringify} from 'yaml'
 
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec, type StackServiceSpec, type StackSpec, type StackToolSpec} from '../manifest/stack.js'
+import {
+  buildStackSpec,
+  INTERNAL_NETWORK,
+  secretFile,
+  type StackServiceSpec,
+  type StackSpec,
+  type StackToolSpec,
+} from '../manifest/stack.js'
 import type {PlannedFile} from './plan.js'
 
 /**
@@ -23,7 +30,17 @@ export function composeFromStack(stack: Pick<StackSpec, 'services' | 'tools'>): 
   for (const tool of stack.tools) services[tool.service] = composeTool(tool)
   // No top-level `name:`: docker-compose 1.29 rejects it. The project name comes from
   // COMPOSE_PROJECT_NAME in .env, which Compose v1 and v2 both read.
-  return {services}
+  const compose: Record<string, unknown> = {services}
+  // The networks and secrets the services name (derived from them, so one service alone still loads).
+  const networks = [...new Set(stack.services.flatMap((spec) => spec.networks))].filter((key) => key !== 'default')
+  if (networks.length > 0)
+    compose.networks = Object.fromEntries(
+      networks.map((key) => [key, key === INTERNAL_NETWORK ? {internal: true} : {}]),
+    )
+  const secrets = [...new Set(stack.services.flatMap((spec) => spec.secrets))]
+  if (secrets.length > 0)
+    compose.secrets = Object.fromEntries(secrets.map((key) => [key, {file: `./${secretFile(key)}`}]))
+  return compose
 }
 
 function seconds(value: number): string {
@@ -38,6 +55,7 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
   if (Object.keys(spec.environment).length > 0) service.environment = spec.environment
   if (spec.mounts.length > 0)
     service.volumes = spec.mounts.map((mount) => `./${mount.source}:${mount.target}${mount.readOnly ? ':ro' : ''}`)
+  if (spec.tmpfs) service.tmpfs = spec.tmpfs
   if (spec.ports.length > 0)
     service.ports = spec.ports.map(
       (port) => `${port.bind.includes(':') ? `[${port.bind}]` : port.bind}:${port.host}:${port.container}`,
@@ -62,7 +80,19 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
   if (spec.stopSignal) service.stop_signal = spec.stopSignal
   service.stop_grace_period = seconds(spec.stopGraceSeconds)
   service.restart = spec.restart
-  if (spec.role === 'django') service.deploy = {replicas: spec.replicas}
+  // Locked down (DESIGN.md, trust boundaries): what `docker inspect` of every container shows.
+  const runtime = spec.runtime
+  if (runtime.readOnly) service.read_only = true
+  if (runtime.tmpfs.length > 0) service.tmpfs = runtime.tmpfs
+  if (runtime.capDrop.length > 0) service.cap_drop = runtime.capDrop
+  if (runtime.capAdd.length > 0) service.cap_add = runtime.capAdd
+  if (runtime.securityOpt.length > 0) service.security_opt = runtime.securityOpt
+  if (runtime.groupAdd.length > 0) service.group_add = runtime.groupAdd
+  service.logging = runtime.logging
+  const limits = {cpus: runtime.limits.cpus, memory: runtime.limits.memory}
+  service.deploy = spec.role === 'django' ? {replicas: spec.replicas, resources: {limits}} : {resources: {limits}}
+  if (spec.networks.length > 0) service.networks = spec.networks
+  if (spec.secrets.length > 0) service.secrets = spec.secrets
   return service
 }
 

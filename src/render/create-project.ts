@@ -65,17 +65,21 @@ export async function createProject(options: CreateProjectOptions): Promise<Crea
   const secrets = await loadSecrets(dir, manifest)
   const plan = await renderProject(manifest, secrets)
 
-  options.onProgress?.(`Writing ${plan.length} files to ${dir}`)
+  // Progress says what was done, after it is done: nothing under --dry-run, nothing before a refusal.
   const result = await writePlan(dir, plan, {force: options.force, dryRun: options.dryRun})
-  if (!options.dryRun) await chmod(join(dir, 'secrets'), 0o700)
+  if (!options.dryRun) {
+    await chmod(join(dir, 'secrets'), 0o700)
+    options.onProgress?.(`Wrote ${result.written.length} files to ${dir}`)
+  }
 
   let certificates: string[] = []
   if (manifest.tls.mode !== 'off') {
-    options.onProgress?.(
-      manifest.tls.mode === 'self-signed'
-        ? 'Signing a local CA and a certificate'
-        : 'Making a temporary certificate until Certbot issues the real one',
-    )
+    if (!options.dryRun)
+      options.onProgress?.(
+        manifest.tls.mode === 'self-signed'
+          ? 'Signing a local CA and a certificate'
+          : 'Making a temporary certificate until Certbot issues the real one',
+      )
     const issued = await issueProjectCertificates(dir, manifest, {dryRun: options.dryRun, force: options.force})
     certificates = issued.files
   }

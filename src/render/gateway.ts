@@ -1,8 +1,8 @@
 import {OperationError, UsageError} from '../errors.js'
-import {parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
-import {djangoServices, externalServices, upstreamName, usesAuth} from '../manifest/model.js'
-import type {AuthMode, Manifest} from '../manifest/schema.js'
-import {GATEWAY_PATHS, GATEWAY_PORTS, PROJECT_PATHS} from '../manifest/stack.js'
+import {isIpAddress, parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
+import {djangoServices, externalServices, isLocalDomain, upstreamName, urlHost, usesAuth} from '../manifest/model.js'
+import type {AuthMode, Manifest, Route} from '../manifest/schema.js'
+import {cacheSettings, GATEWAY_PATHS, GATEWAY_PORTS, GATEWAY_WRITABLE_DIR, PROJECT_PATHS} from '../manifest/stack.js'
 import {renderTemplate, type PlannedFile} from './plan.js'
 
 /**
@@ -15,10 +15,13 @@ import {renderTemplate, type PlannedFile} from './plan.js'
  * the prefix stripped, as in the seed (`/payment/checkout/` -> `<url path>checkout/`).
  */
 
-/** Mozilla server-side TLS guideline 5.7, "intermediate", verbatim. */
+/** Mozilla server-side TLS guideline 6.0, "intermediate", verbatim (no DHE suites since 6.0). */
 export const MOZILLA_INTERMEDIATE_CIPHERS =
   'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
-  'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305'
+  'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305'
+
+/** Guideline 6.0's key exchange groups, for OpenSSL >= 3.5 (the official nginx image has 3.5). */
+export const MOZILLA_INTERMEDIATE_GROUPS = 'X25519MLKEM768:X25519:prime256v1:secp384r1'
 
 /** Upstream health and pooling, shared by every Django upstream. */
 export const UPSTREAM_SERVER_PARAMS = 'max_fails=3 fail_timeout=10s'
@@ -99,6 +102,51 @@ export interface RouteView {
   serviceDns?: {variable: string; url: string}
   /** Set for external services. */
   external?: ExternalView
+  cache?: RouteCacheView
+}
+
+/** How a cached route uses the shared cache (see RouteCacheSchema for the rules it implements). */
+export interface RouteCacheView {
+  ttl: string
+  /**
+   * The cache key's identity part on routes with auth: an njs variable holding a hash of the credential
+   * the route checked (never the credential itself: the key is stored in the cache files).
+   */
+  identity?: string
+  /** Variables that, when non-empty, make a request skip the cache (read and store). */
+  bypass: string[]
+}
+
+/** The shared cache zone all cached routes use. */
+export const CACHE_ZONE = 'gateway_cache'
+
+/** njs variables with a hash of each kind of credential, for the cache keys of routes with auth. */
+const CACHE_IDENTITY: Record<Exclude<AuthMode, 'none'>, {variable: string; fn: string}> = {
+  basic: {variable: 'cache_identity_authorization', fn: 'cache.authorization'},
+  jwt: {variable: 'cache_identity_authorization', fn: 'cache.authorization'},
+  'api-key': {variable: 'cache_identity_api_key', fn: 'cache.apiKey'},
+}
+
+function routeCacheView(route: Route): RouteCacheView | undefined {
+  if (!route.cache) return undefined
+  if (route.auth !== 'none') {
+    // The credential is part of the key; a cookie could still change what the service answers.
+    return {ttl: route.cache.ttl, identity: CACHE_IDENTITY[route.auth].variable, bypass: ['$http_cookie']}
+  }
+
+  return {
+    ttl: route.cache.ttl,
+    bypass: route.cache.credentialed === 'share' ? [] : ['$http_authorization', '$http_cookie'],
+  }
+}
+
+/** Cache identity variables (njs js_set) the routes use, each once. */
+function cacheIdentities(manifest: Manifest): Array<{variable: string; fn: string}> {
+  const wanted = new Map<string, {variable: string; fn: string}>()
+  for (const route of manifest.routes)
+    if (route.cache && route.auth !== 'none')
+      wanted.set(CACHE_IDENTITY[route.auth].variable, CACHE_IDENTITY[route.auth])
+  return [...wanted.values()]
 }
 
 export interface GatewayErrorPage {
@@ -166,6 +214,7 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
       auth: route.auth,
       zone,
       burst,
+      ...(route.cache ? {cache: routeCacheView(route)} : {}),
       ...(external
         ? {external: externalView(external.name, external.url, route.path)}
         : cluster && django
@@ -180,17 +229,22 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     {status: rateLimit.status, location: 'rate_limited', reason: 'rate-limited', message: 'rate limit exceeded'},
   ]
   for (const error of [
+    {status: 413, location: 'body_too_large', reason: 'body-too-large', message: 'request body too large'},
     {status: 502, location: 'bad_gateway', reason: 'upstream-unavailable', message: 'upstream unavailable'},
     {status: 504, location: 'gateway_timeout', reason: 'upstream-timeout', message: 'upstream timed out'},
   ]) {
     if (error.status !== rateLimit.status) errors.push(error)
   }
 
-  const serverNames = [...new Set([manifest.domain, 'localhost'])]
+  // `localhost` too only for a local domain (api.localhost, 127.0.0.1): on a public one it would be a
+  // second name any client can send.
+  const serverNames = [...new Set([manifest.domain, ...(isLocalDomain(manifest.domain) ? ['localhost'] : [])])]
   const publicPorts = cluster?.publicPorts ?? manifest.ports
   const httpsPortSuffix = publicPorts.https === 443 ? '' : `:${publicPorts.https}`
   const hasExternals = routes.some((route) => route.external)
   const ports = cluster?.ports ?? GATEWAY_PORTS
+  const caching = manifest.routes.some((route) => route.cache)
+  const identities = cacheIdentities(manifest)
 
   return {
     project: manifest.name,
@@ -203,6 +257,12 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     // What clients connected to, for X-Forwarded-Port ($server_port would say 443 inside the container).
     publicPort: tls ? publicPorts.https : publicPorts.http,
     httpsPortSuffix,
+    redirectHost: urlHost(manifest.domain),
+    // SNI carries host names only: with an IP address as the domain, a handshake without SNI is the
+    // normal one and cannot be refused.
+    rejectUnknownSni: !isIpAddress(manifest.domain),
+    trustedProxies: manifest.trustedProxies,
+    clientMaxBodySize: manifest.clientMaxBodySize,
     // Names resolved at request time: external hosts (Docker's embedded DNS on one host) and, in a
     // cluster, the services too. Without ipv6=off there: an IPv6 or dual-stack cluster answers AAAA.
     resolver: cluster
@@ -217,7 +277,8 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     logs: cluster
       ? {access: '/dev/stdout', error: '/dev/stderr'}
       : {access: `${GATEWAY_PATHS.logs}/access.log`, error: `${GATEWAY_PATHS.logs}/error.log`},
-    writableDir: cluster?.writableDir,
+    // Both run on a read-only root: one writable directory (a tmpfs here, an emptyDir there).
+    writableDir: cluster?.writableDir ?? GATEWAY_WRITABLE_DIR,
     // The health endpoint: loopback on one host (the engine's healthcheck runs inside the container),
     // the pod's address in a cluster (the kubelet's probes come from the node).
     statusListen: cluster ? String(ports.status) : `127.0.0.1:${ports.status}`,
@@ -226,6 +287,7 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     // a path with a variable makes NGINX read it at each handshake, so neither needs a reload.
     certificateDir: cluster && manifest.tls.mode === 'certbot' ? '$gateway_tls_dir' : GATEWAY_PATHS.certs,
     ciphers: MOZILLA_INTERMEDIATE_CIPHERS,
+    ecdhCurves: MOZILLA_INTERMEDIATE_GROUPS,
     zones,
     rateLimitStatus: rateLimit.status,
     routes,
@@ -234,8 +296,21 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     apiKey: usesAuth(manifest, 'api-key'),
     // A 401 from the API-key check gets its own JSON body unless the rate-limit status is 401 too.
     apiKeyErrorPage: usesAuth(manifest, 'api-key') && rateLimit.status !== 401,
+    // Basic auth's 401 gets a JSON body like every other gateway error, with the challenge kept.
+    basicErrorPage: usesAuth(manifest, 'basic') && rateLimit.status !== 401,
+    basicChallenge: `Basic realm="${manifest.name} restricted"`,
     jwt: usesAuth(manifest, 'jwt'),
     jwtErrorPage: usesAuth(manifest, 'jwt') && rateLimit.status !== 401,
+    // njs runs the jwt check and hashes credentials for cache keys.
+    njs: usesAuth(manifest, 'jwt') || identities.length > 0,
+    cache: caching
+      ? {
+          zone: CACHE_ZONE,
+          path: cluster ? `${cluster.writableDir}/cache` : GATEWAY_PATHS.cache,
+          ...cacheSettings(manifest),
+          identities,
+        }
+      : undefined,
     errors,
   }
 }
@@ -297,10 +372,17 @@ export async function renderGateway(manifest: Manifest, cluster?: ClusterTarget)
   }
 
   if (!cluster) files.push({path: PROJECT_PATHS.upstreams, content: await renderUpstreams(manifest)})
+  if (view.cache)
+    files.push({
+      path: `${PROJECT_PATHS.confd}/cache.conf`,
+      content: await renderTemplate('gateway/conf.d/cache.conf.ejs', view),
+    })
   if (view.jwt)
     files.push({
       path: `${PROJECT_PATHS.njs}/jwt.js`,
       content: await renderTemplate('gateway/njs/jwt.js.ejs', {leewaySeconds: JWT_LEEWAY_SECONDS}),
     })
+  if (view.cache && view.cache.identities.length > 0)
+    files.push({path: `${PROJECT_PATHS.njs}/cache.js`, content: await renderTemplate('gateway/njs/cache.js.ejs', {})})
   return files
 }

@@ -10,6 +10,11 @@ export interface PlannedFile {
   /** File mode; secrets are 0o600. Defaults to 0o644 (0o755 for scripts set explicitly). */
   mode?: number
   /**
+   * Group of the file, when a container's user reads it (secrets: NGINX's workers, Django): set when
+   * create-gateway may (it runs as root); otherwise the containers join the file's group (group_add).
+   */
+  group?: number
+  /**
    * Keep an existing file instead of overwriting it under --force (secrets, keys, certificates: a
    * re-render must not rotate credentials behind the user's back).
    */

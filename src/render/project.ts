@@ -13,6 +13,9 @@ import {MINT_ONE_LINER, MINT_PYTHON_ONE_LINER} from './summary.js'
  * manifest + secrets -> every file of the project except certificates (those come from certs/, which
  * needs key generation and may keep an existing CA). Pure: nothing is written here.
  */
+/** When the README's systemd timer runs `certs renew`: twice a day, as Certbot recommends. */
+export const RENEW_CALENDAR = '*-*-* 03,15:17:00'
+
 export async function renderProject(manifest: Manifest, secrets: ProjectSecrets): Promise<FilePlan> {
   const plan: FilePlan = [
     {path: MANIFEST_FILE, content: serializeManifest(manifest)},
@@ -30,6 +33,9 @@ export async function renderProject(manifest: Manifest, secrets: ProjectSecrets)
         mintPython: MINT_PYTHON_ONE_LINER,
         jwtLeewaySeconds: JWT_LEEWAY_SECONDS,
         paths: PROJECT_PATHS,
+        // Where the renewal schedule runs from: the usual place on a server, named after the project.
+        projectDir: `/srv/${manifest.name}`,
+        renewCalendar: RENEW_CALENDAR,
       }),
     },
     ...renderSecretFiles(manifest, secrets),

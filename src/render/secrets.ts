@@ -7,7 +7,7 @@ import {UsageError} from '../errors.js'
 import {API_KEY_PATTERN, BASIC_AUTH_USER_PATTERN} from '../manifest/grammar.js'
 import {djangoServices, secretKeyVariable} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
-import {PROJECT_PATHS} from '../manifest/stack.js'
+import {CONTAINER_GROUPS, PROJECT_PATHS, secretFile, secretKeySecret} from '../manifest/stack.js'
 import {readFileIfExists} from '../util/files.js'
 import type {PlannedFile} from './plan.js'
 
@@ -148,13 +148,22 @@ export function renderSecretFiles(manifest: Manifest, secrets: ProjectSecrets): 
   return [
     {path: PROJECT_PATHS.env, content: env, mode: 0o600},
     {path: PROJECT_PATHS.basicAuth, content: `${secrets.basicAuth.user}:${secrets.basicAuth.password}\n`, mode: 0o600},
-    // The hash file is read by NGINX's unprivileged workers on each request, so it cannot be 0600 to root;
-    // it holds only a salted SHA-512 crypt hash of a 144-bit random password.
+    // The hash file is read by NGINX's unprivileged workers on each request: readable by their group
+    // (nginx), not by others.
     {
       path: PROJECT_PATHS.htpasswd,
       content: secrets.htpasswd ?? htpasswdLine(secrets.basicAuth.user, secrets.basicAuth.password),
-      mode: 0o644,
+      mode: 0o640,
+      group: CONTAINER_GROUPS.gateway,
     },
+    // Each Django service's SECRET_KEY as Compose hands it over (a file under /run/secrets/, not an
+    // environment value): the same key as in .env, readable by the service's user through its group.
+    ...djangoServices(manifest).map((service) => ({
+      path: secretFile(secretKeySecret(service.name)),
+      content: `${secrets.secretKeys[service.name]}\n`,
+      mode: 0o640,
+      group: CONTAINER_GROUPS.django,
+    })),
     {
       path: PROJECT_PATHS.apiKeys,
       content: `# API keys accepted in the X-API-Key header, one per line.\n${keys.join('\n')}\n`,

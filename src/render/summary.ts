@@ -15,8 +15,14 @@ export const MINT_ONE_LINER =
 export const MINT_PYTHON_ONE_LINER =
   'import base64,hashlib,hmac,json,sys,time; e=lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode(); j=lambda o: e(json.dumps(o).encode()); n=int(time.time()); u=j({"alg":"HS256","typ":"JWT"})+"."+j({"sub":"me","iat":n,"exp":n+3600}); print(u+"."+e(hmac.new(sys.argv[1].encode(),u.encode(),hashlib.sha256).digest()))'
 
-/** What init prints: where things went, the credentials (once), and the next command. */
-export function describeProject(project: CreatedProject, options: {dryRun?: boolean} = {}): string {
+/**
+ * What init prints: where things went, the credentials (once, and only to a terminal: `showSecrets`;
+ * otherwise the files that hold them, so CI logs never keep a password), and the next command.
+ */
+export function describeProject(
+  project: CreatedProject,
+  options: {dryRun?: boolean; showSecrets?: boolean} = {},
+): string {
   const {manifest, secrets} = project
   const files = [...project.written, ...project.certificates]
   const lines: string[] = []
@@ -31,10 +37,25 @@ export function describeProject(project: CreatedProject, options: {dryRun?: bool
   for (const route of manifest.routes)
     lines.push(`  ${route.path.padEnd(20)} -> ${route.service}${route.auth === 'none' ? '' : ` (${route.auth})`}`)
   if (usesAuth(manifest, 'basic') || usesAuth(manifest, 'api-key') || usesAuth(manifest, 'jwt')) {
-    lines.push('', 'Credentials (shown once; kept in secrets/, mode 0600):')
+    const show = options.showSecrets ?? false
+    lines.push(
+      '',
+      show
+        ? 'Credentials (shown once; kept in secrets/, mode 0600):'
+        : 'Credentials (not printed: the output is not a terminal; each is in its file, mode 0600):',
+    )
     if (usesAuth(manifest, 'basic'))
-      lines.push(`  basic auth  ${secrets.basicAuth.user}:${secrets.basicAuth.password}   (${PROJECT_PATHS.basicAuth})`)
-    if (usesAuth(manifest, 'api-key')) lines.push(`  X-API-Key   ${secrets.apiKeys[0]}   (${PROJECT_PATHS.apiKeys})`)
+      lines.push(
+        show
+          ? `  basic auth  ${secrets.basicAuth.user}:${secrets.basicAuth.password}   (${PROJECT_PATHS.basicAuth})`
+          : `  basic auth  user ${secrets.basicAuth.user}, password in ${PROJECT_PATHS.basicAuth}`,
+      )
+    if (usesAuth(manifest, 'api-key'))
+      lines.push(
+        show
+          ? `  X-API-Key   ${secrets.apiKeys[0]}   (${PROJECT_PATHS.apiKeys})`
+          : `  X-API-Key   in ${PROJECT_PATHS.apiKeys}`,
+      )
     // The key itself stays in its file: tokens are minted from it, not typed.
     if (usesAuth(manifest, 'jwt')) {
       lines.push(

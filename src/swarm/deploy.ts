@@ -1,10 +1,13 @@
+import {readFile} from 'node:fs/promises'
+import {join, resolve} from 'node:path'
+
 import type Docker from 'dockerode'
 
 import {engineMessage} from '../docker/engine.js'
 import {readProjectEnv, resolveEnvironment} from '../docker/spec.js'
 import {OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec} from '../manifest/stack.js'
+import {buildStackSpec, secretFile, type StackSpec} from '../manifest/stack.js'
 import {connectSwarm} from './connect.js'
 import {waitConverged, type ServiceProgress} from './converge.js'
 import {removeStack} from './down.js'
@@ -41,17 +44,24 @@ export interface DeployResult {
   removedObjects: string[]
 }
 
-async function ensureNetwork(docker: Docker, plan: SwarmPlan): Promise<boolean> {
-  const existing = await stackNetworks(docker, plan.namespace)
-  if (existing.some((network) => network.name === plan.network.name)) return false
-  await docker.createNetwork({
-    Name: plan.network.name,
-    Driver: 'overlay',
-    Attachable: true,
-    Labels: plan.network.labels,
-    CheckDuplicate: true,
-  })
-  return true
+/** Create the stack's overlay networks that do not exist yet; returns the names of those created. */
+async function ensureNetworks(docker: Docker, plan: SwarmPlan): Promise<string[]> {
+  const existing = new Set((await stackNetworks(docker, plan.namespace)).map((network) => network.name))
+  const created: string[] = []
+  for (const network of plan.networks) {
+    if (existing.has(network.name)) continue
+    await docker.createNetwork({
+      Name: network.name,
+      Driver: 'overlay',
+      Attachable: true,
+      Internal: network.internal,
+      Labels: network.labels,
+      CheckDuplicate: true,
+    })
+    created.push(network.name)
+  }
+
+  return created
 }
 
 async function applyServices(docker: Docker, plan: SwarmPlan, ids: ReadonlyMap<string, string>): Promise<void> {
@@ -78,6 +88,24 @@ async function applyServices(docker: Docker, plan: SwarmPlan, ids: ReadonlyMap<s
   }
 }
 
+/** The project files of the services' Compose secrets (secrets/web-secret-key), read before anything is made. */
+async function serviceSecrets(dir: string, stack: StackSpec): Promise<Record<string, Buffer>> {
+  const secrets: Record<string, Buffer> = {}
+  for (const key of new Set(stack.services.flatMap((spec) => spec.secrets))) {
+    const path = join(resolve(dir), secretFile(key))
+    try {
+      secrets[key] = await readFile(path)
+    } catch (error) {
+      throw new OperationError(`Cannot read ${secretFile(key)} in the project: ${engineMessage(error)}`, {
+        cause: error,
+        hint: '`create-gateway render` writes the secret files a project is missing.',
+      })
+    }
+  }
+
+  return secrets
+}
+
 export async function deployStack(dir: string, manifest: Manifest, options: DeployOptions = {}): Promise<DeployResult> {
   const say = options.onProgress ?? (() => {})
   const registry = parseRegistry(options.registry)
@@ -99,12 +127,20 @@ export async function deployStack(dir: string, manifest: Manifest, options: Depl
 
   say(`building images on ${connection.endpoint} and pushing them to ${registry}`)
   const images = await buildAndPush(connection, dir, stack, registry, say)
-  const plan = buildSwarmPlan({stack, images, environment, gatewayFiles: files, gatewayConstraint: constraint})
+  const plan = buildSwarmPlan({
+    stack,
+    images,
+    environment,
+    secrets: await serviceSecrets(dir, stack),
+    gatewayFiles: files,
+    gatewayConstraint: constraint,
+  })
 
   const created = (await stackServices(docker, plan.namespace)).length === 0
   let made: StackObject[] = []
   try {
-    if (await ensureNetwork(docker, plan)) say(`network ${plan.network.name} (overlay) created`)
+    const networks = await ensureNetworks(docker, plan)
+    if (networks.length > 0) say(`overlay network(s) ${networks.join(', ')} created`)
     const objects = await ensureObjects(docker, plan.namespace, plan.objects)
     made = objects.created
     say(`${plan.objects.length} configs and secrets (${made.length} new)`)

@@ -21,8 +21,14 @@ export function serviceName(namespace: string, service: string): string {
   return `${namespace}_${service}`
 }
 
+/** The public overlay: the gateway's published ports (Compose's `default`). */
 export function networkName(namespace: string): string {
   return `${namespace}_default`
+}
+
+/** The services' overlay, with no way out of the cluster (Compose's `internal`). */
+export function internalNetworkName(namespace: string): string {
+  return `${namespace}_internal`
 }
 
 export function sha256(content: string | Buffer): string {

@@ -1,8 +1,15 @@
 import type Docker from 'dockerode'
 
-import type {StackServiceSpec, StackSpec} from '../manifest/stack.js'
+import {
+  CONTAINER_GROUPS,
+  INTERNAL_NETWORK,
+  secretFile,
+  type StackServiceSpec,
+  type StackSpec,
+} from '../manifest/stack.js'
 import type {SwarmFile} from './gateway-files.js'
 import {
+  internalNetworkName,
   networkName,
   objectName,
   serviceName,
@@ -11,26 +18,22 @@ import {
   STACK_NAMESPACE_LABEL,
   stackLabels,
 } from './names.js'
+import {lockedDownContainer, lockedDownTask} from './runtime.js'
 
 /**
  * The pure half of `deploy`: from the stack spec (the same one the compose file and `up` come from) to
- * the Swarm objects: one overlay network, content-named configs and secrets, and service specs with
- * healthchecks, update/rollback and restart policies, limits and the stack labels.
+ * the Swarm objects: two overlay networks (as the compose stack: the public one for the gateway's ports,
+ * an internal one with no way out for the services), content-named configs and secrets, and service
+ * specs with healthchecks, update/rollback and restart policies, the compose stack's locked-down
+ * runtime (src/swarm/runtime.ts) and the stack labels.
  */
 
 const SECOND_NS = 1_000_000_000
-const MIB = 1024 * 1024
 
 /** Swarm kills tasks that stay unhealthy; on a small, busy machine Django's first answer is slow. */
 export const DJANGO_START_PERIOD_SECONDS = 90
-/** Gunicorn workers per replica: scale with replicas, and keep each task's memory small. */
-export const GUNICORN_WORKERS = 2
-export const LIMITS = {djangoMemory: 384 * MIB, gatewayMemory: 128 * MIB} as const
-/** The generated Dockerfile's user (templates/django/Dockerfile.ejs): it has to read its secret key. */
-const APP_UID = '10001'
-/** The generated Dockerfile's CMD, started after the secret key is read from its file. */
-export const DJANGO_ARGS = ['gunicorn', '-c', 'gunicorn.conf.py', 'config.wsgi:application']
-export const SECRET_KEY_FILE = '/run/secrets/django-secret-key'
+/** The generated Dockerfile's user (templates/service/Dockerfile.ejs): it has to read its secret key. */
+const APP_UID = String(CONTAINER_GROUPS.django)
 
 export interface SwarmObject {
   kind: 'config' | 'secret'
@@ -56,9 +59,17 @@ export interface SwarmService {
   spec: Docker.ServiceSpec
 }
 
+export interface SwarmNetwork {
+  name: string
+  labels: Record<string, string>
+  /** No route out of the cluster (Compose's `internal: true`). */
+  internal: boolean
+}
+
 export interface SwarmPlan {
   namespace: string
-  network: {name: string; labels: Record<string, string>}
+  /** The public network first. */
+  networks: SwarmNetwork[]
   objects: SwarmObject[]
   services: SwarmService[]
 }
@@ -67,8 +78,10 @@ export interface SwarmPlanInput {
   stack: StackSpec
   /** Pushed image reference per Django service. */
   images: Record<string, string>
-  /** Resolved environment per Django service (from `.env`, as `up` does), secret key included. */
+  /** Resolved environment per Django service (from `.env`, as `up` does). */
   environment: Record<string, Record<string, string>>
+  /** Content of each Compose secret the services name (`web-secret-key`: the project's secrets/web-secret-key). */
+  secrets: Record<string, Buffer>
   gatewayFiles: SwarmFile[]
   /** Placement of the gateway: `node.role==manager`, or `node.labels.edge==true` when nodes are labelled. */
   gatewayConstraint: string
@@ -107,17 +120,23 @@ function objectFor(namespace: string, service: string, file: SwarmFile): SwarmOb
   }
 }
 
+/** A compose network key (`default`, `internal`) -> the stack's overlay, with the service's name as alias. */
+function networkAttachments(namespace: string, spec: StackServiceSpec): Docker.NetworkAttachmentConfig[] {
+  return spec.networks.map((key) => ({
+    Target: key === INTERNAL_NETWORK ? internalNetworkName(namespace) : networkName(namespace),
+    Aliases: [spec.service],
+  }))
+}
+
 function djangoService(
   namespace: string,
   spec: StackServiceSpec,
   input: SwarmPlanInput,
-  key: SwarmObject,
+  secrets: SwarmObject[],
 ): SwarmService {
   const image = input.images[spec.service]!
-  const environment: Record<string, string> = {
-    ...input.environment[spec.service],
-    GUNICORN_WORKERS: String(GUNICORN_WORKERS),
-  }
+  // The secret key is a file (DJANGO_SECRET_KEY_FILE), never a value in the service's environment.
+  const environment: Record<string, string> = {...input.environment[spec.service]}
   delete environment.DJANGO_SECRET_KEY
   const name = serviceName(namespace, spec.service)
   return {
@@ -132,26 +151,19 @@ function djangoService(
         ContainerSpec: {
           Image: image,
           Labels: stackLabels(namespace),
-          // The secret key comes from a Swarm secret, never from the service's environment.
-          Command: [
-            'sh',
-            '-c',
-            `DJANGO_SECRET_KEY="$(cat ${SECRET_KEY_FILE})" && export DJANGO_SECRET_KEY && exec "$@"`,
-            'sh',
-          ],
-          Args: DJANGO_ARGS,
           Env: Object.entries(environment)
             .sort(([a], [b]) => a.localeCompare(b))
             .map(([variable, value]) => `${variable}=${value}`),
           HealthCheck: healthcheck(spec, DJANGO_START_PERIOD_SECONDS),
           ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
           StopGracePeriod: seconds(spec.stopGraceSeconds),
-          Secrets: [secretReference(key)],
+          ...lockedDownContainer(spec),
+          Secrets: secrets.map(secretReference),
         },
-        Resources: {Limits: {MemoryBytes: LIMITS.djangoMemory}},
+        ...lockedDownTask(spec),
         RestartPolicy: {Condition: 'on-failure', Delay: seconds(5), MaxAttempts: 0},
         Placement: {Preferences: [{Spread: {SpreadDescriptor: 'node.id'}}]},
-        Networks: [{Target: input.stack.network, Aliases: [spec.service]}],
+        Networks: networkAttachments(namespace, spec),
       },
       Mode: {Replicated: {Replicas: spec.replicas}},
       // A new replica takes traffic only once healthy, then an old one stops; a failed update rolls back.
@@ -185,13 +197,15 @@ function gatewayService(
           HealthCheck: healthcheck(spec, spec.healthcheck.startPeriodSeconds),
           ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
           StopGracePeriod: seconds(spec.stopGraceSeconds),
+          // The pid file and temp files on a tmpfs, and the response cache on its own, size-capped one.
+          ...lockedDownContainer(spec),
           Configs: objects.filter((object) => object.kind === 'config').map(configReference),
           Secrets: objects.filter((object) => object.kind === 'secret').map(secretReference),
         },
-        Resources: {Limits: {MemoryBytes: LIMITS.gatewayMemory}},
+        ...lockedDownTask(spec),
         RestartPolicy: {Condition: 'any', Delay: seconds(5), MaxAttempts: 0},
         Placement: {Constraints: [input.gatewayConstraint]},
-        Networks: [{Target: input.stack.network, Aliases: [spec.service]}],
+        Networks: networkAttachments(namespace, spec),
       },
       Mode: {Replicated: {Replicas: 1}},
       // stop-first: a second task cannot bind the same host-mode port on the same edge node.
@@ -227,26 +241,32 @@ function secretReference(object: SwarmObject): Docker.SecretReference {
   } as Docker.SecretReference
 }
 
+/** A Compose secret as Swarm secret, at the path Compose mounts it (/run/secrets/<key>), for the app user only. */
+function serviceSecret(namespace: string, spec: StackServiceSpec, key: string, input: SwarmPlanInput): SwarmObject {
+  const content = input.secrets[key]
+  if (!content) throw new Error(`no content for secret ${key} of service ${spec.service}`)
+  return {
+    ...objectFor(namespace, spec.service, {
+      source: secretFile(key),
+      target: `/run/secrets/${key}`,
+      kind: 'secret',
+      content,
+    }),
+    uid: APP_UID,
+    gid: APP_UID,
+    mode: 0o400,
+  }
+}
+
 export function buildSwarmPlan(input: SwarmPlanInput): SwarmPlan {
   const namespace = input.stack.project
   const objects: SwarmObject[] = []
   const services: SwarmService[] = []
   for (const spec of input.stack.services) {
     if (spec.role === 'django') {
-      const secretKey = input.environment[spec.service]?.DJANGO_SECRET_KEY ?? ''
-      const key = {
-        ...objectFor(namespace, spec.service, {
-          source: `${spec.service}/django-secret-key`,
-          target: SECRET_KEY_FILE,
-          kind: 'secret',
-          content: Buffer.from(secretKey),
-        }),
-        uid: APP_UID,
-        gid: APP_UID,
-        mode: 0o400,
-      }
-      objects.push(key)
-      services.push(djangoService(namespace, spec, input, key))
+      const secrets = spec.secrets.map((key) => serviceSecret(namespace, spec, key, input))
+      objects.push(...secrets)
+      services.push(djangoService(namespace, spec, input, secrets))
     } else {
       const files = input.gatewayFiles.map((file) => objectFor(namespace, spec.service, file))
       objects.push(...files)
@@ -257,7 +277,10 @@ export function buildSwarmPlan(input: SwarmPlanInput): SwarmPlan {
   // The gateway last: it starts once the services it resolves exist.
   return {
     namespace,
-    network: {name: networkName(namespace), labels: stackLabels(namespace)},
+    networks: [
+      {name: networkName(namespace), labels: stackLabels(namespace), internal: false},
+      {name: internalNetworkName(namespace), labels: stackLabels(namespace), internal: true},
+    ],
     objects,
     services,
   }

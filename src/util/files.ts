@@ -1,5 +1,5 @@
 import {randomBytes} from 'node:crypto'
-import {chmod, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile} from 'node:fs/promises'
+import {chmod, chown, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 
 import {OperationError, UsageError} from '../errors.js'
@@ -97,12 +97,19 @@ export async function projectFile(projectRoot: string, path: string): Promise<st
  * Write one file atomically: a sibling temp file with the final mode, then rename. A reader (NGINX
  * reloading, a user's editor) never sees half a file, and a secret is never world-readable even briefly.
  */
-export async function writeFileAtomic(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  content: string | Buffer,
+  mode = 0o644,
+  group?: number,
+): Promise<void> {
   const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`)
   try {
     await mkdir(dirname(path), {recursive: true})
     await writeFile(temp, content, {mode})
     await chmod(temp, mode) // writeFile's mode is filtered by the umask
+    // Only root may give a file another group; anyone else keeps their own (see PlannedFile.group).
+    if (group !== undefined && process.getuid?.() === 0) await chown(temp, -1, group)
     await rename(temp, path)
   } catch (error) {
     await rm(temp, {force: true}).catch(() => {})
@@ -137,7 +144,7 @@ export async function writePlan(dir: string, plan: FilePlan, options: WriteOptio
       continue
     }
 
-    if (!options.dryRun) await writeFileAtomic(target, file.content, file.mode ?? 0o644)
+    if (!options.dryRun) await writeFileAtomic(target, file.content, file.mode ?? 0o644, file.group)
     result.written.push(file.path)
   }
 

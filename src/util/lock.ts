@@ -168,7 +168,7 @@ export async function acquireProjectLock(dir: string, options: LockOptions): Pro
       const waited = options.waitMs ? ` (waited ${Math.round(options.waitMs / 1000)} s)` : ''
       throw new ProjectBusyError(`The project is busy: ${describeOwner(found.owner)}${waited}`, {
         owner: found.owner,
-        hint: `Wait for it to finish and run this again${options.waitMs ? '' : ' (`scale` can queue behind it with --wait SECONDS)'}. If no such command runs, delete ${path}.`,
+        hint: `Wait for it to finish and run this again${options.waitMs ? '' : ' (`scale` can queue behind it with --wait-lock SECONDS)'}. If no such command runs, delete ${path}.`,
       })
     }
 

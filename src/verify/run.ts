@@ -7,6 +7,7 @@ import {loadSecrets} from '../render/secrets.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {authCheck} from './checks/auth.js'
 import {balanceCheck} from './checks/balance.js'
+import {cacheCheck} from './checks/cache.js'
 import {configCheck} from './checks/config.js'
 import {containersCheck} from './checks/containers.js'
 import {logsCheck} from './checks/logs.js'
@@ -27,6 +28,7 @@ export const CHECKS: readonly Check[] = [
   tlsCheck,
   routesCheck,
   authCheck,
+  cacheCheck,
   balanceCheck,
   rateLimitCheck,
   logsCheck,

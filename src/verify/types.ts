@@ -12,6 +12,7 @@ export const CHECK_IDS = [
   'tls',
   'routes',
   'auth',
+  'cache',
   'balance',
   'rate-limit',
   'logs',

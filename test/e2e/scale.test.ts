@@ -403,7 +403,7 @@ describe('scale on a running stack', () => {
     const held = await acquireProjectLock(DIR, {command: 'the test holding the lock'})
     const waiting = new Set<number>()
     const queuedRuns = [1, 2].map((count) =>
-      runCliAsync(['scale', `web=${count}`, '--wait', '200', '--dir', DIR], {
+      runCliAsync(['scale', `web=${count}`, '--wait-lock', '200', '--dir', DIR], {
         env: ENV,
         timeoutMs: 240_000,
         onStderr: (stderr) => stderr.includes('to finish with the project') && waiting.add(count),

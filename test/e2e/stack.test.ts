@@ -113,7 +113,7 @@ describe('up, status, down on a generated project', () => {
     expect(result.stdout).toContain(`https://${DOMAIN}:${project.https}/`)
     expect(result.stdout).toContain(`curl --cacert certs/ca.pem`)
     expect(result.stderr).toMatch(
-      /web: Step \d+\/\d+ : FROM create-gateway-offline\/python:bookworm|image .* is up to date/,
+      /web: Step \d+\/\d+ : FROM create-gateway-offline\/python:forky|image .* is up to date/,
     )
     const containers = await projectContainers(project.name)
     expect(containers.map((container) => container.Names[0]).sort()).toEqual([
@@ -322,16 +322,38 @@ describe('a project that docker compose (v2) runs', () => {
       )
       const host = want.options.HostConfig!
       expect([...(actual.HostConfig.Binds ?? [])].sort(), want.name).toEqual([...(host.Binds ?? [])].sort())
-      for (const key of ['PortBindings', 'RestartPolicy', 'NetworkMode', 'ReadonlyRootfs'] as const)
-        expect(actual.HostConfig[key], `${want.name} HostConfig.${key}`).toEqual(host[key])
+      // The locked-down runtime (issue 10) too: read-only root, capabilities, limits, capped logs.
+      for (const key of [
+        'PortBindings',
+        'RestartPolicy',
+        'NetworkMode',
+        'ReadonlyRootfs',
+        'CapDrop',
+        'CapAdd',
+        'SecurityOpt',
+        'Memory',
+        'NanoCpus',
+        'LogConfig',
+        'Tmpfs',
+      ] as const)
+        expect(actual.HostConfig[key] ?? null, `${want.name} HostConfig.${key}`).toEqual(host[key] ?? null)
       for (const key of ['Healthcheck', 'StopSignal', 'StopTimeout', 'Image'] as const)
         expect((actual.Config as unknown as Record<string, unknown>)[key], `${want.name} Config.${key}`).toEqual(
           want.options[key],
         )
       expect(actual.Config.Env).toEqual(expect.arrayContaining(want.options.Env!))
-      expect(actual.NetworkSettings.Networks[stack.network]?.Aliases).toEqual(
-        expect.arrayContaining(want.options.NetworkingConfig!.EndpointsConfig![stack.network]!.Aliases!),
+      // Each network the container is on (the services: the internal one; the gateway: both), with Compose's aliases.
+      const endpoints = [
+        ...Object.entries(want.options.NetworkingConfig!.EndpointsConfig!),
+        ...want.extraNetworks.map((network) => [network.name, network.endpoint] as const),
+      ]
+      expect(Object.keys(actual.NetworkSettings.Networks).sort(), want.name).toEqual(
+        endpoints.map(([name]) => name).sort(),
       )
+      for (const [network, endpoint] of endpoints)
+        expect(actual.NetworkSettings.Networks[network]?.Aliases, `${want.name} on ${network}`).toEqual(
+          expect.arrayContaining(endpoint.Aliases!),
+        )
     }
   })
 

@@ -209,7 +209,7 @@ describe('verify on a fresh stack', () => {
     expect(rows).toEqual(
       json.report.checks.map((c) => [c.id, !c.ok ? 'FAIL' : c.skipped ? 'skip' : c.warn ? 'warn' : 'pass']),
     )
-    expect(lines.at(-1)).toMatch(/^8 passed, 0 failed in \d+\.\d s$/)
+    expect(lines.at(-1)).toMatch(/^8 passed, 1 skipped, 0 failed in \d+\.\d s$/)
     // Progress goes to stderr, never into the table or the JSON.
     expect(table.stderr).toContain('- checking containers:')
     expect(json.stderr).toBe('')

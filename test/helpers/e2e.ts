@@ -1,6 +1,7 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {request} from 'node:https'
+import type {IncomingHttpHeaders} from 'node:http'
 import {createServer} from 'node:net'
 
 import Docker from 'dockerode'
@@ -10,8 +11,8 @@ import {BIN, ROOT, type CliResult} from './cli.js'
 
 /** The offline stand-ins that fixtures/images/build.sh makes; no registry is reachable in tests. */
 export const OFFLINE_IMAGES = {
-  python: 'create-gateway-offline/python:bookworm',
-  nginx: 'create-gateway-offline/nginx:bookworm',
+  python: 'create-gateway-offline/python:forky',
+  nginx: 'create-gateway-offline/nginx:forky',
 } as const
 
 /** One id per test run; every project and resource of the run carries it. */
@@ -116,7 +117,9 @@ export function httpsGet(options: {
   ca: string
   path: string
   timeoutMs?: number
-}): Promise<{status: number; body: string}> {
+  /** Extra request headers (Host is always the domain). */
+  headers?: Record<string, string>
+}): Promise<{status: number; body: string; headers: IncomingHttpHeaders}> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -125,7 +128,7 @@ export function httpsGet(options: {
         path: options.path,
         method: 'GET',
         servername: options.domain,
-        headers: {Host: `${options.domain}:${options.port}`},
+        headers: {...options.headers, Host: `${options.domain}:${options.port}`},
         ca: options.ca,
         timeout: options.timeoutMs ?? 10_000,
         agent: false,
@@ -133,7 +136,7 @@ export function httpsGet(options: {
       (res) => {
         let body = ''
         res.on('data', (chunk: Buffer) => (body += chunk.toString()))
-        res.on('end', () => resolve({status: res.statusCode ?? 0, body}))
+        res.on('end', () => resolve({status: res.statusCode ?? 0, body, headers: res.headers}))
       },
     )
     req.on('timeout', () => req.destroy(new Error(`GET ${options.path} timed out`)))

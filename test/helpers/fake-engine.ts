@@ -86,12 +86,14 @@ export class FakeEngine implements Engine {
   readonly endpoint = 'fake://engine'
   readonly images = new Map<string, ImageState>()
   readonly containersById = new Map<string, FakeContainer>()
-  readonly networksById = new Map<string, NetworkState>()
+  readonly networksById = new Map<string, NetworkState & {options?: NetworkOptions}>()
   readonly volumesByName = new Map<string, Labels>()
   /** By container name. */
   readonly behaviour = new Map<string, ContainerBehaviour>()
   /** Engine calls in order, e.g. `create x-web-1`, `start x-web-1`, `build x-web:latest`. */
   readonly calls: string[] = []
+  /** The stop timeout (seconds) each stopped container was given, by name. */
+  readonly stopTimeouts = new Map<string, number | undefined>()
   /** Build output events (JSON objects) for the next builds; default: a successful two-step build. */
   buildEvents?: (tag: string) => object[]
   signals: Array<{name: string; signal: string}> = []
@@ -252,10 +254,11 @@ export class FakeEngine implements Engine {
     this.signals.push({name, signal})
   }
 
-  async stopContainer(containerId: string): Promise<void> {
+  async stopContainer(containerId: string, timeoutSeconds?: number): Promise<void> {
     const container = this.byIdOrName(containerId)
     if (!container) return
     this.calls.push(`stop ${container.name}`)
+    this.stopTimeouts.set(container.name, timeoutSeconds)
     Object.assign(container, {status: 'exited', running: false, health: undefined})
   }
 
@@ -288,9 +291,9 @@ export class FakeEngine implements Engine {
     return [...this.networksById.values()].find((network) => network.name === name)
   }
 
-  async createNetwork(name: string, labels: Labels, _options?: NetworkOptions): Promise<string> {
+  async createNetwork(name: string, labels: Labels, options?: NetworkOptions): Promise<string> {
     this.calls.push(`network create ${name}`)
-    const network = {id: id(), name, labels}
+    const network = {id: id(), name, labels, options}
     this.networksById.set(network.id, network)
     return network.id
   }

@@ -10,7 +10,7 @@ import {renderUpstreams} from '../../src/render/gateway.js'
 import {fakeClock, FakeEngine} from './fake-engine.js'
 import {testManifest, testProject} from './stack-fixture.js'
 
-export const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm']
+export const IMAGES = ['create-gateway-offline/python:forky', 'create-gateway-offline/nginx:forky']
 export const UPSTREAMS = 'gateway/conf.d/upstreams.conf'
 
 /**

@@ -1,5 +1,5 @@
 import {execFile, spawnSync} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {randomBytes} from 'node:crypto'
 import {chmod, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -11,18 +11,24 @@ import {replicaNames} from '../../src/manifest/stack.js'
 import {renderGateway} from '../../src/render/gateway.js'
 
 /**
- * The rendered gateway config, run by the host's NGINX (Debian's 1.22, as in the offline image).
+ * The rendered gateway config, run by the NGINX of the stand-in image (create-gateway-offline/nginx:forky,
+ * NGINX 1.30 + njs, the version users run), never the host's: the host needs no NGINX at all.
  *
- * Every NGINX runs in private mount + network namespaces (`unshare -mn`): the temp tree is bind-mounted
- * on /etc/nginx, /etc/hosts and /etc/host.conf (so upstream names resolve as Docker's DNS answers them:
- * the service name `web` to every replica's address, a container name like my-api-web-1 to its own),
- * /etc/passwd and /etc/group (an `nginx` user for `user nginx;`), /var/log/nginx, /var/lib/nginx,
- * /var/www and the CA bundle. The config runs exactly as rendered, on its real ports 80/443/8081, and
- * the host's files and ports are never touched. Stub upstreams, a stub DNS server on Docker's 127.0.0.11
- * and curl run inside the same namespaces (nsenter), so every packet stays on that private loopback.
+ * One long-lived container per test file (`sandbox()`, removed by `removeSandboxes`): privileged, with
+ * no network but its own loopback, and the file's scratch root bind-mounted at the same path, so a tree
+ * on the host is the same path inside. Every NGINX runs there in a private mount namespace
+ * (`nsenter` into the container, then `unshare -m`): the tree is bind-mounted on /etc/nginx, /etc/hosts and /etc/host.conf
+ * (so upstream names resolve as Docker's DNS answers them: the service name `web` to every replica's
+ * address, a container name like my-api-web-1 to its own), /etc/passwd and /etc/group (an `nginx` user
+ * for `user nginx;`), /var/log/nginx, /var/lib/nginx, /var/www and the CA bundle. The config runs
+ * exactly as rendered, on its real ports 80/443/8081 of the container's loopback. Stub upstreams, a stub
+ * DNS server on Docker's 127.0.0.11 and curl run on the host inside the container's network namespace
+ * (nsenter -n), so every packet stays on that private loopback.
  */
 
 const run = promisify(execFile)
+/** The image whose NGINX runs the configs (fixtures/images/build.sh nginx). */
+export const NGINX_IMAGE = process.env.CG_TEST_NGINX_IMAGE ?? 'create-gateway-offline/nginx:forky'
 export const NGINX = '/usr/sbin/nginx'
 // Mixed-case base64url, as src/render/secrets.ts generates them.
 export const API_KEY = 'q3Zx-Wd_8fKpL0aYt7RbNc2HsVe9GmUj4oXiE1lTr6A'
@@ -30,20 +36,80 @@ export const BASIC_USER = 'alice'
 export const BASIC_PASSWORD = 'wonderland-42'
 export const JWT_SECRET = 'Hs256-test-key_0123456789abcdefghijklmnopqrstu'
 
-function namespacesWork(): boolean {
-  // /etc/host.conf must exist to be bind-mounted over.
-  if (process.getuid?.() !== 0 || !existsSync(NGINX) || !existsSync('/etc/host.conf')) return false
-  return spawnSync('unshare', ['-mn', 'true']).status === 0 && spawnSync('nsenter', ['--version']).status === 0
+function sandboxWorks(): boolean {
+  if (process.getuid?.() !== 0 || spawnSync('nsenter', ['--version']).status !== 0) return false
+  return spawnSync('docker', ['image', 'inspect', NGINX_IMAGE], {stdio: 'ignore', timeout: 30_000}).status === 0
 }
 
-/** Whether this machine can run the sandbox: root, unshare/nsenter, /usr/sbin/nginx, /etc/host.conf. */
-export const canRunNginx = namespacesWork()
-export const CANNOT_RUN_NGINX = 'needs root, unshare/nsenter, /usr/sbin/nginx and /etc/host.conf'
+/** Whether this machine can run the sandbox: root, nsenter, a Docker engine with the stand-in image. */
+export const canRunNginx = sandboxWorks()
+export const CANNOT_RUN_NGINX = `needs root, nsenter and a Docker engine with ${NGINX_IMAGE} (bash fixtures/images/build.sh nginx)`
 
-const scratch: string[] = []
-/** Remove every tree this process built: call from the test file's afterAll. */
+interface Sandbox {
+  id: string
+  /** The container's main process on the host: its network namespace is the sandbox's loopback. */
+  pid: number
+  root: string
+}
+
+let current: Promise<Sandbox> | undefined
+/** The test file's sandbox container, started on first use. */
+export async function sandbox(): Promise<Sandbox> {
+  current ??= (async () => {
+    const root = await mkdtemp(join(tmpdir(), 'nginx-sandbox-'))
+    const name = `cg-nginx-sandbox-${process.pid}-${randomBytes(3).toString('hex')}`
+    const started = run('docker', [
+      'run',
+      '--detach',
+      '--name',
+      name,
+      '--label',
+      'create-gateway.test=nginx-sandbox',
+      '--network',
+      'none',
+      '--volume',
+      `${root}:${root}`,
+      '--entrypoint',
+      'sleep',
+      NGINX_IMAGE,
+      'infinity',
+    ])
+    // A container that was created but did not start still holds its name: remove it before failing.
+    const {stdout} = await started.catch(async (error: unknown) => {
+      await run('docker', ['rm', '--force', name]).catch(() => undefined)
+      throw error
+    })
+    const id = stdout.trim()
+    const {stdout: pid} = await run('docker', ['inspect', '--format', '{{.State.Pid}}', id])
+    return {id, pid: Number(pid.trim()), root}
+  })()
+  return current
+}
+
+/**
+ * Enter the sandbox container's file system and network from the host: nsenter is several times faster
+ * than `docker exec` (no engine round trip, which counts for a test running hundreds of `nginx -t`),
+ * needs no capability granted to the container, and a process started so is our own child, so its pid
+ * is NGINX's (SIGQUIT stops it gracefully).
+ */
+async function enter(): Promise<string[]> {
+  const {pid} = await sandbox()
+  return ['nsenter', '-t', String(pid), '--mount', '--net', '--root', '--wd']
+}
+
+/** Run a shell script in the sandbox container. */
+export async function inSandbox(script: string): Promise<{stdout: string; stderr: string}> {
+  const [command, ...args] = await enter()
+  return run(command!, [...args, 'sh', '-c', script], {encoding: 'utf8', timeout: 30_000})
+}
+
+/** Remove the sandbox container and every tree this process built: call from the test file's afterAll. */
 export async function removeSandboxes(): Promise<void> {
-  for (const dir of scratch.splice(0)) await rm(dir, {recursive: true, force: true})
+  if (!current) return
+  const {id, root} = await current
+  current = undefined
+  await run('docker', ['rm', '--force', '--volumes', id])
+  await rm(root, {recursive: true, force: true})
 }
 
 export async function put(path: string, content: string | Buffer, mode = 0o644): Promise<void> {
@@ -135,10 +201,9 @@ export async function buildTree(manifest: Manifest): Promise<Tree> {
  * once, a tree takes any number of manifests in turn through `layOutGateway`.
  */
 export async function prepareTree(): Promise<Tree> {
-  const dir = await mkdtemp(join(tmpdir(), 'nginx-config-'))
-  scratch.push(dir)
+  const dir = await mkdtemp(join((await sandbox()).root, 'tree-'))
   const etc = join(dir, 'etc-nginx')
-  await put(join(etc, 'mime.types'), await readFile('/etc/nginx/mime.types'))
+  await put(join(etc, 'mime.types'), (await inSandbox('cat /etc/nginx/mime.types')).stdout)
 
   await makeCertificates(dir)
   await put(join(etc, 'certs/fullchain.pem'), await readFile(join(dir, 'gateway.pem')))
@@ -157,13 +222,9 @@ export async function prepareTree(): Promise<Tree> {
   // not glibc's): ours says so, whatever the host's file does.
   await put(join(dir, 'host.conf'), 'multi on\n')
 
-  // An `nginx` user with an id the host does not use.
-  const passwd = await readFile('/etc/passwd', 'utf8')
-  const used = new Set(passwd.split('\n').map((line) => line.split(':')[2]))
-  let uid = 60_101
-  while (used.has(String(uid))) uid++
-  await put(join(dir, 'passwd'), `${passwd.trimEnd()}\nnginx:x:${uid}:${uid}:nginx:/nonexistent:/usr/sbin/nologin\n`)
-  await put(join(dir, 'group'), `${(await readFile('/etc/group', 'utf8')).trimEnd()}\nnginx:x:${uid}:\n`)
+  // The image's own users: its `nginx` (uid 101) runs the workers, as in the gateway container.
+  await put(join(dir, 'passwd'), (await inSandbox('cat /etc/passwd')).stdout)
+  await put(join(dir, 'group'), (await inSandbox('cat /etc/group')).stdout)
 
   for (const sub of ['logs', 'lib', 'www/acme/.well-known/acme-challenge'])
     await mkdir(join(dir, sub), {recursive: true})
@@ -208,21 +269,23 @@ export function mounts(dir: string): string {
   ]
   return [
     'set -e',
-    'ip link set lo up',
     ...binds.map(([source, target]) => `mount --bind '${join(dir, source)}' '${target}'`),
     // The pid file (compiled-in default /run/nginx.pid) goes to a private /run.
     'mount -t tmpfs tmpfs /run',
   ].join('\n')
 }
 
+/** The command line that runs `script` in the sandbox container, in a mount namespace of its own. */
+export async function sandboxCommand(dir: string, script: string): Promise<string[]> {
+  return [...(await enter()), 'unshare', '--mount', 'sh', '-c', `${mounts(dir)}\n${script}`]
+}
+
 /** `nginx -t` in the sandbox; asynchronous, so a test running hundreds of them keeps its worker responsive. */
 export async function nginxTest(dir: string): Promise<{ok: boolean; output: string}> {
+  const [command, ...args] = await sandboxCommand(dir, `exec ${NGINX} -t`)
   return new Promise((resolve) => {
-    execFile(
-      'unshare',
-      ['-mn', 'sh', '-c', `${mounts(dir)}\nexec ${NGINX} -t`],
-      {encoding: 'utf8', timeout: 30_000},
-      (error, stdout, stderr) => resolve({ok: error === null, output: `${stdout}${stderr}`}),
+    execFile(command!, args, {encoding: 'utf8', timeout: 30_000}, (error, stdout, stderr) =>
+      resolve({ok: error === null, output: `${stdout}${stderr}`}),
     )
   })
 }

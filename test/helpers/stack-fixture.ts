@@ -14,17 +14,19 @@ export function testManifest(overrides: Record<string, unknown> = {}): Manifest 
     ports: {http: 18080, https: 18443},
     services: {web: {kind: 'django', replicas: 2}},
     routes: [{path: '/', service: 'web'}],
-    images: {python: 'create-gateway-offline/python:bookworm', nginx: 'create-gateway-offline/nginx:bookworm'},
+    images: {python: 'create-gateway-offline/python:forky', nginx: 'create-gateway-offline/nginx:forky'},
     ...overrides,
   })
 }
 
-/** A project folder with just what `up` reads itself: `.env` and each service's build context. */
+/** A project folder with just what `up` reads itself: `.env`, the SECRET_KEY files and each service's build context. */
 export function testProject(manifest: Manifest, env = 'WEB_SECRET_KEY=s3cret\n'): string {
   const dir = tempDir('cg-docker-')
   writeFileSync(join(dir, '.env'), env)
+  mkdirSync(join(dir, 'secrets'), {recursive: true})
   for (const [name, service] of Object.entries(manifest.services)) {
     if (service.kind !== 'django') continue
+    writeFileSync(join(dir, 'secrets', `${name}-secret-key`), 's3cret\n', {mode: 0o640})
     const context = join(dir, service.path ?? `services/${name}`)
     mkdirSync(context, {recursive: true})
     writeFileSync(join(context, 'Dockerfile'), `FROM ${manifest.images.python}\nCOPY . /app\n`)

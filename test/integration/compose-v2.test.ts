@@ -97,6 +97,10 @@ describe(`the config hash of generated projects equals Compose v2's`, () => {
         '3',
       ],
     ],
+    [
+      'cached routes (the gateway gets a tmpfs for its cache)',
+      ['--route', '/keyed/=web:api-key', '--cache', '/=30s', '--cache', '/keyed/=1m'],
+    ],
     ['TLS off on other ports and another bind address', ['--tls', 'off', '--http-port', '8088', '--bind', '0.0.0.0']],
   ])('%s', async (_what, flags) => {
     const dir = join(tempDir(), 'hash-check')

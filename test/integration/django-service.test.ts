@@ -1,24 +1,28 @@
 /**
- * The generated Django service, run for real on the host: Debian's python3-django (3.2) and gunicorn
- * (20) under /usr/bin/python3, the same packages as the offline stand-in image. `.ci/run` installs
- * them (`apt-get install python3-django gunicorn`); this file installs nothing.
+ * The generated Django service, run for real by the Python of the stand-in image
+ * (create-gateway-offline/python:forky: Django 5.2, Gunicorn 26, the versions users get from PyPI), not
+ * the host's. One container holds the image's file system with the project mounted at its own path;
+ * each Python process enters its file system with nsenter (no `docker exec` round trip) and keeps the
+ * host's network, so Gunicorn listens on the host's 127.0.0.1 and the requests below reach it directly.
  */
-import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
+import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {rmSync} from 'node:fs'
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {request} from 'node:http'
 import {createServer} from 'node:net'
-import {join} from 'node:path'
+import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
 import {parseManifest} from '../../src/manifest/load.js'
-import {djangoServices, secretKeyVariable} from '../../src/manifest/model.js'
+import {djangoServices} from '../../src/manifest/model.js'
 import {buildStackSpec} from '../../src/manifest/stack.js'
 import {renderDjangoService} from '../../src/render/django.js'
 import {writePlan} from '../../src/util/files.js'
 import {tempDir} from '../helpers/cli.js'
 
-/** Debian's interpreter, not the pyenv python3 that may come first on PATH. */
+/** The stand-in image (fixtures/images/build.sh python) and Debian's interpreter in it. */
+const PYTHON_IMAGE = process.env.CG_TEST_PYTHON_IMAGE ?? 'create-gateway-offline/python:forky'
 const PYTHON = '/usr/bin/python3'
 const DOMAIN = 'api.localhost'
 const START_TIMEOUT_MS = 20_000
@@ -40,13 +44,16 @@ const service = djangoServices(manifest)[0]!
 /** A key like the ones init generates: 50 characters from a CSPRNG. */
 const secretKey = randomBytes(48).toString('base64url').slice(0, 50)
 
-/** The environment docker-compose.yml gives the service, with `${WEB_SECRET_KEY}` resolved as Compose would from .env. */
+/** The key's file, as Compose mounts the project's secret at /run/secrets/ (0640, the service's group). */
+const secretKeyPath = join(mkdtempSync(join(tmpdir(), 'cg-django-key-')), 'web-secret-key')
+writeFileSync(secretKeyPath, `${secretKey}\n`, {mode: 0o640})
+
+/** The environment docker-compose.yml gives the service, with the secret file where this test keeps it. */
 function stackEnvironment(): Record<string, string> {
   const spec = buildStackSpec(manifest).services.find((s) => s.service === service.name)!
-  const reference = `\${${secretKeyVariable(service.name)}}`
-  return Object.fromEntries(
-    Object.entries(spec.environment).map(([name, value]) => [name, value.replace(reference, secretKey)]),
-  )
+  expect(spec.environment.DJANGO_SECRET_KEY_FILE).toBe('/run/secrets/web-secret-key')
+  expect(Object.keys(spec.environment)).not.toContain('DJANGO_SECRET_KEY')
+  return {...spec.environment, DJANGO_SECRET_KEY_FILE: secretKeyPath}
 }
 
 /** Only what the service needs: nothing from this shell (pyenv, PYTHONPATH) leaks into Debian's Python. */
@@ -58,9 +65,20 @@ function pythonEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv
 
 let serviceDir = ''
 let projectDir = ''
+/** The container holding the image's file system, and its main process (what nsenter enters). */
+let container = ''
+let containerPid = 0
+
+/** `python3 args...` in the image's file system, in the service's folder, on the host's network. */
+function python(args: string[]): [string, string[]] {
+  // nsenter's own --wd=DIR opens DIR before it changes root, so Python's cwd would lie outside its root:
+  // cd once inside instead (exec keeps the pid, so a signal reaches Python itself).
+  const enter = ['-t', String(containerPid), '--mount', '--root', '--wd']
+  return ['nsenter', [...enter, 'sh', '-c', 'cd "$0" && exec "$@"', serviceDir, PYTHON, ...args]]
+}
 
 function managePy(args: string[], env: NodeJS.ProcessEnv) {
-  const result = spawnSync(PYTHON, ['manage.py', ...args], {cwd: serviceDir, env, encoding: 'utf8', timeout: 60_000})
+  const result = spawnSync(...python(['manage.py', ...args]), {env, encoding: 'utf8', timeout: 60_000})
   return {status: result.status, output: `${result.stdout}${result.stderr}`}
 }
 
@@ -122,8 +140,7 @@ class Gunicorn {
   /** Start gunicorn from the rendered gunicorn.conf.py and wait until /healthz answers 200. */
   static async start(env: Record<string, string>): Promise<Gunicorn> {
     const port = await freePort()
-    const child = spawn(PYTHON, ['-m', 'gunicorn', '-c', 'gunicorn.conf.py', 'config.wsgi:application'], {
-      cwd: serviceDir,
+    const child = spawn(...python(['-m', 'gunicorn', '-c', 'gunicorn.conf.py', 'config.wsgi:application']), {
       env: pythonEnv({...env, GUNICORN_BIND: `127.0.0.1:${port}`, GUNICORN_WORKERS: '1'}),
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -161,30 +178,59 @@ class Gunicorn {
   }
 }
 
-describe('generated Django service on Debian python3-django + gunicorn', () => {
+describe('generated Django service on the stand-in image (Django 5.2, Gunicorn 26)', () => {
   let gunicorn: Gunicorn | undefined
+  let versions = ''
 
   beforeAll(async () => {
-    const probe = spawnSync(PYTHON, ['-c', 'import django, gunicorn'], {
-      env: pythonEnv({}),
-      encoding: 'utf8',
-      timeout: 30_000,
-    })
-    if (probe.status !== 0) {
-      throw new Error(
-        `${PYTHON} cannot import django and gunicorn (${(probe.stderr || String(probe.error)).trim().split('\n').at(-1)}). ` +
-          'Install the Debian packages: apt-get install -y python3-django gunicorn (.ci/run does this).',
-      )
-    }
-
     projectDir = tempDir('cg-django-')
     await writePlan(projectDir, await renderDjangoService(manifest, service))
     serviceDir = join(projectDir, service.path)
+
+    const docker = (args: string[]) => execFileSync('docker', args, {encoding: 'utf8', timeout: 60_000}).trim()
+    container = docker([
+      'run',
+      '--detach',
+      '--label',
+      'create-gateway.test=django-service',
+      '--network',
+      'none',
+      '--volume',
+      `${projectDir}:${projectDir}`,
+      // The secret key's file, at the same path inside (as Compose mounts it at /run/secrets/).
+      '--volume',
+      `${dirname(secretKeyPath)}:${dirname(secretKeyPath)}:ro`,
+      '--entrypoint',
+      'sleep',
+      PYTHON_IMAGE,
+      'infinity',
+    ])
+    containerPid = Number(docker(['inspect', '--format', '{{.State.Pid}}', container]))
+    const probe = spawnSync(
+      ...python(['-c', 'import django, gunicorn; print(django.get_version(), gunicorn.__version__)']),
+      {env: pythonEnv({}), encoding: 'utf8', timeout: 30_000},
+    )
+    if (probe.status !== 0) {
+      throw new Error(
+        `${PYTHON_IMAGE}: ${PYTHON} cannot import django and gunicorn (${(probe.stderr || String(probe.error)).trim()}). ` +
+          'Build the image: bash fixtures/images/build.sh python (.ci/run does this).',
+      )
+    }
+
+    versions = probe.stdout.trim()
   })
 
   afterAll(async () => {
     await gunicorn?.stop()
+    if (container) execFileSync('docker', ['rm', '--force', container], {stdio: 'ignore', timeout: 60_000})
     if (projectDir) rmSync(projectDir, {recursive: true, force: true})
+    rmSync(dirname(secretKeyPath), {recursive: true, force: true})
+  })
+
+  it('runs on the Django and Gunicorn users get: Django 5.2, Gunicorn 23 or later', () => {
+    const [django, gunicornVersion] = versions.split(' ')
+    expect(django).toMatch(/^5\.2(\.\d+)?$/)
+    expect(Number(gunicornVersion!.split('.')[0])).toBeGreaterThanOrEqual(23)
   })
 
   it('passes `manage.py check --deploy` with no warning, with the environment the stack sets', () => {
@@ -202,15 +248,14 @@ describe('generated Django service on Debian python3-django + gunicorn', () => {
   })
 
   it('refuses to start without DJANGO_SECRET_KEY and says which variable to set', async () => {
-    const env = {...stackEnvironment(), DJANGO_SECRET_KEY: undefined}
+    const env = {...stackEnvironment(), DJANGO_SECRET_KEY_FILE: undefined}
     const check = managePy(['check'], pythonEnv(env))
     expect(check.status).not.toBe(0)
     expect(check.output).toContain('DJANGO_SECRET_KEY is not set')
     expect(check.output).toContain('WEB_SECRET_KEY')
 
     const port = await freePort()
-    const server = spawnSync(PYTHON, ['-m', 'gunicorn', '-c', 'gunicorn.conf.py', 'config.wsgi:application'], {
-      cwd: serviceDir,
+    const server = spawnSync(...python(['-m', 'gunicorn', '-c', 'gunicorn.conf.py', 'config.wsgi:application']), {
       env: pythonEnv({...env, GUNICORN_BIND: `127.0.0.1:${port}`, GUNICORN_WORKERS: '1'}),
       encoding: 'utf8',
       timeout: 30_000,

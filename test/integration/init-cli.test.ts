@@ -18,11 +18,64 @@ describe('create-gateway init (the built CLI)', () => {
       expect(help.stdout).toMatch(new RegExp(`\\n\\s+${command}\\s+\\S`))
   })
 
+  it('init --tls certbot listens where the CA can reach it, and its README gives a renewal schedule that parses', () => {
+    const dir = join(tempDir(), 'le-api')
+    const result = runCli(['init', dir, '--yes', '--tls', 'certbot', '--email', 'ops@example.com'])
+    expect(result.status, result.stderr).toBe(0)
+    const manifest = parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8'))
+    expect(manifest.bind).toBe('0.0.0.0')
+    expect(manifest.ports).toEqual({http: 80, https: 443})
+
+    const readme = readFileSync(join(dir, 'README.md'), 'utf8')
+    const cron = /^(\S+ \S+ \S+ \S+ \S+) (cd \/srv\/le-api && create-gateway certs renew .*)$/m.exec(readme)
+    expect(cron?.[1]).toBe('17 3,15 * * *')
+    expect(readme).toContain('ExecStart=/usr/bin/env create-gateway certs renew')
+    const calendar = /^OnCalendar=(.+)$/m.exec(readme)![1]!
+    const analyzed = spawnSync('systemd-analyze', ['calendar', calendar], {encoding: 'utf8'})
+    expect(analyzed.status, analyzed.stderr).toBe(0)
+    expect(analyzed.stdout).toMatch(/Normalized form: \*-\*-\* 03,15:17:00/)
+
+    // Flags the user gave stay (a private CA such as Pebble may need loopback ports).
+    const local = join(tempDir(), 'pebble-api')
+    const kept = runCli([
+      'init',
+      local,
+      '--yes',
+      '--tls',
+      'certbot',
+      '--email',
+      'ops@example.com',
+      '--bind',
+      '127.0.0.1',
+      '--http-port',
+      '8080',
+      '--https-port',
+      '8443',
+    ])
+    expect(kept.status, kept.stderr).toBe(0)
+    expect(parse(readFileSync(join(local, 'gateway.yaml'), 'utf8'))).toMatchObject({
+      bind: '127.0.0.1',
+      ports: {http: 8080, https: 8443},
+    })
+  })
+
   it('init DIR --yes alone gives a working project', () => {
     const dir = join(tempDir(), 'my-api')
     const result = runCli(['init', dir, '--yes'])
     expect(result.status, result.stderr).toBe(0)
-    expect(result.stdout).toMatch(/basic auth\s+gateway:\S{20,}/)
+    // Piped (not a terminal): the output names the file, never the password; no secret file is
+    // readable by others, and the ones a container reads belong to its group.
+    const password = readFileSync(join(dir, 'secrets/basic-auth.txt'), 'utf8').trim().split(':')[1]!
+    expect(password.length).toBeGreaterThanOrEqual(20)
+    expect(result.stdout).not.toContain(password)
+    expect(result.stdout).toContain('basic auth  user gateway, password in secrets/basic-auth.txt')
+    for (const file of readdirSync(join(dir, 'secrets')))
+      expect(statSync(join(dir, 'secrets', file)).mode & 0o007, file).toBe(0)
+    expect(statSync(join(dir, 'certs/privkey.pem')).mode & 0o077).toBe(0)
+    // As root, the containers' groups; otherwise the user's own group, which the containers join.
+    const root = process.getuid?.() === 0
+    expect(statSync(join(dir, 'secrets/htpasswd')).gid).toBe(root ? 101 : process.getgid?.())
+    expect(statSync(join(dir, 'secrets/web-secret-key')).gid).toBe(root ? 10001 : process.getgid?.())
 
     const manifest = parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8'))
     expect(manifest.name).toBe('my-api')
@@ -106,8 +159,17 @@ describe('create-gateway init (the built CLI)', () => {
         read_only: true,
       }),
     )
-    // The SECRET_KEY reference is interpolated from .env by Compose itself.
-    expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toMatch(/^\S{40,}$/)
+    // SECRET_KEY is a Compose secret (a file under /run/secrets/), not an environment value.
+    expect(resolved.services.web.environment.DJANGO_SECRET_KEY).toBeUndefined()
+    expect(resolved.services.web.environment.DJANGO_SECRET_KEY_FILE).toBe('/run/secrets/web-secret-key')
+    expect(resolved.services.web.secrets).toEqual([{source: 'web-secret-key', target: '/run/secrets/web-secret-key'}])
+    expect(resolved.secrets['web-secret-key']).toMatchObject({file: join(dir, 'secrets/web-secret-key')})
+    expect(resolved.services.web).toMatchObject({
+      read_only: true,
+      cap_drop: ['ALL'],
+      security_opt: ['no-new-privileges:true'],
+    })
+    expect(resolved.networks.internal).toMatchObject({internal: true})
     expect(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')).not.toMatch(/^version:/m)
   })
 

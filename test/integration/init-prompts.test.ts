@@ -1,10 +1,11 @@
 import {spawn, spawnSync, type ChildProcess} from 'node:child_process'
-import {readdirSync} from 'node:fs'
+import {readdirSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {stripVTControlCharacters} from 'node:util'
 import {afterEach, describe, expect, it} from 'vitest'
+import {parse} from 'yaml'
 
-import {BIN, tempDir} from '../helpers/cli.js'
+import {BIN, runCliAsync, tempDir} from '../helpers/cli.js'
 
 /**
  * `init` in a terminal, as a person runs it: util-linux `script` gives the CLI a pseudo-terminal, the
@@ -137,5 +138,77 @@ describe.skipIf(!hasScript)('init in a terminal (built CLI through a pseudo-term
     expect(await terminal.exited).toBe(130)
     expect(terminal.screen().slice(at)).toMatch(/cancelled, nothing written/)
     expect(readdirSync(parent)).toEqual([])
+  })
+})
+
+describe.skipIf(!hasScript)('init in a terminal: summary, confirm, the same command without questions', () => {
+  /** Answer every prompt: Enter keeps the default, other answers replace it (Ctrl-U clears the line first). */
+  async function answerAll(terminal: Terminal, answers: Array<[RegExp, string]>): Promise<number> {
+    let at = 0
+    for (const [prompt, answer] of answers) {
+      at = await terminal.waitFor(prompt, at)
+      terminal.type(answer === '' ? '\r' : `\u0015${answer}\r`)
+    }
+
+    return at
+  }
+
+  const ANSWERS: Array<[RegExp, string]> = [
+    [/Project name/, ''],
+    [/Domain the gateway answers for/, ''],
+    [/Host port for plain HTTP/, ''],
+    [/Host port for HTTPS/, '9443'],
+    [/Certificates:/, ''],
+    [/Rate limit per client IP/, ''],
+    [/Requests a client may send/, ''],
+    [/Replicas of the web service/, '3'],
+    [/Extra internal Django service/, 'orders'],
+    [/External upstream NAME=URL/, ''],
+  ]
+
+  it('shows the answers before writing, writes on Enter, then prints a command that makes the same project', async () => {
+    const dir = join(tempDir(), 'my-api')
+    const terminal = openTerminal(['init', dir])
+    let at = await answerAll(terminal, ANSWERS)
+    at = await terminal.waitFor(/About to create/, at)
+    // Nothing is written before the confirm.
+    expect(readdirSync(join(dir, '..'))).toEqual([])
+    at = await terminal.waitFor(/Write the project\?/, at)
+    const summary = terminal.screen().slice(0, at)
+    expect(summary).toMatch(/ports +127\.0\.0\.1:8080 \(HTTP\), 127\.0\.0\.1:9443 \(HTTPS\)/)
+    expect(summary).toMatch(/web replicas +3/)
+    expect(summary).toMatch(/services +web, orders/)
+    terminal.type('\r')
+    expect(await terminal.exited).toBe(0)
+    const after = terminal.screen().slice(at)
+    expect(after).toMatch(/- Wrote \d+ files to /)
+    const printed = /The same project without the questions:\s+(create-gateway init .*)/.exec(after)?.[1]?.trim()
+    expect(printed).toBe(`create-gateway init ${dir} --yes --https-port 9443 --replicas 3 --service orders`)
+
+    // The printed command, run without a terminal, describes the very project the answers made.
+    const args = printed!.split(' ').slice(1)
+    const again = await runCliAsync([...args, '--force', '--dry-run', '--json'])
+    expect(again.status, again.stderr).toBe(0)
+    const written = parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8')) as unknown
+    expect((JSON.parse(again.stdout) as {manifest: unknown}).manifest).toEqual(written)
+  })
+
+  it('answering no at the confirm writes nothing: "cancelled, nothing written"', async () => {
+    const parent = tempDir()
+    const terminal = openTerminal(['init', join(parent, 'my-api')])
+    const at = await answerAll(terminal, ANSWERS)
+    await terminal.waitFor(/Write the project\?/, at)
+    terminal.type('n\r')
+    expect(await terminal.exited).toBe(130)
+    expect(terminal.screen().slice(at)).toMatch(/cancelled, nothing written/)
+    expect(readdirSync(parent)).toEqual([])
+  })
+
+  it('--json in a terminal takes the defaults without a question and prints one document', async () => {
+    const dir = join(tempDir(), 'my-api')
+    const terminal = openTerminal(['init', dir, '--json', '--dry-run'])
+    expect(await terminal.exited).toBe(0)
+    expect(terminal.screen()).not.toMatch(/Project name|not a terminal/)
+    expect(terminal.screen()).toMatch(/"dryRun": true/)
   })
 })

@@ -16,18 +16,19 @@ import {
   CANNOT_RUN_NGINX,
   canRunNginx,
   JWT_SECRET,
-  mounts,
   NGINX,
   nginxTest,
   put,
   removeSandboxes,
+  sandbox,
+  sandboxCommand,
   writeHosts,
   type Tree,
 } from '../helpers/nginx-sandbox.js'
 
 /**
- * The rendered gateway config, run by the host's NGINX in the sandbox of test/helpers/nginx-sandbox.ts
- * (private mount and network namespaces: the host's files and ports are never touched).
+ * The rendered gateway config, run by the stand-in image's NGINX (1.30) in the sandbox of
+ * test/helpers/nginx-sandbox.ts (a container of its own: the host's files and ports are never touched).
  */
 
 const run = promisify(execFile)
@@ -72,6 +73,20 @@ const projects: Record<string, ManifestInput> = {
     services: {web: {kind: 'django'}},
     routes: [{path: '/', service: 'web', auth: 'basic'}],
   },
+  'cached routes: public, basic, api-key and jwt': {
+    version: 1,
+    name: 'cached',
+    domain: 'api.localhost',
+    cache: {keys: '1m', size: '16m'},
+    services: {web: {kind: 'django'}},
+    routes: [
+      {path: '/', service: 'web', cache: {ttl: '30s'}},
+      {path: '/shared/', service: 'web', cache: {ttl: '5m', credentialed: 'share'}},
+      {path: '/secure/', service: 'web', auth: 'basic', cache: {ttl: '1m'}},
+      {path: '/keyed/', service: 'web', auth: 'api-key', cache: {ttl: '1h'}},
+      {path: '/private/', service: 'web', auth: 'jwt', cache: {ttl: '1d'}},
+    ],
+  },
   'jwt only, limit status 401': {
     version: 1,
     name: 'tokens',
@@ -82,7 +97,7 @@ const projects: Record<string, ManifestInput> = {
   },
 }
 
-describe.skipIf(!canRun)('nginx -t on rendered configs (host nginx 1.22)', () => {
+describe.skipIf(!canRun)("nginx -t on rendered configs (the stand-in image's nginx)", () => {
   for (const [title, input] of Object.entries(projects)) {
     it(`accepts ${title}, without warnings`, async () => {
       const tree = await buildTree(parseManifest(input))
@@ -192,6 +207,8 @@ console.log('ready')
 `
 
 interface Reply {
+  /** As the status line says it: "1.1" or "2". */
+  httpVersion: string
   status: number
   headers: Record<string, string>
   body: string
@@ -230,13 +247,17 @@ const live: ManifestInput = {
 
 describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
   let tree: Tree
-  let holder: ChildProcess | undefined
+  /** The sandbox container's main process: its network namespace is where everything talks. */
   let holderPid = 0
   const children: ChildProcess[] = []
 
-  /** Start a process inside the holder's namespaces; resolves when `ready` matches its output. */
-  async function startInside(args: string[], ready: (output: string) => boolean, what: string): Promise<ChildProcess> {
-    const child = spawn('nsenter', ['-t', String(holderPid), '-m', '-n', ...args], {stdio: ['ignore', 'pipe', 'pipe']})
+  /** Start a process (a command line that enters the sandbox); resolves when `ready` matches its output. */
+  async function startInside(
+    command: string[],
+    ready: (output: string) => boolean,
+    what: string,
+  ): Promise<ChildProcess> {
+    const child = spawn(command[0]!, command.slice(1), {stdio: ['ignore', 'pipe', 'pipe']})
     children.push(child)
     let output = ''
     const started = Date.now()
@@ -288,7 +309,8 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
       headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
     }
 
-    return {status: Number(statusLine!.split(' ')[1]), headers, body: stdout.slice(split + 4)}
+    const [protocol, status] = statusLine!.split(' ')
+    return {httpVersion: protocol!.replace('HTTP/', ''), status: Number(status), headers, body: stdout.slice(split + 4)}
   }
 
   const echoOf = (reply: Reply): Echo => JSON.parse(reply.body) as Echo
@@ -297,6 +319,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     const manifest = parseManifest(live)
     tree = await buildTree(manifest)
     await put(join(tree.dir, 'www/acme/.well-known/acme-challenge/token-123'), 'token-123.thumbprint')
+    await put(join(tree.dir, 'big-body'), 'x'.repeat(2 * 1024 * 1024))
 
     // Each stub answers with its container name: the service name resolves to both web addresses, so
     // seeing both names proves NGINX made one server of each.
@@ -312,55 +335,111 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     await put(join(tree.dir, 'stubs.mjs'), STUBS)
     await put(join(tree.dir, 'stubs.json'), JSON.stringify({servers, dns: {'payments.example.test': '127.0.0.100'}}))
 
-    // The holder keeps the namespaces alive; everything else joins them with nsenter.
-    holder = spawn('unshare', ['-mn', '--fork', 'sh', '-c', `${mounts(tree.dir)}\necho "pid $$"\nexec sleep 300`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    holderPid = await new Promise<number>((resolve, reject) => {
-      let output = ''
-      const timer = setTimeout(() => reject(new Error(`namespace holder not ready after 10000 ms: ${output}`)), 10_000)
-      const take = (chunk: Buffer) => {
-        output += chunk
-        const match = /pid (\d+)/.exec(output)
-        if (match) {
-          clearTimeout(timer)
-          resolve(Number(match[1]))
-        }
-      }
-
-      holder!.stdout!.on('data', take)
-      holder!.stderr!.on('data', take)
-    })
-
+    // The sandbox container keeps the network namespace alive; the stubs and curl join it with nsenter.
+    holderPid = (await sandbox()).pid
     await startInside(
-      [process.execPath, join(tree.dir, 'stubs.mjs'), join(tree.dir, 'stubs.json')],
+      [
+        'nsenter',
+        '-t',
+        String(holderPid),
+        '-n',
+        process.execPath,
+        join(tree.dir, 'stubs.mjs'),
+        join(tree.dir, 'stubs.json'),
+      ],
       (output) => output.includes('ready'),
       'stubs',
     )
-    await startInside([NGINX, '-g', 'daemon off;'], () => false, 'nginx')
+    await startInside(await sandboxCommand(tree.dir, `exec ${NGINX} -g 'daemon off;'`), () => false, 'nginx')
   })
 
   afterAll(async () => {
-    // Each process we started, by its own pid: nginx (SIGQUIT, its graceful stop), the stubs, the holder.
-    for (const [child, signal] of [
-      ...children.map((child) => [child, child.spawnargs.includes(NGINX) ? 'SIGQUIT' : 'SIGTERM'] as const),
-      [holder, 'SIGTERM'] as const,
-    ]) {
-      if (child?.pid && child.exitCode === null) child.kill(signal)
-    }
-
-    if (holderPid) process.kill(holderPid, 'SIGTERM')
+    // Each process we started, by its own pid: nginx (SIGQUIT, its graceful stop) and the stubs.
+    for (const child of children)
+      if (child.pid && child.exitCode === null) child.kill(child.spawnargs.includes(NGINX) ? 'SIGQUIT' : 'SIGTERM')
     await Promise.all(
-      [...children, holder].map((child) =>
-        child && child.exitCode === null ? new Promise((done) => child.once('exit', done)) : undefined,
-      ),
+      children.map((child) => (child.exitCode === null ? new Promise((done) => child.once('exit', done)) : undefined)),
     )
+  })
+
+  it('refuses unknown names: no handshake for a foreign SNI, no answer for a foreign Host, no redirect to it', async () => {
+    const foreignSni = await run('nsenter', [
+      '-t',
+      String(holderPid),
+      '-n',
+      'curl',
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--max-time',
+      '10',
+      '-k',
+      '--resolve',
+      'evil.example:443:127.0.0.1',
+      'https://evil.example/',
+    ]).then(
+      () => 'answered',
+      (error: {stderr?: string}) => error.stderr ?? '',
+    )
+    expect(foreignSni).toMatch(/alert|handshake|SSL/i)
+    // The right SNI with another Host header, and plain HTTP with a foreign Host: the connection is closed.
+    await expect(curl(['--http1.1', '-H', 'Host: evil.example', 'https://api.localhost/'])).rejects.toThrow(
+      /Empty reply/,
+    )
+    // Over HTTP/2 NGINX answers a Host other than the TLS name 421 itself: nothing reaches the service.
+    const misdirected = await curl(['-H', 'Host: evil.example', 'https://api.localhost/'])
+    expect(misdirected.httpVersion).toBe('2')
+    expect(misdirected.status).toBe(421)
+    await expect(curl(['-H', 'Host: evil.example', 'http://api.localhost/x'])).rejects.toThrow(/Empty reply/)
+  })
+
+  it('sets X-Forwarded-For itself and clears forwarding headers a client sent', async () => {
+    const reply = await curl([
+      '-H',
+      'X-Forwarded-For: 6.6.6.6',
+      '-H',
+      'Forwarded: for=6.6.6.6;proto=http',
+      '-H',
+      'X-Forwarded-Ssl: on',
+      '-H',
+      'X-Forwarded-Prefix: /evil',
+      '-H',
+      'X-Forwarded-Host: evil.example',
+      'https://api.localhost/',
+    ])
+    expect(reply.status).toBe(200)
+    const headers = echoOf(reply).headers
+    expect(headers['x-forwarded-for']).toBe('127.0.0.1')
+    expect(headers['x-forwarded-host']).toBe('api.localhost')
+    expect(headers.forwarded).toBeUndefined()
+    expect(headers['x-forwarded-ssl']).toBeUndefined()
+    expect(headers['x-forwarded-prefix']).toBeUndefined()
+  })
+
+  it('refuses a body over client_max_body_size with a JSON 413', async () => {
+    const reply = await curl([
+      '-X',
+      'POST',
+      '--data-binary',
+      `@${join(tree.dir, 'big-body')}`,
+      'https://api.localhost/',
+    ])
+    expect(reply.status).toBe(413)
+    expect(reply.headers['content-type']).toBe('application/json')
+    expect(reply.headers['x-gateway-error']).toBe('body-too-large')
+    expect(JSON.parse(reply.body)).toMatchObject({error: 'request body too large'})
   })
 
   it('redirects HTTP to HTTPS on the published port and serves ACME challenges', async () => {
     const redirect = await curl(['http://api.localhost/some/path?x=1'])
-    expect(redirect.status).toBe(301)
+    expect(redirect.status).toBe(308)
     expect(redirect.headers.location).toBe('https://api.localhost:8443/some/path?x=1')
+    // 308, not 301: a client must repeat a POST, body and all, at the new address.
+    const post = await curl(['-X', 'POST', '-d', 'a=1', 'http://api.localhost/api/things/'])
+    expect(post.status).toBe(308)
+    expect(post.headers.location).toBe('https://api.localhost:8443/api/things/')
 
     const token = await curl(['http://api.localhost/.well-known/acme-challenge/token-123'])
     expect(token.status).toBe(200)
@@ -373,8 +452,9 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     const reply = await curl(['-H', 'X-Request-ID: verify-route-1', 'https://api.localhost/hello/?x=1'])
     expect(reply.status).toBe(200)
     expect(reply.headers['x-request-id']).toBe('verify-route-1')
-    expect(reply.headers['x-gateway-upstream']).toBe('web')
-    expect(reply.headers['strict-transport-security']).toBe('max-age=63072000')
+    expect(reply.headers['x-gateway-route']).toBe('/')
+    expect(reply.headers['x-gateway-upstream']).toBeUndefined()
+    expect(reply.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains')
     expect(reply.headers['x-content-type-options']).toBe('nosniff')
     const echo = echoOf(reply)
     expect(echo.name).toMatch(/^my-api-web-[12]$/)
@@ -403,10 +483,23 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     expect(odd.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/)
   })
 
+  it('negotiates HTTP/2 by ALPN and still serves HTTP/1.1 clients', async () => {
+    const h2 = await curl(['--http2', 'https://api.localhost/hello/'])
+    expect(h2.httpVersion).toBe('2')
+    expect(h2.status).toBe(200)
+    expect(echoOf(h2).url).toBe('/hello/')
+    const h1 = await curl(['--http1.1', 'https://api.localhost/hello/'])
+    expect(h1.httpVersion).toBe('1.1')
+    expect(h1.status).toBe(200)
+  })
+
   it('asks for basic credentials on /secure/ and keeps the prefix', async () => {
     const refused = await curl(['https://api.localhost/secure/data/'])
     expect(refused.status).toBe(401)
     expect(refused.headers['www-authenticate']).toBe('Basic realm="my-api restricted"')
+    expect(refused.headers['content-type']).toBe('application/json')
+    expect(refused.headers['x-gateway-error']).toBe('unauthorized')
+    expect(JSON.parse(refused.body)).toMatchObject({error: 'missing or invalid credentials'})
     expect((await curl(['-u', `${BASIC_USER}:wrong`, 'https://api.localhost/secure/data/'])).status).toBe(401)
 
     const accepted = await curl(['-u', `${BASIC_USER}:${BASIC_PASSWORD}`, 'https://api.localhost/secure/data/'])
@@ -454,7 +547,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
     ])
     expect(second.status).toBe(503)
     expect(second.headers['x-gateway-error']).toBe('rate-limited')
-    expect(second.headers['strict-transport-security']).toBe('max-age=63072000')
+    expect(second.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains')
     expect(JSON.parse(second.body)).toEqual({error: 'rate limit exceeded', request_id: 'verify-limit-2'})
   })
 
@@ -486,7 +579,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
 
     const accepted = await curl([...bearer(good), '-X', 'POST', '-d', 'a=1', 'https://api.localhost/private/things/'])
     expect(accepted.status).toBe(200)
-    expect(accepted.headers['x-gateway-upstream']).toBe('api')
+    expect(accepted.headers['x-gateway-route']).toBe('/private/')
     expect(echoOf(accepted)).toMatchObject({name: 'my-api-api-1', method: 'POST', url: '/private/things/', body: 'a=1'})
     expect(echoOf(accepted).headers.authorization).toBeUndefined()
 
@@ -522,7 +615,7 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
   it('reaches an HTTPS external service, resolved at request time, with the prefix stripped', async () => {
     const reply = await curl(['https://api.localhost/payment/checkout/?order=7'])
     expect(reply.status).toBe(200)
-    expect(reply.headers['x-gateway-upstream']).toBe('payment')
+    expect(reply.headers['x-gateway-route']).toBe('/payment/')
     const echo = echoOf(reply)
     expect(echo).toMatchObject({name: 'payment', method: 'GET', url: '/v1/checkout/?order=7'})
     expect(echo.headers).toMatchObject({host: 'payments.example.test:9443', 'x-forwarded-proto': 'https'})
@@ -556,6 +649,12 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
       host: 'api.localhost',
       upstream_addr: expect.stringMatching(/^127\.0\.0\.[23]:8000$/),
       time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    })
+    // Behind auth_request the route is still known: the subrequest shares the request's variables.
+    expect(entries.find((entry) => entry.request_id === 'verify-limit-1')).toMatchObject({
+      status: 401,
+      route: '/api2/',
+      service: 'api',
     })
     expect(entries.find((entry) => entry.request_id === 'verify-limit-2')).toMatchObject({
       status: 503,

@@ -4,6 +4,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ManifestError, UsageError} from '../../src/errors.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {parseManifest} from '../../src/manifest/load.js'
+import {isLocalDomain} from '../../src/manifest/model.js'
 import {buildManifest} from '../../src/manifest/options.js'
 import {AUTH_MODES, type Manifest, type ManifestInput} from '../../src/manifest/schema.js'
 import {parseNginxConfig, variablesOf, walk, type Directive} from '../helpers/nginx-parse.js'
@@ -368,8 +369,14 @@ describe.skipIf(!canRunNginx)('every manifest is refused, or renders to a config
     const paths = manifest.routes.map((route) => route.path)
     expect(routes.map((route) => route.value)).toEqual(paths)
     expect(routes.map((route) => route.location)).toEqual(paths.map((path) => [path]))
-    for (const {directive} of walk(gateway))
-      if (directive.name === 'server_name') expect(directive.args).toEqual([...new Set([manifest.domain, 'localhost'])])
+    // The catch-all servers (`_`) refuse every other name; the others name the domain (and localhost
+    // only for a local domain).
+    const names = [...new Set([manifest.domain, ...(isLocalDomain(manifest.domain) ? ['localhost'] : [])])]
+    const serverNames = [...walk(gateway)]
+      .filter(({directive}) => directive.name === 'server_name')
+      .map(({directive}) => directive.args)
+    const tls = manifest.tls.mode !== 'off'
+    expect(serverNames).toEqual([...(tls ? [['_'], ['_'], names, names] : [['_'], names])])
   }
 
   /** The first invariant: a typed refusal whose text is safe to print. */

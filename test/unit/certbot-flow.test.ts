@@ -152,10 +152,10 @@ async function setup(tlsOverrides: Record<string, unknown> = {}): Promise<Fixtur
   })
   await writeFile(join(dir, 'gateway.yaml'), serializeManifest(manifest))
 
-  const engine = new CertbotFakeEngine([CERTBOT_IMAGE, 'nginx:1.27'])
+  const engine = new CertbotFakeEngine([CERTBOT_IMAGE, 'nginx:1.30'])
   const gateway = await engine.createContainer({
     name: 'demo-gateway-1',
-    Image: 'nginx:1.27',
+    Image: 'nginx:1.30',
     Labels: {[LABELS.project]: 'demo', [LABELS.service]: 'gateway', [LABELS.number]: '1', [LABELS.oneoff]: 'False'},
   })
   await engine.startContainer(gateway)

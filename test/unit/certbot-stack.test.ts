@@ -55,7 +55,7 @@ describe('the certbot service in the stack and the compose file', () => {
     expect(buildStackSpec(manifest({mode: 'self-signed'})).tools).toEqual([])
     const compose = composeObject(manifest()) as {services: Record<string, Record<string, unknown>>}
     expect(compose.services.certbot).toEqual({
-      image: 'certbot/certbot:latest',
+      image: 'certbot/certbot:v5.1.0',
       profiles: ['certbot'],
       command: ['renew', '--non-interactive', '--no-random-sleep-on-renew'],
       volumes: [
@@ -108,7 +108,7 @@ describe('the certbot service in the stack and the compose file', () => {
     })
     expect(options).toMatchObject({
       name: 'shop-certbot-run-abc',
-      Image: 'certbot/certbot:latest',
+      Image: 'certbot/certbot:v5.1.0',
       Cmd: ['certificates'],
       HostConfig: {NetworkMode: 'shop_default'},
       NetworkingConfig: {EndpointsConfig: {shop_default: {Aliases: ['certbot']}}},

@@ -2,7 +2,7 @@ import {createHash} from 'node:crypto'
 
 import {describe, expect, it} from 'vitest'
 
-import {composeContainer} from '../../src/docker/compose-container.js'
+import {composeContainer, effectiveCapabilities} from '../../src/docker/compose-container.js'
 import {
   composeServiceHash,
   goDuration,
@@ -104,6 +104,16 @@ describe('normalization', () => {
 })
 
 describe('create options, as Compose v2 sends them', () => {
+  it("normalizes capabilities as docker/cli's EffectiveCapAddCapDrop does (Compose's containers show CAP_ names)", () => {
+    expect(effectiveCapabilities(['setuid', 'CHOWN', 'cap_kill'], ['ALL'])).toEqual({
+      add: ['CAP_CHOWN', 'CAP_KILL', 'CAP_SETUID'],
+      drop: ['ALL'],
+    })
+    // ALL on one side replaces the rest of it; a name on both sides cancels out.
+    expect(effectiveCapabilities(['ALL', 'CHOWN'], ['NET_RAW', 'CAP_MKNOD', 'ALL'])).toEqual({add: [], drop: []})
+    expect(effectiveCapabilities(['NET_ADMIN'], ['net_admin', 'MKNOD'])).toEqual({add: [], drop: ['CAP_MKNOD']})
+  })
+
   it('maps the hardening settings: read-only root, tmpfs, capabilities, limits, logging, secrets as files', () => {
     const project = normalizeProject(
       {

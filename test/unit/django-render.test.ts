@@ -23,7 +23,7 @@ function manifest(overrides: Record<string, unknown> = {}): Manifest {
       {path: '/student-api/', service: 'student-api'},
       {path: '/payment/', service: 'payment', auth: 'api-key'},
     ],
-    images: {python: 'create-gateway-offline/python:bookworm'},
+    images: {python: 'create-gateway-offline/python:forky'},
     ...overrides,
   })
 }
@@ -165,7 +165,11 @@ describe('renderDjangoService', () => {
     const m = manifest()
     const conf = file(await renderDjangoService(m, service(m, 'student-api')), 'apps/student/gunicorn.conf.py')
     expect(conf).toContain("bind = os.environ.get('GUNICORN_BIND', '0.0.0.0:9001')")
-    expect(conf).toContain("forwarded_allow_ips = '*'")
+    // Forwarding headers are believed from the gateway's (internal) network only, never from anyone.
+    expect(conf).not.toContain("forwarded_allow_ips = '*'")
+    expect(conf).toContain(
+      "forwarded_allow_ips = os.environ.get('GUNICORN_FORWARDED_ALLOW_IPS') or gateway_addresses()",
+    )
     expect(conf).toMatch(/^graceful_timeout = 20$/m)
     expect(conf).toMatch(/^keepalive = 5$/m)
     expect(conf).toContain('%({x-request-id}i)s')
@@ -179,11 +183,11 @@ describe('renderDjangoService', () => {
     expect(urls).toContain("re_path(r'', views.catch_all)")
   })
 
-  it('asks for Django and Gunicorn versions both Debian bookworm and PyPI satisfy', async () => {
+  it('asks for Django 5.2 LTS and Gunicorn 23 or later, which both Debian forky and PyPI satisfy', async () => {
     const m = manifest()
     const requirements = file(await renderDjangoService(m, service(m, 'web')), 'services/web/requirements.txt')
     const lines = requirements.split('\n').filter((line) => line !== '' && !line.startsWith('#'))
-    expect(lines).toEqual(['Django>=3.2,<6', 'gunicorn>=20'])
+    expect(lines).toEqual(['Django>=5.2,<6', 'gunicorn>=23,<27'])
   })
 
   it('keeps secrets and caches out of the build context', async () => {

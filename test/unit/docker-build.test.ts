@@ -31,7 +31,7 @@ function lines(events: object[]): string {
 }
 
 const failingPip = [
-  {stream: 'Step 1/4 : FROM create-gateway-offline/python:bookworm\n'},
+  {stream: 'Step 1/4 : FROM create-gateway-offline/python:forky\n'},
   {stream: ' ---> 0aa1388a451d\n'},
   {stream: 'Step 2/4 : COPY requirements.txt .\n'},
   {stream: ' ---> 1b2c3d4e5f60\n'},
@@ -91,7 +91,7 @@ describe('build output', () => {
     expect(message).not.toContain('\u001b')
     expect(message).not.toContain('Running in')
     expect(progress).toEqual([
-      'web: Step 1/4 : FROM create-gateway-offline/python:bookworm',
+      'web: Step 1/4 : FROM create-gateway-offline/python:forky',
       'web: Step 2/4 : COPY requirements.txt .',
       'web: Step 3/4 : RUN python3 -m pip install --no-cache-dir -r requirements.txt',
     ])

@@ -7,7 +7,7 @@ import {FakeEngine} from '../helpers/fake-engine.js'
 import {testManifest} from '../helpers/stack-fixture.js'
 
 describe('logs for a service without containers', () => {
-  const engine = new FakeEngine(['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm'])
+  const engine = new FakeEngine(['create-gateway-offline/python:forky', 'create-gateway-offline/nginx:forky'])
   const manifest = testManifest()
 
   it('a service of the project while the stack is down: an operation error (exit 1) saying to start it', async () => {

@@ -70,7 +70,7 @@ describe('${VAR} interpolation from .env, as Compose does it', () => {
   })
 
   it('lets the shell win over .env, like Compose', () => {
-    const spec = buildStackSpec(testManifest()).services[0]!
+    const spec = {...buildStackSpec(testManifest()).services[0]!, environment: {DJANGO_SECRET_KEY: '${WEB_SECRET_KEY}'}}
     expect(
       resolveEnvironment(spec, {WEB_SECRET_KEY: 'from-file'}, {WEB_SECRET_KEY: 'from-shell'}).DJANGO_SECRET_KEY,
     ).toBe('from-shell')
@@ -99,8 +99,39 @@ describe('container definitions', () => {
     const gateway = containers[2]!
     expect(gateway.options.Labels?.['com.docker.compose.depends_on']).toBe('web:service_healthy:true')
     // Compose's aliases: the container name first, then the service name.
-    expect(web2.options.NetworkingConfig?.EndpointsConfig?.demo_default?.Aliases).toEqual(['demo-web-2', 'web'])
-    expect(web2.options.Env).toContain('DJANGO_SECRET_KEY=k')
+    // The services sit on the internal network only; the gateway joins it after its public one.
+    expect(web2.options.NetworkingConfig?.EndpointsConfig?.demo_internal?.Aliases).toEqual(['demo-web-2', 'web'])
+    expect(Object.keys(gateway.options.NetworkingConfig?.EndpointsConfig ?? {})).toEqual(['demo_default'])
+    expect(gateway.extraNetworks.map((network) => network.name)).toEqual(['demo_internal'])
+    // SECRET_KEY reaches Django as a file (a read-only bind of the project's secret), not in Env.
+    expect(web2.options.Env).toContain('DJANGO_SECRET_KEY_FILE=/run/secrets/web-secret-key')
+    expect(web2.options.Env?.some((entry) => entry.startsWith('DJANGO_SECRET_KEY='))).toBe(false)
+    expect(web2.options.HostConfig?.Mounts).toContainEqual(
+      expect.objectContaining({
+        Source: '/srv/demo/secrets/web-secret-key',
+        Target: '/run/secrets/web-secret-key',
+        ReadOnly: true,
+      }),
+    )
+    // Locked down: read-only root with a tmpfs, no capabilities, no new privileges, limits, capped logs.
+    expect(web2.options.HostConfig).toMatchObject({
+      ReadonlyRootfs: true,
+      Tmpfs: {'/tmp': 'size=64m'},
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      Memory: 512 * 1024 ** 2,
+      NanoCpus: 1_000_000_000,
+      LogConfig: {Type: 'json-file', Config: {'max-size': '10m', 'max-file': '3'}},
+    })
+    expect(web2.options.Env).toContain('GUNICORN_WORKERS=3')
+    expect(gateway.options.HostConfig).toMatchObject({
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      CapAdd: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_NET_BIND_SERVICE', 'CAP_SETGID', 'CAP_SETUID'],
+      SecurityOpt: ['no-new-privileges:true'],
+      Memory: 256 * 1024 ** 2,
+      LogConfig: {Type: 'json-file', Config: {'max-size': '10m', 'max-file': '3'}},
+    })
     expect(web2.options.HostConfig?.PortBindings).toEqual({})
     expect(web2.options.HostConfig?.RestartPolicy).toEqual({Name: 'unless-stopped', MaximumRetryCount: 0})
     expect(web2.options.Healthcheck?.Interval).toBe(5_000_000_000)

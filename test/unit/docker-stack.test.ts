@@ -1,11 +1,11 @@
 import {createHash} from 'node:crypto'
-import {writeFileSync} from 'node:fs'
+import {rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
 import {unavailableError} from '../../src/docker/engine.js'
-import {describeStatus, describeUp} from '../../src/docker/report.js'
+import {describeDown, describeStatus, describeUp} from '../../src/docker/report.js'
 import {LABELS} from '../../src/docker/spec.js'
 import {downStack, stackStatus, upStack, type UpOptions} from '../../src/docker/stack.js'
 import {EngineUnavailableError, InterruptedError, OperationError, UsageError} from '../../src/errors.js'
@@ -13,7 +13,7 @@ import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
 import {testManifest, testProject} from '../helpers/stack-fixture.js'
 
-const IMAGES = ['create-gateway-offline/python:bookworm', 'create-gateway-offline/nginx:bookworm']
+const IMAGES = ['create-gateway-offline/python:forky', 'create-gateway-offline/nginx:forky']
 
 function setup(manifest = testManifest()) {
   const engine = new FakeEngine(IMAGES)
@@ -38,15 +38,23 @@ describe('upStack against a fake engine', () => {
       'create demo-gateway-1',
       'create demo-web-1',
       'create demo-web-2',
+      expect.stringMatching(/^network connect demo_internal /),
       'network create demo_default',
+      'network create demo_internal',
       'start demo-gateway-1',
       'start demo-web-1',
       'start demo-web-2',
     ])
     // Build, network, every container created, then the replicas started, then the gateway once they run.
-    expect(engine.calls.slice(0, 2)).toEqual(['build demo-web:latest', 'network create demo_default'])
-    expect(engine.calls.slice(2, 5).sort()).toEqual(['create demo-gateway-1', 'create demo-web-1', 'create demo-web-2'])
-    expect(engine.calls.slice(5, 7).sort()).toEqual(['start demo-web-1', 'start demo-web-2'])
+    expect(engine.calls.slice(0, 3)).toEqual([
+      'build demo-web:latest',
+      'network create demo_internal',
+      'network create demo_default',
+    ])
+    expect(engine.calls.slice(3, 6).sort()).toEqual(['create demo-gateway-1', 'create demo-web-1', 'create demo-web-2'])
+    // The gateway joins the internal network too, before it starts.
+    expect(engine.calls[6]).toMatch(/^network connect demo_internal /)
+    expect(engine.calls.slice(7, 9).sort()).toEqual(['start demo-web-1', 'start demo-web-2'])
     expect(engine.calls.at(-1)).toBe('start demo-gateway-1')
     expect(result.changed).toBe(true)
     expect(result.urls[0]).toBe('https://api.localhost:18443/')
@@ -54,9 +62,10 @@ describe('upStack against a fake engine', () => {
       /^curl --cacert certs\/ca\.pem (--resolve api\.localhost:18443:127\.0\.0\.1 )?https:\/\/api\.localhost:18443\/$/,
     )
     expect(progress).toContain('web: Step 1/2 : FROM base')
-    const network = [...engine.networksById.values()][0]!
+    const [internal, network] = [...engine.networksById.values()]
     // As Compose v2.40 labels it, hash included: sha256 of `{"name":"demo_default","ipam":{}}`.
-    expect(network.labels).toEqual({
+    expect(internal?.options).toMatchObject({Internal: true})
+    expect(network!.labels).toEqual({
       'com.docker.compose.project': 'demo',
       'com.docker.compose.network': 'default',
       'com.docker.compose.version': '2.40.3',
@@ -190,26 +199,29 @@ describe('upStack against a fake engine', () => {
       upStack(dir, testManifest({services: {web: {kind: 'django', replicas: 4}}}), options()),
     ).rejects.toThrow('demo-web-4 (web) is unhealthy')
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2', 'demo-web-3'])
-    expect(engine.networksById.size).toBe(1)
+    // The public and the internal network.
+    expect(engine.networksById.size).toBe(2)
   })
 
-  it('fails before touching the engine when .env lacks a variable', async () => {
+  it('fails before touching the engine when a SECRET_KEY file is missing', async () => {
     const {engine, manifest, options} = setup()
-    const dir = testProject(manifest, 'OTHER=1\n')
-    await expect(upStack(dir, manifest, options())).rejects.toThrow(UsageError)
+    const dir = testProject(manifest)
+    rmSync(join(dir, 'secrets/web-secret-key'))
+    const error = await rejectionOf(upStack(dir, manifest, options()), UsageError)
+    expect(error.message).toBe('secrets/web-secret-key is missing: the container that reads it cannot start')
     expect(engine.calls).toEqual([])
   })
 
   it('says clearly that a missing image cannot be pulled, before building anything', async () => {
-    const engine = new FakeEngine(['create-gateway-offline/python:bookworm'])
+    const engine = new FakeEngine(['create-gateway-offline/python:forky'])
     const manifest = testManifest()
     const dir = testProject(manifest)
     const error = await rejectionOf(upStack(dir, manifest, {engine, clock: fakeClock(), env: {}}), OperationError)
     expect(error.message).toMatch(
-      /^Image create-gateway-offline\/nginx:bookworm \(gateway\) not found locally and the registry is unreachable/,
+      /^Image create-gateway-offline\/nginx:forky \(gateway\) not found locally and the registry is unreachable/,
     )
     expect(error.hint).toContain('--nginx-image')
-    expect(engine.calls).toEqual(['pull create-gateway-offline/nginx:bookworm'])
+    expect(engine.calls).toEqual(['pull create-gateway-offline/nginx:forky'])
   })
 
   it('shows the build error and creates nothing when the build fails', async () => {
@@ -298,11 +310,33 @@ describe('downStack and stackStatus', () => {
     expect(result).toEqual({
       project: 'demo',
       containers: expect.arrayContaining(['demo-web-1', 'demo-web-2', 'demo-gateway-1']),
-      networks: ['demo_default'],
+      networks: ['demo_internal', 'demo_default'],
       volumes: ['demo_data'],
     })
     expect(engine.names()).toEqual([])
     expect(await stackStatus(manifest, {engine})).toEqual([])
+  })
+
+  it('--dry-run lists what down would remove and touches nothing; --timeout replaces every grace period', async () => {
+    const {engine, dir, manifest, options} = setup()
+    await upStack(dir, manifest, options())
+    const before = engine.names()
+    engine.calls.length = 0
+    const planned = await downStack(manifest, {engine, dryRun: true})
+    expect(planned).toEqual({
+      project: 'demo',
+      containers: expect.arrayContaining(['demo-web-1', 'demo-web-2', 'demo-gateway-1']),
+      networks: ['demo_internal', 'demo_default'],
+      volumes: [],
+      dryRun: true,
+    })
+    expect(engine.calls).toEqual([])
+    expect(engine.names()).toEqual(before)
+    expect(describeDown(planned)).toMatch(/^Dry run: down would remove 3 container\(s\), 2 network\(s\) of demo:/)
+
+    await downStack(manifest, {engine, timeoutSeconds: 3})
+    expect([...engine.stopTimeouts.values()]).toEqual([3, 3, 3])
+    expect(engine.names()).toEqual([])
   })
 })
 

@@ -143,7 +143,7 @@ describe('export kubernetes: resources', () => {
     })
     expect(pod.securityContext).toMatchObject({runAsNonRoot: true, runAsUser: 101})
     const [nginx] = pod.containers
-    expect(nginx.image).toBe('nginx:1.27')
+    expect(nginx.image).toBe('nginx:1.30')
     expect(nginx.readinessProbe.httpGet).toEqual({path: '/healthz', port: 'status'})
     expect(nginx.livenessProbe.httpGet).toEqual({path: '/healthz', port: 'status'})
     expect(nginx.securityContext.readOnlyRootFilesystem).toBe(true)

@@ -84,7 +84,9 @@ describe('renderGateway', () => {
       expect(conf).toContain(line)
     }
 
-    expect(conf).not.toMatch(/^\s*pid /m)
+    // A read-only root: the pid file and temp files go to the gateway's tmpfs.
+    expect(conf).toContain('pid /tmp/nginx.pid;')
+    expect(conf).toContain('client_body_temp_path /tmp/client_body;')
     expect(conf).toContain('error_log /var/log/nginx/error.log warn;')
     expect(conf).toContain('access_log /var/log/nginx/access.log gateway_json;')
     expect(conf).toContain('log_format gateway_json escape=json')
@@ -110,17 +112,32 @@ describe('renderGateway', () => {
 
   it('renders one location per route, in a TLS server, and a redirect on port 80', async () => {
     const conf = (await render())['gateway/conf.d/gateway.conf']!
-    const [http, https, status] = servers(conf)
-    expect(http).toContain('listen 80 default_server;')
-    expect(http).toContain('return 301 https://$host:8443$request_uri;')
+    const [catchHttp, catchHttps, http, https, status] = servers(conf)
+    // Unknown names go to the catch-all servers: no answer on 80, no handshake on 443.
+    expect(catchHttp).toContain('listen 80 default_server;')
+    expect(catchHttp).toContain('return 444;')
+    expect(catchHttps).toContain('listen 443 ssl default_server;')
+    expect(catchHttps).toContain('ssl_reject_handshake on;')
+    expect(catchHttps).not.toContain('ssl_certificate')
+    expect(http).toContain('listen 80;')
+    expect(http).toContain('server_name api.example.com;')
+    // The configured domain, never the client's Host.
+    expect(http).toContain('return 308 https://api.example.com:8443$request_uri;')
+    expect(http).not.toContain('$host')
     const acme = block(http!, 'location ^~ /.well-known/acme-challenge/')
     expect(acme).toContain('root /var/www/acme;')
     expect(acme).toContain('default_type text/plain;')
     expect(acme).toContain('try_files $uri =404;')
 
-    expect(https).toContain('listen 443 ssl default_server;')
-    expect(https).not.toMatch(/^\s*(http2|listen .*http2)/m)
-    expect(https).toContain('server_name api.example.com localhost;')
+    expect(https).toContain('listen 443 ssl;')
+    // `http2 on` (NGINX >= 1.25.1), not the deprecated `listen ... http2` that warns on every start.
+    expect(https).toMatch(/^ {4}http2 on;$/m)
+    expect(https).not.toMatch(/^\s*listen .*http2/m)
+    // localhost only for local domains: on a public one it would be a second name anyone can send.
+    expect(https).toContain('server_name api.example.com;')
+    expect(https).toContain('client_max_body_size 1m;')
+    // Route and service are set per location (a server-level set would run again in auth_request).
+    expect(https).not.toMatch(/^ {4}set \$gateway_(route|service)/m)
     const locations = [...https!.matchAll(/^ {4}location (\S+) \{/gm)].map((match) => match[1])
     expect(locations.filter((path) => path!.startsWith('/'))).toEqual(['/', '/secure/', '/api2/', '/payment/'])
 
@@ -131,7 +148,31 @@ describe('renderGateway', () => {
 
   it('omits the port from the redirect when HTTPS is published on 443', async () => {
     const conf = (await render({ports: {http: 80, https: 443}}))['gateway/conf.d/gateway.conf']!
-    expect(conf).toContain('return 301 https://$host$request_uri;')
+    expect(conf).toContain('return 308 https://api.example.com$request_uri;')
+  })
+
+  it('names localhost too for a local domain, and keeps the certificate for an IP domain (no SNI to refuse)', async () => {
+    const local = (await render({domain: 'api.localhost'}))['gateway/conf.d/gateway.conf']!
+    expect(local).toContain('server_name api.localhost localhost;')
+    expect(local).toContain('ssl_reject_handshake on;')
+    const ip = (await render({domain: '192.0.2.10'}))['gateway/conf.d/gateway.conf']!
+    const [, catchHttps] = servers(ip)
+    expect(catchHttps).not.toContain('ssl_reject_handshake')
+    expect(catchHttps).toContain('ssl_certificate /etc/nginx/certs/fullchain.pem;')
+    expect(catchHttps).toContain('return 444;')
+    expect(ip).toContain('server_name 192.0.2.10;')
+  })
+
+  it('believes X-Forwarded-For only from trusted proxies, and sets the body size limit from the manifest', async () => {
+    const plain = (await render())['gateway/conf.d/gateway.conf']!
+    expect(plain).not.toContain('set_real_ip_from')
+    const behind = (await render({trustedProxies: ['10.0.0.0/8', '2001:db8::/32'], clientMaxBodySize: '20m'}))[
+      'gateway/conf.d/gateway.conf'
+    ]!
+    expect(behind).toContain('set_real_ip_from 10.0.0.0/8;\nset_real_ip_from 2001:db8::/32;')
+    expect(behind).toContain('real_ip_header X-Forwarded-For;')
+    expect(behind).toContain('real_ip_recursive on;')
+    expect(behind).toContain('client_max_body_size 20m;')
   })
 
   it('uses the Mozilla intermediate TLS profile and HSTS', async () => {
@@ -139,20 +180,24 @@ describe('renderGateway', () => {
     const conf = files['gateway/conf.d/gateway.conf']!
     expect(conf).toContain('ssl_protocols TLSv1.2 TLSv1.3;')
     expect(conf).toContain(`ssl_ciphers ${MOZILLA_INTERMEDIATE_CIPHERS};`)
-    expect(MOZILLA_INTERMEDIATE_CIPHERS.split(':')).toHaveLength(9)
+    // Guideline 6.0: six ECDHE suites, no DHE (so no ssl_dhparam either).
+    expect(MOZILLA_INTERMEDIATE_CIPHERS.split(':')).toHaveLength(6)
+    expect(MOZILLA_INTERMEDIATE_CIPHERS).not.toMatch(/(^|:)DHE-/)
     for (const line of [
+      'ssl_ecdh_curve X25519MLKEM768:X25519:prime256v1:secp384r1;',
       'ssl_prefer_server_ciphers off;',
       'ssl_session_cache shared:SSL:10m;',
       'ssl_session_timeout 1d;',
-      'ssl_session_tickets off;',
     ]) {
       expect(conf).toContain(line)
     }
+    // NGINX >= 1.23.2 rotates ticket keys in the shared cache: the generator no longer turns tickets off.
+    expect(conf).not.toMatch(/^\s*(ssl_session_tickets|ssl_dhparam)/m)
 
     expect(conf).toContain('ssl_certificate /etc/nginx/certs/fullchain.pem;')
     expect(conf).toContain('ssl_certificate_key /etc/nginx/certs/privkey.pem;')
     expect(files['gateway/conf.d/snippets/headers.conf']).toContain(
-      'add_header Strict-Transport-Security "max-age=63072000" always;',
+      'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;',
     )
   })
 
@@ -202,7 +247,11 @@ describe('renderGateway', () => {
       'proxy_http_version 1.1;',
       'proxy_set_header Connection "";',
       'proxy_set_header X-Real-IP $remote_addr;',
-      'proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;',
+      'proxy_set_header X-Forwarded-For $remote_addr;',
+      'proxy_set_header Forwarded "";',
+      'proxy_set_header X-Forwarded-Ssl "";',
+      'proxy_set_header X-Forwarded-Prefix "";',
+      'proxy_hide_header X-Content-Type-Options;',
       'proxy_set_header X-Forwarded-Proto $scheme;',
       'proxy_set_header X-Forwarded-Host $host;',
       'proxy_set_header X-Forwarded-Port 8443;',
@@ -226,7 +275,8 @@ describe('renderGateway', () => {
       expect(location).toContain('include /etc/nginx/conf.d/snippets/proxy.conf;')
       // A location with its own add_header must repeat the server's (HSTS...): it includes them.
       expect(location).toContain('include /etc/nginx/conf.d/snippets/headers.conf;')
-      expect(location).toMatch(/add_header X-Gateway-Upstream (web|api|payment) always;/)
+      expect(location).toContain('add_header X-Gateway-Route $gateway_route always;')
+      expect(location).not.toContain('X-Gateway-Upstream')
     }
   })
 
@@ -303,6 +353,61 @@ describe('renderGateway', () => {
     expect(route(conf, '/api2/')).not.toContain('jwt')
   })
 
+  it('caches only the routes with cache, in one bounded zone, with lock, stale answers and X-Cache-Status', async () => {
+    const files = await render({
+      cache: {keys: '2m', size: '64m'},
+      routes: [
+        {path: '/', service: 'web', cache: {ttl: '30s'}},
+        {path: '/secure/', service: 'web', auth: 'basic'},
+      ],
+    })
+    expect(files['gateway/conf.d/cache.conf']).toContain(
+      'proxy_cache_path /var/cache/gateway levels=1:2 keys_zone=gateway_cache:2m max_size=64m inactive=10m use_temp_path=off;',
+    )
+    const cached = route(files['gateway/conf.d/gateway.conf']!, '/')
+    expect(cached).toContain('proxy_cache gateway_cache;')
+    expect(cached).toContain('proxy_cache_methods GET HEAD;')
+    expect(cached).toContain('proxy_cache_key "$scheme$host$request_uri";')
+    expect(cached).toContain('proxy_cache_valid 200 301 404 30s;')
+    expect(cached).toContain('proxy_cache_lock on;')
+    expect(cached).toContain('proxy_cache_use_stale error timeout updating http_500 http_502 http_503 http_504;')
+    expect(cached).toContain('add_header X-Cache-Status $upstream_cache_status always;')
+    // Public route: a request with credentials or a cookie neither reads nor fills the cache.
+    expect(cached).toContain('proxy_cache_bypass $http_authorization $http_cookie;')
+    expect(cached).toContain('proxy_no_cache $http_authorization $http_cookie;')
+    expect(route(files['gateway/conf.d/gateway.conf']!, '/secure/')).not.toContain('proxy_cache')
+    expect(files['gateway/nginx.conf']).toContain('"cache":"$upstream_cache_status"')
+    // No route with auth caches: no njs.
+    expect(files['gateway/nginx.conf']).not.toMatch(/load_module|js_import/)
+  })
+
+  it('keys cached routes with auth by a hash of the checked credential, after the auth check', async () => {
+    const files = await render({
+      routes: [
+        {path: '/', service: 'web', cache: {ttl: '10s', credentialed: 'share'}},
+        {path: '/secure/', service: 'web', auth: 'basic', cache: {ttl: '1m'}},
+        {path: '/api2/', service: 'api', auth: 'api-key', cache: {ttl: '1h'}},
+      ],
+    })
+    const conf = files['gateway/conf.d/gateway.conf']!
+    expect(route(conf, '/secure/')).toContain(
+      'proxy_cache_key "$scheme$host$request_uri $cache_identity_authorization";',
+    )
+    expect(route(conf, '/api2/')).toContain('proxy_cache_key "$scheme$host$request_uri $cache_identity_api_key";')
+    // The credential is the key's business there; only a cookie makes the answer personal beyond it.
+    expect(route(conf, '/secure/')).toContain('proxy_cache_bypass $http_cookie;')
+    const secure = route(conf, '/secure/')
+    expect(secure.indexOf('auth_basic ')).toBeLessThan(secure.indexOf('proxy_cache '))
+    // credentialed: share stores answers whatever the request carries.
+    expect(route(conf, '/')).not.toContain('proxy_cache_bypass')
+    const nginx = files['gateway/nginx.conf']!
+    expect(nginx).toContain('load_module modules/ngx_http_js_module.so;')
+    expect(nginx).toContain('js_import cache from /etc/nginx/njs/cache.js;')
+    expect(nginx).toContain('js_set $cache_identity_authorization cache.authorization;')
+    expect(nginx).toContain('js_set $cache_identity_api_key cache.apiKey;')
+    expect(files['gateway/njs/cache.js']).toContain("crypto.createHash('sha256')")
+  })
+
   it('loads njs only when some route uses jwt', async () => {
     const files = await render()
     expect(files['gateway/nginx.conf']).not.toMatch(/load_module|js_import/)
@@ -332,12 +437,14 @@ describe('renderGateway', () => {
   it('serves the routes on port 80 when TLS is off', async () => {
     const files = await render({tls: {mode: 'off'}})
     const conf = files['gateway/conf.d/gateway.conf']!
-    const [http, status, extra] = servers(conf)
+    const [catchAll, http, status, extra] = servers(conf)
     expect(extra).toBeUndefined()
-    expect(http).toContain('listen 80 default_server;')
+    expect(catchAll).toContain('listen 80 default_server;')
+    expect(catchAll).toContain('return 444;')
+    expect(http).toContain('listen 80;')
     expect(http).toContain('location ^~ /.well-known/acme-challenge/')
     expect(http).toContain('location /secure/ {')
-    expect(conf).not.toMatch(/^\s*(ssl_|listen 443|return 301)/m)
+    expect(conf).not.toMatch(/^\s*(ssl_|listen 443|return 30[18]|http2)/m)
     expect(status).toContain('listen 127.0.0.1:8081;')
     expect(files['gateway/conf.d/snippets/headers.conf']).not.toContain('Strict-Transport-Security')
     expect(files['gateway/conf.d/snippets/proxy.conf']).toContain('proxy_set_header X-Forwarded-Port 8080;')

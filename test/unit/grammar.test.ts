@@ -8,12 +8,14 @@ import {renderFromManifest} from '../../src/gateway/render.js'
 import {parseScaleTargets} from '../../src/gateway/targets.js'
 import {renderUpstreamsWith} from '../../src/gateway/upstreams.js'
 import {
+  durationSeconds,
   GENERATED_TOP_LEVEL,
   parseDecimal,
   parseUpstreamUrl,
   quoted,
   routePathProblem,
   servicePathProblem,
+  sizeBytes,
 } from '../../src/manifest/grammar.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest, parseManifest} from '../../src/manifest/load.js'
@@ -229,7 +231,13 @@ describe('projectFile: the one guard of every writer', () => {
     await createProject({dir, answers: await resolveAnswers({dir, yes: true, flags: {}})})
     const manifest = await loadManifest(dir)
     // As if the schema had let it through: the guard still holds.
-    manifest.services.web = {kind: 'django', replicas: 1, port: 8000, path: '../evil'}
+    manifest.services.web = {
+      kind: 'django',
+      replicas: 1,
+      port: 8000,
+      path: '../evil',
+      limits: {memory: '512m', cpus: 1},
+    }
     const before = readdirSync(dir).sort()
     const error = await rejectionOf(renderFromManifest(dir, manifest, {engine: new FakeEngine()}), UsageError)
     expect(error.message).toMatch(/refusing to write outside the project .*: \.\.\/evil\//)
@@ -245,5 +253,29 @@ describe('projectFile: the one guard of every writer', () => {
     ]
     await rejectionOf(writePlan(root, plan), UsageError)
     expect(() => readdirSync(root)).toThrow()
+  })
+})
+
+describe('cache values', () => {
+  const minimal = {
+    version: 1,
+    name: 'demo',
+    domain: 'api.localhost',
+    services: {web: {kind: 'django'}},
+    routes: [{path: '/', service: 'web'}],
+  }
+  it('reads NGINX times up to a week and sizes from 1m to 4g, nothing else', () => {
+    expect(durationSeconds('30s')).toBe(30)
+    expect(durationSeconds('5m')).toBe(300)
+    expect(durationSeconds('7d')).toBe(604_800)
+    for (const bad of ['8d', '0s', '30', '1.5m', '1e3s', ' 30s', '30s;', '-1s', '30S'])
+      expect(durationSeconds(bad), bad).toBeUndefined()
+    expect(sizeBytes('10m')).toBe(10 * 1024 ** 2)
+    for (const bad of ['10', '10M', '0m', '1t', '10mb']) expect(sizeBytes(bad), bad).toBeUndefined()
+    expect(() => parseManifest({...minimal, cache: {size: '512k'}})).toThrow(/cache\.size/)
+    expect(() => parseManifest({...minimal, cache: {keys: '5g'}})).toThrow(/cache\.keys/)
+    expect(() =>
+      parseManifest({...minimal, routes: [{path: '/', service: 'web', cache: {ttl: '30s', credentialed: 'always'}}]}),
+    ).toThrow(/credentialed/)
   })
 })

@@ -21,6 +21,20 @@ describe('init options', () => {
     expect(manifest.tls.mode).toBe('self-signed')
   })
 
+  it('--cache PATH=TTL caches that route, and refuses an unknown route or a bad TTL naming the flag', async () => {
+    const manifest = buildManifest(await defaults({cache: ['/=30s', '/secure/=5m']}))
+    expect(manifest.routes).toEqual([
+      {path: '/', service: 'web', auth: 'none', cache: {ttl: '30s', credentialed: 'bypass'}},
+      {path: '/secure/', service: 'web', auth: 'basic', cache: {ttl: '5m', credentialed: 'bypass'}},
+    ])
+    expect(manifest.cache).toBeUndefined()
+    await expect(defaults({cache: ['/nope/=30s']}).then((answers) => buildManifest(answers))).rejects.toThrow(
+      /--cache.*no route "\/nope\/"/s,
+    )
+    for (const bad of ['/=30', '/=0s', '/=8d', '/=1e3s', '/=30s;', '30s', '/=$ttl'])
+      await expect(defaults({cache: [bad]}), bad).rejects.toThrow(UsageError)
+  })
+
   it('takes jwt as a route auth mode', async () => {
     const manifest = buildManifest(await defaults({route: ['/private/=web:jwt']}))
     expect(manifest.routes).toContainEqual({path: '/private/', service: 'web', auth: 'jwt'})

@@ -2,6 +2,7 @@ import {describe, expect, it} from 'vitest'
 
 import {ManifestError} from '../../src/errors.js'
 import {parseManifest, serializeManifest} from '../../src/manifest/load.js'
+import {gunicornWorkers} from '../../src/manifest/stack.js'
 import {parse} from 'yaml'
 
 const valid = () => ({
@@ -21,7 +22,7 @@ const valid = () => ({
     {path: '/secure/', service: 'web', auth: 'basic'},
     {path: '/payment/', service: 'payment', auth: 'api-key', rateLimit: {rate: '5r/s', burst: 10}},
   ],
-  images: {python: 'python:3.12-slim', nginx: 'nginx:1.27'},
+  images: {python: 'python:3.12-slim', nginx: 'nginx:1.30'},
 })
 
 function issuesOf(mutate: (input: any) => void): string[] {
@@ -49,10 +50,22 @@ describe('manifest schema', () => {
     expect(manifest.rateLimit).toEqual({rate: '10r/s', burst: 20, status: 503})
     expect(manifest.images).toEqual({
       python: 'python:3.12-slim',
-      nginx: 'nginx:1.27',
-      certbot: 'certbot/certbot:latest',
+      nginx: 'nginx:1.30',
+      certbot: 'certbot/certbot:v5.1.0',
     })
     expect(manifest.routes[0]!.auth).toBe('none')
+    // The hardening knobs: no trusted proxy, NGINX's 1m body limit, sane container limits.
+    expect(manifest.trustedProxies).toEqual([])
+    expect(manifest.clientMaxBodySize).toBe('1m')
+    expect(manifest.services.web).toMatchObject({limits: {memory: '512m', cpus: 1}})
+    expect(manifest.gateway).toEqual({limits: {memory: '256m', cpus: 1}})
+  })
+
+  it('derives Gunicorn workers from the limits: 2 x CPUs + 1, as memory allows, at most 8', () => {
+    expect(gunicornWorkers({memory: '512m', cpus: 1})).toBe(3)
+    expect(gunicornWorkers({memory: '512m', cpus: 0.5})).toBe(2)
+    expect(gunicornWorkers({memory: '128m', cpus: 4})).toBe(1)
+    expect(gunicornWorkers({memory: '4g', cpus: 16})).toBe(8)
   })
 
   it('round-trips through YAML', () => {
@@ -118,6 +131,37 @@ describe('manifest schema', () => {
       /^routes\[2\]\.path: \/_gateway\/ is reserved/,
     ],
     ['wrong version', (m: any) => (m.version = 2), /^version: must be 1/],
+    [
+      'a trusted proxy that is not a network',
+      (m: any) => (m.trustedProxies = ['10.0.0.0/33']),
+      /^trustedProxies\[0\]: must have a prefix length from 0 to 32/,
+    ],
+    [
+      'a trusted proxy with NGINX syntax in it',
+      (m: any) => (m.trustedProxies = ['10.0.0.0/8; deny all']),
+      /^trustedProxies\[0\]: must be an address or network/,
+    ],
+    ['a body size of 0 (unlimited)', (m: any) => (m.clientMaxBodySize = '0'), /^clientMaxBodySize: must be a size/],
+    [
+      'a memory limit without a unit',
+      (m: any) => (m.services.web.limits = {memory: '512'}),
+      /^services\.web\.limits\.memory: must be a size such as 256m/,
+    ],
+    [
+      'a memory limit too small to run',
+      (m: any) => (m.gateway = {limits: {memory: '8m'}}),
+      /^gateway\.limits\.memory: must be at least 32m/,
+    ],
+    [
+      'CPUs as text',
+      (m: any) => (m.services.web.limits = {cpus: '2'}),
+      /^services\.web\.limits\.cpus: must be a number of CPUs/,
+    ],
+    [
+      'CPUs with three decimals',
+      (m: any) => (m.services.web.limits = {cpus: 0.125}),
+      /^services\.web\.limits\.cpus: must have at most two decimals/,
+    ],
   ])('rejects %s, naming the field', (_name, mutate, expected) => {
     expect(issuesOf(mutate)).toEqual(expect.arrayContaining([expect.stringMatching(expected)]))
   })

@@ -24,8 +24,10 @@ function servers(text: string): string[] {
 }
 
 /** A new setting for every web replica: their configuration hash changes, so `up` must replace them. */
-function changeConfiguration(dir: string): void {
-  writeFileSync(join(dir, '.env'), 'WEB_SECRET_KEY=changed\n')
+function changeConfiguration(manifest: Manifest): void {
+  const web = manifest.services.web
+  if (web?.kind !== 'django') throw new Error('the test project has a django service web')
+  web.limits = {...web.limits, memory: '768m'}
 }
 
 function webHashes(engine: FakeNginxEngine): Record<string, string | undefined> {
@@ -56,7 +58,7 @@ describe('up behind a running gateway: the rolling update', () => {
     const {engine, dir, manifest} = await runningStack(2, 'replicas')
     const gateway = gatewayId(engine)
     const before = webHashes(engine)
-    changeConfiguration(dir)
+    changeConfiguration(manifest)
     const progress: string[] = []
     const result = await up(engine, dir, manifest, {onProgress: (line) => progress.push(line)})
 
@@ -114,7 +116,7 @@ describe('up behind a running gateway: the rolling update', () => {
   it('starts from the service-name upstream init writes, and ends with the replicas by name', async () => {
     const {engine, dir, manifest} = await runningStack(1, 'service')
     expect(servers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['web'])
-    changeConfiguration(dir)
+    changeConfiguration(manifest)
     await up(engine, dir, manifest)
     // One replica: the extra one serves alone while it is replaced, so the service never stops.
     expect(engine.reloadedWith.map(servers)).toEqual([['demo-web-2'], ['demo-web-1']])
@@ -126,7 +128,7 @@ describe('up behind a running gateway: the rolling update', () => {
     const {engine, dir, manifest} = await runningStack(2, 'replicas')
     const upstreams = readFileSync(join(dir, UPSTREAMS))
     const before = webHashes(engine)
-    changeConfiguration(dir)
+    changeConfiguration(manifest)
     engine.behaviour.set('demo-web-3', {exitCode: 3, logs: ['ImproperlyConfigured: bad setting']})
     const error = await rejectionOf(up(engine, dir, manifest), OperationError)
     expect(error.message).toContain('The rolling update stopped: demo-web-3 (web) exited with code 3')
@@ -140,7 +142,7 @@ describe('up behind a running gateway: the rolling update', () => {
 
   it('a replica that fails half-way leaves the gateway on the healthy ones, and up again carries on', async () => {
     const {engine, dir, manifest} = await runningStack(2, 'replicas')
-    changeConfiguration(dir)
+    changeConfiguration(manifest)
     // The old demo-web-2 runs already; this applies to the new one only.
     engine.behaviour.set('demo-web-2', {exitCode: 1})
     const error = await rejectionOf(up(engine, dir, manifest), OperationError)
@@ -177,7 +179,7 @@ describe('up behind a running gateway: the rolling update', () => {
 
   it('Ctrl-C between replicas stops with the gateway on healthy replicas and says how to carry on', async () => {
     const {engine, dir, manifest} = await runningStack(2, 'replicas')
-    changeConfiguration(dir)
+    changeConfiguration(manifest)
     const controller = new AbortController()
     const error = await rejectionOf(
       up(engine, dir, manifest, {

@@ -47,7 +47,7 @@ describe('acquireProjectLock', () => {
     expect(error.message).toBe(
       `The project is busy: \`scale web=3\` by pid ${OTHER_PID} since 2030-01-01T10:00:00.000Z`,
     )
-    expect(error.hint).toContain('--wait SECONDS')
+    expect(error.hint).toContain('--wait-lock SECONDS')
     // The holder's lock is untouched.
     expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))).toMatchObject({pid: OTHER_PID})
   })

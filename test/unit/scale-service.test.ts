@@ -80,7 +80,7 @@ describe('scaleServices up', () => {
       [LABELS.number]: '3',
       [LABELS.oneoff]: 'False',
     })
-    expect(web3.options.NetworkingConfig).toEqual({EndpointsConfig: {demo_default: {Aliases: ['demo-web-3', 'web']}}})
+    expect(web3.options.NetworkingConfig).toEqual({EndpointsConfig: {demo_internal: {Aliases: ['demo-web-3', 'web']}}})
     expect(web3.options.Env).toEqual(web1.options.Env)
     engine.calls.length = 0
     const again = await upStack(dir, await loadManifest(dir), {engine, clock: fakeClock(), env: {}})

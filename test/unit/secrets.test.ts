@@ -6,6 +6,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {UsageError} from '../../src/errors.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {generateSecrets, JWT_SECRET_PATTERN, loadSecrets, renderSecretFiles} from '../../src/render/secrets.js'
+import {describeProject} from '../../src/render/summary.js'
 
 const manifest = parseManifest({
   version: 1,
@@ -54,5 +55,40 @@ describe('project secrets', () => {
     const dir = await projectWith([{path: 'secrets/jwt-secret.txt', content: 'short"; include /etc/passwd; "\n'}])
     await expect(loadSecrets(dir, manifest)).rejects.toThrow(UsageError)
     await expect(loadSecrets(dir, manifest)).rejects.toThrow(/secrets\/jwt-secret\.txt/)
+  })
+
+  it("gives no secret file to others: htpasswd and each SECRET_KEY readable by the reading container's group", () => {
+    const secrets = generateSecrets(manifest)
+    const files = Object.fromEntries(renderSecretFiles(manifest, secrets).map((file) => [file.path, file]))
+    for (const file of Object.values(files)) expect(file.mode! & 0o007, file.path).toBe(0)
+    expect(files['secrets/htpasswd']).toMatchObject({mode: 0o640, group: 101})
+    expect(files['secrets/web-secret-key']).toMatchObject({
+      content: `${secrets.secretKeys.web}\n`,
+      mode: 0o640,
+      group: 10001,
+    })
+  })
+
+  it('prints the credentials to a terminal only; otherwise names their files', () => {
+    const basic = parseManifest({
+      version: 1,
+      name: 'my-api',
+      domain: 'api.localhost',
+      services: {web: {kind: 'django'}},
+      routes: [
+        {path: '/', service: 'web', auth: 'basic'},
+        {path: '/keyed/', service: 'web', auth: 'api-key'},
+      ],
+    })
+    const secrets = generateSecrets(basic)
+    const project = {dir: '/tmp/my-api', manifest: basic, secrets, written: [], certificates: []}
+    const terminal = describeProject(project, {showSecrets: true})
+    expect(terminal).toContain(`gateway:${secrets.basicAuth.password}`)
+    expect(terminal).toContain(secrets.apiKeys[0])
+    const piped = describeProject(project)
+    expect(piped).not.toContain(secrets.basicAuth.password)
+    expect(piped).not.toContain(secrets.apiKeys[0])
+    expect(piped).toContain('password in secrets/basic-auth.txt')
+    expect(piped).toContain('X-API-Key   in secrets/api-keys.txt')
   })
 })

@@ -3,7 +3,7 @@ import {describe, expect, it} from 'vitest'
 
 import {parseManifest} from '../../src/manifest/load.js'
 import type {ManifestInput} from '../../src/manifest/schema.js'
-import {buildStackSpec} from '../../src/manifest/stack.js'
+import {buildStackSpec, cacheTmpfsBytes} from '../../src/manifest/stack.js'
 import {renderGateway} from '../../src/render/gateway.js'
 import {dockerOptions, managerProblem} from '../../src/swarm/connect.js'
 import {converged, describeProgress, serviceProgress, type TaskView} from '../../src/swarm/converge.js'
@@ -17,7 +17,8 @@ import {
 } from '../../src/swarm/gateway-files.js'
 import {parseRegistry} from '../../src/swarm/images.js'
 import {imageReference, objectName} from '../../src/swarm/names.js'
-import {buildSwarmPlan, gatewayConstraint, SECRET_KEY_FILE, withObjectIds} from '../../src/swarm/spec.js'
+import {tmpfsMount} from '../../src/swarm/runtime.js'
+import {buildSwarmPlan, gatewayConstraint, withObjectIds} from '../../src/swarm/spec.js'
 import {taskRows} from '../../src/swarm/status.js'
 
 const base: ManifestInput = {
@@ -52,14 +53,20 @@ function files(): SwarmFile[] {
   ]
 }
 
-function plan(constraint = 'node.role==manager') {
+const SECRETS = {'web-secret-key': Buffer.from('web-key'), 'api-secret-key': Buffer.from('api-key')}
+
+function plan(constraint = 'node.role==manager', source = manifest) {
+  const stack = buildStackSpec(source)
   return buildSwarmPlan({
-    stack: buildStackSpec(manifest),
+    stack,
     images: {web: 'reg:5000/my-api/web:aaaaaaaaaaaa', api: 'reg:5000/my-api/api:bbbbbbbbbbbb'},
-    environment: {
-      web: {DJANGO_SECRET_KEY: 'web-key', DJANGO_DEBUG: '0'},
-      api: {DJANGO_SECRET_KEY: 'api-key', DJANGO_DEBUG: '0'},
-    },
+    // As deploy resolves it from the stack spec and .env; a stray DJANGO_SECRET_KEY must not reach Env.
+    environment: Object.fromEntries(
+      stack.services
+        .filter((spec) => spec.role === 'django')
+        .map((spec) => [spec.service, {...spec.environment, DJANGO_SECRET_KEY: 'stray'}]),
+    ),
+    secrets: SECRETS,
     gatewayFiles: files(),
     gatewayConstraint: constraint,
   })
@@ -95,9 +102,13 @@ describe('swarm names', () => {
 })
 
 describe('buildSwarmPlan', () => {
-  it('labels every service and object with the stack namespace, and names the overlay network <ns>_default', () => {
+  it('labels every service, object and network with the stack namespace: <ns>_default, and <ns>_internal with no way out', () => {
     const result = plan()
-    expect(result.network).toEqual({name: 'my-api_default', labels: {'com.docker.stack.namespace': 'my-api'}})
+    const labels = {'com.docker.stack.namespace': 'my-api'}
+    expect(result.networks).toEqual([
+      {name: 'my-api_default', labels, internal: false},
+      {name: 'my-api_internal', labels, internal: true},
+    ])
     for (const service of result.services) {
       expect(service.spec.Labels?.['com.docker.stack.namespace']).toBe('my-api')
       expect(container(service.spec).Labels?.['com.docker.stack.namespace']).toBe('my-api')
@@ -115,20 +126,80 @@ describe('buildSwarmPlan', () => {
     const template = web.TaskTemplate as Docker.ContainerTaskSpec
     expect(template.RestartPolicy?.Condition).toBe('on-failure')
     expect(template.Resources?.Limits?.MemoryBytes).toBeGreaterThanOrEqual(256 * 1024 * 1024)
-    expect(template.Networks).toEqual([{Target: 'my-api_default', Aliases: ['web']}])
+    // Only the internal network, as in the compose stack: a Django replica has no route out.
+    expect(template.Networks).toEqual([{Target: 'my-api_internal', Aliases: ['web']}])
     const spec = container(web)
     expect(spec.Image).toBe('reg:5000/my-api/web:aaaaaaaaaaaa')
     expect(spec.HealthCheck?.StartPeriod).toBeGreaterThanOrEqual(60 * SECOND)
     expect(spec.HealthCheck?.Test?.join(' ')).toContain('http://127.0.0.1:8000/healthz')
-    expect(spec.Env).toContain('GUNICORN_WORKERS=2')
+    expect(spec.Env).toContain('GUNICORN_WORKERS=3')
   })
 
-  it('keeps the Django secret key out of the environment: a secret file the app user can read', () => {
+  it("Django services get the compose stack's lockdown: read-only root, no capabilities, a /tmp tmpfs, limits, bounded logs", () => {
+    const web = plan().services.find((service) => service.service === 'web')!.spec
+    const template = web.TaskTemplate as Docker.ContainerTaskSpec
+    expect(template.Resources?.Limits).toEqual({MemoryBytes: 512 * 1024 ** 2, NanoCPUs: 1_000_000_000})
+    expect(template.LogDriver).toEqual({Name: 'json-file', Options: {'max-size': '10m', 'max-file': '3'}})
+    const spec = container(web)
+    expect(spec.ReadOnly).toBe(true)
+    expect(spec.CapabilityDrop).toEqual(['ALL'])
+    expect(spec.CapabilityAdd).toBeUndefined()
+    expect(spec.Mounts).toEqual([
+      {Type: 'tmpfs', Source: '', Target: '/tmp', TmpfsOptions: {SizeBytes: 64 * 1024 ** 2, Mode: 0o1777}},
+    ])
+  })
+
+  it("the gateway keeps only NGINX's capabilities, both networks, and a size-capped cache tmpfs when a route caches", () => {
+    const gatewayOf = (result: ReturnType<typeof plan>) =>
+      result.services.find((service) => service.role === 'gateway')!.spec
+    const plain = gatewayOf(plan())
+    const spec = container(plain)
+    expect(spec.ReadOnly).toBe(true)
+    expect(spec.CapabilityDrop).toEqual(['ALL'])
+    expect(spec.CapabilityAdd).toEqual([
+      'CAP_CHOWN',
+      'CAP_DAC_OVERRIDE',
+      'CAP_NET_BIND_SERVICE',
+      'CAP_SETGID',
+      'CAP_SETUID',
+    ])
+    expect(spec.Mounts?.map((mount) => mount.Target)).toEqual(['/tmp'])
+    expect((plain.TaskTemplate as Docker.ContainerTaskSpec).Networks).toEqual([
+      {Target: 'my-api_default', Aliases: ['gateway']},
+      {Target: 'my-api_internal', Aliases: ['gateway']},
+    ])
+    expect((plain.TaskTemplate as Docker.ContainerTaskSpec).Resources?.Limits?.MemoryBytes).toBe(256 * 1024 ** 2)
+
+    const caching = parseManifest({
+      ...base,
+      routes: [{path: '/', service: 'web', cache: {ttl: '30s'}}, ...base.routes!.slice(1)],
+    })
+    const cached = container(gatewayOf(plan('node.role==manager', caching)))
+    expect(cached.Mounts?.find((mount) => mount.Target === '/var/cache/gateway')?.TmpfsOptions?.SizeBytes).toBe(
+      cacheTmpfsBytes(caching),
+    )
+  })
+
+  it('reads tmpfs entries in Compose short form and refuses anything else', () => {
+    expect(tmpfsMount('/tmp:size=64m').TmpfsOptions).toEqual({SizeBytes: 64 * 1024 ** 2, Mode: 0o1777})
+    expect(tmpfsMount('/var/cache/gateway:size=83886080').TmpfsOptions?.SizeBytes).toBe(83_886_080)
+    expect(tmpfsMount('/run').TmpfsOptions?.SizeBytes).toBe(0)
+    expect(() => tmpfsMount('/tmp:mode=777')).toThrow(/PATH:size=N/)
+    expect(() => tmpfsMount('relative')).toThrow(/PATH:size=N/)
+  })
+
+  it('keeps the Django secret key out of the environment: a swarm secret at the path compose uses, for the app user', () => {
     const result = plan()
     const spec = container(result.services.find((service) => service.service === 'web')!.spec)
     expect(spec.Env?.some((line) => line.startsWith('DJANGO_SECRET_KEY='))).toBe(false)
+    expect(spec.Env).toContain('DJANGO_SECRET_KEY_FILE=/run/secrets/web-secret-key')
     expect(spec.Secrets).toHaveLength(1)
-    expect(spec.Secrets?.[0]?.File).toEqual({Name: SECRET_KEY_FILE, UID: '10001', GID: '10001', Mode: 0o400})
+    expect(spec.Secrets?.[0]?.File).toEqual({
+      Name: '/run/secrets/web-secret-key',
+      UID: '10001',
+      GID: '10001',
+      Mode: 0o400,
+    })
     const key = result.objects.find((object) => object.name === spec.Secrets?.[0]?.SecretName)!
     expect(key.kind).toBe('secret')
     expect(key.data.toString()).toBe('web-key')
@@ -157,7 +228,8 @@ describe('buildSwarmPlan', () => {
     const changed = buildSwarmPlan({
       stack: buildStackSpec(manifest),
       images: {web: 'w', api: 'a'},
-      environment: {web: {DJANGO_SECRET_KEY: 'web-key'}, api: {DJANGO_SECRET_KEY: 'api-key'}},
+      environment: {web: {}, api: {}},
+      secrets: SECRETS,
       gatewayFiles: [{...files()[0]!, content: Buffer.from('changed')}, files()[1]!],
       gatewayConstraint: 'node.role==manager',
     })

@@ -255,14 +255,14 @@ describe('routes', () => {
 
   it('counts any answer of an external upstream, even its own error, as reached', () => {
     expect(
-      classifyRouteResponse(manifest, payment, '/payment/', response(404, {'x-gateway-upstream': 'payment'})),
+      classifyRouteResponse(manifest, payment, '/payment/', response(404, {'x-gateway-route': '/payment/'})),
     ).toMatchObject({
       outcome: 'reached',
       ok: true,
       detail: '/payment/ -> payment (upstream answered 404)',
     })
     expect(
-      classifyRouteResponse(manifest, payment, '/payment/', response(502, {'x-gateway-upstream': 'payment'})).outcome,
+      classifyRouteResponse(manifest, payment, '/payment/', response(502, {'x-gateway-route': '/payment/'})).outcome,
     ).toBe('reached')
   })
 })

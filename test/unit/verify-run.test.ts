@@ -1,3 +1,4 @@
+import {createServer} from 'node:net'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
@@ -8,18 +9,40 @@ import {runVerify} from '../../src/verify/run.js'
 import {CHECK_IDS} from '../../src/verify/types.js'
 import {tempDir} from '../helpers/cli.js'
 
-async function project(): Promise<string> {
+async function project(ports: {http: number; https: number} = {http: 18080, https: 18443}): Promise<string> {
   const dir = join(tempDir('cg-verify-run-'), 'demo')
   await createProject({
     dir,
-    answers: await resolveAnswers({dir, yes: true, flags: {name: 'demo', 'http-port': '18080', 'https-port': '18443'}}),
+    answers: await resolveAnswers({
+      dir,
+      yes: true,
+      flags: {name: 'demo', 'http-port': String(ports.http), 'https-port': String(ports.https)},
+    }),
   })
   return dir
 }
 
+/** A listener on 127.0.0.1 that counts the connections made to it: where the gateway would be. */
+async function countingListener(): Promise<{port: number; connections: () => number; close: () => Promise<void>}> {
+  let count = 0
+  const server = createServer((socket) => {
+    count += 1
+    socket.destroy()
+  })
+  await new Promise<void>((resolve) => server.listen({host: '127.0.0.1', port: 0}, resolve))
+  const address = server.address()
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    connections: () => count,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  }
+}
+
 describe('runVerify on a stack that is not running', () => {
   it('fails every selected check at once, saying the stack is down, without sending a request', async () => {
-    const dir = await project()
+    // Something else listens on the project's ports: not one connection, so no load test either.
+    const [https, http] = [await countingListener(), await countingListener()]
+    const dir = await project({http: http.port, https: https.port})
     const seen: string[] = []
     const report = await runVerify({
       dir,
@@ -37,6 +60,8 @@ describe('runVerify on a stack that is not running', () => {
     expect(
       report.checks.slice(1).every((check) => !check.ok && check.detail === 'not run: the stack is not running'),
     ).toBe(true)
+    expect([https.connections(), http.connections()]).toEqual([0, 0])
+    await Promise.all([https.close(), http.close()])
   })
 
   it('when the engine cannot be asked, runs the checks and lets each say why', async () => {

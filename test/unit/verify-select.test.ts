@@ -38,7 +38,7 @@ describe('--only / --skip', () => {
     const error = usageError(() => selectChecks(['tls', 'speed', 'ratelimit']))
     expect(error.exitCode).toBe(2)
     expect(error.message).toBe('--only: unknown check "speed", "ratelimit"')
-    expect(error.hint).toContain('containers, config, redirect, tls, routes, auth, balance, rate-limit, logs')
+    expect(error.hint).toContain('containers, config, redirect, tls, routes, auth, cache, balance, rate-limit, logs')
     expect(usageError(() => selectChecks(undefined, ['nope'])).message).toMatch(/^--skip: unknown check "nope"/)
   })
 

@@ -2,9 +2,11 @@ import {Flags} from '@oclif/core'
 
 import {DEFAULT_CERTBOT_TIMEOUT_MS} from '../../certs/certbot-container.js'
 import {describeCertificateResult, issueCertificate} from '../../certs/certbot.js'
-import {BaseCommand, dirFlag} from '../base.js'
+import {ProjectCommand} from '../base.js'
+import {withProjectLock} from '../../util/lock.js'
 
-export default class CertsIssue extends BaseCommand {
+export default class CertsIssue extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary =
     "Get a certificate for the domain from Let's Encrypt (or another ACME CA) with certbot, install it and reload the gateway."
   static override description = `For tls.mode certbot. The gateway must be running (\`create-gateway up\`): certbot runs in a container on the project network and answers the HTTP-01 challenge through the gateway's port 80 (files in acme-webroot/). The certificate is copied from certbot/config/live/<domain>/ into certs/, NGINX tests and reloads its config, and the command confirms over TLS that the gateway serves the new certificate. Certbot's state (account, certificates, renewal config) stays in certbot/ for \`certs renew\`.
@@ -24,7 +26,6 @@ Running it again while the certificate is valid re-installs it without asking th
   ]
 
   static override flags = {
-    dir: dirFlag,
     staging: Flags.boolean({
       summary: "Use Let's Encrypt's staging server (certificates no browser trusts).",
       exclusive: ['server'],
@@ -39,20 +40,23 @@ Running it again while the certificate is valid re-installs it without asking th
       exists: true,
     }),
     timeout: Flags.integer({summary: 'Seconds certbot may take.', default: DEFAULT_CERTBOT_TIMEOUT_MS / 1000, min: 1}),
-    json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(CertsIssue)
-    const result = await issueCertificate({
-      dir: flags.dir,
-      server: flags.server,
-      staging: flags.staging,
-      caBundle: flags['ca-bundle'],
-      timeoutMs: flags.timeout * 1000,
-      onProgress: (message) => this.logToStderr(`- ${message}`),
-      onOutput: (line) => this.logToStderr(`  certbot | ${line}`),
-    })
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeCertificateResult(result))
+    // One change to the project at a time: up, down, render, scale and the other certs commands wait.
+    const result = await withProjectLock(flags.dir, {command: 'certs issue'}, () =>
+      issueCertificate({
+        dir: flags.dir,
+        server: flags.server,
+        staging: flags.staging,
+        caBundle: flags['ca-bundle'],
+        timeoutMs: flags.timeout * 1000,
+        onProgress: (message) => this.progress(message),
+        onOutput: (line) => process.stderr.write(`  certbot | ${line}\n`),
+      }),
+    )
+    this.log(describeCertificateResult(result))
+    return result
   }
 }

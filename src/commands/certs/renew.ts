@@ -2,9 +2,11 @@ import {Flags} from '@oclif/core'
 
 import {DEFAULT_CERTBOT_TIMEOUT_MS} from '../../certs/certbot-container.js'
 import {describeCertificateResult, renewCertificate} from '../../certs/certbot.js'
-import {BaseCommand, dirFlag} from '../base.js'
+import {ProjectCommand} from '../base.js'
+import {withProjectLock} from '../../util/lock.js'
 
-export default class CertsRenew extends BaseCommand {
+export default class CertsRenew extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary =
     'Renew the certbot certificate when due (or now with --force); reload the gateway only if it changed.'
   static override description = `Runs \`certbot renew\` for the domain with the settings \`certs issue\` left in certbot/ (server, webroot, account). Certbot renews within 30 days of expiry; --force renews now. When the certificate changed it is installed into certs/, tested with nginx -t and the gateway reloaded; either way the command confirms over TLS that the gateway serves the certificate on disk.
@@ -17,26 +19,28 @@ Safe to run from cron twice a day; it exits 0 when nothing was due.`
   ]
 
   static override flags = {
-    dir: dirFlag,
     force: Flags.boolean({summary: 'Renew even when more than 30 days are left.'}),
     'ca-bundle': Flags.file({
       summary: "PEM file with the ACME server's CA certificate (default: the one `certs issue` kept).",
       exists: true,
     }),
     timeout: Flags.integer({summary: 'Seconds certbot may take.', default: DEFAULT_CERTBOT_TIMEOUT_MS / 1000, min: 1}),
-    json: Flags.boolean({summary: 'Print the result as JSON (progress still goes to stderr).'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(CertsRenew)
-    const result = await renewCertificate({
-      dir: flags.dir,
-      force: flags.force,
-      caBundle: flags['ca-bundle'],
-      timeoutMs: flags.timeout * 1000,
-      onProgress: (message) => this.logToStderr(`- ${message}`),
-      onOutput: (line) => this.logToStderr(`  certbot | ${line}`),
-    })
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeCertificateResult(result))
+    // One change to the project at a time: up, down, render, scale and the other certs commands wait.
+    const result = await withProjectLock(flags.dir, {command: 'certs renew'}, () =>
+      renewCertificate({
+        dir: flags.dir,
+        force: flags.force,
+        caBundle: flags['ca-bundle'],
+        timeoutMs: flags.timeout * 1000,
+        onProgress: (message) => this.progress(message),
+        onOutput: (line) => process.stderr.write(`  certbot | ${line}\n`),
+      }),
+    )
+    this.log(describeCertificateResult(result))
+    return result
   }
 }

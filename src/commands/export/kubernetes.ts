@@ -4,9 +4,10 @@ import {UsageError} from '../../errors.js'
 import {describeExport} from '../../export/kubernetes/describe.js'
 import {exportKubernetes} from '../../export/kubernetes/export.js'
 import {DEFAULT_RESOLVER} from '../../export/kubernetes/model.js'
-import {BaseCommand, dirFlag} from '../base.js'
+import {ProjectCommand} from '../base.js'
 
-export default class ExportKubernetes extends BaseCommand {
+export default class ExportKubernetes extends ProjectCommand {
+  static override enableJsonFlag = true
   static override summary = 'Write the project as Kubernetes manifests (a kustomize folder) for `kubectl apply -k`.'
   static override description = `From gateway.yaml and the project's secrets: a Deployment, a headless Service, a PodDisruptionBudget and a NetworkPolicy (only the gateway may connect) per Django service; the gateway with the same NGINX configuration (a ConfigMap) resolving the services through the cluster's DNS, 2 replicas on different nodes, behind a LoadBalancer Service; Secrets for the keys, htpasswd, JWT key, Django's SECRET_KEY and the certificate (cert-manager for tls.mode certbot). Every pod runs as non-root on a read-only root file system. Running it again writes only what changed, and says which files did.`
 
@@ -23,15 +24,13 @@ export default class ExportKubernetes extends BaseCommand {
   ]
 
   static override flags = {
-    dir: dirFlag,
     out: Flags.directory({summary: 'Folder to write the manifests to (created if absent). Required.'}),
     namespace: Flags.string({summary: 'Namespace of the project (default: the project name).'}),
     registry: Flags.string({summary: 'Registry the Django images are pushed to, e.g. ghcr.io/acme.'}),
     resolver: Flags.string({summary: `DNS server the gateway asks at request time (default: ${DEFAULT_RESOLVER}).`}),
-    json: Flags.boolean({summary: 'Print the result as JSON.'}),
   }
 
-  async run(): Promise<void> {
+  async run() {
     const {flags} = await this.parse(ExportKubernetes)
     // Checked here rather than by oclif, whose message for a missing flag spans three lines.
     if (!flags.out) throw new UsageError('--out: name the folder to write the manifests to, e.g. --out k8s')
@@ -40,6 +39,7 @@ export default class ExportKubernetes extends BaseCommand {
       registry: flags.registry,
       resolver: flags.resolver,
     })
-    this.log(flags.json ? JSON.stringify(result, null, 2) : describeExport(result))
+    this.log(describeExport(result))
+    return result
   }
 }

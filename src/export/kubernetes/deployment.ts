@@ -53,13 +53,16 @@ function probe(path: string, port: string, failureThreshold: number, host?: stri
 /** Django's environment as the compose file has it, with SECRET_KEY taken from the service's Secret. */
 function djangoEnv(context: ExportContext, service: NamedDjangoService): IIoK8sApiCoreV1EnvVar[] {
   const spec = buildStackSpec(context.manifest).services.find((entry) => entry.service === service.name)
-  const env: IIoK8sApiCoreV1EnvVar[] = []
+  // The compose file hands SECRET_KEY over as a file (Compose secrets); here it comes from the Secret.
+  const env: IIoK8sApiCoreV1EnvVar[] = [
+    {
+      name: 'DJANGO_SECRET_KEY',
+      valueFrom: {secretKeyRef: {name: djangoSecretName(service.name), key: 'DJANGO_SECRET_KEY'}},
+    },
+  ]
   for (const [name, value] of Object.entries(spec?.environment ?? {})) {
-    if (name === 'DJANGO_SECRET_KEY') {
-      env.push({name, valueFrom: {secretKeyRef: {name: djangoSecretName(service.name), key: name}}})
-    } else {
-      env.push({name, value})
-    }
+    if (name === 'DJANGO_SECRET_KEY_FILE' || name === 'GUNICORN_WORKERS') continue
+    env.push({name, value})
   }
 
   // Scale out by replicas: Gunicorn's default counts the node's cores, not the pod's CPU limit.

@@ -20,7 +20,7 @@ export interface BalanceResult {
 export const balanceCheck: Check = {
   id: 'balance',
   title: 'Requests reach every replica',
-  async run({manifest, http, engine}) {
+  async run({manifest, http, engine, runId}) {
     const scheme = manifest.tls.mode === 'off' ? 'http' : 'https'
     const results: BalanceResult[] = []
     const many = djangoServices(manifest).filter((service) => service.replicas > 1)
@@ -36,7 +36,11 @@ export const balanceCheck: Check = {
 
     for (const service of many) {
       const routes = manifest.routes.filter((route) => route.service === service.name)
-      const route = routes.find((candidate) => candidate.auth === 'none') ?? routes[0]
+      // An uncached public route if there is one: a cached answer comes from the gateway, not a replica.
+      const route =
+        routes.find((candidate) => candidate.auth === 'none' && !candidate.cache) ??
+        routes.find((candidate) => !candidate.cache) ??
+        routes[0]
       if (!route) {
         results.push({
           service: service.name,
@@ -56,7 +60,9 @@ export const balanceCheck: Check = {
       let problem: string | undefined
       while (requests < limit && Object.keys(hostnames).length < service.replicas) {
         requests += 1
-        const response = await http.send({scheme, path, auth: route.auth})
+        // On a cached route each request gets a URI of its own, so the cache never answers it.
+        const uri = route.cache ? `${path}?balance=${runId}-${requests}` : path
+        const response = await http.send({scheme, path: uri, auth: route.auth})
         const hostname = (response.json as {hostname?: unknown} | undefined)?.hostname
         if (response.status !== 200 || typeof hostname !== 'string') {
           problem = `${path} answered ${describeResponse(response)}`

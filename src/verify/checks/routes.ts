@@ -9,8 +9,11 @@ import {
 import {LOG_FILES, readTail, upstreamErrorReason} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
-/** Header every routed answer carries: `X-Gateway-Upstream: <service>` (set `always`). */
-export const UPSTREAM_HEADER = 'x-gateway-upstream'
+/**
+ * Header every routed answer carries: `X-Gateway-Route: <route path>` (set `always`). The public path,
+ * not the service behind it: the gateway does not tell clients its internal names.
+ */
+export const ROUTE_HEADER = 'x-gateway-route'
 const UPSTREAM_ERRORS = new Set(['upstream-unavailable', 'upstream-timeout'])
 
 /**
@@ -68,7 +71,7 @@ export function classifyRouteResponse(
   }
 
   if (serviceKind(manifest, route) === 'external') {
-    if (response.headers[UPSTREAM_HEADER] === route.service) {
+    if (response.headers[ROUTE_HEADER] === route.path) {
       return {
         ...base,
         outcome: 'reached',
@@ -81,7 +84,7 @@ export function classifyRouteResponse(
       ...base,
       outcome: 'gateway-error',
       ok: false,
-      detail: `${path} answered ${response.status} without X-Gateway-Upstream: ${route.service}: not routed to the upstream`,
+      detail: `${path} answered ${response.status} without X-Gateway-Route: ${route.path}: not routed to the upstream`,
     }
   }
 
