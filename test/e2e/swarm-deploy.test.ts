@@ -190,6 +190,38 @@ describe('create-gateway deploy on a 3-node swarm', () => {
   })
 
   it(
+    "verify on the deployed stack: every check passes, the cache check included; nginx -t ran in the gateway's task",
+    async () => {
+      const verify = await runCliAsync(['verify', '--dir', dir, '--json'], {env, timeoutMs: 4 * 60_000})
+      process.stderr.write(`[swarm-deploy] verify took ${verify.ms} ms\n`)
+      const report = JSON.parse(verify.stdout) as {
+        ok: boolean
+        checks: Array<{id: string; ok: boolean; skipped?: boolean; detail: string; data?: {container?: string}}>
+      }
+      const failed = report.checks.filter((check) => !check.ok).map((check) => `${check.id}: ${check.detail}`)
+      expect(failed, verify.stderr).toEqual([])
+      expect(verify.status).toBe(0)
+      expect(report.checks.map((check) => check.id)).toEqual([
+        'containers',
+        'config',
+        'redirect',
+        'tls',
+        'routes',
+        'auth',
+        'cache',
+        'balance',
+        'rate-limit',
+        'logs',
+      ])
+      expect(report.checks.filter((check) => check.skipped).map((check) => check.id)).toEqual([])
+      const config = report.checks.find((check) => check.id === 'config')!
+      expect(config.data?.container).toMatch(new RegExp(`^${PROJECT}_gateway\\.1\\.`))
+      expect(report.checks.find((check) => check.id === 'containers')!.detail).toMatch(/resolved by DNS/)
+    },
+    5 * 60_000,
+  )
+
+  it(
     'scale web=4 then web=2 under keep-alive load: no failed request, gateway.yaml keeps the count',
     async () => {
       const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
