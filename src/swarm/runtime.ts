@@ -23,14 +23,14 @@ export function tmpfsMount(entry: string): Docker.MountSettings {
   return {Type: 'tmpfs', Source: '', Target: match[1]!, TmpfsOptions: {SizeBytes: size ?? 0, Mode: 0o1777}}
 }
 
-/** The container part: read-only root, capabilities, tmpfs mounts (the runtime's and the service's own). */
+/** The container part: read-only root, capabilities, tmpfs mounts (the gateway's cache among them). */
 export function lockedDownContainer(spec: StackServiceSpec): Partial<Docker.ContainerSpec> {
   const runtime: RuntimeSpec = spec.runtime
   return {
     ReadOnly: runtime.readOnly,
     CapabilityDrop: runtime.capDrop.map(capability),
     ...(runtime.capAdd.length > 0 ? {CapabilityAdd: runtime.capAdd.map(capability)} : {}),
-    Mounts: [...runtime.tmpfs, ...(spec.tmpfs ?? [])].map(tmpfsMount),
+    Mounts: runtime.tmpfs.map(tmpfsMount),
   }
 }
 
