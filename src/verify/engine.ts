@@ -15,6 +15,18 @@ export interface VerifyEngine {
   /** The project's long-running containers (Compose one-off containers left out), running or not. */
   containers(): Promise<ContainerState[]>
   exec(container: string, cmd: string[]): Promise<ExecResult>
+  /**
+   * A stack whose gateway logs somewhere other than the project's logs/ folder (a swarm: the gateway
+   * task's stdout and stderr): the last `maxBytes` of its access or error log. Absent: the files.
+   */
+  logTail?(log: 'access' | 'error', maxBytes: number): Promise<string>
+  /** What to call that log in a report (`gateway task stdout`); absent: the file's path. */
+  logName?(log: 'access' | 'error'): string
+  /**
+   * How the gateway finds the replicas: `file` (upstreams.conf, checked against the running replicas)
+   * or `dns` (a swarm: resolved at run time from the engine's DNS, nothing on disk to compare).
+   */
+  discovery?: 'file' | 'dns'
 }
 
 export function projectEngine(manifest: Manifest, connect: () => Promise<Engine> = connectEngine): VerifyEngine {

@@ -9,6 +9,25 @@ export const LOG_FILES = {
   error: `${PROJECT_PATHS.logs}/error.log`,
 } as const
 
+/** The gateway's access or error log, from wherever this stack keeps it (see VerifyEngine.logTail). */
+export async function gatewayLogTail(
+  context: {dir: string; engine?: {logTail?(log: 'access' | 'error', maxBytes: number): Promise<string>}},
+  log: 'access' | 'error',
+  maxBytes: number,
+): Promise<string> {
+  return context.engine?.logTail
+    ? context.engine.logTail(log, maxBytes)
+    : readTail(context.dir, LOG_FILES[log], maxBytes)
+}
+
+/** The name of that log in a report: the project file, or what the engine calls it. */
+export function gatewayLogName(
+  context: {engine?: {logName?(log: 'access' | 'error'): string}},
+  log: 'access' | 'error',
+): string {
+  return context.engine?.logName?.(log) ?? LOG_FILES[log]
+}
+
 /** Last `maxBytes` of a file, cut at a line start; '' when the file does not exist. */
 export async function readTail(dir: string, file: string, maxBytes = 1 << 20): Promise<string> {
   let handle

@@ -26,7 +26,8 @@ export interface ContainersVerdict {
 export function judgeContainers(
   manifest: Manifest,
   containers: ContainerState[],
-  upstreamsText: string | undefined,
+  /** upstreams.conf; `dns` when the gateway resolves the replicas at run time (a swarm): nothing to compare. */
+  upstreamsText: string | undefined | 'dns',
 ): ContainersVerdict {
   const problems: string[] = []
   // Matched by Compose's service and number labels, not by name: a stack that `docker-compose up` (v1,
@@ -49,6 +50,18 @@ export function judgeContainers(
   }
 
   const upstreams: ContainersVerdict['upstreams'] = {}
+  if (upstreamsText === 'dns') {
+    for (const service of djangoServices(manifest)) {
+      const running = containers
+        .filter((container) => serviceOf(container) === service.name && isHealthy(container))
+        .map((container) => container.name)
+        .sort()
+      upstreams[upstreamName(service.name)] = {listed: running, running}
+    }
+
+    return {problems, upstreams}
+  }
+
   const listed = upstreamsText === undefined ? undefined : parseUpstreams(upstreamsText)
   if (listed === undefined) problems.push(`${PROJECT_PATHS.upstreams} is missing`)
   for (const service of djangoServices(manifest)) {
@@ -89,9 +102,9 @@ export const containersCheck: Check = {
       (list) => !list.some((container) => container.running && container.health === 'starting'),
       {timeoutMs: STARTING_GRACE_MS, intervalMs: 500, describe: 'containers to finish starting'},
     ).catch(() => engine.containers())
-    let upstreamsText: string | undefined
+    let upstreamsText: string | undefined | 'dns'
     try {
-      upstreamsText = await readFile(join(dir, PROJECT_PATHS.upstreams), 'utf8')
+      upstreamsText = engine.discovery === 'dns' ? 'dns' : await readFile(join(dir, PROJECT_PATHS.upstreams), 'utf8')
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
     }
@@ -109,6 +122,7 @@ export const containersCheck: Check = {
     if (problems.length > 0) return fail(problems.join('; '), data)
     const healthy = containers.filter(isHealthy).length
     const pools = Object.entries(upstreams).map(([name, {listed}]) => `${name}: ${listed.length}`)
-    return pass(`${healthy}/${containers.length} running and healthy; upstream matches (${pools.join(', ')})`, data)
+    const upstream = upstreamsText === 'dns' ? 'resolved by DNS' : 'upstream matches'
+    return pass(`${healthy}/${containers.length} running and healthy; ${upstream} (${pools.join(', ')})`, data)
   },
 }

@@ -6,7 +6,8 @@ import {
   type GatewayClient,
   type GatewayResponse,
 } from '../http.js'
-import {LOG_FILES, readTail, upstreamErrorReason} from '../logfiles.js'
+import type {VerifyEngine} from '../engine.js'
+import {gatewayLogTail, upstreamErrorReason} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
 /**
@@ -112,10 +113,10 @@ export function classifyRouteResponse(
 }
 
 export async function probeRoute(
-  context: {dir: string; manifest: Manifest; http: GatewayClient},
+  context: {dir: string; manifest: Manifest; http: GatewayClient; engine?: VerifyEngine},
   route: Route,
 ): Promise<RouteVerdict> {
-  const {dir, manifest, http} = context
+  const {manifest, http} = context
   const path = probePath(manifest, route)
   let response: GatewayResponse
   try {
@@ -134,7 +135,7 @@ export async function probeRoute(
   const marker = response.headers[GATEWAY_ERROR_HEADER]
   const reason =
     typeof marker === 'string' && UPSTREAM_ERRORS.has(marker)
-      ? upstreamErrorReason(await readTail(dir, LOG_FILES.error, 256 * 1024), path)
+      ? upstreamErrorReason(await gatewayLogTail(context, 'error', 256 * 1024), path)
       : undefined
   return classifyRouteResponse(manifest, route, path, response, reason)
 }
