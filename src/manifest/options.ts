@@ -47,6 +47,8 @@ export interface InitAnswers {
   externals: string[]
   routes: string[]
   caches: string[]
+  /** The metrics profile's host port (on 127.0.0.1); undefined: no exporter. */
+  metricsPort?: number
   pythonImage: string
   nginxImage: string
   certbotImage: string
@@ -280,6 +282,15 @@ export const INIT_OPTIONS = [
     parse: listParser('cache', (value) => parseCache(value)),
   }),
   option({
+    key: 'metricsPort',
+    flag: 'metrics',
+    summary:
+      'Run the NGINX Prometheus exporter, its /metrics published on 127.0.0.1:PORT (9113 is usual); off unless given.',
+    fields: ['metrics'],
+    default: () => undefined,
+    parse: integerParser(PortSchema, 'metrics'),
+  }),
+  option({
     key: 'pythonImage',
     flag: 'python-image',
     summary:
@@ -408,6 +419,7 @@ export function buildManifest(answers: InitAnswers): Manifest {
     rateLimit: {rate: answers.rate, burst: answers.burst, status: 503},
     services,
     routes: cachedRoutes,
+    ...(answers.metricsPort === undefined ? {} : {metrics: {enabled: true, port: answers.metricsPort}}),
     images: {python: answers.pythonImage, nginx: answers.nginxImage, certbot: answers.certbotImage},
   }
 
