@@ -179,7 +179,7 @@ function startError(manifest: Manifest, spec: StackServiceSpec, name: string, er
 const IMAGE_SETTING: Record<StackServiceSpec['role'], string> = {
   django: 'images.python in gateway.yaml (init --python-image)',
   gateway: 'images.nginx in gateway.yaml (init --nginx-image)',
-  exporter: 'images.exporter in gateway.yaml',
+  exporter: 'images.exporter in gateway.yaml (init --exporter-image)',
 }
 
 /** An image used as it is (the gateway's NGINX, the exporter): local if present, else one pull attempt. */

@@ -52,6 +52,7 @@ export interface InitAnswers {
   pythonImage: string
   nginxImage: string
   certbotImage: string
+  exporterImage: string
 }
 
 export type AnswerKey = keyof InitAnswers
@@ -315,6 +316,14 @@ export const INIT_OPTIONS = [
     default: () => DEFAULT_IMAGES.certbot,
     parse: fieldParser(ImageSchema, 'certbot-image'),
   }),
+  option({
+    key: 'exporterImage',
+    flag: 'exporter-image',
+    summary: 'Image of the NGINX Prometheus exporter (with --metrics).',
+    fields: ['images.exporter'],
+    default: () => DEFAULT_IMAGES.exporter,
+    parse: fieldParser(ImageSchema, 'exporter-image'),
+  }),
 ] as const satisfies ReadonlyArray<InitOption<AnswerKey>>
 
 /** `NAME=URL`, both checked here so a bad URL is refused at its flag or prompt, naming it. */
@@ -420,7 +429,12 @@ export function buildManifest(answers: InitAnswers): Manifest {
     services,
     routes: cachedRoutes,
     ...(answers.metricsPort === undefined ? {} : {metrics: {enabled: true, port: answers.metricsPort}}),
-    images: {python: answers.pythonImage, nginx: answers.nginxImage, certbot: answers.certbotImage},
+    images: {
+      python: answers.pythonImage,
+      nginx: answers.nginxImage,
+      certbot: answers.certbotImage,
+      exporter: answers.exporterImage,
+    },
   }
 
   const result = ManifestSchema.safeParse(input)
