@@ -118,6 +118,7 @@ export interface UpResult {
 // ---- ports ---------------------------------------------------------------------------------------
 
 function portField(manifest: Manifest, host: number): string {
+  if (manifest.metrics?.enabled && host === manifest.metrics.port) return 'metrics.port'
   return host === manifest.ports.https ? 'ports.https' : 'ports.http'
 }
 
@@ -175,7 +176,14 @@ function startError(manifest: Manifest, spec: StackServiceSpec, name: string, er
 
 // ---- images --------------------------------------------------------------------------------------
 
-/** An image used as it is (the gateway's NGINX): local if present, else one pull attempt. */
+/** Where gateway.yaml names each role's image, as the hint of a missing image says it. */
+const IMAGE_SETTING: Record<StackServiceSpec['role'], string> = {
+  django: 'images.python in gateway.yaml (init --python-image)',
+  gateway: 'images.nginx in gateway.yaml (init --nginx-image)',
+  exporter: 'images.exporter in gateway.yaml (init --exporter-image)',
+}
+
+/** An image used as it is (the gateway's NGINX, the exporter): local if present, else one pull attempt. */
 async function ensureImage(
   engine: Engine,
   spec: StackServiceSpec,
@@ -187,12 +195,11 @@ async function ensureImage(
   try {
     await engine.pullImage(spec.image, (line) => onProgress?.(`${spec.service}: ${line}`))
   } catch (error) {
-    const field = spec.role === 'gateway' ? 'images.nginx' : 'images.python'
-    const flag = spec.role === 'gateway' ? '--nginx-image' : '--python-image'
+    const where = IMAGE_SETTING[spec.role]
     throw new OperationError(
       `Image ${spec.image} (${spec.service}) not found locally and the registry is unreachable (${engineMessage(error)})`,
       {
-        hint: `Load or build it on this machine (fixtures/images/build.sh makes offline stand-ins), or set ${field} in gateway.yaml (init ${flag}) to an image the engine has.`,
+        hint: `Load or build it on this machine (fixtures/images/build.sh makes offline stand-ins), or set ${where} to an image the engine has.`,
         cause: error,
       },
     )

@@ -116,7 +116,7 @@ class RolloutSession {
       this.progress(
         `Waiting for ${started.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(this.request.timeoutMs / 1000)} s)`,
       )
-      const probe = probeCommand(change.spec.healthcheck.test)
+      const probe = probeCommand(change.spec.healthcheck?.test ?? [])
       await waitAllHealthy(
         this.engine,
         started.map((replica) => ({...replica, wave: 0, probe})),

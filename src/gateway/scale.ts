@@ -224,7 +224,7 @@ async function scaleLocked(
         `Waiting for ${toWait.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`,
       )
       const probeOf = (service: string) =>
-        probeCommand(stack.services.find((spec) => spec.service === service)?.healthcheck.test ?? [])
+        probeCommand(stack.services.find((spec) => spec.service === service)?.healthcheck?.test ?? [])
       await waitAllHealthy(
         engine,
         toWait.map((replica) => ({...replica, wave: 0, probe: probeOf(replica.service)})),

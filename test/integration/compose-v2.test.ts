@@ -102,6 +102,10 @@ describe(`the config hash of generated projects equals Compose v2's`, () => {
       ['--route', '/keyed/=web:api-key', '--cache', '/=30s', '--cache', '/keyed/=1m'],
     ],
     ['TLS off on other ports and another bind address', ['--tls', 'off', '--http-port', '8088', '--bind', '0.0.0.0']],
+    [
+      'the metrics profile (an exporter with a command, no healthcheck, a loopback port)',
+      ['--metrics', '9113', '--bind', '0.0.0.0'],
+    ],
   ])('%s', async (_what, flags) => {
     const dir = join(tempDir(), 'hash-check')
     const init = await runCliAsync(['init', dir, '--yes', ...flags])
