@@ -91,13 +91,15 @@ function seconds(value: number): number {
   return value * SECOND_NS
 }
 
-function healthcheck(spec: StackServiceSpec, startPeriodSeconds: number): Docker.HealthConfig {
+/** The service's healthcheck for Swarm; none for a service without one (the metrics exporter). */
+function healthcheck(spec: StackServiceSpec, startPeriodSeconds?: number): Docker.HealthConfig | undefined {
+  if (!spec.healthcheck) return undefined
   return {
     Test: spec.healthcheck.test,
     Interval: seconds(spec.healthcheck.intervalSeconds),
     Timeout: seconds(spec.healthcheck.timeoutSeconds),
     Retries: spec.healthcheck.retries,
-    StartPeriod: seconds(startPeriodSeconds),
+    StartPeriod: seconds(startPeriodSeconds ?? spec.healthcheck.startPeriodSeconds),
   }
 }
 
@@ -194,7 +196,7 @@ function gatewayService(
         ContainerSpec: {
           Image: spec.image,
           Labels: stackLabels(namespace),
-          HealthCheck: healthcheck(spec, spec.healthcheck.startPeriodSeconds),
+          ...(spec.healthcheck ? {HealthCheck: healthcheck(spec)} : {}),
           ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
           StopGracePeriod: seconds(spec.stopGraceSeconds),
           // The pid file and temp files on a tmpfs, and the response cache on its own, size-capped one.
