@@ -232,7 +232,9 @@ export const BODY_SIZE_PATTERN = /^[1-9][0-9]{0,5}[km]?$/
 /** A memory limit the way Compose reads it (go-units RAMInBytes): `256m`, `1g`. At least 32m. */
 export const MEMORY_PATTERN = /^[1-9][0-9]{0,5}[mg]$/
 
-/** Bytes of a MEMORY_PATTERN value. */
+/** Bytes of a MEMORY_PATTERN value (a subset of what sizeBytes reads). */
 export function memoryBytes(text: string): number {
-  return Number.parseInt(text, 10) * 1024 ** (text.endsWith('g') ? 3 : 2)
+  const bytes = sizeBytes(text)
+  if (bytes === undefined) throw new Error(`not a memory size: ${JSON.stringify(text)}`)
+  return bytes
 }

@@ -155,7 +155,7 @@ export const ImageSchema = z
 export const MemorySchema = z
   .string()
   .regex(MEMORY_PATTERN, 'must be a size such as 256m or 1g')
-  .refine((memory) => memoryBytes(memory) >= 32 * 1024 ** 2, 'must be at least 32m')
+  .refine((memory) => !MEMORY_PATTERN.test(memory) || memoryBytes(memory) >= 32 * 1024 ** 2, 'must be at least 32m')
 
 export const CpusSchema = z
   .number({errorMap: () => ({message: 'must be a number of CPUs from 0.1 to 64, such as 0.5 or 2'})})
