@@ -1,35 +1,36 @@
-import {open} from 'node:fs/promises'
-import {join} from 'node:path'
+import type {LogLine} from '../docker/gateway-log.js'
+import {serviceOf, type VerifyEngine} from './engine.js'
 
-import {PROJECT_PATHS} from '../manifest/stack.js'
-
-/** The gateway's logs as the project sees them (logs/ is mounted at /var/log/nginx). */
-export const LOG_FILES = {
-  access: `${PROJECT_PATHS.logs}/access.log`,
-  error: `${PROJECT_PATHS.logs}/error.log`,
+/**
+ * The gateway's logs as verify reads them: NGINX writes the JSON access log to the container's stdout
+ * and the error log to its stderr, and the engine keeps both (capped, see CONTAINER_LOGGING).
+ */
+export const LOG_NAMES = {
+  access: 'the access log (gateway stdout)',
+  error: 'the error log (gateway stderr)',
 } as const
 
-/** Last `maxBytes` of a file, cut at a line start; '' when the file does not exist. */
-export async function readTail(dir: string, file: string, maxBytes = 1 << 20): Promise<string> {
-  let handle
-  try {
-    handle = await open(join(dir, file), 'r')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return ''
-    throw error
-  }
+export interface GatewayLogs {
+  /** Access-log lines (JSON), oldest first, joined by newlines. */
+  access: string
+  /** Error-log lines, oldest first, joined by newlines. */
+  error: string
+}
 
-  try {
-    const {size} = await handle.stat()
-    const start = Math.max(0, size - maxBytes)
-    const buffer = Buffer.alloc(size - start)
-    await handle.read(buffer, 0, buffer.length, start)
-    const text = buffer.toString('utf8')
-    // A cut in the middle of a line would make its first part look like a broken record.
-    return start === 0 ? text : text.slice(text.indexOf('\n') + 1)
-  } finally {
-    await handle.close()
-  }
+/** The last `tail` lines of the gateway's log, split into access and error log; empty without a gateway. */
+export async function readGatewayLogs(engine: VerifyEngine, tail: number): Promise<GatewayLogs> {
+  const gateways = (await engine.containers()).filter((container) => serviceOf(container) === 'gateway')
+  const gateway = gateways.find((container) => container.running) ?? gateways.at(-1)
+  if (!gateway) return {access: '', error: ''}
+  return splitGatewayLog(await engine.logs(gateway.id, tail))
+}
+
+/** stdout -> access log (the image's start-up notes are not JSON and count as such), stderr -> error log. */
+export function splitGatewayLog(lines: readonly LogLine[]): GatewayLogs {
+  const access: string[] = []
+  const error: string[] = []
+  for (const line of lines) (line.stream === 'stdout' ? access : error).push(line.text)
+  return {access: access.join('\n'), error: error.join('\n')}
 }
 
 export interface ErrorLogLine {

@@ -46,7 +46,11 @@ describe('runVerify on a stack that is not running', () => {
     const seen: string[] = []
     const report = await runVerify({
       dir,
-      engine: {containers: async () => [], exec: async () => ({exitCode: 0, stdout: '', stderr: ''})},
+      engine: {
+        containers: async () => [],
+        exec: async () => ({exitCode: 0, stdout: '', stderr: ''}),
+        logs: async () => [],
+      },
       onResult: (result) => seen.push(result.id),
     })
     expect(report.ok).toBe(false)
@@ -72,6 +76,7 @@ describe('runVerify on a stack that is not running', () => {
       engine: {
         containers: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')),
         exec: async () => ({exitCode: 1, stdout: '', stderr: ''}),
+        logs: async () => [],
       },
     })
     expect(report.checks).toHaveLength(1)

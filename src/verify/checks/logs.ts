@@ -1,13 +1,14 @@
 import {retryUntil, WaitTimeoutError} from '../../util/retry.js'
 import {GatewayUnreachableError} from '../http.js'
-import {LOG_FILES, parseErrorLog, readTail, type ErrorLogLine} from '../logfiles.js'
+import {LOG_NAMES, parseErrorLog, readGatewayLogs, type ErrorLogLine} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
 /** Levels that mean NGINX could not (re)load or lost a worker. */
 export const SEVERE_LEVELS = new Set(['emerg', 'alert', 'crit'])
-/** NGINX writes access.log unbuffered by default; this only covers a config that adds `buffer=`/`flush=`. */
+/** NGINX writes its log unbuffered by default, the engine a moment later: wait a little for the last lines. */
 const ACCESS_LOG_WAIT_MS = 5000
-const TAIL_BYTES = 4 << 20
+/** The newest lines of the gateway's log (both streams) that are searched: this run's and some before. */
+const TAIL_LINES = 20_000
 
 export interface AccessRecord {
   time?: string
@@ -56,7 +57,7 @@ function describeRecord(record: AccessRecord): string {
 export const logsCheck: Check = {
   id: 'logs',
   title: 'Access and error logs',
-  async run({dir, manifest, http, clock, startedAt}) {
+  async run({manifest, http, engine, clock, startedAt}) {
     // A request of our own, so the check proves something even when it runs alone (--only logs).
     const route = manifest.routes.find((candidate) => candidate.auth === 'none') ?? manifest.routes[0]!
     try {
@@ -69,8 +70,11 @@ export const logsCheck: Check = {
     const load = new Set(http.loadTestIds)
     const needLoad = http.loadTestAnswered
     const runPrefix = `verify-${http.runId}-`
+    let errorLog = ''
     const scan = async () => {
-      const {records, malformed} = parseAccessLog(await readTail(dir, LOG_FILES.access, TAIL_BYTES))
+      const logs = await readGatewayLogs(engine, TAIL_LINES)
+      errorLog = logs.error
+      const {records, malformed} = parseAccessLog(logs.access)
       const ours = records.filter(
         (record) => typeof record.request_id === 'string' && record.request_id.startsWith(runPrefix),
       )
@@ -86,20 +90,20 @@ export const logsCheck: Check = {
         timeoutMs: ACCESS_LOG_WAIT_MS,
         intervalMs: 250,
         clock,
-        describe: `this run's request ids in ${LOG_FILES.access}`,
+        describe: `this run's request ids in ${LOG_NAMES.access}`,
       })
     } catch (error) {
       if (!(error instanceof WaitTimeoutError) || !error.lastValue) throw error
       found = error.lastValue as Awaited<ReturnType<typeof scan>>
     }
 
-    const errorLines = parseErrorLog(await readTail(dir, LOG_FILES.error, TAIL_BYTES))
+    const errorLines = parseErrorLog(errorLog)
     const severe = severeSince(errorLines, startedAt)
     const lastAccess = found.records.slice(-5).map(describeRecord)
     const lastError = errorLines.slice(-5).map((line) => line.line)
     const data = {
-      accessLog: LOG_FILES.access,
-      errorLog: LOG_FILES.error,
+      accessLog: LOG_NAMES.access,
+      errorLog: LOG_NAMES.error,
       expectedIds: expected.length,
       missingIds: found.missing,
       loadTestIds: {sent: load.size, answered: needLoad, found: found.loadFound},
@@ -112,18 +116,18 @@ export const logsCheck: Check = {
     const problems: string[] = []
     if (expected.length === 0 && needLoad === 0)
       problems.push('no request of this run got an answer from the gateway, so none can be in the log')
-    else if (found.records.length === 0) problems.push(`${LOG_FILES.access} is empty or missing`)
+    else if (found.records.length === 0) problems.push(`${LOG_NAMES.access} is empty`)
     else if (found.missing.length > 0) {
       problems.push(
-        `${found.missing.length} of ${expected.length} request ids not in ${LOG_FILES.access} (first: ${found.missing.slice(0, 3).join(', ')})`,
+        `${found.missing.length} of ${expected.length} request ids not in ${LOG_NAMES.access} (first: ${found.missing.slice(0, 3).join(', ')})`,
       )
     }
 
     if (found.loadFound < needLoad)
-      problems.push(`${found.loadFound} of ${needLoad} load-test request ids in ${LOG_FILES.access}`)
+      problems.push(`${found.loadFound} of ${needLoad} load-test request ids in ${LOG_NAMES.access}`)
     if (severe.length > 0) {
       problems.push(
-        `${severe.length} emerg/alert/crit lines in ${LOG_FILES.error} since the run began:\n${severe
+        `${severe.length} emerg/alert/crit lines in ${LOG_NAMES.error} since the run began:\n${severe
           .slice(-5)
           .map((line) => `  | ${line.line}`)
           .join('\n')}`,
@@ -131,7 +135,7 @@ export const logsCheck: Check = {
     }
 
     if (problems.length > 0) {
-      const tail = problems.some((problem) => problem.includes(LOG_FILES.access))
+      const tail = problems.some((problem) => problem.includes(LOG_NAMES.access))
         ? lastAccess.map((line) => `  | ${line}`)
         : []
       return fail([problems.join('; '), ...tail].join('\n'), data)
@@ -141,8 +145,8 @@ export const logsCheck: Check = {
     const lastAccessLine = lastAccess.at(-1)
     const lastErrorLine = errorLines.at(-1)
     return pass(
-      `${total} request ids of this run in ${LOG_FILES.access}${lastAccessLine ? ` (last: ${lastAccessLine})` : ''}; ` +
-        `no emerg/alert/crit in ${LOG_FILES.error} since the run began${lastErrorLine ? ` (last: ${shorten(`[${lastErrorLine.level}] ${lastErrorLine.message}`, 80)})` : ''}`,
+      `${total} request ids of this run in ${LOG_NAMES.access}${lastAccessLine ? ` (last: ${lastAccessLine})` : ''}; ` +
+        `no emerg/alert/crit in ${LOG_NAMES.error} since the run began${lastErrorLine ? ` (last: ${shorten(`[${lastErrorLine.level}] ${lastErrorLine.message}`, 80)})` : ''}`,
       data,
     )
   },
