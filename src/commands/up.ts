@@ -1,8 +1,9 @@
 import {Flags} from '@oclif/core'
 
 import {loadManifest} from '../manifest/load.js'
-import {describeUp} from '../docker/report.js'
+import {describeUp, describeUpPlan} from '../docker/report.js'
 import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/stack.js'
+import {planUp} from '../docker/up-plan.js'
 import {applyPendingReload, upLoadedGatewayFiles} from '../gateway/render.js'
 import {rollOutReplicas} from '../gateway/rollout.js'
 import {withProjectLock} from '../util/lock.js'
@@ -20,6 +21,7 @@ export default class Up extends ProjectCommand {
       command: '<%= config.bin %> up --dir my-api --timeout 300',
     },
     {description: 'Machine-readable result', command: '<%= config.bin %> up --json'},
+    {description: 'See what up would build, create, recreate or remove', command: '<%= config.bin %> up --dry-run'},
   ]
 
   static override flags = {
@@ -28,11 +30,22 @@ export default class Up extends ProjectCommand {
       default: DEFAULT_UP_TIMEOUT_MS / 1000,
       min: 1,
     }),
+    'dry-run': Flags.boolean({
+      summary:
+        'List the images up would build or pull and the containers it would create, recreate, start or remove; change nothing.',
+    }),
   }
 
   async run() {
     const {flags} = await this.parse(Up)
     const manifest = await loadManifest(flags.dir)
+    if (flags['dry-run']) {
+      // Reads only: no lock, so it also answers while another command changes the project.
+      const plan = await planUp(flags.dir, manifest)
+      this.log(describeUpPlan(plan))
+      return plan
+    }
+
     const down = flags.dir === '.' ? 'create-gateway down' : `create-gateway down --dir ${flags.dir}`
     const result = await this.interruptible(
       (signal) =>

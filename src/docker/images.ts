@@ -339,12 +339,15 @@ export interface BuiltImage {
   built: boolean
 }
 
+/** What `buildImage` does with a service's image: use the one the engine has, or build it (and why). */
+export type BuildDecision =
+  {build: false; id: string; note: string} | {build: true; hash: string; reason: string; context: string}
+
 /**
- * Build a service image unless the engine already has one built from an identical context (the
- * hash label decides). The base image is never pulled by us: the engine's classic builder tries its
- * registry on its own when the base is missing, and that failure is reported as such.
+ * Decide, without changing anything, whether a service image must be built: the context-hash label of
+ * the engine's image decides; an image `docker compose build` made is kept when it is current.
  */
-export async function buildImage(engine: Engine, request: BuildRequest): Promise<BuiltImage> {
+export async function decideBuild(engine: Engine, request: BuildRequest): Promise<BuildDecision> {
   const context = resolve(request.context)
   let dockerfileText: string
   try {
@@ -367,22 +370,40 @@ export async function buildImage(engine: Engine, request: BuildRequest): Promise
   const hash = await contextHash(context, request.dockerfile, baseIds)
 
   const existing = await engine.image(request.tag)
-  if (existing && existing.labels[CONTEXT_HASH_LABEL] === hash) {
-    request.onProgress?.(`${request.service}: image ${request.tag} is up to date`)
-    return {tag: request.tag, id: existing.id, built: false}
-  }
+  if (existing && existing.labels[CONTEXT_HASH_LABEL] === hash)
+    return {build: false, id: existing.id, note: `image ${request.tag} is up to date`}
 
   if (
     existing &&
     existing.labels[CONTEXT_HASH_LABEL] === undefined &&
     composeBuiltImageIsCurrent(existing, request, bases, await newestContextChange(context, request.dockerfile))
   ) {
-    request.onProgress?.(
-      `${request.service}: image ${request.tag} (built by docker compose) is up to date: no file of ${request.context} changed since`,
-    )
-    return {tag: request.tag, id: existing.id, built: false}
+    return {
+      build: false,
+      id: existing.id,
+      note: `image ${request.tag} (built by docker compose) is up to date: no file of ${request.context} changed since`,
+    }
   }
 
+  const reason = existing
+    ? `a file of ${request.context} or a base image changed since ${request.tag} was built`
+    : `the engine has no ${request.tag}`
+  return {build: true, hash, reason, context}
+}
+
+/**
+ * Build a service image unless the engine already has one built from an identical context (the
+ * hash label decides). The base image is never pulled by us: the engine's classic builder tries its
+ * registry on its own when the base is missing, and that failure is reported as such.
+ */
+export async function buildImage(engine: Engine, request: BuildRequest): Promise<BuiltImage> {
+  const decision = await decideBuild(engine, request)
+  if (!decision.build) {
+    request.onProgress?.(`${request.service}: ${decision.note}`)
+    return {tag: request.tag, id: decision.id, built: false}
+  }
+
+  const {context, hash} = decision
   request.onProgress?.(`${request.service}: building ${request.tag} from ${context}`)
   let stream: NodeJS.ReadableStream
   try {

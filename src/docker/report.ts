@@ -1,4 +1,5 @@
 import type {DownResult, StatusRow, UpResult} from './stack.js'
+import type {UpPlan} from './up-plan.js'
 
 /** What `up`, `down` and `status` print; `--json` prints the same results as data. */
 
@@ -46,6 +47,30 @@ export function describeDown(result: DownResult): string {
       ...[...result.containers, ...result.networks, ...result.volumes].map((name) => `  ${name}`),
     ].join('\n')
   return `${result.project} is down: removed ${parts.join(', ')}. The project's files are unchanged.`
+}
+
+const CONTAINER_VERBS: Record<UpPlan['containers'][number]['action'], string> = {
+  create: 'create',
+  recreate: 'recreate (configuration or image changed)',
+  start: 'start (stopped)',
+  keep: 'keep (up to date)',
+}
+
+/** `up --dry-run`: one line per image, network and container, each with what up would do to it. */
+export function describeUpPlan(plan: UpPlan): string {
+  if (!plan.changes)
+    return `Dry run: ${plan.project} is up to date: up would build, create or remove nothing (${plan.containers.length} container(s) kept).`
+  const images = plan.images.map((image) =>
+    image.action === 'use'
+      ? `  use image ${image.image} (${image.service}): ${image.why}`
+      : `  ${image.action} image ${image.image} (${image.service}): ${image.why}`,
+  )
+  const networks = plan.networks
+    .filter((network) => network.action === 'create')
+    .map((network) => `  create network ${network.name}`)
+  const containers = plan.containers.map((container) => `  ${CONTAINER_VERBS[container.action]}: ${container.name}`)
+  const remove = plan.remove.map((name) => `  remove (not in gateway.yaml): ${name}`)
+  return [`Dry run: up would change ${plan.project}:`, ...images, ...networks, ...containers, ...remove].join('\n')
 }
 
 /** Left-aligned columns, two spaces apart; the header is the column names in capitals. */

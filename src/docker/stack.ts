@@ -1,17 +1,17 @@
 import {lookup} from 'node:dns/promises'
-import {existsSync} from 'node:fs'
 import {createServer} from 'node:net'
-import {join, resolve} from 'node:path'
+import {resolve} from 'node:path'
 
-import {GatewayError, InterruptedError, OperationError, UsageError} from '../errors.js'
+import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import {connectAddress, urlHost} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec, PROJECT_PATHS, secretFile, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
+import {buildStackSpec, PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
 import {composeObject} from '../render/compose.js'
 import {retryUntil, systemClock, untilAborted, WaitTimeoutError, withTimeout, type Clock} from '../util/retry.js'
 import {connectEngine, engineFailure, engineMessage, type ContainerState, type Engine} from './engine.js'
 import {buildImage, type BuiltImage} from './images.js'
 import {lastLogLines} from './logs.js'
+import {requireSecretFiles} from './up-plan.js'
 import {
   desiredContainer,
   desiredContainers,
@@ -490,12 +490,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
 
   // Compose secrets (each Django service's SECRET_KEY) are files of the project: Compose refuses to
   // start without them, and so does `up`, before the engine is touched.
-  for (const secret of new Set(stack.services.flatMap((spec) => spec.secrets))) {
-    if (!existsSync(join(root, secretFile(secret))))
-      throw new UsageError(`${secretFile(secret)} is missing: the container that reads it cannot start`, {
-        hint: '`create-gateway render` writes it again from .env (the key is kept).',
-      })
-  }
+  requireSecretFiles(root, stack)
 
   // Between steps: stop when the user interrupted. Before the try below nothing exists to remove yet.
   const checkpoint = () => {
@@ -555,6 +550,8 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   let createdNetwork: string | undefined
   /** Networks besides the default one (the compose file's own `networks:`), for the rollback. */
   const createdNetworks: string[] = []
+  /** Every network this run created, by name, for the message after a rollback. */
+  const createdNetworkNames: string[] = []
 
   /** Remove what is replaced and create what is new, without starting it; returns the container's id. */
   const prepareContainer = async (item: PlannedContainer): Promise<string> => {
@@ -605,6 +602,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
       if (await engine.network(network.name)) continue
       progress(`Creating network ${network.name}`)
       const id = await engine.createNetwork(network.name, network.labels, network.options)
+      createdNetworkNames.push(network.name)
       if (network.name === stack.network) createdNetwork = id
       else createdNetworks.push(id)
     }
@@ -699,7 +697,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
     if (options.signal?.aborted) throw interrupted(created, undone, createdNetwork && stack.network, error)
     const note =
       undone.length > 0
-        ? `\nRemoved what this run created: ${created.length} container(s)${createdNetwork ? ` and network ${stack.network}` : ''}.`
+        ? `\nRemoved what this run created: ${created.length} container(s)${createdNetworkNames.length > 0 ? ` and network(s) ${createdNetworkNames.join(', ')}` : ''}.`
         : ''
     if (error instanceof GatewayError) {
       error.message += note

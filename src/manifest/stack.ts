@@ -34,8 +34,6 @@ export interface StackServiceSpec {
   /** Values may hold `${VAR}` references resolved from the project's `.env`, as Compose does. */
   environment: Record<string, string>
   mounts: MountSpec[]
-  /** In-memory file systems, Compose's short form: `PATH` or `PATH:OPTIONS` (the gateway's cache). */
-  tmpfs?: string[]
   ports: Array<{bind: string; host: number; container: number}>
   healthcheck: HealthcheckSpec
   dependsOn: string[]
@@ -274,9 +272,6 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
         : []),
       {source: PROJECT_PATHS.acmeWebroot, target: GATEWAY_PATHS.acmeWebroot, readOnly: true},
     ],
-    ...(manifest.routes.some((route) => route.cache)
-      ? {tmpfs: [`${GATEWAY_PATHS.cache}:size=${cacheTmpfsBytes(manifest)}`]}
-      : {}),
     ports: [
       {bind: manifest.bind, host: manifest.ports.http, container: GATEWAY_PORTS.http},
       ...(manifest.tls.mode === 'off'
@@ -297,7 +292,13 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
     restart: 'unless-stopped',
     runtime: {
       readOnly: true,
-      tmpfs: [`${GATEWAY_WRITABLE_DIR}:size=64m`],
+      tmpfs: [
+        `${GATEWAY_WRITABLE_DIR}:size=64m`,
+        // The response cache (routes with `cache:`): a tmpfs of its own, so its size is capped.
+        ...(manifest.routes.some((route) => route.cache)
+          ? [`${GATEWAY_PATHS.cache}:size=${cacheTmpfsBytes(manifest)}`]
+          : []),
+      ],
       capDrop: ['ALL'],
       capAdd: [...GATEWAY_CAPABILITIES],
       securityOpt: ['no-new-privileges:true'],

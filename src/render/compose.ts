@@ -55,7 +55,6 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
   if (Object.keys(spec.environment).length > 0) service.environment = spec.environment
   if (spec.mounts.length > 0)
     service.volumes = spec.mounts.map((mount) => `./${mount.source}:${mount.target}${mount.readOnly ? ':ro' : ''}`)
-  if (spec.tmpfs) service.tmpfs = spec.tmpfs
   if (spec.ports.length > 0)
     service.ports = spec.ports.map(
       (port) => `${port.bind.includes(':') ? `[${port.bind}]` : port.bind}:${port.host}:${port.container}`,

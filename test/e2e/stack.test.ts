@@ -9,6 +9,7 @@ import {buildStackSpec} from '../../src/manifest/stack.js'
 import {composeObject} from '../../src/render/compose.js'
 import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {parseDocument} from 'yaml'
 
 import {tempDir} from '../helpers/cli.js'
 import {
@@ -369,12 +370,26 @@ describe('a project that docker compose (v2) runs', () => {
       (container) => container.Labels['com.docker.compose.service'] === 'gateway',
     )!.Id
     const webBefore = await hostnames('web')
-    // A new SECRET_KEY in .env changes the web service's config: Compose recreates both replicas.
-    const envFile = join(project.dir, '.env')
-    writeFileSync(
-      envFile,
-      readFileSync(envFile, 'utf8').replace(/^WEB_SECRET_KEY=.*$/m, `WEB_SECRET_KEY=${'k'.repeat(50)}${RUN_ID}`),
-    )
+    // A user gives web more memory in gateway.yaml and re-renders: the web service's config changes in
+    // docker-compose.yml (its limit), so Compose recreates both replicas.
+    const manifestFile = join(project.dir, 'gateway.yaml')
+    const manifest = parseDocument(readFileSync(manifestFile, 'utf8'))
+    manifest.setIn(['services', 'web', 'limits', 'memory'], '640m')
+    writeFileSync(manifestFile, manifest.toString())
+    const render = await runCliAsync(['render', '--dir', project.dir], {env: ENV})
+    expect(render.status, `${render.stdout}\n${render.stderr}`).toBe(0)
+    expect(readFileSync(join(project.dir, 'docker-compose.yml'), 'utf8')).toContain('memory: 640m')
+    // up --dry-run sees what Compose is about to do, and changes nothing itself.
+    const dry = await runCliAsync(['up', '--dir', project.dir, '--dry-run', '--json'], {env: ENV})
+    expect(dry.status, dry.stderr).toBe(0)
+    const planned = JSON.parse(dry.stdout) as {changes: boolean; containers: Array<{service: string; action: string}>}
+    expect(planned.changes).toBe(true)
+    expect(planned.containers.map((container) => [container.service, container.action]).sort()).toEqual([
+      ['gateway', 'keep'],
+      ['web', 'recreate'],
+      ['web', 'recreate'],
+    ])
+    expect((await projectContainers(project.name)).map((container) => container.Id).sort()).toEqual(ids)
     const result = await compose(['up', '-d'], project.dir, {timeoutMs: 300_000})
     expect(result.status, result.stderr).toBe(0)
     const after = await projectContainers(project.name)

@@ -132,6 +132,8 @@ describe('container definitions', () => {
       Memory: 256 * 1024 ** 2,
       LogConfig: {Type: 'json-file', Config: {'max-size': '10m', 'max-file': '3'}},
     })
+    // Without a cached route the gateway has only its scratch tmpfs.
+    expect(gateway.options.HostConfig?.Tmpfs).toEqual({'/tmp': 'size=64m'})
     expect(web2.options.HostConfig?.PortBindings).toEqual({})
     expect(web2.options.HostConfig?.RestartPolicy).toEqual({Name: 'unless-stopped', MaximumRetryCount: 0})
     expect(web2.options.Healthcheck?.Interval).toBe(5_000_000_000)
@@ -256,5 +258,18 @@ describe('planContainers', () => {
     const plan = planContainers(want, [oneoff])
     expect(plan.containers[0]!.action).toBe('create')
     expect(plan.remove).toEqual([])
+  })
+})
+
+describe('the gateway of a project with a cached route', () => {
+  it('gets the cache tmpfs, size-capped, next to its scratch tmpfs on the read-only root', () => {
+    const manifest = testManifest({
+      routes: [{path: '/', service: 'web', cache: {ttl: '30s'}}],
+      cache: {keys: '1m', size: '8m'},
+    })
+    const gateway = desired({}, manifest).find((container) => container.service === 'gateway')!
+    expect(gateway.options.HostConfig?.ReadonlyRootfs).toBe(true)
+    // 8 MB of max_size plus a quarter, in whole megabytes.
+    expect(gateway.options.HostConfig?.Tmpfs).toEqual({'/tmp': 'size=64m', '/var/cache/gateway': 'size=10485760'})
   })
 })

@@ -123,7 +123,9 @@ describe('upStack against a fake engine', () => {
     const error = await rejectionOf(upStack(dir, manifest, options()), OperationError)
     expect(error).toBeInstanceOf(OperationError)
     expect(error.message).toContain('Port 127.0.0.1:18443 (ports.https in gateway.yaml) is already in use')
-    expect(error.message).toContain('Removed what this run created: 3 container(s) and network demo_default.')
+    expect(error.message).toContain(
+      'Removed what this run created: 3 container(s) and network(s) demo_internal, demo_default.',
+    )
     expect(engine.names()).toEqual([])
     expect(engine.networksById.size).toBe(0)
   })
@@ -175,7 +177,9 @@ describe('upStack against a fake engine', () => {
     engine.addForeignContainer('demo-web-2')
     const error = await rejectionOf(upStack(dir, manifest, options()), OperationError)
     expect(error.message).toContain('A container named demo-web-2 already exists and does not belong to project demo')
-    expect(error.message).toContain('Removed what this run created: 2 container(s) and network demo_default.')
+    expect(error.message).toContain(
+      'Removed what this run created: 2 container(s) and network(s) demo_internal, demo_default.',
+    )
     expect(engine.names()).toEqual(['demo-web-2'])
   })
 
