@@ -20,7 +20,7 @@ const NEEDS_ENGINE = [join('test', 'e2e') + sep, join('test', 'integration') + s
 const STEPS: Array<{what: string; script: string[]}> = [
   {what: 'Docker engine', script: ['fixtures/images/ensure-docker.sh']},
   {what: 'Compose v2 (Docker CLI plugin)', script: ['fixtures/compose/install-compose-v2.sh']},
-  {what: 'stand-in images (python, nginx, pebble, certbot)', script: ['fixtures/images/build.sh']},
+  {what: 'stand-in images (python, nginx, pebble, certbot, exporter)', script: ['fixtures/images/build.sh']},
 ]
 
 function testFiles(dir: string): string[] {

@@ -19,11 +19,11 @@ import {
   installAndReload,
   leafFingerprint,
   readInstalled,
-  signalReload,
   requireRunningGateway,
   servedFingerprint,
   type CertificateFiles,
 } from './install.js'
+import {signalReload} from '../gateway/nginx.js'
 import {connectAddress} from '../manifest/model.js'
 
 /**

@@ -5,9 +5,10 @@ import {join} from 'node:path'
 import {connect} from 'node:tls'
 
 import {connectEngine, type ContainerState, type Engine} from '../docker/engine.js'
-import {execIn} from '../docker/exec.js'
 import {findRunningGateway} from '../docker/spec.js'
 import {EngineUnavailableError, OperationError, UsageError} from '../errors.js'
+import {changeGateway, GatewayChangeError, type GatewayFile} from '../gateway/apply.js'
+import {GatewayConfigError} from '../gateway/nginx.js'
 import {connectAddress} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
@@ -67,23 +68,19 @@ export function leafFingerprint(pem: string | undefined): string | undefined {
   }
 }
 
-/** Write both files atomically; the key stays 0600 (the folder is mounted read-only into NGINX). */
-export async function writeCertificateFiles(dir: string, files: CertificateFiles): Promise<void> {
-  await writeFileAtomic(join(dir, CERT_FILES.privkey), files.privkey, 0o600)
-  await writeFileAtomic(join(dir, CERT_FILES.fullchain), files.fullchain, 0o644)
-}
-
-function commandOutput(result: {stdout: string; stderr: string}): string {
-  return (result.stderr.trim() || result.stdout.trim())
-    .split('\n')
-    .slice(-10)
-    .map((line) => `  | ${line}`)
-    .join('\n')
+function certificateFiles(dir: string, files: CertificateFiles, previous?: CertificateFiles): GatewayFile[] {
+  // The key stays 0600 (the folder is mounted read-only into NGINX).
+  return [
+    {path: join(dir, CERT_FILES.privkey), content: files.privkey, mode: 0o600, before: previous?.privkey},
+    {path: join(dir, CERT_FILES.fullchain), content: files.fullchain, mode: 0o644, before: previous?.fullchain},
+  ]
 }
 
 /**
- * Install `next` into certs/, `nginx -t` in the gateway, reload. If the test fails the previous files
- * are put back, so the gateway keeps serving (and a later restart still finds) the old certificate.
+ * Install `next` into certs/, `nginx -t` in the gateway, reload: one gateway change. If the test or
+ * the reload fails the previous files are put back, so the gateway keeps serving (and a later restart
+ * still finds) the old certificate. The reload is only signalled: for a certificate the proof that
+ * counts is the one confirmServed gets over TLS, the served fingerprint.
  */
 export async function installAndReload(
   engine: Engine,
@@ -92,30 +89,34 @@ export async function installAndReload(
   next: CertificateFiles,
   previous?: CertificateFiles,
 ): Promise<void> {
-  previous ??= await readInstalled(dir)
-  await writeCertificateFiles(dir, next)
-  const test = await execIn(engine, gateway.id, ['nginx', '-t'])
-  if (test.exitCode !== 0) {
-    if (previous) await writeCertificateFiles(dir, previous)
+  try {
+    await changeGateway(engine, gateway, certificateFiles(dir, next, previous), {reload: 'signal', keepNewFiles: true})
+  } catch (error) {
+    if (!(error instanceof GatewayChangeError)) throw error
+    const {cause, rollback} = error
+    if (cause instanceof GatewayConfigError) {
+      throw new OperationError(
+        `nginx -t in ${gateway.name} rejected the new certificate; the previous one is back in place and still served\n${commandOutput(cause.output)}`,
+        {
+          hint: `Check ${CERT_FILES.fullchain} and ${CERT_FILES.privkey} (from Let's Encrypt: certbot/config/live/); \`create-gateway logs gateway\` shows more.`,
+        },
+      )
+    }
+
     throw new OperationError(
-      `nginx -t in ${gateway.name} rejected the new certificate; the previous one is back in place and still served\n${commandOutput(test)}`,
-      {
-        hint: `Check ${CERT_FILES.fullchain} and ${CERT_FILES.privkey} (from Let's Encrypt: certbot/config/live/); \`create-gateway logs gateway\` shows more.`,
-      },
+      `${cause instanceof Error ? cause.message : String(cause)}${rollback.restored ? '\nThe previous certificate is back in place.' : ''}${rollback.failure ? `\nCould not fully restore: ${rollback.failure}` : ''}`,
+      {cause},
     )
   }
-
-  await signalReload(engine, gateway)
 }
 
-/**
- * `nginx -s reload`, without the worker-PID confirmation of gateway/nginx.ts's reloadGateway: for a
- * certificate the proof that counts is the one confirmServed gets over TLS, the served fingerprint.
- */
-export async function signalReload(engine: Engine, gateway: ContainerState): Promise<void> {
-  const reload = await execIn(engine, gateway.id, ['nginx', '-s', 'reload'])
-  if (reload.exitCode !== 0)
-    throw new OperationError(`nginx -s reload in ${gateway.name} failed\n${commandOutput(reload)}`)
+function commandOutput(output: string): string {
+  return output
+    .trim()
+    .split('\n')
+    .slice(-10)
+    .map((line) => `  | ${line}`)
+    .join('\n')
 }
 
 /** The SHA-256 fingerprint of the certificate a TLS server presents for `servername`. */

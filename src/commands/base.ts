@@ -133,3 +133,8 @@ export abstract class ProjectCommand extends BaseCommand {
     }),
   }
 }
+
+/** The swarm manager a deployed stack lives on (deploy, and status/scale/logs/down on a deployed stack). */
+export const hostFlag = Flags.string({
+  summary: 'Engine API of a swarm manager (tcp://HOST:PORT or unix:///path); default: DOCKER_HOST.',
+})

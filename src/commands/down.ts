@@ -4,7 +4,9 @@ import {describeDown} from '../docker/report.js'
 import {downStack} from '../docker/stack.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'
-import {ProjectCommand} from './base.js'
+import {findDeployedStack} from '../swarm/connect.js'
+import {removeStack} from '../swarm/down.js'
+import {hostFlag, ProjectCommand} from './base.js'
 
 export default class Down extends ProjectCommand {
   static override enableJsonFlag = true
@@ -13,12 +15,17 @@ export default class Down extends ProjectCommand {
 
   static override examples = [
     {description: 'Stop the project in the current directory', command: '<%= config.bin %> down'},
+    {
+      description: 'Remove a stack deployed to a swarm (also found through DOCKER_HOST)',
+      command: '<%= config.bin %> down --host tcp://127.0.0.1:2375',
+    },
     {description: "Also remove the project's volumes", command: '<%= config.bin %> down --dir my-api --volumes'},
     {description: 'See what would be removed', command: '<%= config.bin %> down --dry-run'},
     {description: 'Give each container 30 s to stop', command: '<%= config.bin %> down --timeout 30'},
   ]
 
   static override flags = {
+    host: hostFlag,
     volumes: Flags.boolean({char: 'v', summary: 'Also remove the volumes labelled with the project.'}),
     timeout: Flags.integer({
       char: 't',
@@ -31,12 +38,25 @@ export default class Down extends ProjectCommand {
   async run() {
     const {flags} = await this.parse(Down)
     const manifest = await loadManifest(flags.dir)
+    const onProgress = (message: string) => this.progress(message)
+    // Deployed to a swarm (found by the stack label): remove the stack as `docker stack rm` does.
+    const swarm = flags['dry-run'] ? undefined : await findDeployedStack(manifest.name, flags.host)
+    if (swarm) {
+      const removed = await withProjectLock(flags.dir, {command: 'down'}, () =>
+        removeStack(swarm.docker, manifest.name, {onProgress}),
+      )
+      this.log(
+        `Removed stack ${removed.namespace} from ${swarm.endpoint}: ${removed.services.length} services, ${removed.objects.length} configs and secrets, ${removed.networks.length} network(s).`,
+      )
+      return {project: manifest.name, swarm: removed}
+    }
+
     const down = () =>
       downStack(manifest, {
         volumes: flags.volumes,
         timeoutSeconds: flags.timeout,
         dryRun: flags['dry-run'],
-        onProgress: (message) => this.progress(message),
+        onProgress,
       })
     const result = flags['dry-run'] ? await down() : await withProjectLock(flags.dir, {command: 'down'}, down)
     this.log(describeDown(result))

@@ -5,8 +5,8 @@ import {resolveAnswers, type Asker} from '../manifest/answers.js'
 import {describeAnswers, equivalentCommand} from '../manifest/equivalent.js'
 import {INIT_OPTIONS, type InitAnswers, type InitOption} from '../manifest/options.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
-import {createProject} from '../render/create-project.js'
-import {describeProject} from '../render/summary.js'
+import {createProject} from '../project/create-project.js'
+import {describeProject} from '../project/summary.js'
 import {BaseCommand} from './base.js'
 
 /**

@@ -4,7 +4,9 @@ import {connectEngine} from '../docker/engine.js'
 import {parseLogTime, showAccessLog, showLogs} from '../docker/logs.js'
 import {UsageError} from '../errors.js'
 import {loadManifest} from '../manifest/load.js'
-import {ProjectCommand} from './base.js'
+import {findDeployedStack} from '../swarm/connect.js'
+import {showSwarmLogs} from '../swarm/logs.js'
+import {hostFlag, ProjectCommand} from './base.js'
 
 export default class Logs extends ProjectCommand {
   static override summary = "Show container logs, or the gateway's access log as readable lines."
@@ -13,6 +15,10 @@ export default class Logs extends ProjectCommand {
   static override examples = [
     {description: 'The last 50 lines of every replica of web', command: '<%= config.bin %> logs web --tail 50'},
     {description: 'Follow the gateway', command: '<%= config.bin %> logs gateway --follow'},
+    {
+      description: 'A stack deployed to a swarm (found through --host or DOCKER_HOST): the service logs',
+      command: '<%= config.bin %> logs gateway --tail 20 --host tcp://127.0.0.1:2375',
+    },
     {description: 'Follow the access log', command: '<%= config.bin %> logs gateway --access --follow'},
     {description: 'The last ten minutes, with time stamps', command: '<%= config.bin %> logs web --since 10m -t'},
   ]
@@ -24,6 +30,7 @@ export default class Logs extends ProjectCommand {
   }
 
   static override flags = {
+    host: hostFlag,
     follow: Flags.boolean({char: 'f', summary: 'Keep printing new lines until Ctrl-C.'}),
     tail: Flags.integer({char: 'n', summary: 'Only the last N lines of each container (default: all).', min: 0}),
     since: Flags.string({
@@ -51,6 +58,18 @@ export default class Logs extends ProjectCommand {
           '--since, --until and --timestamps read container output; the access log has a time on every line already',
         )
       await showAccessLog(await connectEngine(), manifest, {follow: flags.follow, tail: flags.tail, write})
+      return
+    }
+
+    // Deployed to a swarm (found by the stack label): the services' logs through the manager.
+    const swarm = await findDeployedStack(manifest.name, flags.host)
+    if (swarm) {
+      await showSwarmLogs(swarm.docker, manifest, {
+        ...(args.service ? {service: args.service} : {}),
+        follow: flags.follow,
+        ...(flags.tail === undefined ? {} : {tail: flags.tail}),
+        write,
+      })
       return
     }
 

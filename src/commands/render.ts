@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {describeRender, renderFromManifest} from '../gateway/render.js'
+import {describeRender, renderFromManifest} from '../project/render.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'
 import {ProjectCommand} from './base.js'

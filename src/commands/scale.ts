@@ -5,7 +5,11 @@ import {describePlannedScale, planScale} from '../gateway/scale-plan.js'
 import {parseScaleTargets} from '../gateway/targets.js'
 import {loadManifest} from '../manifest/load.js'
 import {MAX_REPLICAS} from '../manifest/schema.js'
-import {ProjectCommand} from './base.js'
+import {saveReplicaCounts} from '../gateway/replica-counts.js'
+import {findDeployedStack} from '../swarm/connect.js'
+import {describeProgress} from '../swarm/converge.js'
+import {scaleSwarmServices} from '../swarm/scale.js'
+import {hostFlag, ProjectCommand} from './base.js'
 
 export default class Scale extends ProjectCommand {
   static override enableJsonFlag = true
@@ -26,6 +30,10 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
       command: '<%= config.bin %> scale web=2 student-api=3 --dir my-api',
     },
     {
+      description: 'A stack deployed to a swarm (found through --host or DOCKER_HOST): the service replicas',
+      command: '<%= config.bin %> scale web=4 --host tcp://127.0.0.1:2375',
+    },
+    {
       description: 'Queue behind a scale that is already running',
       command: '<%= config.bin %> scale web=1 --wait-lock 120',
     },
@@ -41,6 +49,7 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
   static override args = {}
 
   static override flags = {
+    host: hostFlag,
     timeout: Flags.integer({
       summary: 'Seconds new replicas may take to become healthy.',
       default: DEFAULT_HEALTH_TIMEOUT_MS / 1000,
@@ -73,6 +82,18 @@ The stack must be running; to set the count for the next \`up\` instead, use --m
       const plan = await planScale(manifest, targets)
       this.log(describePlannedScale(plan))
       return plan
+    }
+
+    // Deployed to a swarm (found by the stack label): Swarm sets the tasks, the gateway finds them by DNS.
+    const swarm = flags['manifest-only'] ? undefined : await findDeployedStack(manifest.name, flags.host)
+    if (swarm) {
+      const services = await scaleSwarmServices(swarm.docker, manifest.name, targets, {
+        timeoutMs: flags.timeout * 1000,
+        onProgress: (message) => this.progress(message),
+      })
+      await saveReplicaCounts(flags.dir, targets)
+      this.log(services.map(describeProgress).join('\n'))
+      return {project: manifest.name, swarm: services}
     }
 
     const result = await scaleServices(flags.dir, manifest, targets, {

@@ -3,7 +3,9 @@ import {describeStatus} from '../docker/report.js'
 import {stackStatus} from '../docker/stack.js'
 import {markUpstreamMembership} from '../gateway/upstreams.js'
 import {loadManifest} from '../manifest/load.js'
-import {ProjectCommand} from './base.js'
+import {findDeployedStack} from '../swarm/connect.js'
+import {describeSwarmStatus, swarmStatus} from '../swarm/status.js'
+import {hostFlag, ProjectCommand} from './base.js'
 
 export default class Status extends ProjectCommand {
   static override enableJsonFlag = true
@@ -17,14 +19,30 @@ export default class Status extends ProjectCommand {
       command: '<%= config.bin %> status --dir my-api --json',
     },
     {
+      description: 'A stack deployed to a swarm: tasks per node (also found through DOCKER_HOST)',
+      command: '<%= config.bin %> status --host tcp://127.0.0.1:2375',
+    },
+    {
       description: 'Days left on the certificate, in a script',
       command: '<%= config.bin %> status --json | jq .certificate.daysLeft',
     },
   ]
 
+  static override flags = {
+    host: hostFlag,
+  }
+
   async run() {
     const {flags} = await this.parse(Status)
     const manifest = await loadManifest(flags.dir)
+    // Deployed to a swarm (found by the stack label on the manager at --host / DOCKER_HOST): its tasks.
+    const swarm = await findDeployedStack(manifest.name, flags.host)
+    if (swarm) {
+      const status = await swarmStatus(swarm.docker, manifest.name, swarm.endpoint)
+      this.log(describeSwarmStatus(status))
+      return {project: manifest.name, swarm: status}
+    }
+
     const rows = await markUpstreamMembership(flags.dir, manifest, await stackStatus(manifest))
     const certificate = await certificateStatus(flags.dir, manifest)
     this.log(describeStatus(manifest.name, rows))

@@ -3,7 +3,10 @@ import {Flags} from '@oclif/core'
 import {CHECK_IDS} from '../verify/types.js'
 import {renderTable, reportDocument} from '../verify/report.js'
 import {runVerify, selectChecks} from '../verify/run.js'
-import {ProjectCommand} from './base.js'
+import {loadManifest} from '../manifest/load.js'
+import {findDeployedStack} from '../swarm/connect.js'
+import {swarmVerifyEngine} from '../swarm/verify.js'
+import {hostFlag, ProjectCommand} from './base.js'
 
 export default class Verify extends ProjectCommand {
   static override enableJsonFlag = true
@@ -12,6 +15,8 @@ export default class Verify extends ProjectCommand {
 
 containers: every container running and healthy, and gateway/conf.d/upstreams.conf listing exactly the running replicas. config: nginx -t inside the gateway. redirect: plain HTTP answers a permanent redirect to the same path on HTTPS; the ACME challenge path is not redirected. tls: handshake with SNI = domain trusting certs/ca.pem (self-signed) or the system store; certificate name and expiry (fails under 7 days, warns under 21), TLS 1.2/1.3, TLS 1.1 refused, HSTS. routes: each route reaches its service (an unreachable external upstream fails, named as such). auth: protected routes answer 401 without and with wrong credentials, and accept the project's own. balance: requests reach every replica. rate-limit: an autocannon load test whose accepted count must match rate and burst. logs: the access log (the gateway's stdout, read through the engine) holds this run's request ids (X-Request-ID: verify-<run>-<n>), the error log (its stderr) has no emerg/alert/crit since the run began.
 
+On a stack deployed to a swarm (\`deploy\`; found by its stack label on the manager at --host / DOCKER_HOST) the same checks run against its tasks: containers are the tasks (the upstream is resolved by DNS, nothing to compare), nginx -t runs in the gateway task's container on the manager, and the logs are the gateway service's stdout and stderr.
+
 Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every check passes, 1 when one fails, 2 on bad usage.`
 
   static override examples = [
@@ -19,9 +24,15 @@ Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every che
     {description: 'One JSON document, for CI', command: '<%= config.bin %> verify --json'},
     {description: 'Only the quick checks', command: '<%= config.bin %> verify --only containers,config,tls'},
     {description: 'Everything but the load test', command: '<%= config.bin %> verify --skip rate-limit'},
+    {
+      description:
+        "A stack deployed to a swarm (found through --host or DOCKER_HOST): tasks for containers, nginx -t in the gateway's task",
+      command: '<%= config.bin %> verify --host tcp://127.0.0.1:2375',
+    },
   ]
 
   static override flags = {
+    host: hostFlag,
     only: Flags.string({
       summary: `Run only these checks (comma-separated): ${CHECK_IDS.join(', ')}.`,
       multiple: true,
@@ -38,9 +49,13 @@ Requests go to 127.0.0.1 on the published ports only. Exit code 0 when every che
   async run() {
     const {flags} = await this.parse(Verify)
     const checks = selectChecks(flags.only, flags.skip)
+    // Deployed to a swarm (found by the stack label): the same checks against its tasks and service logs.
+    const manifest = await loadManifest(flags.dir)
+    const swarm = await findDeployedStack(manifest.name, flags.host)
     const report = await runVerify({
       dir: flags.dir,
       checks,
+      ...(swarm ? {engine: swarmVerifyEngine(swarm, manifest.name)} : {}),
       caFile: flags['ca-file'],
       onStart: (check) => this.logToStderr(`- checking ${check.id}: ${check.title.toLowerCase()}`),
     })

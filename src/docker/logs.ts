@@ -1,3 +1,4 @@
+import {isNotOneOff, replicaNumber} from './containers.js'
 import {OperationError, UsageError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec} from '../manifest/stack.js'
@@ -65,7 +66,7 @@ export function parseLogTime(text: string, flag: string, now: Date = new Date())
 function byServiceAndNumber(order: string[]) {
   return (a: ContainerState, b: ContainerState): number => {
     const service = order.indexOf(a.labels[LABELS.service] ?? '') - order.indexOf(b.labels[LABELS.service] ?? '')
-    return service !== 0 ? service : Number(a.labels[LABELS.number] ?? 0) - Number(b.labels[LABELS.number] ?? 0)
+    return service !== 0 ? service : replicaNumber(a) - replicaNumber(b)
   }
 }
 
@@ -80,9 +81,7 @@ export async function showLogs(
   options: LogsOptions,
 ): Promise<{lines: number; containers: string[]}> {
   const order = buildStackSpec(manifest).services.map((spec) => spec.service)
-  let containers = (await engine.containers({[LABELS.project]: manifest.name})).filter(
-    (container) => container.labels[LABELS.oneoff] !== 'True',
-  )
+  let containers = (await engine.containers({[LABELS.project]: manifest.name})).filter(isNotOneOff)
   if (options.service) {
     const wanted = options.service
     containers = containers.filter(

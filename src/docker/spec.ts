@@ -1,4 +1,3 @@
-import {readFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 import {parseEnv} from 'node:util'
 
@@ -7,6 +6,7 @@ import type Docker from 'dockerode'
 import {UsageError} from '../errors.js'
 import {PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
 import {composeFromStack} from '../render/compose.js'
+import {readFileIfExists} from '../util/files.js'
 import {
   COMPOSE_LABELS,
   COMPOSE_VERSION,
@@ -15,6 +15,7 @@ import {
   type ExtraNetwork,
 } from './compose-container.js'
 import {normalizeProject, type NormalizedProject} from './compose-model.js'
+import {isNotOneOff} from './containers.js'
 import type {ContainerState, Engine, Labels} from './engine.js'
 
 /**
@@ -45,12 +46,8 @@ export function runId(env: NodeJS.ProcessEnv = process.env): string | undefined 
 
 /** The project's `.env` (Compose reads the same file); missing file = no variables. */
 export async function readProjectEnv(dir: string): Promise<Record<string, string>> {
-  try {
-    return parseEnv(await readFile(join(resolve(dir), PROJECT_PATHS.env), 'utf8')) as Record<string, string>
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {}
-    throw error
-  }
+  const text = await readFileIfExists(join(resolve(dir), PROJECT_PATHS.env))
+  return text === undefined ? {} : (parseEnv(text.toString('utf8')) as Record<string, string>)
 }
 
 /**
@@ -277,7 +274,7 @@ export interface ContainerPlan {
  * (named `<project>_web_1` by Compose v1) is adopted and recreated rather than duplicated.
  */
 export function planContainers(desired: DesiredContainer[], existing: ContainerState[]): ContainerPlan {
-  const pool = existing.filter((container) => container.labels[LABELS.oneoff] !== 'True')
+  const pool = existing.filter(isNotOneOff)
   const used = new Set<string>()
   const containers: PlannedContainer[] = desired.map((want) => {
     const candidates = pool.filter(
@@ -322,8 +319,7 @@ export function planContainers(desired: DesiredContainer[], existing: ContainerS
  */
 export function runningGateway(containers: readonly ContainerState[]): ContainerState | undefined {
   return containers.find(
-    (container) =>
-      container.running && container.labels[LABELS.service] === 'gateway' && container.labels[LABELS.oneoff] !== 'True',
+    (container) => container.running && container.labels[LABELS.service] === 'gateway' && isNotOneOff(container),
   )
 }
 

@@ -2,6 +2,7 @@ import {lookup} from 'node:dns/promises'
 import {createServer} from 'node:net'
 import {resolve} from 'node:path'
 
+import {isNotOneOff, replicaNumber} from './containers.js'
 import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import {connectAddress, urlHost} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
@@ -117,6 +118,7 @@ export interface UpResult {
 // ---- ports ---------------------------------------------------------------------------------------
 
 function portField(manifest: Manifest, host: number): string {
+  if (manifest.metrics?.enabled && host === manifest.metrics.port) return 'metrics.port'
   return host === manifest.ports.https ? 'ports.https' : 'ports.http'
 }
 
@@ -174,7 +176,14 @@ function startError(manifest: Manifest, spec: StackServiceSpec, name: string, er
 
 // ---- images --------------------------------------------------------------------------------------
 
-/** An image used as it is (the gateway's NGINX): local if present, else one pull attempt. */
+/** Where gateway.yaml names each role's image, as the hint of a missing image says it. */
+const IMAGE_SETTING: Record<StackServiceSpec['role'], string> = {
+  django: 'images.python in gateway.yaml (init --python-image)',
+  gateway: 'images.nginx in gateway.yaml (init --nginx-image)',
+  exporter: 'images.exporter in gateway.yaml (init --exporter-image)',
+}
+
+/** An image used as it is (the gateway's NGINX, the exporter): local if present, else one pull attempt. */
 async function ensureImage(
   engine: Engine,
   spec: StackServiceSpec,
@@ -186,12 +195,11 @@ async function ensureImage(
   try {
     await engine.pullImage(spec.image, (line) => onProgress?.(`${spec.service}: ${line}`))
   } catch (error) {
-    const field = spec.role === 'gateway' ? 'images.nginx' : 'images.python'
-    const flag = spec.role === 'gateway' ? '--nginx-image' : '--python-image'
+    const where = IMAGE_SETTING[spec.role]
     throw new OperationError(
       `Image ${spec.image} (${spec.service}) not found locally and the registry is unreachable (${engineMessage(error)})`,
       {
-        hint: `Load or build it on this machine (fixtures/images/build.sh makes offline stand-ins), or set ${field} in gateway.yaml (init ${flag}) to an image the engine has.`,
+        hint: `Load or build it on this machine (fixtures/images/build.sh makes offline stand-ins), or set ${where} to an image the engine has.`,
         cause: error,
       },
     )
@@ -620,7 +628,7 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
         report.push({
           service: container.labels[LABELS.service] ?? '?',
           name: container.name,
-          number: Number(container.labels[LABELS.number] ?? 0),
+          number: replicaNumber(container),
           action: 'remove',
         })
       }),
@@ -864,16 +872,14 @@ export async function stackStatus(manifest: Manifest, options: StackOptions = {}
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())
   // One-off containers (certbot runs, `docker compose run`) are left out, as `docker compose ps` does.
-  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(
-    (container) => container.labels[LABELS.oneoff] !== 'True',
-  )
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(isNotOneOff)
   const order = stack.services.map((spec) => spec.service)
   const rank = (service: string) => (order.includes(service) ? order.indexOf(service) : order.length)
   return containers
     .map((container) => ({
       service: container.labels[LABELS.service] ?? '?',
       name: container.name,
-      number: Number(container.labels[LABELS.number] ?? 0),
+      number: replicaNumber(container),
       state: container.status,
       health: container.health ?? 'none',
       ports: container.ports,

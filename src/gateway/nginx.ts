@@ -18,7 +18,15 @@ const POLL_INTERVAL_MS = 200
 const OUTPUT_LINES = 20
 
 /** `nginx -t` refused the configuration. */
-export class GatewayConfigError extends OperationError {}
+export class GatewayConfigError extends OperationError {
+  constructor(
+    message: string,
+    /** What `nginx -t` printed. */
+    readonly output: string,
+  ) {
+    super(message)
+  }
+}
 /** `nginx -s reload` failed, or NGINX did not switch to the new configuration. */
 export class GatewayReloadError extends OperationError {}
 
@@ -135,10 +143,27 @@ export async function testConfig(engine: Engine, gateway: GatewayRef): Promise<s
         `\`nginx -t\` in ${gateway.name} rejected the configuration (exit code ${result.exitCode}):`,
         ...indent(output),
       ].join('\n'),
+      output,
     )
   }
 
   return output
+}
+
+/**
+ * `nginx -s reload` alone: the master is told, nothing proves it switched. reloadGateway adds the
+ * proof; certs proves it over TLS instead (the served certificate).
+ */
+export async function signalReload(engine: Engine, gateway: GatewayRef): Promise<void> {
+  const result = await execIn(engine, gateway.id, ['nginx', '-s', 'reload'])
+  if (result.exitCode !== 0) {
+    throw new GatewayReloadError(
+      [
+        `\`nginx -s reload\` in ${gateway.name} failed (exit code ${result.exitCode}):`,
+        ...indent(`${result.stderr}\n${result.stdout}`),
+      ].join('\n'),
+    )
+  }
 }
 
 export interface ReloadResult {
@@ -171,15 +196,7 @@ export async function reloadGateway(
   if (before.master === undefined)
     throw new GatewayReloadError(`No NGINX master process runs in ${gateway.name}; is the gateway running?`)
   const offset = await errorLogMark(engine, gateway)
-  const result = await execIn(engine, gateway.id, ['nginx', '-s', 'reload'])
-  if (result.exitCode !== 0) {
-    throw new GatewayReloadError(
-      [
-        `\`nginx -s reload\` in ${gateway.name} failed (exit code ${result.exitCode}):`,
-        ...indent(`${result.stderr}\n${result.stdout}`),
-      ].join('\n'),
-    )
-  }
+  await signalReload(engine, gateway)
 
   const oldWorkers = [...before.workers, ...before.exiting].sort((a, b) => a - b)
   let after: GatewaySnapshot

@@ -1,3 +1,4 @@
+import {replicaNumber} from '../docker/containers.js'
 import {engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {LABELS, type DesiredContainer} from '../docker/spec.js'
 import {
@@ -12,8 +13,9 @@ import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
-import {drainWorkers, reloadGateway, testConfig, type GatewayRef} from './nginx.js'
-import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
+import {changeGateway, GatewayChangeError} from './apply.js'
+import {drainWorkers, type GatewayRef, type ReloadResult} from './nginx.js'
+import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
 
 /**
  * `up` on a running stack whose Django replicas changed (new code, new settings, a new count): the
@@ -33,10 +35,6 @@ import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFil
  * If a step fails, the gateway keeps the last upstream that loaded, the error says which replicas run
  * which configuration, and `up` run again carries on from there.
  */
-
-function numberOf(container: ContainerState): number {
-  return Number(container.labels[LABELS.number] ?? 0)
-}
 
 function byNumber(replicas: Replica[]): string[] {
   return [...replicas].sort((a, b) => a.number - b.number).map((replica) => replica.name)
@@ -77,38 +75,34 @@ class RolloutSession {
     return listed
   }
 
-  /** Point the service's upstream at `members`: write, `nginx -t`, reload, confirm, drain the old workers. */
+  /** Point the service's upstream at `members` (one gateway change: write, `nginx -t`, confirmed reload), then drain the old workers. */
   async route(manifest: Manifest, service: string, members: string[]): Promise<void> {
     const text = await renderUpstreamsWith(manifest, this.upstreams, {[service]: members})
     if (text === this.loaded) return
     this.progress(`Gateway: ${service} -> ${members.join(', ')}`)
-    await writeUpstreamsFile(this.request.dir, text)
-    let reloadSent = false
+    let reload: ReloadResult | undefined
     try {
-      await testConfig(this.engine, this.gateway)
-      reloadSent = true
-      const reload = await reloadGateway(this.engine, this.gateway, {clock: this.request.clock})
-      this.loaded = text
-      this.upstreams = {...this.upstreams, [service]: members}
-      const drain = await drainWorkers(this.engine, this.gateway, reload.oldWorkers, {clock: this.request.clock})
-      if (!drain.drained)
-        this.progress(
-          `Old NGINX workers ${drain.remaining.join(', ')} still finish requests after ${drain.ms} ms; going on (each replica still gets its graceful shutdown)`,
-        )
+      reload = await changeGateway(
+        this.engine,
+        this.gateway,
+        [{path: upstreamsPath(this.request.dir), content: text}],
+        {
+          clock: this.request.clock,
+          keepNewFiles: true,
+        },
+      )
     } catch (error) {
-      if (this.loaded !== text) await this.restore(reloadSent)
-      throw error
+      // The error says what failed; the state report `up` adds says what runs.
+      throw error instanceof GatewayChangeError ? error.cause : error
     }
-  }
 
-  private async restore(reloadSent: boolean): Promise<void> {
-    try {
-      if (this.loaded === undefined) return
-      await writeUpstreamsFile(this.request.dir, this.loaded)
-      if (reloadSent) await reloadGateway(this.engine, this.gateway, {clock: this.request.clock})
-    } catch {
-      // The error being thrown says what failed; the state report below says what runs.
-    }
+    this.loaded = text
+    this.upstreams = {...this.upstreams, [service]: members}
+    const drain = await drainWorkers(this.engine, this.gateway, reload!.oldWorkers, {clock: this.request.clock})
+    if (!drain.drained)
+      this.progress(
+        `Old NGINX workers ${drain.remaining.join(', ')} still finish requests after ${drain.ms} ms; going on (each replica still gets its graceful shutdown)`,
+      )
   }
 
   async start(change: ReplicaChanges, desired: DesiredContainer[]): Promise<Replica[]> {
@@ -122,7 +116,7 @@ class RolloutSession {
       this.progress(
         `Waiting for ${started.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(this.request.timeoutMs / 1000)} s)`,
       )
-      const probe = probeCommand(change.spec.healthcheck.test)
+      const probe = probeCommand(change.spec.healthcheck?.test ?? [])
       await waitAllHealthy(
         this.engine,
         started.map((replica) => ({...replica, wave: 0, probe})),
@@ -153,16 +147,16 @@ class RolloutSession {
 
 async function rollService(session: RolloutSession, change: ReplicaChanges, manifest: Manifest): Promise<void> {
   const service = change.spec.service
-  const replace = [...change.replace].sort((a, b) => numberOf(a.existing) - numberOf(b.existing))
+  const replace = [...change.replace].sort((a, b) => replicaNumber(a.existing) - replicaNumber(b.existing))
   const highest = Math.max(
     0,
-    ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(numberOf),
+    ...[...change.keep, ...change.replace.map((item) => item.existing), ...change.retire].map(replicaNumber),
     ...change.create.map((want) => want.number),
   )
   const extra = replace.length > 0 ? change.desiredFor(highest + 1) : undefined
   const serving = new Map<string, Replica>()
   for (const container of [...change.keep, ...replace.map((item) => item.existing)])
-    serving.set(container.name, {id: container.id, name: container.name, service, number: numberOf(container)})
+    serving.set(container.name, {id: container.id, name: container.name, service, number: replicaNumber(container)})
   const listed = new Set(session.serving(change))
   const members = () => byNumber([...serving.values()].filter((replica) => listed.has(replica.name)))
 
@@ -194,7 +188,13 @@ async function rollService(session: RolloutSession, change: ReplicaChanges, mani
       id: added.find((replica) => replica.name === want.name)?.id,
     })
   for (const container of change.keep)
-    session.rows.push({service, name: container.name, number: numberOf(container), action: 'keep', id: container.id})
+    session.rows.push({
+      service,
+      name: container.name,
+      number: replicaNumber(container),
+      action: 'keep',
+      id: container.id,
+    })
 
   // 2. One step in: the new ones; out: the replicas beyond the count and the first one to replace.
   const first = replace[0]
@@ -202,7 +202,7 @@ async function rollService(session: RolloutSession, change: ReplicaChanges, mani
   await session.route(manifest, service, members())
   for (const container of change.retire) {
     await session.retire(change, container)
-    session.rows.push({service, name: container.name, number: numberOf(container), action: 'remove'})
+    session.rows.push({service, name: container.name, number: replicaNumber(container), action: 'remove'})
   }
 
   // 3. Replace one at a time; each step takes the new one in and the next one out.
@@ -237,7 +237,7 @@ async function stateNote(session: RolloutSession, request: RolloutRequest): Prom
     if (containers.length > 0)
       lines.push(
         `${change.spec.service} runs ${containers
-          .sort((a, b) => numberOf(a) - numberOf(b))
+          .sort((a, b) => replicaNumber(a) - replicaNumber(b))
           .map(describe)
           .join(', ')}.`,
       )

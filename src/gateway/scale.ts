@@ -1,8 +1,6 @@
-import {readFile} from 'node:fs/promises'
-import {join, resolve} from 'node:path'
+import {resolve} from 'node:path'
 
-import {parseDocument} from 'yaml'
-
+import {isHealthy, isNotOneOff, replicaNumber} from '../docker/containers.js'
 import {connectEngine, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {
   desiredContainer,
@@ -15,18 +13,21 @@ import {
 } from '../docker/spec.js'
 import {probeCommand, waitAllHealthy} from '../docker/stack.js'
 import {GatewayError, OperationError, UsageError} from '../errors.js'
-import {loadManifest, MANIFEST_FILE, parseManifest} from '../manifest/load.js'
+import {loadManifest, MANIFEST_FILE} from '../manifest/load.js'
 import {gatewayContainerName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
-import {buildStackSpec, PROJECT_PATHS, replicaNames, type StackServiceSpec} from '../manifest/stack.js'
+import {buildStackSpec, PROJECT_PATHS} from '../manifest/stack.js'
 import {composeObject} from '../render/compose.js'
-import {writeFileAtomic} from '../util/files.js'
 import {acquireProjectLock, type LockOwner} from '../util/lock.js'
 import {systemClock, type Clock} from '../util/retry.js'
-import {drainWorkers, reloadGateway, testConfig, type DrainResult, type ReloadResult} from './nginx.js'
-import type {ScaleTargets} from './targets.js'
+import {changeGateway, GatewayChangeError} from './apply.js'
+import {drainWorkers, type DrainResult, type ReloadResult} from './nginx.js'
+import {saveReplicaCounts, scaleManifestOnly} from './replica-counts.js'
+import {planService} from './scale-plan.js'
+import type {ScaleResult, ServiceScale} from './scale-result.js'
+import {describeTargets, type ScaleTargets} from './targets.js'
 import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
-import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
+import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
 
 /**
  * `scale web=N`: replicas in and out of the NGINX upstream without a failed request.
@@ -42,6 +43,9 @@ import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFil
  * previous configuration. The confirmed reload is the point of no return: gateway.yaml is saved then,
  * so it always describes what the gateway serves.
  */
+
+// The result and its summary live in scale-result.ts; importers of this module keep finding them here.
+export {describeScale, type ScaleResult, type ServiceScale} from './scale-result.js'
 
 export const DEFAULT_HEALTH_TIMEOUT_MS = 120_000
 
@@ -65,142 +69,12 @@ export interface ScaleOptions {
   isAlive?: (pid: number) => boolean
 }
 
-export interface ServiceScale {
-  service: string
-  /** Running replicas before. */
-  from: number
-  to: number
-  added: string[]
-  removed: string[]
-  /** Host names the upstream lists afterwards. */
-  upstream: string[]
-}
-
-export interface ScaleResult {
-  project: string
-  /** False when every service already ran the asked count and the upstream listed them. */
-  changed: boolean
-  manifestOnly: boolean
-  services: ServiceScale[]
-  reloaded: boolean
-  reload?: Omit<ReloadResult, 'master'>
-  drain?: DrainResult
-  warnings: string[]
-  durationMs: number
-}
-
-interface ServicePlan {
-  spec: StackServiceSpec
-  target: number
-  existing: ContainerState[]
-  keep: ContainerState[]
-  /** Numbers to create; a stopped container with the number is replaced. */
-  create: number[]
-  replace: ContainerState[]
-  leave: ContainerState[]
-}
-
-function numberOf(container: ContainerState): number {
-  return Number(container.labels[LABELS.number] ?? 0)
-}
-
-function isHealthy(container: ContainerState): boolean {
-  return container.running && (container.health === undefined || container.health === 'healthy')
-}
-
-/** What to do with one service's replicas: keep 1..N that run, create the missing numbers, let the rest go. */
-export function planService(
-  spec: StackServiceSpec,
-  target: number,
-  containers: ContainerState[],
-  project: string,
-): ServicePlan {
-  const existing = containers
-    .filter((container) => container.labels[LABELS.service] === spec.service)
-    .sort((a, b) => numberOf(a) - numberOf(b))
-  const keep: ContainerState[] = []
-  const replace: ContainerState[] = []
-  const leave: ContainerState[] = []
-  const create: number[] = []
-  for (let number = 1; number <= target; number++) {
-    const candidates = existing.filter((container) => numberOf(container) === number)
-    // Two containers with one number (ours and one Compose v1 made): keep the running one with our name.
-    const name = `${project}-${spec.service}-${number}`
-    const chosen = candidates
-      .filter((container) => container.running)
-      .sort((a, b) => Number(b.name === name) - Number(a.name === name))[0]
-    if (chosen) keep.push(chosen)
-    else create.push(number)
-    for (const other of candidates) {
-      if (other === chosen) continue
-      if (other.running) leave.push(other)
-      else replace.push(other)
-    }
-  }
-
-  for (const container of existing) if (numberOf(container) > target || numberOf(container) < 1) leave.push(container)
-  return {spec, target, existing, keep, create, replace, leave}
-}
-
-/**
- * Write the new counts into gateway.yaml, editing the YAML document in place so the user's comments
- * and layout stay; the result is validated with the schema before it replaces the file.
- */
-export async function saveReplicaCounts(dir: string, targets: ScaleTargets): Promise<Manifest> {
-  const path = join(resolve(dir), MANIFEST_FILE)
-  const document = parseDocument(await readFile(path, 'utf8'))
-  for (const [service, replicas] of Object.entries(targets)) document.setIn(['services', service, 'replicas'], replicas)
-  const manifest = parseManifest(document.toJS(), path)
-  await writeFileAtomic(path, document.toString({lineWidth: 0}), 0o644)
-  await saveComposeReplicas(dir, targets)
-  return manifest
-}
-
-/**
- * The same counts in docker-compose.yml's `deploy.replicas`, edited in place: a later `docker compose
- * up -d` then keeps the replicas that scale started (and that upstreams.conf lists by name) instead of
- * removing those beyond the file's old count. Compose leaves replicas out of its config hash, so no
- * container is recreated for it.
- */
-async function saveComposeReplicas(dir: string, targets: ScaleTargets): Promise<void> {
-  const path = join(resolve(dir), PROJECT_PATHS.compose)
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return
-    throw error
-  }
-
-  const document = parseDocument(text)
-  let changed = false
-  for (const [service, replicas] of Object.entries(targets)) {
-    if (!document.hasIn(['services', service])) continue
-    if (document.getIn(['services', service, 'deploy', 'replicas']) === replicas) continue
-    document.setIn(['services', service, 'deploy', 'replicas'], replicas)
-    changed = true
-  }
-
-  if (changed) await writeFileAtomic(path, document.toString({lineWidth: 0}), 0o644)
-}
-
 function checkTargets(manifest: Manifest, targets: ScaleTargets): void {
   for (const service of Object.keys(targets)) {
     if (manifest.services[service]?.kind !== 'django' || !Object.hasOwn(manifest.services, service)) {
       throw new UsageError(`gateway.yaml has no Django service "${service}" to scale`)
     }
   }
-}
-
-function replicasOf(manifest: Manifest, service: string): number {
-  const entry = manifest.services[service]
-  return entry?.kind === 'django' ? entry.replicas : 0
-}
-
-function describeTargets(targets: ScaleTargets): string {
-  return Object.entries(targets)
-    .map(([service, count]) => `${service}=${count}`)
-    .join(' ')
 }
 
 /** Append what the rollback did to the error that caused it, keeping its type (and exit code). */
@@ -213,53 +87,6 @@ function withRollbackNote(error: unknown, notes: string[], hint: string): Error 
       cause: error,
     })
   return new OperationError(`${engineMessage(error)}${note}`, {hint, cause: error})
-}
-
-async function scaleManifestOnly(
-  root: string,
-  manifest: Manifest,
-  targets: ScaleTargets,
-  containers: ContainerState[],
-  started: number,
-  clock: Clock,
-  progress: (message: string) => void,
-): Promise<ScaleResult> {
-  const running = containers.filter((container) => container.running)
-  if (running.length > 0) {
-    throw new UsageError(
-      `--manifest-only is for a stack that is not running, but these containers run: ${running.map((container) => container.name).join(', ')}`,
-      {
-        hint: 'Scale the running stack without --manifest-only.',
-      },
-    )
-  }
-
-  const current = await readUpstreamsFile(root)
-  const changes = Object.fromEntries(
-    Object.entries(targets).map(([service, count]) => [service, replicaNames(manifest, service, count)]),
-  )
-  const text = await renderUpstreamsWith(manifest, upstreamHosts(manifest, current?.toString('utf8')), changes)
-  const saved = await saveReplicaCounts(root, targets)
-  if (current?.toString('utf8') !== text) await writeUpstreamsFile(root, text)
-  progress(`Saved ${describeTargets(targets)} in ${MANIFEST_FILE}; \`create-gateway up\` starts that many replicas`)
-  return {
-    project: manifest.name,
-    changed:
-      current?.toString('utf8') !== text ||
-      Object.entries(targets).some(([service, count]) => replicasOf(manifest, service) !== count),
-    manifestOnly: true,
-    services: Object.entries(targets).map(([service, count]) => ({
-      service,
-      from: replicasOf(manifest, service),
-      to: replicasOf(saved, service) || count,
-      added: [],
-      removed: [],
-      upstream: changes[service] ?? [],
-    })),
-    reloaded: false,
-    warnings: [],
-    durationMs: clock.now() - started,
-  }
 }
 
 /**
@@ -315,9 +142,7 @@ async function scaleLocked(
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())
   const env = options.env ?? process.env
-  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(
-    (container) => container.labels[LABELS.oneoff] !== 'True',
-  )
+  const containers = (await engine.containers({[LABELS.project]: stack.project})).filter(isNotOneOff)
   if (options.manifestOnly) return scaleManifestOnly(root, manifest, targets, containers, started, clock, progress)
 
   const gateway = runningGateway(containers)
@@ -389,7 +214,7 @@ async function scaleLocked(
 
       for (const kept of plan.keep) {
         if (kept.health === 'starting')
-          toWait.push({id: kept.id, name: kept.name, service: plan.spec.service, number: numberOf(kept)})
+          toWait.push({id: kept.id, name: kept.name, service: plan.spec.service, number: replicaNumber(kept)})
       }
     }
 
@@ -399,7 +224,7 @@ async function scaleLocked(
         `Waiting for ${toWait.map((replica) => replica.name).join(', ')} to be healthy (up to ${Math.round(timeoutMs / 1000)} s)`,
       )
       const probeOf = (service: string) =>
-        probeCommand(stack.services.find((spec) => spec.service === service)?.healthcheck.test ?? [])
+        probeCommand(stack.services.find((spec) => spec.service === service)?.healthcheck?.test ?? [])
       await waitAllHealthy(
         engine,
         toWait.map((replica) => ({...replica, wave: 0, probe: probeOf(replica.service)})),
@@ -429,7 +254,9 @@ async function scaleLocked(
     }
 
     members.push(...created.filter((replica) => replica.service === plan.spec.service))
-    members.sort((a, b) => ('number' in a ? a.number : numberOf(a)) - ('number' in b ? b.number : numberOf(b)))
+    members.sort(
+      (a, b) => ('number' in a ? a.number : replicaNumber(a)) - ('number' in b ? b.number : replicaNumber(b)),
+    )
     const names = members.map((member) => member.name)
     served[plan.spec.service] = names
     // `init` writes the service-name form (`server web:8000`), which already sends to every replica: a
@@ -461,28 +288,32 @@ async function scaleLocked(
   // NGINX resolves upstream names when it loads its configuration: a replica created again under a
   // name the file already lists (its container was removed by hand) has a new address, so reload too.
   if (text !== previousText || created.length > 0) {
-    const rollback = async (error: unknown, reloadSent: boolean): Promise<never> => {
+    if (text !== previousText)
+      progress(
+        `Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes)
+          .map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`)
+          .join('; ')}`,
+      )
+    try {
+      reload = await changeGateway(
+        engine,
+        gatewayRef,
+        text === previousText ? [] : [{path: upstreamsPath(root), content: text}],
+        {clock, reloadTimeoutMs: options.reloadTimeoutMs, onProgress: progress, keepNewFiles: true},
+      )
+    } catch (error) {
+      if (!(error instanceof GatewayChangeError)) throw error
+      const {rollback} = error
       const notes: string[] = []
-      try {
-        if (previous === undefined)
-          notes.push(`There was no ${PROJECT_PATHS.upstreams} before; the new one is left for inspection.`)
-        else if (text !== previousText) {
-          await writeUpstreamsFile(root, previous)
-          notes.push(`Restored the previous ${PROJECT_PATHS.upstreams}.`)
-        }
-
-        if (reloadSent && previous !== undefined) {
-          // The master may have started workers with the new file: put the previous one back in force.
-          const again = await reloadGateway(engine, gatewayRef, {clock, timeoutMs: options.reloadTimeoutMs})
-          notes.push('Reloaded NGINX with it.')
-          await drainWorkers(engine, gatewayRef, again.oldWorkers, {clock, timeoutMs: options.drainTimeoutMs})
-        }
-      } catch (restoreError) {
-        notes.push(
-          `Could not fully restore the gateway: ${restoreError instanceof Error ? restoreError.message.split('\n')[0] : String(restoreError)}`,
-        )
-      }
-
+      if (previous === undefined)
+        notes.push(`There was no ${PROJECT_PATHS.upstreams} before; the new one is left for inspection.`)
+      else if (text !== previousText && rollback.restored)
+        notes.push(`Restored the previous ${PROJECT_PATHS.upstreams}.`)
+      if (rollback.reloaded) notes.push('Reloaded NGINX with it.')
+      if (rollback.failure) notes.push(`Could not fully restore the gateway: ${rollback.failure}`)
+      // The workers that loaded the failed file may still hold requests for the replicas removed below.
+      if (rollback.reload)
+        await drainWorkers(engine, gatewayRef, rollback.reload.oldWorkers, {clock, timeoutMs: options.drainTimeoutMs})
       const removed = await removeQuietly(engine, created)
       if (removed.length > 0) notes.push(`Removed the replica(s) this run created: ${removed.join(', ')}.`)
       notes.push(
@@ -492,34 +323,11 @@ async function scaleLocked(
             .join('; ') || 'its previous configuration'
         }.`,
       )
-      throw withRollbackNote(error, notes, retryHint)
-    }
-
-    try {
-      if (text !== previousText) {
-        progress(
-          `Writing ${PROJECT_PATHS.upstreams}: ${Object.entries(changes)
-            .map(([service, hosts]) => `${service} -> ${hosts.join(', ')}`)
-            .join('; ')}`,
-        )
-        await writeUpstreamsFile(root, text)
-      }
-
-      progress(`Testing the configuration: nginx -t in ${gateway.name}`)
-      await testConfig(engine, gatewayRef)
-    } catch (error) {
-      return rollback(error, false)
-    }
-
-    progress(`Reloading NGINX in ${gateway.name}`)
-    try {
-      reload = await reloadGateway(engine, gatewayRef, {clock, timeoutMs: options.reloadTimeoutMs})
-    } catch (error) {
-      return rollback(error, true)
+      throw withRollbackNote(error.cause, notes, retryHint)
     }
 
     progress(
-      `Reload confirmed: workers ${reload.oldWorkers.join(', ') || 'none'} -> ${reload.newWorkers.join(', ')} (${reload.ms} ms)`,
+      `Reload confirmed: workers ${reload!.oldWorkers.join(', ') || 'none'} -> ${reload!.newWorkers.join(', ')} (${reload!.ms} ms)`,
     )
   }
 
@@ -540,7 +348,9 @@ async function scaleLocked(
 
   const failures: string[] = []
   const removed: string[] = []
-  for (const container of [...leaving].sort((a, b) => numberOf(b) - numberOf(a) || a.name.localeCompare(b.name))) {
+  for (const container of [...leaving].sort(
+    (a, b) => replicaNumber(b) - replicaNumber(a) || a.name.localeCompare(b.name),
+  )) {
     try {
       await stopReplica(
         engine,
@@ -584,36 +394,4 @@ async function scaleLocked(
     warnings,
     durationMs: clock.now() - started,
   }
-}
-
-/** Human summary of a scale result, the command's output without --json. */
-export function describeScale(result: ScaleResult): string {
-  const seconds = (result.durationMs / 1000).toFixed(1)
-  if (result.manifestOnly) {
-    return `${result.project}: saved ${result.services.map((service) => `${service.service}=${service.to}`).join(' ')} in ${MANIFEST_FILE} and ${PROJECT_PATHS.upstreams}. The stack is not running; \`create-gateway up\` starts that many replicas.`
-  }
-
-  const lines: string[] = []
-  if (!result.changed) {
-    lines.push(
-      `${result.project}: already at ${result.services.map((service) => `${service.service}=${service.to}`).join(' ')}; nothing changed (${seconds} s).`,
-    )
-  } else {
-    lines.push(`${result.project} scaled in ${seconds} s:`)
-    for (const service of result.services) {
-      const parts = [`${service.from} -> ${service.to} replica(s)`]
-      if (service.added.length > 0) parts.push(`added ${service.added.join(', ')}`)
-      if (service.removed.length > 0) parts.push(`removed ${service.removed.join(', ')}`)
-      lines.push(`  ${service.service}: ${parts.join('; ')}`)
-      lines.push(`    upstream: ${service.upstream.join(', ')}`)
-    }
-
-    if (result.reload)
-      lines.push(
-        `  NGINX reloaded (${result.reload.ms} ms); ${result.drain ? `old workers ${result.drain.drained ? `finished in ${result.drain.ms} ms` : 'still finishing'}` : 'no replica left the upstream'}`,
-      )
-  }
-
-  for (const warning of result.warnings) lines.push(`Warning: ${warning}`)
-  return lines.join('\n')
 }

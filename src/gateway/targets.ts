@@ -62,3 +62,10 @@ export function parseScaleTargets(args: string[], manifest: Manifest): ScaleTarg
 
   return targets
 }
+
+/** {web: 3} -> `web=3`, as the user wrote it. */
+export function describeTargets(targets: ScaleTargets): string {
+  return Object.entries(targets)
+    .map(([service, count]) => `${service}=${count}`)
+    .join(' ')
+}

@@ -26,7 +26,12 @@ export function externalServices(manifest: Manifest): NamedExternalService[] {
 
 /** Container name of replica `n` (1-based), the same scheme Compose v2 uses: `<project>-<service>-<n>`. */
 export function replicaName(manifest: Manifest, service: string, n: number): string {
-  return `${manifest.name}-${service}-${n}`
+  return projectReplicaName(manifest.name, service, n)
+}
+
+/** replicaName for code that holds the project name rather than the manifest. */
+export function projectReplicaName(project: string, service: string, n: number): string {
+  return `${project}-${service}-${n}`
 }
 
 export function gatewayContainerName(manifest: Manifest): string {

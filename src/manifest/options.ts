@@ -47,9 +47,12 @@ export interface InitAnswers {
   externals: string[]
   routes: string[]
   caches: string[]
+  /** The metrics profile's host port (on 127.0.0.1); undefined: no exporter. */
+  metricsPort?: number
   pythonImage: string
   nginxImage: string
   certbotImage: string
+  exporterImage: string
 }
 
 export type AnswerKey = keyof InitAnswers
@@ -280,6 +283,15 @@ export const INIT_OPTIONS = [
     parse: listParser('cache', (value) => parseCache(value)),
   }),
   option({
+    key: 'metricsPort',
+    flag: 'metrics',
+    summary:
+      'Run the NGINX Prometheus exporter, its /metrics published on 127.0.0.1:PORT (9113 is usual); off unless given.',
+    fields: ['metrics'],
+    default: () => undefined,
+    parse: integerParser(PortSchema, 'metrics'),
+  }),
+  option({
     key: 'pythonImage',
     flag: 'python-image',
     summary:
@@ -303,6 +315,14 @@ export const INIT_OPTIONS = [
     fields: ['images.certbot'],
     default: () => DEFAULT_IMAGES.certbot,
     parse: fieldParser(ImageSchema, 'certbot-image'),
+  }),
+  option({
+    key: 'exporterImage',
+    flag: 'exporter-image',
+    summary: 'Image of the NGINX Prometheus exporter (with --metrics).',
+    fields: ['images.exporter'],
+    default: () => DEFAULT_IMAGES.exporter,
+    parse: fieldParser(ImageSchema, 'exporter-image'),
   }),
 ] as const satisfies ReadonlyArray<InitOption<AnswerKey>>
 
@@ -408,7 +428,13 @@ export function buildManifest(answers: InitAnswers): Manifest {
     rateLimit: {rate: answers.rate, burst: answers.burst, status: 503},
     services,
     routes: cachedRoutes,
-    images: {python: answers.pythonImage, nginx: answers.nginxImage, certbot: answers.certbotImage},
+    ...(answers.metricsPort === undefined ? {} : {metrics: {enabled: true, port: answers.metricsPort}}),
+    images: {
+      python: answers.pythonImage,
+      nginx: answers.nginxImage,
+      certbot: answers.certbotImage,
+      exporter: answers.exporterImage,
+    },
   }
 
   const result = ManifestSchema.safeParse(input)

@@ -28,7 +28,7 @@ export const MAX_REPLICAS = 10
 export const AUTH_MODES = ['none', 'basic', 'api-key', 'jwt'] as const
 export const TLS_MODES = ['self-signed', 'certbot', 'off'] as const
 /** Names a service may not take: they are the gateway's own containers. */
-export const RESERVED_SERVICE_NAMES = ['gateway', 'certbot'] as const
+export const RESERVED_SERVICE_NAMES = ['gateway', 'certbot', 'nginx-exporter'] as const
 
 /** Paths the gateway serves itself: ACME HTTP-01 challenges and its internal auth/error locations. */
 export const RESERVED_ROUTE_PREFIXES = ['/.well-known/acme-challenge/', '/_gateway/'] as const
@@ -37,6 +37,7 @@ export const DEFAULT_IMAGES = {
   python: 'python:3.12-slim',
   nginx: 'nginx:1.30',
   certbot: 'certbot/certbot:v5.1.0',
+  exporter: 'nginx/nginx-prometheus-exporter:1.5.3',
 } as const
 
 /**
@@ -46,7 +47,12 @@ export const DEFAULT_IMAGES = {
 export const DEFAULT_LIMITS = {
   django: {memory: '512m', cpus: 1},
   gateway: {memory: '256m', cpus: 1},
+  // One Go binary reading stub_status on each scrape.
+  exporter: {memory: '64m', cpus: 0.25},
 } as const
+
+/** Where the NGINX exporter is published on the host unless gateway.yaml says otherwise. */
+export const DEFAULT_METRICS = {port: 9113, bind: '127.0.0.1'} as const
 
 // DNS label: compose project names and container host names must both accept it.
 const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
@@ -210,6 +216,19 @@ export const CacheSchema = z
   })
   .strict()
 
+/**
+ * The metrics profile: the NGINX Prometheus exporter reads the gateway's stub_status over the
+ * project's own network and serves it at /metrics on its own port, on loopback unless `bind` says
+ * otherwise. Never one of the gateway's public ports (checked with the manifest).
+ */
+export const MetricsSchema = z
+  .object({
+    enabled: z.boolean({errorMap: () => ({message: 'must be true or false'})}).default(false),
+    port: PortSchema.default(DEFAULT_METRICS.port),
+    bind: BindSchema.default(DEFAULT_METRICS.bind),
+  })
+  .strict()
+
 export const RouteRateLimitSchema = z.object({rate: RateSchema, burst: BurstSchema}).strict()
 
 export const RateLimitSchema = z
@@ -300,6 +319,7 @@ export const ManifestSchema = z
     clientMaxBodySize: BodySizeSchema.default('1m'),
     rateLimit: RateLimitSchema.default({}),
     cache: CacheSchema.optional(),
+    metrics: MetricsSchema.optional(),
     // Names are checked as keys, so a `__proto__` key is refused rather than silently dropped.
     services: z
       .record(ServiceNameSchema, ServiceSchema)
@@ -314,6 +334,8 @@ export const ManifestSchema = z
         nginx: ImageSchema.default(DEFAULT_IMAGES.nginx),
         // Used by `certs issue` / `certs renew` (tls.mode certbot) and the compose file's certbot service.
         certbot: ImageSchema.default(DEFAULT_IMAGES.certbot),
+        // The NGINX Prometheus exporter (metrics.enabled).
+        exporter: ImageSchema.default(DEFAULT_IMAGES.exporter),
       })
       .strict()
       .default({}),
@@ -327,6 +349,14 @@ export const ManifestSchema = z
     if (!Object.values(manifest.services).some((service) => service.kind === 'django')) {
       ctx.addIssue({code: z.ZodIssueCode.custom, path: ['services'], message: 'needs at least one django service'})
     }
+
+    const metrics = manifest.metrics
+    if (metrics?.enabled && (metrics.port === manifest.ports.http || metrics.port === manifest.ports.https))
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['metrics', 'port'],
+        message: `must differ from the gateway's public ports (${manifest.ports.http}, ${manifest.ports.https})`,
+      })
 
     const folders = new Map<string, string>()
     for (const [name, service] of Object.entries(manifest.services)) {
@@ -383,6 +413,7 @@ export type Route = Manifest['routes'][number]
 export type AuthMode = (typeof AUTH_MODES)[number]
 export type TlsMode = (typeof TLS_MODES)[number]
 export type RouteCache = z.output<typeof RouteCacheSchema>
+export type Metrics = z.output<typeof MetricsSchema>
 
 /** `['routes', 2, 'service']` -> `routes[2].service`, the form users see in errors. */
 export function formatFieldPath(path: ReadonlyArray<string | number>): string {

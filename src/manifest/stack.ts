@@ -1,6 +1,6 @@
 import {memoryBytes, sizeBytes} from './grammar.js'
 import {djangoServices, replicaName, usesAuth} from './model.js'
-import {CacheSchema, type Manifest} from './schema.js'
+import {CacheSchema, DEFAULT_LIMITS, type Manifest} from './schema.js'
 
 /**
  * What runs, derived once from the manifest. The compose file is rendered from this, and `up` creates
@@ -25,7 +25,7 @@ export interface HealthcheckSpec {
 export interface StackServiceSpec {
   /** Compose service name. */
   service: string
-  role: 'django' | 'gateway'
+  role: 'django' | 'gateway' | 'exporter'
   image: string
   /** Build context relative to the project root (Django services). */
   build?: {context: string; dockerfile: string}
@@ -35,7 +35,8 @@ export interface StackServiceSpec {
   environment: Record<string, string>
   mounts: MountSpec[]
   ports: Array<{bind: string; host: number; container: number}>
-  healthcheck: HealthcheckSpec
+  /** None for the exporter: its official image holds only the binary, nothing to probe with. */
+  healthcheck?: HealthcheckSpec
   dependsOn: string[]
   stopSignal?: string
   stopGraceSeconds: number
@@ -88,6 +89,16 @@ export interface StackSpec {
 
 /** Ports NGINX listens on inside the gateway container. */
 export const GATEWAY_PORTS = {http: 80, https: 443, status: 8081} as const
+/**
+ * The metrics profile: the gateway serves stub_status on `stubStatus` of its network addresses (the
+ * exporter's scrape target); the exporter serves /metrics on `exporter` in its container, which the
+ * host reaches at metrics.bind:metrics.port.
+ */
+export const METRICS_PORTS = {stubStatus: 8082, exporter: 9113} as const
+export const METRICS_STUB_STATUS_PATH = '/nginx_status'
+/** The exporter's Compose service (a reserved service name). */
+export const EXPORTER_SERVICE = 'nginx-exporter'
+
 /** Where the gateway keeps what the project mounts into it. */
 export const GATEWAY_PATHS = {
   config: '/etc/nginx/nginx.conf',
@@ -334,8 +345,46 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
   return {
     project: manifest.name,
     network: `${manifest.name}_default`,
-    services: [...services, gateway],
+    services: [...services, gateway, ...(manifest.metrics?.enabled ? [exporterSpec(manifest)] : [])],
     tools,
+  }
+}
+
+/**
+ * The NGINX Prometheus exporter of the metrics profile. It scrapes the gateway's stub_status over the
+ * public network (the gateway's and its own; the Django services are not on it) at each scrape of its
+ * /metrics, which is published on metrics.bind (loopback by default), never on the gateway's ports.
+ */
+function exporterSpec(manifest: Manifest): StackServiceSpec {
+  const metrics = manifest.metrics!
+  return {
+    service: EXPORTER_SERVICE,
+    role: 'exporter',
+    image: manifest.images.exporter,
+    replicas: 1,
+    // `--name=value`: the official image (1.x) and Debian's build (Go's flag package) both read it.
+    command: [
+      `--nginx.scrape-uri=http://gateway:${METRICS_PORTS.stubStatus}${METRICS_STUB_STATUS_PATH}`,
+      `--web.listen-address=:${METRICS_PORTS.exporter}`,
+    ],
+    environment: {},
+    mounts: [],
+    ports: [{bind: metrics.bind, host: metrics.port, container: METRICS_PORTS.exporter}],
+    dependsOn: ['gateway'],
+    stopGraceSeconds: 5,
+    restart: 'unless-stopped',
+    runtime: {
+      readOnly: true,
+      tmpfs: [],
+      capDrop: ['ALL'],
+      capAdd: [],
+      securityOpt: ['no-new-privileges:true'],
+      limits: {...DEFAULT_LIMITS.exporter},
+      logging: structuredClone(CONTAINER_LOGGING) as RuntimeSpec['logging'],
+      groupAdd: [],
+    },
+    networks: ['default'],
+    secrets: [],
   }
 }
 

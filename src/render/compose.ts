@@ -69,13 +69,14 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
     )
   }
 
-  service.healthcheck = {
-    test: spec.healthcheck.test,
-    interval: seconds(spec.healthcheck.intervalSeconds),
-    timeout: seconds(spec.healthcheck.timeoutSeconds),
-    retries: spec.healthcheck.retries,
-    start_period: seconds(spec.healthcheck.startPeriodSeconds),
-  }
+  if (spec.healthcheck)
+    service.healthcheck = {
+      test: spec.healthcheck.test,
+      interval: seconds(spec.healthcheck.intervalSeconds),
+      timeout: seconds(spec.healthcheck.timeoutSeconds),
+      retries: spec.healthcheck.retries,
+      start_period: seconds(spec.healthcheck.startPeriodSeconds),
+    }
   if (spec.stopSignal) service.stop_signal = spec.stopSignal
   service.stop_grace_period = seconds(spec.stopGraceSeconds)
   service.restart = spec.restart

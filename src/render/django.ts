@@ -56,7 +56,8 @@ export async function renderDjangoService(manifest: Manifest, service: NamedDjan
     service,
     image: manifest.images.python,
     secretKeyVariable: secretKeyVariable(service.name),
-    healthcheck: dockerHealthcheck(spec.healthcheck),
+    // Every Django service has one (buildStackSpec); only the exporter goes without.
+    healthcheck: dockerHealthcheck(spec.healthcheck!),
   }
   const root = posix.normalize(service.path).replace(/\/+$/, '')
   const templates = await templateFiles(join(TEMPLATES_DIR, SERVICE_TEMPLATES))

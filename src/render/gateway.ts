@@ -2,7 +2,15 @@ import {OperationError, UsageError} from '../errors.js'
 import {isIpAddress, parseUpstreamUrl, upstreamOrigin} from '../manifest/grammar.js'
 import {djangoServices, externalServices, isLocalDomain, upstreamName, urlHost, usesAuth} from '../manifest/model.js'
 import type {AuthMode, Manifest, Route} from '../manifest/schema.js'
-import {cacheSettings, GATEWAY_PATHS, GATEWAY_PORTS, GATEWAY_WRITABLE_DIR, PROJECT_PATHS} from '../manifest/stack.js'
+import {
+  cacheSettings,
+  GATEWAY_PATHS,
+  GATEWAY_PORTS,
+  GATEWAY_WRITABLE_DIR,
+  METRICS_PORTS,
+  METRICS_STUB_STATUS_PATH,
+  PROJECT_PATHS,
+} from '../manifest/stack.js'
 import {renderTemplate, type PlannedFile} from './plan.js'
 
 /**
@@ -283,6 +291,10 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     // The health endpoint: loopback on one host (the engine's healthcheck runs inside the container),
     // the pod's address in a cluster (the kubelet's probes come from the node).
     statusListen: cluster ? String(ports.status) : `127.0.0.1:${ports.status}`,
+    // The metrics profile on one host: stub_status again, on the container's network addresses, for
+    // the exporter (never published). The Kubernetes export has no exporter, so no listener either.
+    metricsListen: !cluster && manifest.metrics?.enabled ? String(METRICS_PORTS.stubStatus) : undefined,
+    metricsPath: METRICS_STUB_STATUS_PATH,
     acmeSolver: cluster?.acmeSolver,
     // cert-manager writes the certificate into a Secret after the gateway started, and renews it there:
     // a path with a variable makes NGINX read it at each handshake, so neither needs a reload.

@@ -3,25 +3,8 @@ import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import ejs from 'ejs'
 
-/** One file `init` (or `certs`, `scale`) will write, relative to the project root, POSIX separators. */
-export interface PlannedFile {
-  path: string
-  content: string | Buffer
-  /** File mode; secrets are 0o600. Defaults to 0o644 (0o755 for scripts set explicitly). */
-  mode?: number
-  /**
-   * Group of the file, when a container's user reads it (secrets: NGINX's workers, Django): set when
-   * create-gateway may (it runs as root); otherwise the containers join the file's group (group_add).
-   */
-  group?: number
-  /**
-   * Keep an existing file instead of overwriting it under --force (secrets, keys, certificates: a
-   * re-render must not rotate credentials behind the user's back).
-   */
-  keepExisting?: boolean
-}
-
-export type FilePlan = PlannedFile[]
+// The shape of a planned file belongs to the one place that writes files (util/files.ts), below render/.
+export type {FilePlan, PlannedFile} from '../util/files.js'
 
 /** templates/ at the package root, next to dist/ and src/. */
 export const TEMPLATES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'templates')

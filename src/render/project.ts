@@ -7,7 +7,7 @@ import {renderDjangoService} from './django.js'
 import {JWT_LEEWAY_SECONDS, renderGateway} from './gateway.js'
 import {renderTemplate, type FilePlan} from './plan.js'
 import {renderSecretFiles, type ProjectSecrets} from './secrets.js'
-import {MINT_ONE_LINER, MINT_PYTHON_ONE_LINER} from './summary.js'
+import {MINT_ONE_LINER, MINT_PYTHON_ONE_LINER} from './jwt-mint.js'
 
 /**
  * manifest + secrets -> every file of the project except certificates (those come from certs/, which

@@ -3,7 +3,26 @@ import {chmod, chown, mkdir, readdir, readFile, realpath, rename, rm, stat, writ
 import {dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 
 import {OperationError, UsageError} from '../errors.js'
-import type {FilePlan} from '../render/plan.js'
+
+/** One file `init` (or `certs`, `scale`) will write, relative to the project root, POSIX separators. */
+export interface PlannedFile {
+  path: string
+  content: string | Buffer
+  /** File mode; secrets are 0o600. Defaults to 0o644 (0o755 for scripts set explicitly). */
+  mode?: number
+  /**
+   * Group of the file, when a container's user reads it (secrets: NGINX's workers, Django): set when
+   * create-gateway may (it runs as root); otherwise the containers join the file's group (group_add).
+   */
+  group?: number
+  /**
+   * Keep an existing file instead of overwriting it under --force (secrets, keys, certificates: a
+   * re-render must not rotate credentials behind the user's back).
+   */
+  keepExisting?: boolean
+}
+
+export type FilePlan = PlannedFile[]
 
 export interface WriteOptions {
   dryRun?: boolean

@@ -1,37 +1,4 @@
-import type {LogLine} from '../docker/gateway-log.js'
-import {serviceOf, type VerifyEngine} from './engine.js'
-
-/**
- * The gateway's logs as verify reads them: NGINX writes the JSON access log to the container's stdout
- * and the error log to its stderr, and the engine keeps both (capped, see CONTAINER_LOGGING).
- */
-export const LOG_NAMES = {
-  access: 'the access log (gateway stdout)',
-  error: 'the error log (gateway stderr)',
-} as const
-
-export interface GatewayLogs {
-  /** Access-log lines (JSON), oldest first, joined by newlines. */
-  access: string
-  /** Error-log lines, oldest first, joined by newlines. */
-  error: string
-}
-
-/** The last `tail` lines of the gateway's log, split into access and error log; empty without a gateway. */
-export async function readGatewayLogs(engine: VerifyEngine, tail: number): Promise<GatewayLogs> {
-  const gateways = (await engine.containers()).filter((container) => serviceOf(container) === 'gateway')
-  const gateway = gateways.find((container) => container.running) ?? gateways.at(-1)
-  if (!gateway) return {access: '', error: ''}
-  return splitGatewayLog(await engine.logs(gateway.id, tail))
-}
-
-/** stdout -> access log (the image's start-up notes are not JSON and count as such), stderr -> error log. */
-export function splitGatewayLog(lines: readonly LogLine[]): GatewayLogs {
-  const access: string[] = []
-  const error: string[] = []
-  for (const line of lines) (line.stream === 'stdout' ? access : error).push(line.text)
-  return {access: access.join('\n'), error: error.join('\n')}
-}
+/** Reading NGINX's error log (the lines come from a GatewayLogSource, see log-source.ts). */
 
 export interface ErrorLogLine {
   /** NGINX writes local time of the container; our images run in UTC. */

@@ -1,4 +1,4 @@
-import {execFile, spawnSync} from 'node:child_process'
+import {execFile} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
@@ -12,24 +12,10 @@ export interface CliResult {
   stderr: string
 }
 
-/** Run the built CLI as a user would (stdin not a terminal). `npm test` builds dist/ first. */
-export function runCli(
-  args: string[],
-  options: {cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number} = {},
-): CliResult {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: options.cwd ?? ROOT,
-    env: {...process.env, NO_COLOR: '1', ...options.env},
-    encoding: 'utf8',
-    timeout: options.timeoutMs ?? 120_000,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  return {status: result.status, stdout: result.stdout, stderr: result.stderr}
-}
-
 /**
- * runCli without blocking the test worker: a test that runs several slow CLI commands in a row would
- * otherwise hold vitest's event loop long enough for its worker RPC to time out on a busy machine.
+ * Run the built CLI as a user would (stdin not a terminal; `npm test` builds dist/ first), without
+ * blocking the test worker: a synchronous run of several slow CLI commands in a row holds vitest's
+ * event loop long enough for its worker RPC to time out on a busy machine ("Timeout calling onTaskUpdate").
  * `prefix` runs the CLI under another program (setpriv).
  */
 export function runCliAsync(

@@ -14,6 +14,8 @@ import {BIN, ROOT, type CliResult} from './cli.js'
 export const OFFLINE_IMAGES = {
   python: 'create-gateway-offline/python:forky',
   nginx: 'create-gateway-offline/nginx:forky',
+  /** The metrics profile's NGINX exporter (Debian's prometheus-nginx-exporter). */
+  exporter: 'create-gateway-offline/exporter:forky',
 } as const
 
 /** One id per test run; every project and resource of the run carries it. */

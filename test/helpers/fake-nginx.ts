@@ -29,11 +29,16 @@ export class FakeNginxEngine extends FakeEngine {
   rejectReloads = 0
   /** upstreams.conf as it was at each reload. */
   reloadedWith: string[] = []
+  /** Old workers keep finishing long requests: they stay on every look instead of exiting (a drain that times out). */
+  keepExiting = false
+  /** Called before each `nginx ...` command runs: a test changes the world in between. */
+  beforeCommand?: (cmd: string[]) => void
 
   override async exec(id?: string, cmd: string[] = []): Promise<ExecResult> {
     const name = (await this.container(id!))!.name
     if (cmd[0] === 'sh') return {exitCode: 0, stdout: this.probe(), stderr: ''}
     this.calls.push(`exec ${cmd.join(' ')} ${name}`)
+    this.beforeCommand?.(cmd)
     if (cmd.join(' ') === 'nginx -t') {
       if (this.testFailure)
         return {
@@ -69,8 +74,8 @@ export class FakeNginxEngine extends FakeEngine {
     const lines = [`1 (nginx) S 0 1 1\tnginx: master process nginx -g daemon off;`]
     for (const pid of this.workers) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process`)
     for (const pid of this.exiting) lines.push(`${pid} (nginx) S 1 1 1\tnginx: worker process is shutting down`)
-    // Old workers finish their requests by the next look.
-    this.exiting = []
+    // Old workers finish their requests by the next look (unless they hold long ones).
+    if (!this.keepExiting) this.exiting = []
     return `${lines.join('\n')}\n`
   }
 }

@@ -22,7 +22,7 @@ import {
 import {loadManifest} from '../../src/manifest/load.js'
 import {buildStackSpec} from '../../src/manifest/stack.js'
 import {composeObject} from '../../src/render/compose.js'
-import {runCli, tempDir} from '../helpers/cli.js'
+import {runCliAsync, tempDir} from '../helpers/cli.js'
 import {compose, ensureComposeV2} from '../helpers/compose.js'
 
 /**
@@ -102,9 +102,13 @@ describe(`the config hash of generated projects equals Compose v2's`, () => {
       ['--route', '/keyed/=web:api-key', '--cache', '/=30s', '--cache', '/keyed/=1m'],
     ],
     ['TLS off on other ports and another bind address', ['--tls', 'off', '--http-port', '8088', '--bind', '0.0.0.0']],
+    [
+      'the metrics profile (an exporter with a command, no healthcheck, a loopback port)',
+      ['--metrics', '9113', '--bind', '0.0.0.0'],
+    ],
   ])('%s', async (_what, flags) => {
     const dir = join(tempDir(), 'hash-check')
-    const init = runCli(['init', dir, '--yes', ...flags])
+    const init = await runCliAsync(['init', dir, '--yes', ...flags])
     expect(init.status, init.stderr).toBe(0)
     // Compose reads .env from the project directory; an exported variable of the same name would win there.
     const context = await projectContext(dir)

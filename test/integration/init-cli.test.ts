@@ -6,21 +6,21 @@ import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
 import {ensureComposeV2} from '../helpers/compose.js'
-import {runCli, tempDir} from '../helpers/cli.js'
+import {runCliAsync, tempDir} from '../helpers/cli.js'
 
 const mode = (path: string) => statSync(path).mode & 0o777
 
 describe('create-gateway init (the built CLI)', () => {
-  it('--help lists every command with a summary', () => {
-    const help = runCli(['--help'])
+  it('--help lists every command with a summary', async () => {
+    const help = await runCliAsync(['--help'])
     expect(help.status).toBe(0)
     for (const command of ['init', 'certs', 'up', 'down', 'status', 'logs', 'scale', 'verify', 'render'])
       expect(help.stdout).toMatch(new RegExp(`\\n\\s+${command}\\s+\\S`))
   })
 
-  it('init --tls certbot listens where the CA can reach it, and its README gives a renewal schedule that parses', () => {
+  it('init --tls certbot listens where the CA can reach it, and its README gives a renewal schedule that parses', async () => {
     const dir = join(tempDir(), 'le-api')
-    const result = runCli(['init', dir, '--yes', '--tls', 'certbot', '--email', 'ops@example.com'])
+    const result = await runCliAsync(['init', dir, '--yes', '--tls', 'certbot', '--email', 'ops@example.com'])
     expect(result.status, result.stderr).toBe(0)
     const manifest = parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8'))
     expect(manifest.bind).toBe('0.0.0.0')
@@ -37,7 +37,7 @@ describe('create-gateway init (the built CLI)', () => {
 
     // Flags the user gave stay (a private CA such as Pebble may need loopback ports).
     const local = join(tempDir(), 'pebble-api')
-    const kept = runCli([
+    const kept = await runCliAsync([
       'init',
       local,
       '--yes',
@@ -59,9 +59,9 @@ describe('create-gateway init (the built CLI)', () => {
     })
   })
 
-  it('init DIR --yes alone gives a working project', () => {
+  it('init DIR --yes alone gives a working project', async () => {
     const dir = join(tempDir(), 'my-api')
-    const result = runCli(['init', dir, '--yes'])
+    const result = await runCliAsync(['init', dir, '--yes'])
     expect(result.status, result.stderr).toBe(0)
     // Piped (not a terminal): the output names the file, never the password; no secret file is
     // readable by others, and the ones a container reads belong to its group.
@@ -121,22 +121,24 @@ describe('create-gateway init (the built CLI)', () => {
     expect(cert.checkIssued(new X509Certificate(readFileSync(join(dir, 'certs/ca.pem'))))).toBe(true)
   })
 
-  it('the compose file passes a real `docker compose config` (Compose v2)', () => {
+  it('the compose file passes a real `docker compose config` (Compose v2)', async () => {
     const dir = join(tempDir(), 'compose-check')
     expect(
-      runCli([
-        'init',
-        dir,
-        '--yes',
-        '--service',
-        'student-api',
-        '--external',
-        'payment=https://payment.example.com',
-        '--route',
-        '/payment/=payment:api-key',
-        '--route',
-        '/private/=web:jwt',
-      ]).status,
+      (
+        await runCliAsync([
+          'init',
+          dir,
+          '--yes',
+          '--service',
+          'student-api',
+          '--external',
+          'payment=https://payment.example.com',
+          '--route',
+          '/payment/=payment:api-key',
+          '--route',
+          '/private/=web:jwt',
+        ])
+      ).status,
     ).toBe(0)
     ensureComposeV2()
     const config = spawnSync('docker', ['compose', 'config'], {cwd: dir, encoding: 'utf8'})
@@ -186,9 +188,9 @@ describe('create-gateway init (the built CLI)', () => {
     [['--replicas', '0'], /--replicas/],
     [['--external', 'payment=ftp://x.example.com'], /--external.*http/],
     [['--tls', 'letsencrypt'], /--tls/],
-  ])('bad input %o exits 2, names the flag and writes nothing', (flags, expected) => {
+  ])('bad input %o exits 2, names the flag and writes nothing', async (flags, expected) => {
     const dir = join(tempDir(), 'bad')
-    const result = runCli(['init', dir, '--yes', ...flags])
+    const result = await runCliAsync(['init', dir, '--yes', ...flags])
     expect(result.status).toBe(2)
     expect(result.stderr).toMatch(expected)
     expect(existsSync(dir)).toBe(false)
@@ -199,35 +201,35 @@ describe('create-gateway init (the built CLI)', () => {
     [['certs', 'issue', '--ca-bundle', '/nonexistent/ca.pem'], /--ca-bundle/],
     [['logs', 'web', '--tail', 'abc'], /--tail/],
     [['up', '--timeout', '0'], /--timeout/],
-  ])('a flag value oclif cannot parse (%o) exits 2 like every other bad input', (args, expected) => {
-    const result = runCli(args, {cwd: tempDir()})
+  ])('a flag value oclif cannot parse (%o) exits 2 like every other bad input', async (args, expected) => {
+    const result = await runCliAsync(args, {cwd: tempDir()})
     expect(result.status).toBe(2)
     expect(result.stderr).toMatch(expected)
   })
 
-  it('without a terminal and without --yes it fails naming --yes, writing nothing', () => {
+  it('without a terminal and without --yes it fails naming --yes, writing nothing', async () => {
     const dir = join(tempDir(), 'no-tty')
-    const result = runCli(['init', dir])
+    const result = await runCliAsync(['init', dir])
     expect(result.status).toBe(2)
     expect(result.stderr).toMatch(/--yes/)
     expect(existsSync(dir)).toBe(false)
   })
 
-  it('refuses a non-empty directory; --force overwrites only generated files and keeps secrets', () => {
+  it('refuses a non-empty directory; --force overwrites only generated files and keeps secrets', async () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'notes.txt'), 'mine')
-    const refused = runCli(['init', dir, '--yes'])
+    const refused = await runCliAsync(['init', dir, '--yes'])
     expect(refused.status).toBe(2)
     expect(refused.stderr).toMatch(/not empty.*\n.*--force/)
     expect(readdirSync(dir)).toEqual(['notes.txt'])
 
-    expect(runCli(['init', dir, '--yes', '--force']).status).toBe(0)
+    expect((await runCliAsync(['init', dir, '--yes', '--force'])).status).toBe(0)
     const env = readFileSync(join(dir, '.env'), 'utf8')
     const password = readFileSync(join(dir, 'secrets/basic-auth.txt'), 'utf8')
     const jwtSecret = readFileSync(join(dir, 'secrets/jwt-secret.txt'), 'utf8')
     const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
     writeFileSync(join(dir, 'gateway/nginx.conf'), '# edited')
-    expect(runCli(['init', dir, '--yes', '--force', '--rate', '5r/s']).status).toBe(0)
+    expect((await runCliAsync(['init', dir, '--yes', '--force', '--rate', '5r/s'])).status).toBe(0)
     expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine')
     expect(readFileSync(join(dir, '.env'), 'utf8')).toBe(env)
     expect(readFileSync(join(dir, 'secrets/basic-auth.txt'), 'utf8')).toBe(password)
@@ -238,10 +240,10 @@ describe('create-gateway init (the built CLI)', () => {
     expect(parse(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).rateLimit.rate).toBe('5r/s')
   })
 
-  it('render: a fresh project already matches its gateway.yaml; a bad edit exits 2 naming the field and writes nothing', () => {
+  it('render: a fresh project already matches its gateway.yaml; a bad edit exits 2 naming the field and writes nothing', async () => {
     const dir = join(tempDir(), 'my-api')
-    expect(runCli(['init', dir, '--yes']).status).toBe(0)
-    const same = runCli(['render', '--dir', dir, '--dry-run'])
+    expect((await runCliAsync(['init', dir, '--yes'])).status).toBe(0)
+    const same = await runCliAsync(['render', '--dir', dir, '--dry-run'])
     expect(same.status, same.stderr).toBe(0)
     expect(same.stdout.trim()).toBe('my-api: every file already matches gateway.yaml (dry run).')
 
@@ -253,15 +255,15 @@ describe('create-gateway init (the built CLI)', () => {
         .replace('    service: web\n    auth: basic', '    service: pay\n    auth: basic'),
     )
     const limits = readFileSync(join(dir, 'gateway/conf.d/limits.conf'))
-    const bad = runCli(['render', '--dir', dir])
+    const bad = await runCliAsync(['render', '--dir', dir])
     expect(bad.status).toBe(2)
     expect(bad.stderr).toContain('routes[1].service: no service named "pay"')
     expect(readFileSync(join(dir, 'gateway/conf.d/limits.conf')).equals(limits)).toBe(true)
   })
 
-  it('--dry-run lists the files and writes nothing', () => {
+  it('--dry-run lists the files and writes nothing', async () => {
     const dir = join(tempDir(), 'dry')
-    const result = runCli(['init', dir, '--yes', '--dry-run'])
+    const result = await runCliAsync(['init', dir, '--yes', '--dry-run'])
     expect(result.status, result.stderr).toBe(0)
     expect(result.stdout).toMatch(/would write \d+ files/)
     expect(result.stdout).toContain('docker-compose.yml')

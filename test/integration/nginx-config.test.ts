@@ -87,6 +87,14 @@ const projects: Record<string, ManifestInput> = {
       {path: '/private/', service: 'web', auth: 'jwt', cache: {ttl: '1d'}},
     ],
   },
+  'the metrics profile (a stub_status listener for the exporter)': {
+    version: 1,
+    name: 'metered',
+    domain: 'api.localhost',
+    metrics: {enabled: true},
+    services: {web: {kind: 'django'}},
+    routes: [{path: '/', service: 'web'}],
+  },
   'jwt only, limit status 401': {
     version: 1,
     name: 'tokens',

@@ -126,12 +126,13 @@ describe('renderDjangoService', () => {
     const m = manifest()
     const dockerfile = file(await renderDjangoService(m, service(m, 'student-api')), 'apps/student/Dockerfile')
     const spec = buildStackSpec(m).services.find((s) => s.service === 'student-api')!
+    const check = spec.healthcheck!
     const healthcheck = instructions(dockerfile).find(([keyword]) => keyword === 'HEALTHCHECK')![1]
     const command = JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD ') + 4)) as string[]
-    expect(['CMD', ...command]).toEqual(spec.healthcheck.test)
+    expect(['CMD', ...command]).toEqual(check.test)
     expect(command.join(' ')).toContain('http://127.0.0.1:9001/healthz')
-    expect(healthcheck).toContain(`--interval=${spec.healthcheck.intervalSeconds}s`)
-    expect(healthcheck).toContain(`--start-period=${spec.healthcheck.startPeriodSeconds}s`)
+    expect(healthcheck).toContain(`--interval=${check.intervalSeconds}s`)
+    expect(healthcheck).toContain(`--start-period=${check.startPeriodSeconds}s`)
   })
 
   it('reads every setting the stack passes from the environment, with no secret in the files', async () => {

@@ -187,6 +187,53 @@ describe('container definitions', () => {
     expect(web(3)).toBe(web(2))
   })
 
+  it('adds the NGINX exporter with metrics on: locked down, published only on loopback, scraping the gateway', () => {
+    const manifest = testManifest({
+      metrics: {enabled: true, port: 19113},
+      images: {python: 'p:1', nginx: 'n:1', exporter: 'create-gateway-offline/exporter:forky'},
+    })
+    const containers = desired({}, manifest)
+    expect(containers.map((container) => container.name)).toEqual([
+      'demo-web-1',
+      'demo-web-2',
+      'demo-gateway-1',
+      'demo-nginx-exporter-1',
+    ])
+    const exporter = containers[3]!
+    expect(exporter.options.Image).toBe('create-gateway-offline/exporter:forky')
+    expect(exporter.options.Cmd).toEqual([
+      '--nginx.scrape-uri=http://gateway:8082/nginx_status',
+      '--web.listen-address=:9113',
+    ])
+    expect(exporter.options.HostConfig?.PortBindings).toEqual({'9113/tcp': [{HostIp: '127.0.0.1', HostPort: '19113'}]})
+    expect(exporter.options.HostConfig).toMatchObject({
+      ReadonlyRootfs: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true'],
+      Memory: 64 * 1024 ** 2,
+      NanoCpus: 250_000_000,
+      LogConfig: {Type: 'json-file', Config: {'max-size': '10m', 'max-file': '3'}},
+    })
+    expect(exporter.options.HostConfig?.CapAdd ?? []).toEqual([])
+    // The public network only: it reaches the gateway there, and no Django service.
+    expect(Object.keys(exporter.options.NetworkingConfig?.EndpointsConfig ?? {})).toEqual(['demo_default'])
+    expect(exporter.extraNetworks).toEqual([])
+    expect(exporter.options.Labels?.['com.docker.compose.depends_on']).toBe('gateway:service_healthy:true')
+    // Nothing to probe with in the official image (FROM scratch): no healthcheck at all.
+    expect(exporter.options.Healthcheck).toBeUndefined()
+    // The gateway's public ports are unchanged by the profile.
+    const gateway = containers[2]!
+    expect(Object.keys(gateway.options.HostConfig?.PortBindings ?? {})).toEqual(['80/tcp', '443/tcp'])
+    // Started after the gateway it scrapes.
+    expect(startWaves(buildStackSpec(manifest)).map((wave) => wave.map((spec) => spec.service))).toEqual([
+      ['web'],
+      ['gateway'],
+      ['nginx-exporter'],
+    ])
+    // Off: no exporter.
+    expect(desired({}, testManifest({metrics: {enabled: false}})).map((c) => c.service)).not.toContain('nginx-exporter')
+  })
+
   it('starts the Django services before the gateway that depends on them', () => {
     const waves = startWaves(
       buildStackSpec(

@@ -453,6 +453,40 @@ describe('renderGateway', () => {
   })
 })
 
+describe('the metrics profile', () => {
+  it('serves stub_status to the exporter on the network only with metrics on; the health listener stays on loopback', async () => {
+    const off = servers((await render())['gateway/conf.d/gateway.conf']!)
+    expect(off.some((server) => /listen 8082;/.test(server))).toBe(false)
+    const on = servers((await render({metrics: {enabled: true}}))['gateway/conf.d/gateway.conf']!)
+    const metrics = on.find((server) => /listen 8082;/.test(server))
+    expect(metrics).toBeDefined()
+    expect(block(metrics!, 'location = /nginx_status')).toContain('stub_status;')
+    expect(block(metrics!, 'location /')).toContain('return 404;')
+    // Only stub_status there: no health endpoint, no route, no access log of the exporter's scrapes.
+    expect(metrics).not.toContain('/healthz')
+    expect(metrics).not.toContain('proxy_pass')
+    expect(metrics).toContain('access_log off;')
+    expect(on.find((server) => server.includes('/healthz'))).toContain('listen 127.0.0.1:8081;')
+    expect(on).toHaveLength(off.length + 1)
+  })
+
+  it('leaves the Kubernetes export without the listener (it has no exporter)', async () => {
+    const manifest = parseManifest({...base, metrics: {enabled: true}})
+    const files = await renderGateway(manifest, {
+      ports: {http: 8080, https: 8443, status: 8081},
+      publicPorts: {http: 80, https: 443},
+      resolver: 'kube-dns.kube-system.svc.cluster.local',
+      resolverValid: '10s',
+      namespace: 'default',
+      clusterDomain: 'cluster.local',
+      writableDir: '/tmp',
+      workerProcesses: 2,
+    })
+    const conf = String(files.find((file) => file.path === 'gateway/conf.d/gateway.conf')!.content)
+    expect(conf).not.toMatch(/listen 8082;/)
+  })
+})
+
 describe('renderUpstreams', () => {
   const manifest = parseManifest(base)
 

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {UsageError} from '../../src/errors.js'
-import {renderFromManifest} from '../../src/gateway/render.js'
+import {renderFromManifest} from '../../src/project/render.js'
 import {parseScaleTargets} from '../../src/gateway/targets.js'
 import {renderUpstreamsWith} from '../../src/gateway/upstreams.js'
 import {
@@ -20,7 +20,7 @@ import {
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest, parseManifest} from '../../src/manifest/load.js'
 import {PROJECT_PATHS} from '../../src/manifest/stack.js'
-import {createProject} from '../../src/render/create-project.js'
+import {createProject} from '../../src/project/create-project.js'
 import {renderUpstreams} from '../../src/render/gateway.js'
 import {projectFile, writePlan} from '../../src/util/files.js'
 import {tempDir} from '../helpers/cli.js'

@@ -35,6 +35,19 @@ describe('init options', () => {
       await expect(defaults({cache: [bad]}), bad).rejects.toThrow(UsageError)
   })
 
+  it('--metrics PORT turns the exporter on at 127.0.0.1:PORT, and refuses a bad or public port naming the flag', async () => {
+    expect(buildManifest(await defaults()).metrics).toBeUndefined()
+    const manifest = buildManifest(await defaults({metrics: '9113'}))
+    expect(manifest.metrics).toEqual({enabled: true, port: 9113, bind: '127.0.0.1'})
+    for (const bad of ['0', '70000', '0x2399', '9113.0', 'on', '9113;', ''])
+      await expect(defaults({metrics: bad}), bad).rejects.toThrow(/^--metrics: must be a port number/)
+    const clash = await defaults({metrics: '8443'})
+      .then((answers) => buildManifest(answers))
+      .catch((error) => error)
+    expect(clash).toBeInstanceOf(ManifestError)
+    expect(clash.message).toMatch(/--metrics \(metrics\.port\): must differ from the gateway's public ports/)
+  })
+
   it('takes jwt as a route auth mode', async () => {
     const manifest = buildManifest(await defaults({route: ['/private/=web:jwt']}))
     expect(manifest.routes).toContainEqual({path: '/private/', service: 'web', auth: 'jwt'})

@@ -52,13 +52,23 @@ describe('manifest schema', () => {
       python: 'python:3.12-slim',
       nginx: 'nginx:1.30',
       certbot: 'certbot/certbot:v5.1.0',
+      exporter: 'nginx/nginx-prometheus-exporter:1.5.3',
     })
+    // The metrics profile is off unless asked for.
+    expect(manifest.metrics).toBeUndefined()
     expect(manifest.routes[0]!.auth).toBe('none')
     // The hardening knobs: no trusted proxy, NGINX's 1m body limit, sane container limits.
     expect(manifest.trustedProxies).toEqual([])
     expect(manifest.clientMaxBodySize).toBe('1m')
     expect(manifest.services.web).toMatchObject({limits: {memory: '512m', cpus: 1}})
     expect(manifest.gateway).toEqual({limits: {memory: '256m', cpus: 1}})
+  })
+
+  it("fills the metrics profile's defaults: the exporter on 127.0.0.1:9113", () => {
+    const manifest = parseManifest({...valid(), metrics: {enabled: true}})
+    expect(manifest.metrics).toEqual({enabled: true, port: 9113, bind: '127.0.0.1'})
+    // Off, the port may be anything: nothing listens there.
+    expect(parseManifest({...valid(), metrics: {enabled: false, port: 8080}}).metrics?.enabled).toBe(false)
   })
 
   it('derives Gunicorn workers from the limits: 2 x CPUs + 1, as memory allows, at most 8', () => {
@@ -123,6 +133,32 @@ describe('manifest schema', () => {
       (m: any) => (m.services.gateway = {kind: 'django'}),
       /^services\.gateway: "gateway" is reserved/,
     ],
+    [
+      "the exporter's service name",
+      (m: any) => (m.services['nginx-exporter'] = {kind: 'django'}),
+      /^services\.nginx-exporter: "nginx-exporter" is reserved/,
+    ],
+    [
+      'metrics on a public port',
+      (m: any) => (m.metrics = {enabled: true, port: 8443}),
+      /^metrics\.port: must differ from the gateway's public ports \(8080, 8443\)/,
+    ],
+    [
+      'metrics switched on with text',
+      (m: any) => (m.metrics = {enabled: 'yes'}),
+      /^metrics\.enabled: must be true or false/,
+    ],
+    [
+      'a metrics port as text',
+      (m: any) => (m.metrics = {enabled: true, port: '9113'}),
+      /^metrics\.port: must be a port/,
+    ],
+    [
+      'a metrics bind that is not an address',
+      (m: any) => (m.metrics = {enabled: true, bind: 'localhost; rm -rf /'}),
+      /^metrics\.bind: must be an IP address/,
+    ],
+    ['an unknown metrics field', (m: any) => (m.metrics = {enabled: true, path: '/x'}), /^metrics: Unrecognized key/],
     ['certbot without email', (m: any) => (m.tls = {mode: 'certbot'}), /^tls\.email: is required/],
     ['unknown field', (m: any) => (m.extra = true), /Unrecognized key/],
     [

@@ -2,6 +2,7 @@ import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
+import {parse} from 'yaml'
 
 import {inspectCertificate} from '../../src/certs/inspect.js'
 import {upStack} from '../../src/docker/stack.js'
@@ -13,10 +14,10 @@ import {
   RELOAD_PENDING_FILE,
   renderFromManifest,
   upLoadedGatewayFiles,
-} from '../../src/gateway/render.js'
+} from '../../src/project/render.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest} from '../../src/manifest/load.js'
-import {createProject} from '../../src/render/create-project.js'
+import {createProject} from '../../src/project/create-project.js'
 import {tempDir} from '../helpers/cli.js'
 import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
@@ -202,6 +203,29 @@ describe('render: the project again from gateway.yaml', () => {
     expect(error.hint).toContain('run `create-gateway render`')
     expect(engine.calls).toEqual(['exec nginx -t demo-gateway-1'])
     expect(existsSync(join(dir, RELOAD_PENDING_FILE))).toBe(true)
+  })
+
+  it('init --metrics: the exporter in the compose file on loopback, the stub_status listener, and how to scrape in the README', async () => {
+    const plain = await project()
+    expect(readFileSync(join(plain, 'README.md'), 'utf8')).not.toContain('## Metrics')
+    expect(readFileSync(join(plain, 'docker-compose.yml'), 'utf8')).not.toContain('nginx-exporter')
+    const dir = await project({metrics: '19113'})
+    const compose = parse(readFileSync(join(dir, 'docker-compose.yml'), 'utf8')) as {
+      services: Record<string, Record<string, unknown>>
+    }
+    expect(compose.services['nginx-exporter']).toMatchObject({
+      image: 'nginx/nginx-prometheus-exporter:1.5.3',
+      command: ['--nginx.scrape-uri=http://gateway:8082/nginx_status', '--web.listen-address=:9113'],
+      ports: ['127.0.0.1:19113:9113'],
+      read_only: true,
+      cap_drop: ['ALL'],
+      security_opt: ['no-new-privileges:true'],
+      networks: ['default'],
+    })
+    expect(compose.services['nginx-exporter']!.healthcheck).toBeUndefined()
+    expect(compose.services.gateway!.ports).toEqual(['127.0.0.1:18080:80', '127.0.0.1:18443:443'])
+    expect(readFileSync(join(dir, 'gateway/conf.d/gateway.conf'), 'utf8')).toMatch(/^\s*listen 8082;$/m)
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('http://127.0.0.1:19113/metrics')
   })
 
   it('upLoadedGatewayFiles: replicas rolled, or any container created, recreated or started', () => {

@@ -1,4 +1,4 @@
-import {readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 
@@ -68,7 +68,8 @@ describe('scaleServices up', () => {
     })
     expect(progress).toContain('Reload confirmed: workers 10, 11 -> 100, 101 (0 ms)')
     expect(describeScale(result)).toContain('web: 1 -> 3 replica(s); added demo-web-2, demo-web-3')
-    expect(readFileSync(join(dir, 'gateway.yaml'), 'utf8')).not.toContain(LOCK_FILE)
+    // The project lock is released: its file is gone.
+    expect(existsSync(join(dir, LOCK_FILE))).toBe(false)
 
     // Same labels as up, and `up` with the saved manifest keeps them: same configuration hash.
     const web3 = [...engine.containersById.values()].find((container) => container.name === 'demo-web-3')!
@@ -213,6 +214,30 @@ describe('scaleServices down', () => {
       removed: ['demo-web-3', 'demo-web-2'],
       upstream: ['demo-web-1'],
     })
+  })
+})
+
+describe('scaleServices down, old workers slow to finish', () => {
+  it('waits for them no longer than drainTimeoutMs, warns, and stops the leaving replicas anyway', async () => {
+    const {engine, dir, manifest, options} = await runningStack(2, 'replicas')
+    engine.keepExiting = true
+    const result = await scaleServices(dir, manifest, {web: 1}, options({drainTimeoutMs: 1_000}))
+    expect(result.drain).toMatchObject({drained: false, remaining: [10, 11]})
+    expect(result.drain!.ms).toBeGreaterThanOrEqual(1_000)
+    expect(result.warnings).toEqual([
+      expect.stringMatching(
+        /^old NGINX workers 10, 11 were still finishing requests after \d+ ms; stopping the replicas anyway/,
+      ),
+    ])
+    expect(engine.calls).toEqual([
+      'exec nginx -t demo-gateway-1',
+      'exec nginx -s reload demo-gateway-1',
+      'stop demo-web-2',
+      'remove demo-web-2',
+    ])
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1'])
+    expect(describeScale(result)).toContain('old workers still finishing')
+    expect(describeScale(result)).toContain('Warning: old NGINX workers 10, 11 were still finishing requests')
   })
 })
 

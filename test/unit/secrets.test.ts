@@ -6,7 +6,7 @@ import {afterEach, describe, expect, it} from 'vitest'
 import {UsageError} from '../../src/errors.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {generateSecrets, JWT_SECRET_PATTERN, loadSecrets, renderSecretFiles} from '../../src/render/secrets.js'
-import {describeProject} from '../../src/render/summary.js'
+import {describeProject} from '../../src/project/summary.js'
 
 const manifest = parseManifest({
   version: 1,

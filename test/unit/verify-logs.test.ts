@@ -5,7 +5,8 @@ import {LABELS} from '../../src/docker/spec.js'
 import {logsCheck, parseAccessLog, severeSince} from '../../src/verify/checks/logs.js'
 import type {VerifyEngine} from '../../src/verify/engine.js'
 import type {GatewayClient} from '../../src/verify/http.js'
-import {parseErrorLog, readGatewayLogs, upstreamErrorReason} from '../../src/verify/logfiles.js'
+import {parseErrorLog, upstreamErrorReason} from '../../src/verify/logfiles.js'
+import {containerLogSource, readGatewayLogs, type ContainerLogReader} from '../../src/verify/log-source.js'
 import type {VerifyContext} from '../../src/verify/types.js'
 import {fakeClock, runningContainer} from '../helpers/fake-engine.js'
 import {testManifest} from '../helpers/stack-fixture.js'
@@ -42,9 +43,8 @@ describe('access log', () => {
     const old = runningContainer({name: 'demo-gateway-old', running: false, labels: {[LABELS.service]: 'gateway'}})
     const gateway = runningContainer({name: 'demo-gateway-1', labels: {[LABELS.service]: 'gateway'}})
     const asked: Array<[string, number]> = []
-    const engine: VerifyEngine = {
+    const engine: ContainerLogReader = {
       containers: async () => [old, runningContainer({name: 'demo-web-1'}), gateway],
-      exec: async () => ({exitCode: 0, stdout: '', stderr: ''}),
       logs: async (container, tail) => {
         asked.push([container, tail])
         return [
@@ -80,10 +80,11 @@ describe('the logs check', () => {
           lines.push({stream: 'stdout', time: '', text: JSON.stringify({request_id: id, status: 200, uri: '/'})})
       },
     } as unknown as GatewayClient
+    const containers = async () => [runningContainer({name: 'demo-gateway-1', labels: {[LABELS.service]: 'gateway'}})]
     const engine: VerifyEngine = {
-      containers: async () => [runningContainer({name: 'demo-gateway-1', labels: {[LABELS.service]: 'gateway'}})],
+      containers,
       exec: async () => ({exitCode: 0, stdout: '', stderr: ''}),
-      logs: async () => [...lines],
+      gatewayLog: containerLogSource({containers, logs: async () => [...lines]}),
     }
     const context = {
       dir: '/nonexistent',

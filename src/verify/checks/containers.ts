@@ -1,6 +1,7 @@
 import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
+import {isHealthy} from '../../docker/containers.js'
 import {djangoServices, gatewayContainerName, upstreamName} from '../../manifest/model.js'
 import type {Manifest} from '../../manifest/schema.js'
 import {PROJECT_PATHS, replicaNames} from '../../manifest/stack.js'
@@ -9,10 +10,6 @@ import {LABELS} from '../../docker/spec.js'
 import {retryUntil} from '../../util/retry.js'
 import {serviceOf, type ContainerState} from '../engine.js'
 import {fail, pass, type Check} from '../types.js'
-
-export function isHealthy(container: ContainerState): boolean {
-  return container.running && (container.health === undefined || container.health === 'healthy')
-}
 
 function describeState(container: ContainerState): string {
   if (!container.running)
@@ -29,7 +26,8 @@ export interface ContainersVerdict {
 export function judgeContainers(
   manifest: Manifest,
   containers: ContainerState[],
-  upstreamsText: string | undefined,
+  /** upstreams.conf; `dns` when the gateway resolves the replicas at run time (a swarm): nothing to compare. */
+  upstreamsText: string | undefined | 'dns',
 ): ContainersVerdict {
   const problems: string[] = []
   // Matched by Compose's service and number labels, not by name: a stack that `docker-compose up` (v1,
@@ -52,6 +50,18 @@ export function judgeContainers(
   }
 
   const upstreams: ContainersVerdict['upstreams'] = {}
+  if (upstreamsText === 'dns') {
+    for (const service of djangoServices(manifest)) {
+      const running = containers
+        .filter((container) => serviceOf(container) === service.name && isHealthy(container))
+        .map((container) => container.name)
+        .sort()
+      upstreams[upstreamName(service.name)] = {listed: running, running}
+    }
+
+    return {problems, upstreams}
+  }
+
   const listed = upstreamsText === undefined ? undefined : parseUpstreams(upstreamsText)
   if (listed === undefined) problems.push(`${PROJECT_PATHS.upstreams} is missing`)
   for (const service of djangoServices(manifest)) {
@@ -92,9 +102,9 @@ export const containersCheck: Check = {
       (list) => !list.some((container) => container.running && container.health === 'starting'),
       {timeoutMs: STARTING_GRACE_MS, intervalMs: 500, describe: 'containers to finish starting'},
     ).catch(() => engine.containers())
-    let upstreamsText: string | undefined
+    let upstreamsText: string | undefined | 'dns'
     try {
-      upstreamsText = await readFile(join(dir, PROJECT_PATHS.upstreams), 'utf8')
+      upstreamsText = engine.discovery === 'dns' ? 'dns' : await readFile(join(dir, PROJECT_PATHS.upstreams), 'utf8')
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
     }
@@ -112,6 +122,7 @@ export const containersCheck: Check = {
     if (problems.length > 0) return fail(problems.join('; '), data)
     const healthy = containers.filter(isHealthy).length
     const pools = Object.entries(upstreams).map(([name, {listed}]) => `${name}: ${listed.length}`)
-    return pass(`${healthy}/${containers.length} running and healthy; upstream matches (${pools.join(', ')})`, data)
+    const upstream = upstreamsText === 'dns' ? 'resolved by DNS' : 'upstream matches'
+    return pass(`${healthy}/${containers.length} running and healthy; ${upstream} (${pools.join(', ')})`, data)
   },
 }

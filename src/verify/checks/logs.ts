@@ -1,6 +1,6 @@
 import {retryUntil, WaitTimeoutError} from '../../util/retry.js'
 import {GatewayUnreachableError} from '../http.js'
-import {LOG_NAMES, parseErrorLog, readGatewayLogs, type ErrorLogLine} from '../logfiles.js'
+import {parseErrorLog, type ErrorLogLine} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
 /** Levels that mean NGINX could not (re)load or lost a worker. */
@@ -58,6 +58,7 @@ export const logsCheck: Check = {
   id: 'logs',
   title: 'Access and error logs',
   async run({manifest, http, engine, clock, startedAt}) {
+    const {access: accessLog, error: errorLog} = engine.gatewayLog.names
     // A request of our own, so the check proves something even when it runs alone (--only logs).
     const route = manifest.routes.find((candidate) => candidate.auth === 'none') ?? manifest.routes[0]!
     try {
@@ -70,10 +71,10 @@ export const logsCheck: Check = {
     const load = new Set(http.loadTestIds)
     const needLoad = http.loadTestAnswered
     const runPrefix = `verify-${http.runId}-`
-    let errorLog = ''
+    let errorText = ''
     const scan = async () => {
-      const logs = await readGatewayLogs(engine, TAIL_LINES)
-      errorLog = logs.error
+      const logs = await engine.gatewayLog.read(TAIL_LINES)
+      errorText = logs.error
       const {records, malformed} = parseAccessLog(logs.access)
       const ours = records.filter(
         (record) => typeof record.request_id === 'string' && record.request_id.startsWith(runPrefix),
@@ -90,20 +91,20 @@ export const logsCheck: Check = {
         timeoutMs: ACCESS_LOG_WAIT_MS,
         intervalMs: 250,
         clock,
-        describe: `this run's request ids in ${LOG_NAMES.access}`,
+        describe: `this run's request ids in ${accessLog}`,
       })
     } catch (error) {
       if (!(error instanceof WaitTimeoutError) || !error.lastValue) throw error
       found = error.lastValue as Awaited<ReturnType<typeof scan>>
     }
 
-    const errorLines = parseErrorLog(errorLog)
+    const errorLines = parseErrorLog(errorText)
     const severe = severeSince(errorLines, startedAt)
     const lastAccess = found.records.slice(-5).map(describeRecord)
     const lastError = errorLines.slice(-5).map((line) => line.line)
     const data = {
-      accessLog: LOG_NAMES.access,
-      errorLog: LOG_NAMES.error,
+      accessLog,
+      errorLog,
       expectedIds: expected.length,
       missingIds: found.missing,
       loadTestIds: {sent: load.size, answered: needLoad, found: found.loadFound},
@@ -116,18 +117,18 @@ export const logsCheck: Check = {
     const problems: string[] = []
     if (expected.length === 0 && needLoad === 0)
       problems.push('no request of this run got an answer from the gateway, so none can be in the log')
-    else if (found.records.length === 0) problems.push(`${LOG_NAMES.access} is empty`)
+    else if (found.records.length === 0) problems.push(`${accessLog} is empty`)
     else if (found.missing.length > 0) {
       problems.push(
-        `${found.missing.length} of ${expected.length} request ids not in ${LOG_NAMES.access} (first: ${found.missing.slice(0, 3).join(', ')})`,
+        `${found.missing.length} of ${expected.length} request ids not in ${accessLog} (first: ${found.missing.slice(0, 3).join(', ')})`,
       )
     }
 
     if (found.loadFound < needLoad)
-      problems.push(`${found.loadFound} of ${needLoad} load-test request ids in ${LOG_NAMES.access}`)
+      problems.push(`${found.loadFound} of ${needLoad} load-test request ids in ${accessLog}`)
     if (severe.length > 0) {
       problems.push(
-        `${severe.length} emerg/alert/crit lines in ${LOG_NAMES.error} since the run began:\n${severe
+        `${severe.length} emerg/alert/crit lines in ${errorLog} since the run began:\n${severe
           .slice(-5)
           .map((line) => `  | ${line.line}`)
           .join('\n')}`,
@@ -135,7 +136,7 @@ export const logsCheck: Check = {
     }
 
     if (problems.length > 0) {
-      const tail = problems.some((problem) => problem.includes(LOG_NAMES.access))
+      const tail = problems.some((problem) => problem.includes(accessLog))
         ? lastAccess.map((line) => `  | ${line}`)
         : []
       return fail([problems.join('; '), ...tail].join('\n'), data)
@@ -145,8 +146,8 @@ export const logsCheck: Check = {
     const lastAccessLine = lastAccess.at(-1)
     const lastErrorLine = errorLines.at(-1)
     return pass(
-      `${total} request ids of this run in ${LOG_NAMES.access}${lastAccessLine ? ` (last: ${lastAccessLine})` : ''}; ` +
-        `no emerg/alert/crit in ${LOG_NAMES.error} since the run began${lastErrorLine ? ` (last: ${shorten(`[${lastErrorLine.level}] ${lastErrorLine.message}`, 80)})` : ''}`,
+      `${total} request ids of this run in ${accessLog}${lastAccessLine ? ` (last: ${lastAccessLine})` : ''}; ` +
+        `no emerg/alert/crit in ${errorLog} since the run began${lastErrorLine ? ` (last: ${shorten(`[${lastErrorLine.level}] ${lastErrorLine.message}`, 80)})` : ''}`,
       data,
     )
   },

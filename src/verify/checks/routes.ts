@@ -7,7 +7,7 @@ import {
   type GatewayResponse,
 } from '../http.js'
 import type {VerifyEngine} from '../engine.js'
-import {readGatewayLogs, upstreamErrorReason} from '../logfiles.js'
+import {upstreamErrorReason} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
 /**
@@ -135,7 +135,7 @@ export async function probeRoute(
   const marker = response.headers[GATEWAY_ERROR_HEADER]
   const reason =
     typeof marker === 'string' && UPSTREAM_ERRORS.has(marker)
-      ? upstreamErrorReason((await readGatewayLogs(engine, 2000)).error, path)
+      ? upstreamErrorReason((await engine.gatewayLog.read(2000)).error, path)
       : undefined
   return classifyRouteResponse(manifest, route, path, response, reason)
 }

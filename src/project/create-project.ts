@@ -8,8 +8,8 @@ import {buildManifest} from '../manifest/options.js'
 import type {Manifest} from '../manifest/schema.js'
 import {UsageError} from '../errors.js'
 import {fileSystemError, writePlan} from '../util/files.js'
-import {renderProject} from './project.js'
-import {loadSecrets, type ProjectSecrets} from './secrets.js'
+import {renderProject} from '../render/project.js'
+import {loadSecrets, type ProjectSecrets} from '../render/secrets.js'
 
 export interface CreateProjectOptions {
   dir: string

@@ -17,8 +17,9 @@ import {renderProject} from '../render/project.js'
 import {loadSecrets} from '../render/secrets.js'
 import {projectFile, readFileIfExists, writeFileAtomic} from '../util/files.js'
 import {systemClock, type Clock} from '../util/retry.js'
-import {reloadGateway, testConfig, type ReloadResult} from './nginx.js'
-import {renderUpstreamsWith, upstreamHosts} from './upstreams.js'
+import {applyWrittenFiles, GatewayChangeError, WrittenFiles} from '../gateway/apply.js'
+import type {ReloadResult} from '../gateway/nginx.js'
+import {renderUpstreamsWith, upstreamHosts} from '../gateway/upstreams.js'
 
 /**
  * `render`: the project's files again from gateway.yaml after the user edited it, and the running
@@ -195,24 +196,16 @@ export async function renderFromManifest(
   }
   if (options.dryRun) return {...result, gateway: 'not-checked'}
 
-  const restore = async () => {
-    for (const [path, content] of previous) {
-      if (content === undefined) await rm(targets.get(path)!, {force: true})
-      else {
-        const planned = plan.find((file) => file.path === path)
-        await writeFileAtomic(targets.get(path)!, content, planned?.mode ?? 0o644, planned?.group)
-      }
-    }
-  }
-
-  try {
-    for (const file of changed)
-      await writeFileAtomic(targets.get(file.path)!, file.content, file.mode ?? 0o644, file.group)
-  } catch (error) {
-    // A disk error half-way (full, read-only): nothing stays half-written.
-    await restore().catch(() => {})
-    throw error
-  }
+  // A disk error half-way (full, read-only) puts back what was written: nothing stays half-written.
+  const written = await WrittenFiles.write(
+    changed.map((file) => ({
+      path: targets.get(file.path)!,
+      content: file.content,
+      mode: file.mode,
+      group: file.group,
+      before: previous.get(file.path),
+    })),
+  )
 
   if (changed.length > 0) progress(`Wrote ${changed.length} file(s)`)
   if (certificate) {
@@ -274,44 +267,36 @@ export async function renderFromManifest(
   if (!gatewayChanged) return {...result, ...(certbotNext ? {next: certbotNext.trim()} : {})}
 
   const ref = {id: gateway.id, name: gateway.name}
-  let reloadSent = false
+  let reload: ReloadResult
   try {
-    progress(`Testing the configuration: nginx -t in ${gateway.name}`)
-    await testConfig(engine, ref)
-
-    progress(`Reloading NGINX in ${gateway.name}`)
-    reloadSent = true
-    const reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
-    await rm(join(root, RELOAD_PENDING_FILE), {force: true})
-    return {
-      ...result,
-      gateway: 'reloaded',
-      reload: {oldWorkers: reload.oldWorkers, newWorkers: reload.newWorkers, ms: reload.ms},
-      ...(certbotNext ? {next: certbotNext.trim()} : {}),
-    }
+    reload = (await applyWrittenFiles(engine, ref, written, {
+      clock: options.clock ?? systemClock,
+      onProgress: progress,
+    }))!
   } catch (error) {
+    if (!(error instanceof GatewayChangeError)) throw error
+    const {cause, rollback} = error
     const notes: string[] = []
-    try {
-      await restore()
+    if (rollback.restored)
       notes.push(
-        `Put back the ${previous.size} file(s) this run changed${certificate ? ' (the new certificate stays: it fits gateway.yaml)' : ''}.`,
+        `Put back the ${written.count} file(s) this run changed${certificate ? ' (the new certificate stays: it fits gateway.yaml)' : ''}.`,
       )
-      if (reloadSent) {
-        await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
-        notes.push('Reloaded NGINX onto them.')
-      }
-    } catch (restoreError) {
-      notes.push(
-        `Could not fully restore: ${restoreError instanceof Error ? restoreError.message.split('\n')[0] : String(restoreError)}`,
-      )
-    }
-
+    if (rollback.reloaded) notes.push('Reloaded NGINX onto them.')
+    if (rollback.failure) notes.push(`Could not fully restore: ${rollback.failure}`)
     notes.push(`The gateway keeps serving its previous configuration.`)
-    const message = error instanceof GatewayError ? error.message : String(error)
+    const message = cause instanceof GatewayError ? cause.message : String(cause)
     throw new OperationError(`${message}\n${notes.join('\n')}`, {
       hint: `Fix gateway.yaml and run \`create-gateway render\` again (\`--dry-run\` lists what it would change).`,
-      cause: error,
+      cause,
     })
+  }
+
+  await rm(join(root, RELOAD_PENDING_FILE), {force: true})
+  return {
+    ...result,
+    gateway: 'reloaded',
+    reload: {oldWorkers: reload.oldWorkers, newWorkers: reload.newWorkers, ms: reload.ms},
+    ...(certbotNext ? {next: certbotNext.trim()} : {}),
   }
 }
 
@@ -388,9 +373,10 @@ export async function applyPendingReload(
   options.onProgress?.(`Loading the configuration render wrote: nginx -t in ${gateway.name}`)
   let reload: ReloadResult
   try {
-    await testConfig(engine, ref)
-    reload = await reloadGateway(engine, ref, {clock: options.clock ?? systemClock})
-  } catch (error) {
+    // Nothing to put back: the files are the ones `render` wrote and gateway.yaml describes.
+    reload = (await applyWrittenFiles(engine, ref, WrittenFiles.none(), {clock: options.clock ?? systemClock}))!
+  } catch (caught) {
+    const error = caught instanceof GatewayChangeError ? caught.cause : caught
     // The containers are up; only the gateway's new files do not load. NGINX kept the running ones.
     throw new OperationError(
       `The stack is up, but the gateway configuration \`render\` wrote does not load: ${error instanceof GatewayError ? error.message : String(error)}\nThe gateway keeps serving its previous configuration.`,

@@ -1,0 +1,319 @@
+import type Docker from 'dockerode'
+
+import {
+  CONTAINER_GROUPS,
+  INTERNAL_NETWORK,
+  secretFile,
+  type StackServiceSpec,
+  type StackSpec,
+} from '../manifest/stack.js'
+import type {SwarmFile} from './gateway-files.js'
+import {
+  internalNetworkName,
+  networkName,
+  objectName,
+  serviceName,
+  SOURCE_FILE_LABEL,
+  STACK_IMAGE_LABEL,
+  STACK_NAMESPACE_LABEL,
+  stackLabels,
+} from './names.js'
+import {lockedDownContainer, lockedDownTask} from './runtime.js'
+
+/**
+ * The pure half of `deploy`: from the stack spec (the same one the compose file and `up` come from) to
+ * the Swarm objects: two overlay networks (as the compose stack: the public one for the gateway's ports,
+ * an internal one with no way out for the services), content-named configs and secrets, and service
+ * specs with healthchecks, update/rollback and restart policies, the compose stack's locked-down
+ * runtime (src/swarm/runtime.ts) and the stack labels.
+ */
+
+const SECOND_NS = 1_000_000_000
+
+/** Swarm kills tasks that stay unhealthy; on a small, busy machine Django's first answer is slow. */
+export const DJANGO_START_PERIOD_SECONDS = 90
+/** The generated Dockerfile's user (templates/service/Dockerfile.ejs): it has to read its secret key. */
+const APP_UID = String(CONTAINER_GROUPS.django)
+
+export interface SwarmObject {
+  kind: 'config' | 'secret'
+  name: string
+  labels: Record<string, string>
+  data: Buffer
+  /** Where the file appears in the service's containers. */
+  target: string
+  service: string
+  uid: string
+  gid: string
+  mode: number
+}
+
+export interface SwarmService {
+  /** The manifest's name for it (`web`, `gateway`). */
+  service: string
+  /** The swarm service name (`my-api_web`). */
+  name: string
+  role: 'django' | 'gateway'
+  replicas: number
+  /** The spec without object IDs; `withObjectIds` adds them once the configs and secrets exist. */
+  spec: Docker.ServiceSpec
+}
+
+export interface SwarmNetwork {
+  name: string
+  labels: Record<string, string>
+  /** No route out of the cluster (Compose's `internal: true`). */
+  internal: boolean
+}
+
+export interface SwarmPlan {
+  namespace: string
+  /** The public network first. */
+  networks: SwarmNetwork[]
+  objects: SwarmObject[]
+  services: SwarmService[]
+}
+
+export interface SwarmPlanInput {
+  stack: StackSpec
+  /** Pushed image reference per Django service. */
+  images: Record<string, string>
+  /** Resolved environment per Django service (from `.env`, as `up` does). */
+  environment: Record<string, Record<string, string>>
+  /** Content of each Compose secret the services name (`web-secret-key`: the project's secrets/web-secret-key). */
+  secrets: Record<string, Buffer>
+  gatewayFiles: SwarmFile[]
+  /** Placement of the gateway: `node.role==manager`, or `node.labels.edge==true` when nodes are labelled. */
+  gatewayConstraint: string
+}
+
+function seconds(value: number): number {
+  return value * SECOND_NS
+}
+
+/** The service's healthcheck for Swarm; none for a service without one (the metrics exporter). */
+function healthcheck(spec: StackServiceSpec, startPeriodSeconds?: number): Docker.HealthConfig | undefined {
+  if (!spec.healthcheck) return undefined
+  return {
+    Test: spec.healthcheck.test,
+    Interval: seconds(spec.healthcheck.intervalSeconds),
+    Timeout: seconds(spec.healthcheck.timeoutSeconds),
+    Retries: spec.healthcheck.retries,
+    StartPeriod: seconds(startPeriodSeconds ?? spec.healthcheck.startPeriodSeconds),
+  }
+}
+
+/** Nodes labelled `edge=true` hold the gateway when there are any (where an external load balancer points). */
+export function gatewayConstraint(nodeLabels: ReadonlyArray<Record<string, string>>): string {
+  return nodeLabels.some((labels) => labels.edge === 'true') ? 'node.labels.edge==true' : 'node.role==manager'
+}
+
+function objectFor(namespace: string, service: string, file: SwarmFile): SwarmObject {
+  return {
+    kind: file.kind,
+    name: objectName(namespace, file.source, file.content),
+    labels: {...stackLabels(namespace), [SOURCE_FILE_LABEL]: file.source},
+    data: file.content,
+    target: file.target,
+    service,
+    uid: '0',
+    gid: '0',
+    mode: file.mode ?? 0o444,
+  }
+}
+
+/** A compose network key (`default`, `internal`) -> the stack's overlay, with the service's name as alias. */
+function networkAttachments(namespace: string, spec: StackServiceSpec): Docker.NetworkAttachmentConfig[] {
+  return spec.networks.map((key) => ({
+    Target: key === INTERNAL_NETWORK ? internalNetworkName(namespace) : networkName(namespace),
+    Aliases: [spec.service],
+  }))
+}
+
+function djangoService(
+  namespace: string,
+  spec: StackServiceSpec,
+  input: SwarmPlanInput,
+  secrets: SwarmObject[],
+): SwarmService {
+  const image = input.images[spec.service]!
+  // The secret key is a file (DJANGO_SECRET_KEY_FILE), never a value in the service's environment.
+  const environment: Record<string, string> = {...input.environment[spec.service]}
+  delete environment.DJANGO_SECRET_KEY
+  const name = serviceName(namespace, spec.service)
+  return {
+    service: spec.service,
+    name,
+    role: 'django',
+    replicas: spec.replicas,
+    spec: {
+      Name: name,
+      Labels: {...stackLabels(namespace), [STACK_IMAGE_LABEL]: image},
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: image,
+          Labels: stackLabels(namespace),
+          Env: Object.entries(environment)
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([variable, value]) => `${variable}=${value}`),
+          HealthCheck: healthcheck(spec, DJANGO_START_PERIOD_SECONDS),
+          ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
+          StopGracePeriod: seconds(spec.stopGraceSeconds),
+          ...lockedDownContainer(spec),
+          Secrets: secrets.map(secretReference),
+        },
+        ...lockedDownTask(spec),
+        RestartPolicy: {Condition: 'on-failure', Delay: seconds(5), MaxAttempts: 0},
+        Placement: {Preferences: [{Spread: {SpreadDescriptor: 'node.id'}}]},
+        Networks: networkAttachments(namespace, spec),
+      },
+      Mode: {Replicated: {Replicas: spec.replicas}},
+      // A new replica takes traffic only once healthy, then an old one stops; a failed update rolls back.
+      UpdateConfig: {Parallelism: 1, Delay: 0, FailureAction: 'rollback', Monitor: seconds(15), Order: 'start-first'},
+      RollbackConfig: {Parallelism: 1, Delay: 0, FailureAction: 'pause', Monitor: seconds(15), Order: 'start-first'},
+      // No IPVS needed: the gateway resolves every task's address through DNS.
+      EndpointSpec: {Mode: 'dnsrr'},
+    },
+  }
+}
+
+function gatewayService(
+  namespace: string,
+  spec: StackServiceSpec,
+  input: SwarmPlanInput,
+  objects: SwarmObject[],
+): SwarmService {
+  const name = serviceName(namespace, spec.service)
+  return {
+    service: spec.service,
+    name,
+    role: 'gateway',
+    replicas: 1,
+    spec: {
+      Name: name,
+      Labels: {...stackLabels(namespace), [STACK_IMAGE_LABEL]: spec.image},
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: spec.image,
+          Labels: stackLabels(namespace),
+          ...(spec.healthcheck ? {HealthCheck: healthcheck(spec)} : {}),
+          ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
+          StopGracePeriod: seconds(spec.stopGraceSeconds),
+          // The pid file and temp files on a tmpfs, and the response cache on its own, size-capped one.
+          ...lockedDownContainer(spec),
+          Configs: objects.filter((object) => object.kind === 'config').map(configReference),
+          Secrets: objects.filter((object) => object.kind === 'secret').map(secretReference),
+        },
+        ...lockedDownTask(spec),
+        RestartPolicy: {Condition: 'any', Delay: seconds(5), MaxAttempts: 0},
+        Placement: {Constraints: [input.gatewayConstraint]},
+        Networks: networkAttachments(namespace, spec),
+      },
+      Mode: {Replicated: {Replicas: 1}},
+      // stop-first: a second task cannot bind the same host-mode port on the same edge node.
+      UpdateConfig: {Parallelism: 1, Delay: 0, FailureAction: 'rollback', Monitor: seconds(10), Order: 'stop-first'},
+      RollbackConfig: {Parallelism: 1, Delay: 0, FailureAction: 'pause', Monitor: seconds(10), Order: 'stop-first'},
+      EndpointSpec: {
+        Mode: 'dnsrr',
+        Ports: spec.ports.map((port) => ({
+          Protocol: 'tcp',
+          TargetPort: port.container,
+          PublishedPort: port.container,
+          PublishMode: 'host',
+        })),
+      },
+    },
+  }
+}
+
+// Object IDs are filled in by withObjectIds; the name is enough to plan and compare.
+function configReference(object: SwarmObject): Docker.ConfigReference {
+  return {
+    ConfigID: '',
+    ConfigName: object.name,
+    File: {Name: object.target, UID: object.uid, GID: object.gid, Mode: object.mode},
+  } as Docker.ConfigReference
+}
+
+function secretReference(object: SwarmObject): Docker.SecretReference {
+  return {
+    SecretID: '',
+    SecretName: object.name,
+    File: {Name: object.target, UID: object.uid, GID: object.gid, Mode: object.mode},
+  } as Docker.SecretReference
+}
+
+/** A Compose secret as Swarm secret, at the path Compose mounts it (/run/secrets/<key>), for the app user only. */
+function serviceSecret(namespace: string, spec: StackServiceSpec, key: string, input: SwarmPlanInput): SwarmObject {
+  const content = input.secrets[key]
+  if (!content) throw new Error(`no content for secret ${key} of service ${spec.service}`)
+  return {
+    ...objectFor(namespace, spec.service, {
+      source: secretFile(key),
+      target: `/run/secrets/${key}`,
+      kind: 'secret',
+      content,
+    }),
+    uid: APP_UID,
+    gid: APP_UID,
+    mode: 0o400,
+  }
+}
+
+export function buildSwarmPlan(input: SwarmPlanInput): SwarmPlan {
+  const namespace = input.stack.project
+  const objects: SwarmObject[] = []
+  const services: SwarmService[] = []
+  for (const spec of input.stack.services) {
+    if (spec.role === 'django') {
+      const secrets = spec.secrets.map((key) => serviceSecret(namespace, spec, key, input))
+      objects.push(...secrets)
+      services.push(djangoService(namespace, spec, input, secrets))
+    } else {
+      const files = input.gatewayFiles.map((file) => objectFor(namespace, spec.service, file))
+      objects.push(...files)
+      services.push(gatewayService(namespace, spec, input, files))
+    }
+  }
+
+  // The gateway last: it starts once the services it resolves exist.
+  return {
+    namespace,
+    networks: [
+      {name: networkName(namespace), labels: stackLabels(namespace), internal: false},
+      {name: internalNetworkName(namespace), labels: stackLabels(namespace), internal: true},
+    ],
+    objects,
+    services,
+  }
+}
+
+/** The spec to send, with the IDs of the configs and secrets it names. */
+export function withObjectIds(spec: Docker.ServiceSpec, ids: ReadonlyMap<string, string>): Docker.ServiceSpec {
+  const template = spec.TaskTemplate as Docker.ContainerTaskSpec | undefined
+  const container = template?.ContainerSpec
+  if (!template || !container) return spec
+  const id = (name: string) => {
+    const found = ids.get(name)
+    if (!found) throw new Error(`no ID for swarm object ${name}`)
+    return found
+  }
+
+  return {
+    ...spec,
+    TaskTemplate: {
+      ...template,
+      ContainerSpec: {
+        ...container,
+        ...(container.Configs
+          ? {Configs: container.Configs.map((ref: Docker.ConfigReference) => ({...ref, ConfigID: id(ref.ConfigName!)}))}
+          : {}),
+        ...(container.Secrets
+          ? {Secrets: container.Secrets.map((ref: Docker.SecretReference) => ({...ref, SecretID: id(ref.SecretName!)}))}
+          : {}),
+      },
+    },
+  }
+}
+
+export {STACK_NAMESPACE_LABEL}
