@@ -10,7 +10,7 @@ import {hostFlag, ProjectCommand} from './base.js'
 
 export default class Logs extends ProjectCommand {
   static override summary = "Show container logs, or the gateway's access log as readable lines."
-  static override description = `Without SERVICE, every container of the project, each line prefixed by the container's name. --access reads logs/access.log of the project (JSON lines written by NGINX) and prints time, status, method, URI, upstream, request time and request id.`
+  static override description = `Without SERVICE, every container of the project, each line prefixed by the container's name. --access reads the gateway's access log (the JSON lines NGINX writes to its container's stdout; the engine keeps at most 3 x 10 MB per container) and prints time, status, method, URI, upstream, request time and request id; --tail counts access-log lines.`
 
   static override examples = [
     {description: 'The last 50 lines of every replica of web', command: '<%= config.bin %> logs web --tail 50'},
@@ -39,7 +39,9 @@ export default class Logs extends ProjectCommand {
     }),
     until: Flags.string({summary: 'Only lines before a time, written as for --since.'}),
     timestamps: Flags.boolean({char: 't', summary: "Start each line with the engine's time stamp (RFC 3339)."}),
-    access: Flags.boolean({summary: "Show the gateway's access log (logs/access.log) instead of container output."}),
+    access: Flags.boolean({
+      summary: "Show only the gateway's access log, readably (JSON lines on the gateway's stdout).",
+    }),
   }
 
   async run(): Promise<void> {
@@ -55,7 +57,7 @@ export default class Logs extends ProjectCommand {
         throw new UsageError(
           '--since, --until and --timestamps read container output; the access log has a time on every line already',
         )
-      await showAccessLog(flags.dir, {follow: flags.follow, tail: flags.tail, write})
+      await showAccessLog(await connectEngine(), manifest, {follow: flags.follow, tail: flags.tail, write})
       return
     }
 
@@ -80,13 +82,6 @@ export default class Logs extends ProjectCommand {
       timestamps: flags.timestamps,
       write,
     })
-    if (shown.lines === 0 && !flags.follow) {
-      // NGINX logs to files in the project, not to the container's output.
-      const gateway =
-        args.service === 'gateway'
-          ? ' The gateway writes logs/access.log and logs/error.log in the project: try `logs gateway --access`.'
-          : ''
-      this.logToStderr(`No output from ${shown.containers.join(', ')}.${gateway}`)
-    }
+    if (shown.lines === 0 && !flags.follow) this.logToStderr(`No output from ${shown.containers.join(', ')}.`)
   }
 }

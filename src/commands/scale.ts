@@ -15,7 +15,7 @@ export default class Scale extends ProjectCommand {
   static override enableJsonFlag = true
   static override summary =
     'Set the number of replicas of Django services and update the NGINX upstream without dropping requests.'
-  static override description = `Scale up: starts the new replicas (same labels, names and configuration as \`up\`), waits until they are healthy, lists them in gateway/conf.d/upstreams.conf, runs \`nginx -t\` in the gateway and reloads NGINX gracefully, then confirms the reload (new worker processes, no [emerg]/[alert] in logs/error.log).
+  static override description = `Scale up: starts the new replicas (same labels, names and configuration as \`up\`), waits until they are healthy, lists them in gateway/conf.d/upstreams.conf, runs \`nginx -t\` in the gateway and reloads NGINX gracefully, then confirms the reload (new worker processes, no [emerg]/[alert] in the error log, the gateway's stderr).
 
 Scale down: the leaving replicas leave the upstream first (rewrite, test, reload), the old NGINX workers finish their requests, then the replicas get SIGTERM (Gunicorn's graceful shutdown), highest number first.
 

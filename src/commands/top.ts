@@ -9,7 +9,7 @@ import {ProjectCommand} from './base.js'
 export default class Top extends ProjectCommand {
   static override enableJsonFlag = true
   static override summary = "A live view of the gateway's traffic from its access log, refreshed every second."
-  static override description = `Per route and per upstream replica: requests, requests/s, status classes (2xx, 3xx, 4xx, 5xx and the rate-limit status), latency p50/p95/p99 in ms of request_time and upstream_response_time, cache hit ratio when the log has a cache status; then the busiest clients. Reads logs/access.log of the project over a sliding window.`
+  static override description = `Per route and per upstream replica: requests, requests/s, status classes (2xx, 3xx, 4xx, 5xx and the rate-limit status), latency p50/p95/p99 in ms of request_time and upstream_response_time, cache hit ratio when the log has a cache status; then the busiest clients. Reads the JSON access log NGINX writes to the gateway container's stdout (through the engine) over a sliding window.`
 
   static override examples = [
     {description: 'Watch the gateway (Ctrl-C to quit)', command: '<%= config.bin %> top --dir my-api'},
@@ -37,6 +37,7 @@ export default class Top extends ProjectCommand {
       renderPanels(snapshot, {source: source.description, rateLimitStatus})
     if (flags.once) {
       const snapshot = await session.refresh(systemClock.now())
+      source.close?.()
       this.log(render(snapshot))
       return snapshot
     }
@@ -47,6 +48,10 @@ export default class Top extends ProjectCommand {
     const show = (snapshot: Parameters<typeof render>[0]) =>
       process.stdout.write(`\u001B[H${render(snapshot).replaceAll('\n', '\u001B[K\n')}\u001B[K\n\u001B[J`)
     process.stdout.write('\u001B[2J')
-    await runLive(session, {clock: systemClock, intervalMs: 1000, signal: controller.signal, show})
+    try {
+      await runLive(session, {clock: systemClock, intervalMs: 1000, signal: controller.signal, show})
+    } finally {
+      source.close?.()
+    }
   }
 }

@@ -1,14 +1,10 @@
-import {watchFile, unwatchFile} from 'node:fs'
-import {open, stat} from 'node:fs/promises'
-import {join, resolve} from 'node:path'
-import {StringDecoder} from 'node:string_decoder'
-
 import {isNotOneOff, replicaNumber} from './containers.js'
 import {OperationError, UsageError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
-import {PROJECT_PATHS, buildStackSpec} from '../manifest/stack.js'
+import {buildStackSpec} from '../manifest/stack.js'
 import {demuxLines, Demuxer, LineSplitter} from './demux.js'
 import {engineFailure, type ContainerState, type Engine} from './engine.js'
+import {containerLines, gatewayContainer, isAccessLine, LogMark, readLines, type LogEngine} from './gateway-log.js'
 import {LABELS} from './spec.js'
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
@@ -186,81 +182,44 @@ export function formatAccessLine(line: string): string {
 
 export interface AccessLogOptions {
   follow?: boolean
+  /** The last N access-log lines (default: all the engine kept). */
   tail?: number | 'all'
   write: (line: string) => void
   /** Ends a follow (the command passes none: Ctrl-C ends it). */
   signal?: AbortSignal
 }
 
-/** Read `logs/access.log` of the project and print each entry readably; `follow` keeps printing new ones. */
-export async function showAccessLog(dir: string, options: AccessLogOptions): Promise<void> {
-  const file = join(resolve(dir), PROJECT_PATHS.logs, 'access.log')
-  let size: number
-  try {
-    size = (await stat(file)).size
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    if (!options.follow)
-      throw new UsageError(`${file} does not exist yet`, {
-        hint: 'The gateway writes it on its first request; start the stack with `create-gateway up`.',
-      })
-    size = 0
-  }
-
-  let position = 0
-  let partial = ''
-  const emit = (text: string, tailCount?: number | 'all') => {
-    const lines = (partial + text).split('\n')
-    partial = lines.pop() ?? ''
-    const shown = tailCount === undefined || tailCount === 'all' ? lines : lines.slice(-tailCount)
-    for (const line of shown) if (line.trim() !== '') options.write(formatAccessLine(line))
-  }
-
-  // Bytes, not characters: a read may end inside a multi-byte character, which the decoder keeps.
-  const decoder = new StringDecoder('utf8')
-  const readFrom = async (start: number, end: number): Promise<{text: string; bytes: number}> => {
-    if (end <= start) return {text: '', bytes: 0}
-    const handle = await open(file, 'r')
-    try {
-      const buffer = Buffer.alloc(end - start)
-      const {bytesRead} = await handle.read(buffer, 0, buffer.length, start)
-      return {text: decoder.write(buffer.subarray(0, bytesRead)), bytes: bytesRead}
-    } finally {
-      await handle.close()
-    }
-  }
-
-  const first = await readFrom(0, size)
-  emit(first.text, options.tail ?? 'all')
-  position = first.bytes
-  if (!options.follow) {
-    if (partial.trim()) options.write(formatAccessLine(partial))
-    return
-  }
-
-  // Polling stat rather than inotify: the file is written from inside a container through a bind
-  // mount, and logrotate may replace it; a shrink means it was truncated or rotated.
-  await new Promise<void>((resolvePromise) => {
-    let reading = Promise.resolve()
-    const onChange = (current: {size: number}) => {
-      reading = reading
-        .then(async () => {
-          if (current.size < position) {
-            position = 0
-            partial = ''
-          }
-
-          const next = await readFrom(position, current.size)
-          position += next.bytes
-          emit(next.text)
-        })
-        .catch(() => {})
-    }
-
-    watchFile(file, {interval: 500}, onChange)
-    options.signal?.addEventListener('abort', () => {
-      unwatchFile(file, onChange)
-      resolvePromise()
+/**
+ * The gateway's access log (the JSON lines NGINX writes to its container's stdout, read through the
+ * engine), each entry printed readably; `follow` keeps printing new ones until the gateway stops.
+ */
+export async function showAccessLog(engine: LogEngine, manifest: Manifest, options: AccessLogOptions): Promise<void> {
+  const gateway = await gatewayContainer(engine, manifest.name)
+  if (!gateway)
+    throw new OperationError(`no gateway container exists in project ${manifest.name}`, {
+      hint: 'Start the stack with `create-gateway up`.',
     })
-  })
+  // The tail counts access lines only: stdout also holds the image's start-up notes, stderr the error log.
+  const tail = options.tail ?? 'all'
+  const lines: string[] = []
+  const mark = new LogMark()
+  try {
+    for (const line of await readLines(engine, gateway.id)) {
+      mark.see(line)
+      if (isAccessLine(line)) lines.push(line.text)
+    }
+  } catch (error) {
+    throw engineFailure(`Reading the logs of ${gateway.name}`, error)
+  }
+
+  for (const line of tail === 'all' ? lines : lines.slice(lines.length - tail)) options.write(formatAccessLine(line))
+  if (!options.follow) return
+  const unseen = mark.unseen()
+  try {
+    for await (const line of containerLines(engine, gateway.id, {follow: true, since: mark.since}, options.signal)) {
+      if (unseen(line) && isAccessLine(line)) options.write(formatAccessLine(line.text))
+    }
+  } catch (error) {
+    throw engineFailure(`Following the logs of ${gateway.name}`, error)
+  }
 }

@@ -1,15 +1,17 @@
 import type {Engine} from '../docker/engine.js'
 import {execIn} from '../docker/exec.js'
+import {LogMark, readLines, type LogEngine} from '../docker/gateway-log.js'
 import {OperationError} from '../errors.js'
-import {GATEWAY_PATHS} from '../manifest/stack.js'
 import {retryUntil, systemClock, WaitTimeoutError, type Clock} from '../util/retry.js'
 
 /**
  * NGINX inside the gateway container, driven through exec: `nginx -t`, `nginx -s reload`, and the
- * proof that a reload took effect. The images have no `ps`, so processes come from /proc.
+ * proof that a reload took effect. The images have no `ps`, so processes come from /proc; the error
+ * log is the container's stderr, read through the engine.
  */
 
-export const ERROR_LOG = `${GATEWAY_PATHS.logs}/error.log`
+/** Where the reload check reads NGINX's error log, for messages. */
+export const ERROR_LOG = 'the error log (gateway stderr)'
 export const DEFAULT_RELOAD_TIMEOUT_MS = 15_000
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000
 const POLL_INTERVAL_MS = 200
@@ -48,46 +50,19 @@ export interface GatewaySnapshot {
   /** Workers of an older configuration finishing their requests. */
   exiting: number[]
   processes: NginxProcess[]
-  /** Bytes in error.log now (0 when there is none). */
-  errorLogSize: number
-  /** [emerg] and [alert] lines written to error.log after the offset asked for. */
+  /** [emerg] and [alert] lines of the error log written after the mark asked for. */
   errors: string[]
 }
 
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`
-}
-
-/** One exec: every process (stat + title), then the size of error.log and its new [emerg]/[alert] lines. */
-export function probeScript(errorLogOffset?: number): string {
-  const log = shellQuote(ERROR_LOG)
-  const lines = [
-    `for d in /proc/[0-9]*; do s=$(cat "$d/stat" 2>/dev/null) || continue; c=$(tr '\\0\\n' '  ' < "$d/cmdline" 2>/dev/null); printf '%s\\t%s\\n' "$s" "$c"; done`,
-    `if [ -f ${log} ]; then echo "@@size $(wc -c < ${log})";`,
-    errorLogOffset === undefined
-      ? ''
-      : ` tail -c +${errorLogOffset + 1} ${log} | grep -E '\\[(emerg|alert)\\]' | tail -n ${OUTPUT_LINES} | sed 's/^/@@log /';`,
-    ' fi',
-  ]
-  return lines.join('\n')
+/** One exec: every process (stat + title). */
+export function probeScript(): string {
+  return `for d in /proc/[0-9]*; do s=$(cat "$d/stat" 2>/dev/null) || continue; c=$(tr '\\0\\n' '  ' < "$d/cmdline" 2>/dev/null); printf '%s\\t%s\\n' "$s" "$c"; done`
 }
 
 /** Parse what probeScript printed. */
 export function parseProbe(output: string): GatewaySnapshot {
   const processes: NginxProcess[] = []
-  let errorLogSize = 0
-  const errors: string[] = []
   for (const line of output.split('\n')) {
-    if (line.startsWith('@@size ')) {
-      errorLogSize = Number(line.slice(7).trim()) || 0
-      continue
-    }
-
-    if (line.startsWith('@@log ')) {
-      errors.push(line.slice(6))
-      continue
-    }
-
     const tab = line.indexOf('\t')
     if (tab === -1) continue
     const stat = line.slice(0, tab)
@@ -114,24 +89,38 @@ export function parseProbe(output: string): GatewaySnapshot {
       .map((process) => process.pid)
       .sort((a, b) => a - b),
     processes,
-    errorLogSize,
-    errors,
+    errors: [],
   }
+}
+
+/** Where the gateway's log ends now: what a later `errorsSince` leaves out. */
+export async function errorLogMark(engine: LogEngine, gateway: GatewayRef): Promise<LogMark> {
+  const mark = new LogMark()
+  for (const line of await readLines(engine, gateway.id, {tail: 1})) mark.see(line)
+  return mark
+}
+
+/** [emerg] and [alert] lines NGINX wrote to its error log (the container's stderr) after `mark`. */
+export async function errorsSince(engine: LogEngine, gateway: GatewayRef, mark: LogMark): Promise<string[]> {
+  const unseen = mark.unseen()
+  return (await readLines(engine, gateway.id, {since: mark.since}))
+    .filter((line) => unseen(line) && line.stream === 'stderr' && /\[(emerg|alert)\]/.test(line.text))
+    .map((line) => line.text)
+    .slice(-OUTPUT_LINES)
 }
 
 export async function probeGateway(
   engine: Engine,
   gateway: GatewayRef,
-  errorLogOffset?: number,
+  errorsAfter?: LogMark,
 ): Promise<GatewaySnapshot> {
-  const result = await execIn(engine, gateway.id, ['sh', '-c', probeScript(errorLogOffset)])
+  const result = await execIn(engine, gateway.id, ['sh', '-c', probeScript()])
   if (result.exitCode !== 0)
     throw new OperationError(
       `Could not list the processes of ${gateway.name}: ${(result.stderr || result.stdout).trim()}`,
     )
   const snapshot = parseProbe(result.stdout)
-  // error.log rotated or truncated since the offset: everything in it is new.
-  if (errorLogOffset !== undefined && snapshot.errorLogSize < errorLogOffset) return probeGateway(engine, gateway, 0)
+  if (errorsAfter) snapshot.errors = await errorsSince(engine, gateway, errorsAfter)
   return snapshot
 }
 
@@ -192,7 +181,7 @@ export interface ReloadOptions {
 
 /**
  * `nginx -s reload`, then proof that it took effect: the master (same PID) runs a new set of workers
- * and none of the old ones still takes new requests, and error.log gained no [emerg] or [alert] line.
+ * and none of the old ones still takes new requests, and the error log gained no [emerg] or [alert] line.
  * A configuration the master refuses at reload time (it keeps the old workers) fails here.
  */
 export async function reloadGateway(
@@ -206,7 +195,7 @@ export async function reloadGateway(
   const before = await probeGateway(engine, gateway)
   if (before.master === undefined)
     throw new GatewayReloadError(`No NGINX master process runs in ${gateway.name}; is the gateway running?`)
-  const offset = before.errorLogSize
+  const offset = await errorLogMark(engine, gateway)
   await signalReload(engine, gateway)
 
   const oldWorkers = [...before.workers, ...before.exiting].sort((a, b) => a - b)

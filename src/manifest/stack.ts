@@ -109,7 +109,6 @@ export const GATEWAY_PATHS = {
   jwtSecret: '/etc/nginx/secrets/jwt-secret.map',
   /** njs scripts (jwt routes), loaded by the master with the config. */
   njs: '/etc/nginx/njs',
-  logs: '/var/log/nginx',
   acmeWebroot: '/var/www/acme',
   /** The response cache (routes with `cache:`): a tmpfs of its own, so its size is capped. */
   cache: '/var/cache/gateway',
@@ -141,7 +140,6 @@ export const PROJECT_PATHS = {
   /** The same key as NGINX reads it (a `map` default, see gateway/conf.d/maps.conf). */
   jwtSecretMap: 'secrets/jwt-secret.map',
   njs: 'gateway/njs',
-  logs: 'logs',
   acmeWebroot: 'acme-webroot',
   /** certbot's state: account key, issued certificates (live/, archive/), renewal config. Never commit it. */
   certbot: 'certbot',
@@ -284,7 +282,6 @@ export function buildStackSpec(manifest: Manifest): StackSpec {
         ? [{source: PROJECT_PATHS.njs, target: GATEWAY_PATHS.njs, readOnly: true}]
         : []),
       {source: PROJECT_PATHS.acmeWebroot, target: GATEWAY_PATHS.acmeWebroot, readOnly: true},
-      {source: PROJECT_PATHS.logs, target: GATEWAY_PATHS.logs, readOnly: false},
     ],
     ports: [
       {bind: manifest.bind, host: manifest.ports.http, container: GATEWAY_PORTS.http},

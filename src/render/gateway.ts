@@ -282,9 +282,10 @@ export function gatewayView(manifest: Manifest, cluster?: ClusterTarget) {
     // container runs as that user already (and NGINX warns about a `user` it cannot apply).
     user: cluster ? undefined : 'nginx',
     workerProcesses: cluster?.workerProcesses ?? 'auto',
-    logs: cluster
-      ? {access: '/dev/stdout', error: '/dev/stderr'}
-      : {access: `${GATEWAY_PATHS.logs}/access.log`, error: `${GATEWAY_PATHS.logs}/error.log`},
+    // The container's output everywhere: the engine keeps it, capped (CONTAINER_LOGGING), and
+    // `logs --access`, `top` and `verify` read it through the engine, as an orchestrator's tools do.
+    // `stderr` is NGINX's own name for its standard error: no file to open.
+    logs: {access: '/dev/stdout', error: 'stderr'},
     // Both run on a read-only root: one writable directory (a tmpfs here, an emptyDir there).
     writableDir: cluster?.writableDir ?? GATEWAY_WRITABLE_DIR,
     // The health endpoint: loopback on one host (the engine's healthcheck runs inside the container),

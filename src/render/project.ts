@@ -41,7 +41,6 @@ export async function renderProject(manifest: Manifest, secrets: ProjectSecrets)
     ...renderSecretFiles(manifest, secrets),
     ...(await renderGateway(manifest)),
     // Bind-mount sources must exist before the gateway starts, or the engine creates them root-owned.
-    {path: `${PROJECT_PATHS.logs}/.keep`, content: ''},
     {path: `${PROJECT_PATHS.acmeWebroot}/.well-known/acme-challenge/.keep`, content: ''},
   ]
   for (const service of djangoServices(manifest)) plan.push(...(await renderDjangoService(manifest, service)))

@@ -9,8 +9,9 @@ import {GATEWAY_PATHS, PROJECT_PATHS, type MountSpec} from '../manifest/stack.js
 /**
  * The gateway's files on a swarm. Nodes do not share the project folder, so every read-only mount of
  * the compose gateway becomes Swarm configs (NGINX files) and secrets (certs/, secrets/), one per file,
- * at the same path in the container. Three files change on the way, because a cluster is not one host:
- *   - nginx.conf logs to stdout/stderr (`docker service logs`), not to a bind-mounted logs/ folder;
+ * at the same path in the container. nginx.conf is the same as on one host (it logs to stdout and
+ * stderr there too, read as `docker service logs` here). Two files change on the way, because a
+ * cluster is not one host:
  *   - upstreams.conf has no static `upstream` blocks: NGINX resolves each Django service through the
  *     engine's DNS (127.0.0.11) at run time, so a replica started or stopped by Swarm enters or leaves
  *     the pool within `valid=5s` with no reload. A variable in proxy_pass makes that work on any NGINX
@@ -29,8 +30,8 @@ export interface SwarmFile {
   mode?: number
 }
 
-/** Mounts that stay on one host: the writable logs folder and certbot's webroot. */
-const HOST_ONLY = new Set<string>([PROJECT_PATHS.logs, PROJECT_PATHS.acmeWebroot])
+/** Mounts that stay on one host: certbot's webroot. */
+const HOST_ONLY = new Set<string>([PROJECT_PATHS.acmeWebroot])
 const SECRET_FOLDERS = [`${PROJECT_PATHS.certs}/`, 'secrets/']
 
 export const SWARM_DNS_RESOLVER = 'resolver 127.0.0.11 valid=5s ipv6=off;'
@@ -71,16 +72,8 @@ export function swarmGatewayConf(text: string, manifest: Manifest): string {
   return result
 }
 
-/** nginx.conf logging to the container's stdout and stderr. */
-export function swarmNginxConf(text: string): string {
-  return text
-    .replace(/^(\s*access_log\s+)\/var\/log\/nginx\/\S+/m, '$1/dev/stdout')
-    .replace(/^(\s*error_log\s+)\/var\/log\/nginx\/\S+/m, '$1/dev/stderr')
-}
-
 /** Apply the swarm changes to one file (others pass unchanged). */
 export function swarmFileContent(source: string, content: Buffer, manifest: Manifest): Buffer {
-  if (source === PROJECT_PATHS.nginxConf) return Buffer.from(swarmNginxConf(content.toString('utf8')))
   if (source === PROJECT_PATHS.upstreams) return Buffer.from(swarmUpstreams(manifest))
   if (source === `${PROJECT_PATHS.confd}/gateway.conf`)
     return Buffer.from(swarmGatewayConf(content.toString('utf8'), manifest))

@@ -1,10 +1,12 @@
 import type Docker from 'dockerode'
 
 import {Demuxer, LineSplitter} from '../docker/demux.js'
+import type {LogLine} from '../docker/gateway-log.js'
 import {execIn} from '../docker/exec.js'
 import {LABELS} from '../docker/spec.js'
 import {OperationError} from '../errors.js'
 import type {ContainerState, VerifyEngine} from '../verify/engine.js'
+import {splitGatewayLog, type GatewayLogSource} from '../verify/log-source.js'
 import {serviceTasks, type TaskView} from './converge.js'
 import {stackServices} from './objects.js'
 import type {SwarmConnection} from './connect.js'
@@ -46,31 +48,37 @@ export function taskContainer(namespace: string, service: string, task: TaskView
   }
 }
 
-async function gatewayLog(
-  docker: Docker,
-  namespace: string,
-  maxBytes: number,
-): Promise<{stdout: string; stderr: string}> {
-  const raw = (await docker.getService(serviceName(namespace, 'gateway')).logs({
-    stdout: true,
-    stderr: true,
-    follow: false,
-    tail: 20_000,
-  })) as unknown as Buffer
-  const demuxer = new Demuxer()
-  const splitter = new LineSplitter()
-  const lines = {stdout: [] as string[], stderr: [] as string[]}
-  for (const frame of demuxer.push(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))) {
-    for (const entry of splitter.push(frame)) lines[entry.stream].push(entry.line)
-  }
+/** What to call the gateway service's logs in a report. */
+export const SERVICE_LOG_NAMES = {
+  access: "the gateway service's stdout (access log)",
+  error: "the gateway service's stderr (error log)",
+} as const
 
-  for (const entry of splitter.flush()) lines[entry.stream].push(entry.line)
-  const tail = (list: string[]) => {
-    const text = list.length > 0 ? `${list.join('\n')}\n` : ''
-    return text.length <= maxBytes ? text : text.slice(text.indexOf('\n', text.length - maxBytes) + 1)
-  }
+/**
+ * A swarm's source of the gateway's log: the gateway service's stdout and stderr (every task's), read
+ * through the manager, `tail` lines of each task.
+ */
+export function serviceLogSource(docker: Docker, namespace: string): GatewayLogSource {
+  return {
+    names: SERVICE_LOG_NAMES,
+    async read(tail) {
+      const raw = (await docker.getService(serviceName(namespace, 'gateway')).logs({
+        stdout: true,
+        stderr: true,
+        follow: false,
+        tail,
+      })) as unknown as Buffer
+      const demuxer = new Demuxer()
+      const splitter = new LineSplitter()
+      const lines: LogLine[] = []
+      for (const frame of demuxer.push(Buffer.isBuffer(raw) ? raw : Buffer.from(String(raw)))) {
+        for (const {stream, line} of splitter.push(frame)) lines.push({stream, text: line, time: ''})
+      }
 
-  return {stdout: tail(lines.stdout), stderr: tail(lines.stderr)}
+      for (const {stream, line} of splitter.flush()) lines.push({stream, text: line, time: ''})
+      return splitGatewayLog(lines)
+    },
+  }
 }
 
 export function swarmVerifyEngine(connection: SwarmConnection, namespace: string): VerifyEngine {
@@ -105,12 +113,6 @@ export function swarmVerifyEngine(connection: SwarmConnection, namespace: string
         )
       return execIn(engine, task.containerId, cmd)
     },
-    async logTail(log, maxBytes) {
-      const {stdout, stderr} = await gatewayLog(docker, namespace, maxBytes)
-      return log === 'access' ? stdout : stderr
-    },
-    logName(log) {
-      return `the gateway service's ${log === 'access' ? 'stdout (access log)' : 'stderr (error log)'}`
-    },
+    gatewayLog: serviceLogSource(docker, namespace),
   }
 }

@@ -1,7 +1,8 @@
+import {connectEngine} from '../docker/engine.js'
 import {UsageError} from '../errors.js'
 import {loadManifest} from '../manifest/load.js'
 import {TopSession} from './session.js'
-import {AccessLogFile, type AccessLogSource} from './source.js'
+import {GatewayAccessLog, type AccessLogSource} from './source.js'
 import {parseWindow} from './stats.js'
 
 export const DEFAULT_WINDOW = '60s'
@@ -9,7 +10,7 @@ export const DEFAULT_WINDOW = '60s'
 export interface TopOptions {
   dir: string
   window: string
-  /** Defaults to the project's logs/access.log. */
+  /** Defaults to the gateway's stdout, read through the engine. */
   source?: AccessLogSource
   topClients?: number
 }
@@ -22,7 +23,7 @@ export async function openTop(
   if (windowMs === undefined)
     throw new UsageError(`--window: "${options.window}" is not a duration`, {hint: 'Use seconds, e.g. 60s, 5m or 1h.'})
   const manifest = await loadManifest(options.dir)
-  const source = options.source ?? new AccessLogFile(options.dir)
+  const source = options.source ?? new GatewayAccessLog(await connectEngine(), manifest.name)
   const rateLimitStatus = manifest.rateLimit.status
   const session = new TopSession(source, {
     windowMs,

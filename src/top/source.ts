@@ -1,78 +1,102 @@
-import {open, stat} from 'node:fs/promises'
-import {join, resolve} from 'node:path'
-import {StringDecoder} from 'node:string_decoder'
-
-import {PROJECT_PATHS} from '../manifest/stack.js'
+import {
+  containerLines,
+  gatewayContainer,
+  isAccessLine,
+  LogMark,
+  readLines,
+  type LogEngine,
+  type LogLine,
+} from '../docker/gateway-log.js'
 
 /**
- * Where `top` reads access-log lines from. Today the gateway writes logs/access.log in the project
- * (a bind mount); a gateway that logs to its container's stdout would plug in as another source that
- * reads the engine's log stream, with nothing else in top changing.
+ * Where `top` reads access-log lines from: the gateway container's stdout, through the engine (NGINX
+ * logs there, see docker/gateway-log.ts). Tests and the benchmark plug in sources of their own.
  */
 export interface AccessLogSource {
-  /** In the user's words, for the header: `logs/access.log`. */
+  /** In the user's words, for the header. */
   readonly description: string
   /** Complete lines written since the previous call; the first call returns the newest ones, up to a bound. */
   next(): Promise<string[]>
+  /** Stop reading (closes a follow stream). */
+  close?(): void
 }
 
-/** 64 MiB is about 180,000 lines of our log format: minutes of heavy traffic, and under a second to parse. */
-export const DEFAULT_MAX_BYTES = 64 << 20
+/**
+ * 180,000 lines of our format is about 60 MiB: more than the engine keeps of a container's log
+ * (3 x 10 MB, CONTAINER_LOGGING), so in practice the first read is the whole log.
+ */
+export const DEFAULT_MAX_LINES = 180_000
 
-/** The project's logs/access.log, read from where the previous read ended (a shrink means rotation). */
-export class AccessLogFile implements AccessLogSource {
-  readonly description: string
-  private readonly file: string
-  private position: number | undefined
-  private partial = ''
-  private decoder = new StringDecoder('utf8')
+/**
+ * The gateway's access log from the engine: the first call reads the newest lines (tail), later calls
+ * take what one follow stream, opened where the first read ended, has received since. So a refresh
+ * costs the new lines only, on our side and on the engine's. A gateway that was recreated or restarted
+ * ends the stream; the next call opens one on the current container, from the same mark.
+ */
+export class GatewayAccessLog implements AccessLogSource {
+  readonly description = 'gateway stdout'
+  private readonly mark = new LogMark()
+  private started = false
+  private pending: string[] = []
+  private following: AsyncGenerator<LogLine> | undefined
+  private readonly stop = new AbortController()
 
   constructor(
-    dir: string,
-    private readonly maxBytes = DEFAULT_MAX_BYTES,
-  ) {
-    this.file = join(resolve(dir), PROJECT_PATHS.logs, 'access.log')
-    this.description = `${PROJECT_PATHS.logs}/access.log`
-  }
+    private readonly engine: LogEngine,
+    private readonly project: string,
+    private readonly maxLines = DEFAULT_MAX_LINES,
+  ) {}
 
   async next(): Promise<string[]> {
-    let size: number
-    try {
-      size = (await stat(this.file)).size
-    } catch (error) {
-      // Not written yet: NGINX creates it on the first request.
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-      throw error
-    }
-
-    let start = this.position ?? 0
-    if (size < start) start = 0
-    // Too far behind (first read, or a burst larger than the bound): skip to the newest bytes, and
-    // drop the line the cut lands in.
-    const skipped = size - start > this.maxBytes
-    if (skipped) start = size - this.maxBytes
-    if (skipped || start === 0) {
-      this.partial = ''
-      this.decoder = new StringDecoder('utf8')
-    }
-
-    const length = size - start
-    let text = ''
-    if (length > 0) {
-      const handle = await open(this.file, 'r')
-      try {
-        const buffer = Buffer.allocUnsafe(length)
-        const {bytesRead} = await handle.read(buffer, 0, length, start)
-        text = this.decoder.write(buffer.subarray(0, bytesRead))
-        this.position = start + bytesRead
-      } finally {
-        await handle.close()
-      }
-    } else this.position = start
-
-    const lines = (this.partial + text).split('\n')
-    this.partial = lines.pop() ?? ''
-    if (skipped) lines.shift()
+    if (!this.started) return this.first()
+    if (!this.following) await this.follow()
+    const lines = this.pending
+    this.pending = []
     return lines
+  }
+
+  close(): void {
+    this.stop.abort()
+  }
+
+  private async first(): Promise<string[]> {
+    // No gateway yet: nothing to show, try again on the next refresh.
+    const gateway = await gatewayContainer(this.engine, this.project)
+    if (!gateway) return []
+    const lines = await readLines(this.engine, gateway.id, {tail: this.maxLines})
+    this.started = true
+    const access: string[] = []
+    for (const line of lines) {
+      this.mark.see(line)
+      if (isAccessLine(line)) access.push(line.text)
+    }
+
+    return access
+  }
+
+  private async follow(): Promise<void> {
+    const gateway = await gatewayContainer(this.engine, this.project)
+    if (!gateway || this.stop.signal.aborted) return
+    const unseen = this.mark.unseen()
+    const stream = containerLines(
+      this.engine,
+      gateway.id,
+      {follow: true, since: this.mark.since, tail: 'all'},
+      this.stop.signal,
+    )
+    this.following = stream
+    void (async () => {
+      try {
+        for await (const line of stream) {
+          if (!unseen(line)) continue
+          this.mark.see(line)
+          if (isAccessLine(line)) this.pending.push(line.text)
+        }
+      } catch {
+        // The connection broke: the next refresh opens a new one from the mark.
+      } finally {
+        if (this.following === stream) this.following = undefined
+      }
+    })()
   }
 }

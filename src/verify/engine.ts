@@ -1,27 +1,24 @@
 import {isNotOneOff} from '../docker/containers.js'
 import {connectEngine, type ContainerState, type Engine, type ExecResult} from '../docker/engine.js'
 import {execIn} from '../docker/exec.js'
+import {readLines} from '../docker/gateway-log.js'
 import {LABELS} from '../docker/spec.js'
 import type {Manifest} from '../manifest/schema.js'
+import {containerLogSource, type GatewayLogSource} from './log-source.js'
 
 export type {ContainerState, ExecResult} from '../docker/engine.js'
 
 /**
- * What verify asks of the engine, and nothing more: the project's containers and a command run in
- * one of them. Unit tests pass a fake; the real one connects on first use, so checks that never touch
+ * What verify asks of the engine, and nothing more: the project's containers, a command run in one
+ * of them, and the gateway's log. Unit tests pass a fake; the real one connects on first use, so checks that never touch
  * the engine still run (and say something useful) when Docker is down.
  */
 export interface VerifyEngine {
   /** The project's long-running containers (Compose one-off containers left out), running or not. */
   containers(): Promise<ContainerState[]>
   exec(container: string, cmd: string[]): Promise<ExecResult>
-  /**
-   * A stack whose gateway logs somewhere other than the project's logs/ folder (a swarm: the gateway
-   * task's stdout and stderr): the last `maxBytes` of its access or error log. Absent: the files.
-   */
-  logTail?(log: 'access' | 'error', maxBytes: number): Promise<string>
-  /** What to call that log in a report (`gateway task stdout`); absent: the file's path. */
-  logName?(log: 'access' | 'error'): string
+  /** The gateway's access and error lines: its container's log on one host, its service's log on a swarm. */
+  gatewayLog: GatewayLogSource
   /**
    * How the gateway finds the replicas: `file` (upstreams.conf, checked against the running replicas)
    * or `dns` (a swarm: resolved at run time from the engine's DNS, nothing on disk to compare).
@@ -32,14 +29,20 @@ export interface VerifyEngine {
 export function projectEngine(manifest: Manifest, connect: () => Promise<Engine> = connectEngine): VerifyEngine {
   let engine: Promise<Engine> | undefined
   const get = (): Promise<Engine> => (engine ??= connect())
+  const containers = async (): Promise<ContainerState[]> => {
+    const all = await (await get()).containers({[LABELS.project]: manifest.name})
+    return all.filter(isNotOneOff)
+  }
+
   return {
-    async containers() {
-      const all = await (await get()).containers({[LABELS.project]: manifest.name})
-      return all.filter(isNotOneOff)
-    },
+    containers,
     async exec(container, cmd) {
       return execIn(await get(), container, cmd)
     },
+    gatewayLog: containerLogSource({
+      containers,
+      logs: async (container, tail) => readLines(await get(), container, {tail}),
+    }),
   }
 }
 

@@ -12,7 +12,7 @@ import {ratePerSecond} from './rate.js'
 /**
  * The only way verify talks HTTP: always to 127.0.0.1 on the published ports (even when the stack binds
  * 0.0.0.0), with Host and SNI set to the project's domain, every request tagged
- * `X-Request-ID: verify-<runId>-<n>` so the `logs` check can find it in access.log.
+ * `X-Request-ID: verify-<runId>-<n>` so the `logs` check can find it in the access log.
  *
  * The certificate is the `tls` check's business: requests here set the trust (project CA or system
  * store) but do not reject a bad certificate, so one fault (a wrong certificate) fails one check and
@@ -106,11 +106,11 @@ export class GatewayClient {
   readonly clock: Clock
   /** Where the published ports are reached from here: the bind address (loopback for 0.0.0.0). */
   readonly host: string
-  /** Ids of every request that got an HTTP answer: what access.log must hold. */
+  /** Ids of every request that got an HTTP answer: what the access log must hold. */
   readonly answered: string[] = []
   /** Ids of the load test's requests (sent by autocannon, not through `send`). */
   readonly loadTestIds: string[] = []
-  /** How many of the load test's requests got an answer: each of those is in access.log. */
+  /** How many of the load test's requests got an answer: each of those is in the access log. */
   loadTestAnswered = 0
   /** clock.now() of the last request sent, so the rate-limit check knows how long the bucket needs. */
   lastRequestAt?: number

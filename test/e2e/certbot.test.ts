@@ -12,6 +12,7 @@ import {tempDir} from '../helpers/cli.js'
 import {
   cleanupRun,
   docker,
+  gatewayAccessLog,
   newRunId,
   OFFLINE_IMAGES,
   projectContainersChecked,
@@ -108,9 +109,11 @@ async function execOut(container: string, cmd: string[]): Promise<string> {
   return result.stdout
 }
 
-/** Access-log entries (JSON lines) for ACME challenge paths. */
-function challengeRequests(): Array<{uri: string; status: number; user_agent: string; remote_addr: string}> {
-  return readFileSync(join(dir, 'logs', 'access.log'), 'utf8')
+/** Access-log entries (JSON lines on the gateway's stdout) for ACME challenge paths. */
+async function challengeRequests(): Promise<
+  Array<{uri: string; status: number; user_agent: string; remote_addr: string}>
+> {
+  return (await gatewayAccessLog(NAME))
     .split('\n')
     .filter((line) => line.includes('/.well-known/acme-challenge/'))
     .map((line) => JSON.parse(line) as {uri: string; status: number; user_agent: string; remote_addr: string})
@@ -309,7 +312,7 @@ describe('certbot mode against Pebble, validated through the gateway', () => {
 
     // The challenge really went through NGINX: Pebble's validation request is in the access log, answered 200.
     const pebbleAddress = (await docker.getContainer(PEBBLE).inspect()).NetworkSettings.Networks[NETWORK]!.IPAddress
-    const validations = challengeRequests().filter(
+    const validations = (await challengeRequests()).filter(
       (entry) =>
         entry.remote_addr === pebbleAddress && /Pebble/.test(entry.user_agent) && !entry.uri.endsWith('/.keep'),
     )
@@ -339,7 +342,7 @@ describe('certbot mode against Pebble, validated through the gateway', () => {
   }, 240_000)
 
   it('certs renew --force: a new certificate from Pebble, and the gateway serves it', async () => {
-    const validationsBefore = challengeRequests().length
+    const validationsBefore = (await challengeRequests()).length
     const result = await cli(['certs', 'renew', '--dir', dir, '--force', '--json'])
     expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0)
     const report = JSON.parse(result.stdout) as {
@@ -355,7 +358,7 @@ describe('certbot mode against Pebble, validated through the gateway', () => {
     expect(cert.fingerprint256).toBe(report.servedFingerprint)
     expect(cert.issuer).toMatch(/CN=Pebble Intermediate CA/)
     // Validated again through the gateway (Pebble reuses no authorization here).
-    expect(challengeRequests().length).toBeGreaterThan(validationsBefore)
+    expect((await challengeRequests()).length).toBeGreaterThan(validationsBefore)
   }, 240_000)
 
   it("verify --only tls passes when trusting Pebble's root, and fails on the system store", async () => {

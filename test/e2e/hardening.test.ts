@@ -1,4 +1,4 @@
-import {readFileSync, rmSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, rmSync, statSync} from 'node:fs'
 import {request} from 'node:https'
 import {request as httpRequest} from 'node:http'
 import {connect} from 'node:tls'
@@ -13,6 +13,7 @@ import {
   cleanupRun,
   docker,
   freePort,
+  gatewayAccessLog,
   newRunId,
   OFFLINE_IMAGES,
   projectContainersChecked,
@@ -39,6 +40,17 @@ let httpPort = 0
 let ca = ''
 let initStdout = ''
 let statusAfterUp: {containers?: Array<{name: string; health: string; state: string}>} = {}
+
+/** Every file under `root` (relative path -> bytes). */
+function fileSizes(root: string): Record<string, number> {
+  const sizes: Record<string, number> = {}
+  for (const entry of readdirSync(root, {recursive: true, withFileTypes: true}))
+    if (entry.isFile())
+      sizes[join(entry.parentPath, entry.name).slice(root.length + 1)] = statSync(
+        join(entry.parentPath, entry.name),
+      ).size
+  return sizes
+}
 
 const cli = (args: string[], timeoutMs = 180_000) => runCliAsync(args, {cwd: parent, env: ENV, timeoutMs})
 
@@ -252,7 +264,7 @@ describe('a hardened stack on the real engine', () => {
 
     const entries = await retryUntil(
       async () =>
-        readFileSync(join(dir, 'logs/access.log'), 'utf8')
+        (await gatewayAccessLog(NAME))
           .trim()
           .split('\n')
           .map((line) => JSON.parse(line) as Record<string, unknown>)
@@ -286,4 +298,40 @@ describe('a hardened stack on the real engine', () => {
     expect((await exec.inspect()).ExitCode, output).toBe(0)
     expect(output).toContain('System check identified no issues')
   }, 300_000)
+
+  // Last: its burst of requests fills the rate limiter's bucket, which the other tests need empty.
+  it('logs to its container output only, capped by the engine: no file of the project grows under load', async () => {
+    const gateway = (await projectContainersChecked(NAME)).find(
+      (info) => info.Labels['com.docker.compose.service'] === 'gateway',
+    )!
+    const inspect = await docker.getContainer(gateway.Id).inspect()
+    // The bound: json-file, at most 3 files of 10 MB, whatever the traffic.
+    expect(inspect.HostConfig.LogConfig).toEqual({Type: 'json-file', Config: {'max-size': '10m', 'max-file': '3'}})
+    // Nothing of the host is writable to the gateway: no log folder, every bind mount read-only.
+    expect(inspect.Mounts.filter((mount) => mount.Type === 'bind' && mount.RW).map((mount) => mount.Source)).toEqual([])
+    expect(inspect.Mounts.some((mount) => mount.Destination === '/var/log/nginx')).toBe(false)
+    expect(existsSync(join(dir, 'logs'))).toBe(false)
+
+    const before = fileSizes(dir)
+    const count = 150
+    for (let index = 1; index <= count; index += 1) {
+      const reply = await httpsAsk({
+        servername: DOMAIN,
+        host: `${DOMAIN}:${httpsPort}`,
+        path: '/',
+        headers: {'X-Request-ID': `bound-${RUN_ID}-${index}`},
+      })
+      expect([200, 503]).toContain(reply.status)
+    }
+
+    // Every request is in the container's log (the engine's json-file), none in a file of the project.
+    const logged = await retryUntil(
+      async () => (await gatewayAccessLog(NAME)).split('\n').filter((line) => line.includes(`"bound-${RUN_ID}-`)),
+      (lines) => lines.length === count,
+      {timeoutMs: 10_000, intervalMs: 200, describe: `${count} requests in the gateway's stdout`},
+    )
+    expect(logged).toHaveLength(count)
+    expect(statSync(inspect.LogPath).size).toBeGreaterThan(0)
+    expect(fileSizes(dir)).toEqual(before)
+  })
 })

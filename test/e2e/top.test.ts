@@ -9,6 +9,7 @@ import {tempDir} from '../helpers/cli.js'
 import {
   cleanupRun,
   freePort,
+  gatewayAccessLog,
   httpsGet,
   newRunId,
   OFFLINE_IMAGES,
@@ -107,22 +108,19 @@ describe('top --once --json on a running stack', () => {
     const delta = (snapshot: Snapshot, path: string) =>
       route(snapshot, path).requests - (before.routes.find((row) => row.path === path)?.requests ?? 0)
     // NGINX writes each line as it answers; retry briefly in case the log lags behind the answer.
+    let lastAccess = ''
     const after = await retryUntil(
-      top,
+      async () => {
+        lastAccess = (await gatewayAccessLog(NAME)).split('\n').slice(-2).join(' | ')
+        return top()
+      },
       (snapshot) => delta(snapshot, '/') >= sent['/'] && delta(snapshot, '/private/') >= sent['/private/'],
       {
         timeoutMs: 20_000,
         intervalMs: 1000,
         describe: 'the requests in top --once --json',
         explain: (snapshot) =>
-          `${JSON.stringify(snapshot.routes.map((row) => [row.path, row.requests]))}; access.log ends: ${readFileSync(
-            join(dir, 'logs', 'access.log'),
-            'utf8',
-          )
-            .trimEnd()
-            .split('\n')
-            .slice(-2)
-            .join(' | ')}`,
+          `${JSON.stringify(snapshot.routes.map((row) => [row.path, row.requests]))}; access log ends: ${lastAccess}`,
       },
     )
     expect(delta(after, '/')).toBe(sent['/'])

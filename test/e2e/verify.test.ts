@@ -12,6 +12,7 @@ import {
   cleanupRun,
   docker,
   freePort,
+  gatewayAccessLog,
   newRunId,
   OFFLINE_IMAGES,
   projectContainersChecked,
@@ -191,8 +192,8 @@ describe('verify on a fresh stack', () => {
     }
     expect(Object.keys(balance.services[0]!.hostnames)).toHaveLength(2)
 
-    // The request ids of the run really are in the project's access log.
-    const access = readFileSync(join(dir, 'logs', 'access.log'), 'utf8')
+    // The request ids of the run really are in the gateway's access log (its stdout, as the engine keeps it).
+    const access = await gatewayAccessLog(NAME)
     expect(access).toContain(`"request_id":"verify-${run.report.runId}-1"`)
   }, 180_000)
 

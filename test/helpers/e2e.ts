@@ -6,6 +6,7 @@ import {createServer} from 'node:net'
 
 import Docker from 'dockerode'
 
+import {demuxToBuffers} from '../../src/docker/demux.js'
 import {retryUntil} from '../../src/util/retry.js'
 import {BIN, ROOT, type CliResult} from './cli.js'
 
@@ -211,4 +212,26 @@ export function runCommand(command: string, args: string[], cwd: string, timeout
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   return {status: result.status, stdout: result.stdout, stderr: result.stderr}
+}
+
+/**
+ * What the project's gateway wrote to its stdout and stderr (NGINX's access log and error log), as
+ * the engine keeps it: read with `docker logs`' own API, demultiplexed. Empty when there is no gateway.
+ */
+export async function gatewayOutput(project: string): Promise<{stdout: string; stderr: string}> {
+  const gateway = (await projectContainers(project)).find(
+    (container) => container.Labels['com.docker.compose.service'] === 'gateway',
+  )
+  if (!gateway) return {stdout: '', stderr: ''}
+  const raw = await docker.getContainer(gateway.Id).logs({stdout: true, stderr: true, follow: false})
+  const {stdout, stderr} = demuxToBuffers(raw)
+  return {stdout: stdout.toString('utf8'), stderr: stderr.toString('utf8')}
+}
+
+/** The gateway's access log: the JSON lines of its stdout. */
+export async function gatewayAccessLog(project: string): Promise<string> {
+  return (await gatewayOutput(project)).stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .join('\n')
 }

@@ -58,6 +58,30 @@ export function fakeClock(start = 0): Clock & {elapsed(): number} {
 interface FakeContainer extends ContainerState {
   options: Docker.ContainerCreateOptions
   logs: string[]
+  /** Lines written with writeLog: each with its stream and time stamp, served instead of `logs`. */
+  entries?: FakeLogEntry[]
+}
+
+/** A line of a container's log as the engine keeps it. */
+export interface FakeLogEntry {
+  stream: 'stdout' | 'stderr'
+  /** RFC 3339 with nanoseconds, as the engine writes it with `timestamps`. */
+  time: string
+  text: string
+}
+
+/** A log of entries as the engine answers for it: since (whole seconds, inclusive), tail, time stamps. */
+export function logStream(entries: readonly FakeLogEntry[], options: LogOptions): NodeJS.ReadableStream {
+  let selected = entries.filter(
+    (entry) => options.since === undefined || Date.parse(entry.time) >= options.since * 1000,
+  )
+  if (typeof options.tail === 'number') selected = selected.slice(selected.length - options.tail)
+  if (options.tail === 0) selected = []
+  return Readable.from(
+    selected.map((entry) =>
+      frame(entry.stream === 'stdout' ? 1 : 2, `${options.timestamps ? `${entry.time} ` : ''}${entry.text}\n`),
+    ),
+  )
 }
 
 export interface ContainerBehaviour {
@@ -269,8 +293,19 @@ export class FakeEngine implements Engine {
     this.containersById.delete(container.id)
   }
 
+  /** A line the container writes now (time stamps a millisecond apart, from the fake start time). */
+  writeLog(containerId: string, stream: FakeLogEntry['stream'], text: string): void {
+    const container = this.byIdOrName(containerId)!
+    container.entries ??= []
+    this.logTime += 1
+    container.entries.push({stream, time: new Date(this.logTime).toISOString().replace('Z', '000000Z'), text})
+  }
+
+  private logTime = Date.parse('2030-01-01T10:00:00Z')
+
   async containerLogs(containerId: string, options: LogOptions): Promise<NodeJS.ReadableStream> {
     const container = this.byIdOrName(containerId)!
+    if (container.entries) return logStream(container.entries, options)
     const lines = typeof options.tail === 'number' ? container.logs.slice(-options.tail) : container.logs
     return Readable.from(lines.map((line, index) => frame(index % 2 === 0 ? 1 : 2, `${line}\n`)))
   }

@@ -272,6 +272,13 @@ export function mounts(dir: string): string {
     ...binds.map(([source, target]) => `mount --bind '${join(dir, source)}' '${target}'`),
     // The pid file (compiled-in default /run/nginx.pid) goes to a private /run.
     'mount -t tmpfs tmpfs /run',
+    // The access log is /dev/stdout (-> /proc/self/fd/1): a /proc of the process's own pid namespace so
+    // it resolves, and a pipe behind it as in a container (Node gives a child a socket, which Linux
+    // does not reopen by that path). `cat` hands on what arrives, and ends when NGINX does.
+    'mount -t proc proc /proc',
+    'mkfifo /run/stdout',
+    'cat /run/stdout &',
+    'exec >/run/stdout',
   ].join('\n')
 }
 

@@ -87,8 +87,10 @@ describe('renderGateway', () => {
     // A read-only root: the pid file and temp files go to the gateway's tmpfs.
     expect(conf).toContain('pid /tmp/nginx.pid;')
     expect(conf).toContain('client_body_temp_path /tmp/client_body;')
-    expect(conf).toContain('error_log /var/log/nginx/error.log warn;')
-    expect(conf).toContain('access_log /var/log/nginx/access.log gateway_json;')
+    // To the container's output, which the engine keeps and caps (json-file, 3 x 10 MB): no file grows.
+    expect(conf).toContain('error_log stderr warn;')
+    expect(conf).toContain('access_log /dev/stdout gateway_json;')
+    expect(conf).not.toContain('/var/log/nginx')
     expect(conf).toContain('log_format gateway_json escape=json')
     for (const variable of [
       '$time_iso8601',

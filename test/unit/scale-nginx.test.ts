@@ -1,6 +1,8 @@
 import {describe, expect, it} from 'vitest'
 
-import {parseProbe, probeScript} from '../../src/gateway/nginx.js'
+import type {LogOptions} from '../../src/docker/engine.js'
+import {errorLogMark, errorsSince, parseProbe, probeScript} from '../../src/gateway/nginx.js'
+import {logStream, type FakeLogEntry} from '../helpers/fake-engine.js'
 import {
   listsReplica,
   markUpstreamMembership,
@@ -20,7 +22,7 @@ const stat = (pid: number, ppid: number) =>
   `${pid} (nginx) S ${ppid} 1 1 0 -1 4194624 382 0 0 0 6 5 0 0 20 0 1 0 135236`
 
 describe('parseProbe', () => {
-  it('finds the master, its serving workers and the ones shutting down, and error.log lines', () => {
+  it('finds the master, its serving workers and the ones shutting down', () => {
     const output = [
       `${stat(1, 0)}\tnginx: master process nginx -g daemon off;`,
       `${stat(30, 1)}\tnginx: worker process`,
@@ -29,25 +31,51 @@ describe('parseProbe', () => {
       `77 (sh) S 0 77 77 0 -1\tsh -c for d in /proc/[0-9]*; do ...`,
       // A comm with spaces and parentheses must not shift the fields.
       `90 (weird (name) x) S 1 1\tnginx: worker process`,
-      '@@size 4096',
-      '@@log 2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "x-web-4:8000"',
     ].join('\n')
     const snapshot = parseProbe(output)
     expect(snapshot.master).toBe(1)
     expect(snapshot.workers).toEqual([30, 31, 90])
     expect(snapshot.exiting).toEqual([8])
-    expect(snapshot.errorLogSize).toBe(4096)
-    expect(snapshot.errors).toEqual(['2030/01/01 10:00:00 [emerg] 1#1: host not found in upstream "x-web-4:8000"'])
+    expect(snapshot.errors).toEqual([])
     expect(snapshot.processes.map((process) => process.pid)).toEqual([1, 30, 31, 8, 77, 90])
   })
 
   it('has no master when NGINX does not run', () => {
-    expect(parseProbe('1 (sh) S 0 1 1\tsh\n@@size 0\n')).toMatchObject({master: undefined, workers: [], exiting: []})
+    expect(parseProbe('1 (sh) S 0 1 1\tsh\n')).toMatchObject({master: undefined, workers: [], exiting: []})
+    expect(probeScript()).toContain('/proc/[0-9]*')
+  })
+})
+
+describe('the error log after a reload (the gateway container stderr, through the engine)', () => {
+  const entries: FakeLogEntry[] = []
+  const engine = {
+    containers: async () => [],
+    containerLogs: async (_id: string, options: LogOptions) => logStream(entries, options),
+  }
+  const gateway = {id: 'gw', name: 'demo-gateway-1'}
+  const write = (stream: FakeLogEntry['stream'], time: string, text: string) => entries.push({stream, time, text})
+
+  it('keeps only [emerg]/[alert] lines of stderr written after the mark, including ones in the same second', async () => {
+    write('stderr', '2030-01-01T10:00:00.5Z', '2030/01/01 10:00:00 [emerg] 1#1: an old failure')
+    write('stdout', '2030-01-01T10:00:01.1Z', '{"status":200}')
+    const mark = await errorLogMark(engine, gateway)
+    write('stderr', '2030-01-01T10:00:01.12Z', '2030/01/01 10:00:01 [notice] 1#1: signal process started')
+    write(
+      'stderr',
+      '2030-01-01T10:00:01.2Z',
+      '2030/01/01 10:00:01 [emerg] 1#1: host not found in upstream "x-web-4:8000"',
+    )
+    write('stdout', '2030-01-01T10:00:02Z', '{"status":200,"uri":"/[emerg]"}')
+    write('stderr', '2030-01-01T10:00:03Z', '2030/01/01 10:00:03 [alert] 1#1: worker process exited')
+    expect(await errorsSince(engine, gateway, mark)).toEqual([
+      '2030/01/01 10:00:01 [emerg] 1#1: host not found in upstream "x-web-4:8000"',
+      '2030/01/01 10:00:03 [alert] 1#1: worker process exited',
+    ])
   })
 
-  it('greps error.log only after the offset it is given', () => {
-    expect(probeScript(100)).toContain("tail -c +101 '/var/log/nginx/error.log' | grep -E '\\[(emerg|alert)\\]'")
-    expect(probeScript()).not.toContain('tail -c')
+  it('reads the whole log when it was empty at the mark', async () => {
+    const mark = await errorLogMark({...engine, containerLogs: async (_id, options) => logStream([], options)}, gateway)
+    expect(await errorsSince(engine, gateway, mark)).toHaveLength(3)
   })
 })
 

@@ -88,12 +88,15 @@ function fakeSwarm(gatewayNode: string): {connection: SwarmConnection; execs: st
     listTasks: async ({filters}: {filters: {service: string[]}}) => tasks[filters.service[0]!] ?? [],
     info: async () => ({Swarm: {NodeID: 'manager-node'}}),
     getService: () => ({
-      logs: async () =>
-        Buffer.concat([
-          frame(1, '{"status":200,"request_id":"verify-1-1"}\n'),
-          frame(2, '2026/12/05 11:00:00 [warn] 1#1: a warning\n'),
-          frame(1, '{"status":200,"request_id":"verify-1-2"}\n'),
-        ]),
+      // The last `tail` lines, as the engine keeps them.
+      logs: async ({tail}: {tail: number}) =>
+        Buffer.concat(
+          [
+            frame(1, '{"status":200,"request_id":"verify-1-1"}\n'),
+            frame(2, '2026/12/05 11:00:00 [warn] 1#1: a warning\n'),
+            frame(1, '{"status":200,"request_id":"verify-1-2"}\n'),
+          ].slice(-tail),
+        ),
     }),
   } as unknown as Docker
   const engine = {
@@ -129,12 +132,11 @@ describe('the swarm verify engine', () => {
 
   it("reads the access log from the gateway service's stdout and the error log from its stderr", async () => {
     const engine = swarmVerifyEngine(fakeSwarm('manager-node').connection, 'my-api')
-    expect(await engine.logTail!('access', 1 << 20)).toBe(
-      '{"status":200,"request_id":"verify-1-1"}\n{"status":200,"request_id":"verify-1-2"}\n',
-    )
-    expect(await engine.logTail!('error', 1 << 20)).toBe('2026/12/05 11:00:00 [warn] 1#1: a warning\n')
-    // Cut at a line start when longer than asked.
-    expect(await engine.logTail!('access', 50)).toBe('{"status":200,"request_id":"verify-1-2"}\n')
-    expect(engine.logName!('access')).toMatch(/stdout/)
+    const logs = await engine.gatewayLog.read(20_000)
+    expect(logs.access).toBe('{"status":200,"request_id":"verify-1-1"}\n{"status":200,"request_id":"verify-1-2"}')
+    expect(logs.error).toBe('2026/12/05 11:00:00 [warn] 1#1: a warning')
+    // Only the last lines when fewer are asked for.
+    expect((await engine.gatewayLog.read(1)).access).toBe('{"status":200,"request_id":"verify-1-2"}')
+    expect(engine.gatewayLog.names.access).toMatch(/stdout/)
   })
 })

@@ -1,15 +1,18 @@
-import {appendFile, mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {PassThrough} from 'node:stream'
 
-import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
+
+import type {LogOptions} from '../../src/docker/engine.js'
+import type {LogEngine} from '../../src/docker/gateway-log.js'
+import {LABELS} from '../../src/docker/spec.js'
 
 import {renderPanels} from '../../src/top/panels.js'
 import {parseAccessLine, parseUpstreams} from '../../src/top/record.js'
 import {runLive, TopSession} from '../../src/top/session.js'
 import {buildSnapshot} from '../../src/top/snapshot.js'
-import {AccessLogFile, type AccessLogSource} from '../../src/top/source.js'
+import {DEFAULT_MAX_LINES, GatewayAccessLog, type AccessLogSource} from '../../src/top/source.js'
 import {latencyMs, parseWindow, percentile} from '../../src/top/stats.js'
+import {frame, logStream, runningContainer, type FakeLogEntry} from '../helpers/fake-engine.js'
 
 const NOW = Date.parse('2026-12-04T10:01:00Z')
 
@@ -191,7 +194,7 @@ describe('the snapshot', () => {
   })
 
   it('renders the same numbers as panels', () => {
-    const text = renderPanels(snapshot, {source: 'logs/access.log', rateLimitStatus: 503})
+    const text = renderPanels(snapshot, {source: 'gateway stdout', rateLimitStatus: 503})
     expect(text).toContain('12 requests in the last 60 s')
     expect(text).toMatch(/^\/api\/\s+web\s+10\s+0\.17\s+8\s+0\s+1\s+1\s+1\s+40\s+90\s+90\s+39\s+79\s+79\s+-$/m)
     expect(text).toMatch(/^\(no route\)\s+-\s+1\s/m)
@@ -206,30 +209,95 @@ describe('window flag', () => {
   })
 })
 
-describe('reading logs/access.log', () => {
-  let dir = ''
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'cg-top-'))
-    await mkdir(join(dir, 'logs'))
-  })
-  afterEach(async () => rm(dir, {recursive: true, force: true}))
+describe("reading the gateway's stdout through the engine", () => {
+  /** The gateway's log: entries, and the follow streams opened on it (a follow stays open until ended). */
+  function gatewayLog() {
+    const entries: FakeLogEntry[] = []
+    const follows: PassThrough[] = []
+    const requests: LogOptions[] = []
+    let gateways = 1
+    const engine: LogEngine = {
+      containers: async () =>
+        Array.from({length: gateways}, () =>
+          runningContainer({
+            name: 'demo-gateway-1',
+            id: 'gw',
+            labels: {[LABELS.project]: 'demo', [LABELS.service]: 'gateway'},
+          }),
+        ),
+      containerLogs: async (_id, options) => {
+        requests.push(options)
+        if (!options.follow) return logStream(entries, options)
+        const stream = new PassThrough()
+        logStream(entries, options).pipe(stream, {end: false})
+        follows.push(stream)
+        return stream
+      },
+    }
+    let second = 0
+    const write = (stream: FakeLogEntry['stream'], text: string, time?: string) => {
+      const entry = {stream, text, time: time ?? `2030-01-01T10:00:${String(second++).padStart(2, '0')}.5Z`}
+      entries.push(entry)
+      for (const follow of follows)
+        if (!follow.destroyed) follow.write(frame(stream === 'stdout' ? 1 : 2, `${entry.time} ${text}\n`))
+    }
 
-  it('returns only complete new lines, starts over after rotation, and is empty before the first request', async () => {
-    const file = join(dir, 'logs', 'access.log')
-    const source = new AccessLogFile(dir)
+    return {engine, write, follows, requests, setGateways: (count: number) => (gateways = count)}
+  }
+
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
+
+  it('starts with the newest lines, then takes only new ones from one follow stream; stdout JSON only', async () => {
+    const log = gatewayLog()
+    log.write('stdout', '/docker-entrypoint.sh: Configuration complete; ready for start up')
+    log.write('stdout', '{"n":1}')
+    log.write('stderr', '2030/01/01 10:00:02 [notice] 1#1: start worker process 30')
+    log.write('stdout', '{"n":2}', '2030-01-01T10:00:02.5Z')
+    const source = new GatewayAccessLog(log.engine, 'demo')
+    expect(await source.next()).toEqual(['{"n":1}', '{"n":2}'])
+    expect(log.requests[0]).toMatchObject({tail: DEFAULT_MAX_LINES, timestamps: true})
+    // Written in the same second as the last line read: the follow (from that whole second) must
+    // not repeat {"n":2}, and must keep {"n":3}.
+    log.write('stdout', '{"n":3}', '2030-01-01T10:00:02.5Z')
     expect(await source.next()).toEqual([])
-    await writeFile(file, 'one\ntw')
-    expect(await source.next()).toEqual(['one'])
-    await appendFile(file, 'o\nthree\n')
-    expect(await source.next()).toEqual(['two', 'three'])
+    await settle()
+    expect(await source.next()).toEqual(['{"n":3}'])
+    log.write('stdout', '{"n":4}')
+    log.write('stderr', '2030/01/01 10:00:05 [error] 31#31: *1 connect() failed')
+    await settle()
+    expect(await source.next()).toEqual(['{"n":4}'])
     expect(await source.next()).toEqual([])
-    await writeFile(file, 'new\n')
-    expect(await source.next()).toEqual(['new'])
+    expect(log.follows).toHaveLength(1)
+    expect(log.requests[1]).toMatchObject({follow: true, since: Date.parse('2030-01-01T10:00:02Z') / 1000})
+    source.close()
+    expect(log.follows[0]!.destroyed).toBe(true)
   })
 
-  it('reads at most maxBytes, dropping the line the cut lands in', async () => {
-    await writeFile(join(dir, 'logs', 'access.log'), 'aaaaaaaa\nbbbb\ncccc\n')
-    expect(await new AccessLogFile(dir, 12).next()).toEqual(['bbbb', 'cccc'])
+  it('is empty before there is a gateway, and opens a new follow from its mark when one ends', async () => {
+    const log = gatewayLog()
+    log.setGateways(0)
+    const source = new GatewayAccessLog(log.engine, 'demo')
+    expect(await source.next()).toEqual([])
+    log.setGateways(1)
+    log.write('stdout', '{"n":1}')
+    expect(await source.next()).toEqual(['{"n":1}'])
+    await source.next()
+    await settle()
+    // The gateway was recreated: its stream ended.
+    log.follows[0]!.end()
+    await settle()
+    log.write('stdout', '{"n":2}')
+    await source.next()
+    await settle()
+    expect(await source.next()).toEqual(['{"n":2}'])
+    expect(log.follows).toHaveLength(2)
+    source.close()
+  })
+
+  it('reads at most maxLines at first', async () => {
+    const log = gatewayLog()
+    for (const n of [1, 2, 3]) log.write('stdout', `{"n":${n}}`)
+    expect(await new GatewayAccessLog(log.engine, 'demo', 2).next()).toEqual(['{"n":2}', '{"n":3}'])
   })
 })
 

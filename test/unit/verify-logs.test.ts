@@ -1,10 +1,15 @@
-import {mkdtemp, mkdir, rm, writeFile} from 'node:fs/promises'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
-import {parseAccessLog, severeSince} from '../../src/verify/checks/logs.js'
-import {parseErrorLog, readTail, upstreamErrorReason} from '../../src/verify/logfiles.js'
+import type {LogLine} from '../../src/docker/gateway-log.js'
+import {LABELS} from '../../src/docker/spec.js'
+import {logsCheck, parseAccessLog, severeSince} from '../../src/verify/checks/logs.js'
+import type {VerifyEngine} from '../../src/verify/engine.js'
+import type {GatewayClient} from '../../src/verify/http.js'
+import {parseErrorLog, upstreamErrorReason} from '../../src/verify/logfiles.js'
+import {containerLogSource, readGatewayLogs, type ContainerLogReader} from '../../src/verify/log-source.js'
+import type {VerifyContext} from '../../src/verify/types.js'
+import {fakeClock, runningContainer} from '../helpers/fake-engine.js'
+import {testManifest} from '../helpers/stack-fixture.js'
 
 const access = [
   '{"time":"2025-01-31T10:00:00+00:00","request_id":"verify-ab12-1","remote_addr":"172.18.0.1","method":"GET","uri":"/api/","status":200,"bytes":310,"request_time":0.004,"upstream_addr":"172.18.0.3:8000","upstream_status":"200","upstream_response_time":"0.004","host":"api.localhost","user_agent":"create-gateway-verify","route":"/","service":"web"}',
@@ -34,20 +39,77 @@ describe('access log', () => {
     expect(malformed).toBe(3)
   })
 
-  it('reads the tail of a big file from a line start', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cg-verify-logs-'))
-    try {
-      await mkdir(join(dir, 'logs'))
-      const lines = Array.from({length: 1000}, (_, index) => JSON.stringify({request_id: `id-${index}`, status: 200}))
-      await writeFile(join(dir, 'logs', 'access.log'), `${lines.join('\n')}\n`)
-      const {records, malformed} = parseAccessLog(await readTail(dir, 'logs/access.log', 4096))
-      expect(malformed).toBe(0)
-      expect(records.at(-1)?.request_id).toBe('id-999')
-      expect(records.length).toBeLessThan(1000)
-      expect(await readTail(dir, 'logs/missing.log')).toBe('')
-    } finally {
-      await rm(dir, {recursive: true, force: true})
+  it("splits the gateway's log: stdout is the access log, stderr the error log; the running gateway's", async () => {
+    const old = runningContainer({name: 'demo-gateway-old', running: false, labels: {[LABELS.service]: 'gateway'}})
+    const gateway = runningContainer({name: 'demo-gateway-1', labels: {[LABELS.service]: 'gateway'}})
+    const asked: Array<[string, number]> = []
+    const engine: ContainerLogReader = {
+      containers: async () => [old, runningContainer({name: 'demo-web-1'}), gateway],
+      logs: async (container, tail) => {
+        asked.push([container, tail])
+        return [
+          {stream: 'stdout', time: '2030-01-01T10:00:00Z', text: '{"request_id":"a"}'},
+          {stream: 'stderr', time: '2030-01-01T10:00:01Z', text: '2030/01/01 10:00:01 [warn] 1#1: w'},
+          {stream: 'stdout', time: '2030-01-01T10:00:02Z', text: '{"request_id":"b"}'},
+        ]
+      },
     }
+    expect(await readGatewayLogs(engine, 500)).toEqual({
+      access: '{"request_id":"a"}\n{"request_id":"b"}',
+      error: '2030/01/01 10:00:01 [warn] 1#1: w',
+    })
+    expect(asked).toEqual([['demo-gateway-1-id', 500]])
+    expect(await readGatewayLogs({...engine, containers: async () => []}, 500)).toEqual({access: '', error: ''})
+  })
+})
+
+describe('the logs check', () => {
+  /** A gateway that logs each request verify sends to its stdout, and `extra` lines to its stderr. */
+  function setup(options: {extra?: string[]; logRequests?: boolean} = {}) {
+    const lines: LogLine[] = (options.extra ?? []).map((text) => ({stream: 'stderr', time: '', text}))
+    const answered: string[] = []
+    const http = {
+      runId: 'ab12',
+      answered,
+      loadTestIds: [],
+      loadTestAnswered: 0,
+      async send() {
+        const id = `verify-ab12-${answered.length + 1}`
+        answered.push(id)
+        if (options.logRequests !== false)
+          lines.push({stream: 'stdout', time: '', text: JSON.stringify({request_id: id, status: 200, uri: '/'})})
+      },
+    } as unknown as GatewayClient
+    const containers = async () => [runningContainer({name: 'demo-gateway-1', labels: {[LABELS.service]: 'gateway'}})]
+    const engine: VerifyEngine = {
+      containers,
+      exec: async () => ({exitCode: 0, stdout: '', stderr: ''}),
+      gatewayLog: containerLogSource({containers, logs: async () => [...lines]}),
+    }
+    const context = {
+      dir: '/nonexistent',
+      manifest: testManifest(),
+      http,
+      engine,
+      clock: fakeClock(Date.parse('2025-01-31T10:00:00Z')),
+      startedAt: new Date('2025-01-31T10:00:00Z'),
+    } as unknown as VerifyContext
+    return context
+  }
+
+  it("passes when this run's request ids are on the gateway's stdout and stderr has nothing severe", async () => {
+    const outcome = await logsCheck.run(setup({extra: ['2025/01/31 10:00:01 [warn] 1#1: a warning']}))
+    expect(outcome.ok).toBe(true)
+    expect(outcome.detail).toContain('1 request ids of this run in the access log (gateway stdout)')
+  })
+
+  it('fails when the ids are missing or the error log has an emerg since the run began', async () => {
+    const missing = await logsCheck.run(setup({logRequests: false}))
+    expect(missing.ok).toBe(false)
+    expect(missing.detail).toContain('the access log (gateway stdout) is empty')
+    const severe = await logsCheck.run(setup({extra: ['2025/01/31 10:00:02 [emerg] 1#1: broken']}))
+    expect(severe.ok).toBe(false)
+    expect(severe.detail).toContain('1 emerg/alert/crit lines in the error log (gateway stderr) since the run began')
   })
 })
 

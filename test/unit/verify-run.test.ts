@@ -6,6 +6,7 @@ import {describe, expect, it} from 'vitest'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {createProject} from '../../src/project/create-project.js'
 import {runVerify} from '../../src/verify/run.js'
+import {LOG_NAMES} from '../../src/verify/log-source.js'
 import {CHECK_IDS} from '../../src/verify/types.js'
 import {tempDir} from '../helpers/cli.js'
 
@@ -46,7 +47,11 @@ describe('runVerify on a stack that is not running', () => {
     const seen: string[] = []
     const report = await runVerify({
       dir,
-      engine: {containers: async () => [], exec: async () => ({exitCode: 0, stdout: '', stderr: ''})},
+      engine: {
+        containers: async () => [],
+        exec: async () => ({exitCode: 0, stdout: '', stderr: ''}),
+        gatewayLog: {names: LOG_NAMES, read: async () => ({access: '', error: ''})},
+      },
       onResult: (result) => seen.push(result.id),
     })
     expect(report.ok).toBe(false)
@@ -72,6 +77,7 @@ describe('runVerify on a stack that is not running', () => {
       engine: {
         containers: async () => Promise.reject(new Error('connect ENOENT /var/run/docker.sock')),
         exec: async () => ({exitCode: 1, stdout: '', stderr: ''}),
+        gatewayLog: {names: LOG_NAMES, read: async () => ({access: '', error: ''})},
       },
     })
     expect(report.checks).toHaveLength(1)

@@ -1,13 +1,14 @@
 import {retryUntil, WaitTimeoutError} from '../../util/retry.js'
 import {GatewayUnreachableError} from '../http.js'
-import {gatewayLogName, gatewayLogTail, parseErrorLog, type ErrorLogLine} from '../logfiles.js'
+import {parseErrorLog, type ErrorLogLine} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
 /** Levels that mean NGINX could not (re)load or lost a worker. */
 export const SEVERE_LEVELS = new Set(['emerg', 'alert', 'crit'])
-/** NGINX writes access.log unbuffered by default; this only covers a config that adds `buffer=`/`flush=`. */
+/** NGINX writes its log unbuffered by default, the engine a moment later: wait a little for the last lines. */
 const ACCESS_LOG_WAIT_MS = 5000
-const TAIL_BYTES = 4 << 20
+/** The newest lines of the gateway's log (both streams) that are searched: this run's and some before. */
+const TAIL_LINES = 20_000
 
 export interface AccessRecord {
   time?: string
@@ -56,10 +57,8 @@ function describeRecord(record: AccessRecord): string {
 export const logsCheck: Check = {
   id: 'logs',
   title: 'Access and error logs',
-  async run(context) {
-    const {manifest, http, clock, startedAt} = context
-    const accessLog = gatewayLogName(context, 'access')
-    const errorLog = gatewayLogName(context, 'error')
+  async run({manifest, http, engine, clock, startedAt}) {
+    const {access: accessLog, error: errorLog} = engine.gatewayLog.names
     // A request of our own, so the check proves something even when it runs alone (--only logs).
     const route = manifest.routes.find((candidate) => candidate.auth === 'none') ?? manifest.routes[0]!
     try {
@@ -72,8 +71,11 @@ export const logsCheck: Check = {
     const load = new Set(http.loadTestIds)
     const needLoad = http.loadTestAnswered
     const runPrefix = `verify-${http.runId}-`
+    let errorText = ''
     const scan = async () => {
-      const {records, malformed} = parseAccessLog(await gatewayLogTail(context, 'access', TAIL_BYTES))
+      const logs = await engine.gatewayLog.read(TAIL_LINES)
+      errorText = logs.error
+      const {records, malformed} = parseAccessLog(logs.access)
       const ours = records.filter(
         (record) => typeof record.request_id === 'string' && record.request_id.startsWith(runPrefix),
       )
@@ -96,7 +98,7 @@ export const logsCheck: Check = {
       found = error.lastValue as Awaited<ReturnType<typeof scan>>
     }
 
-    const errorLines = parseErrorLog(await gatewayLogTail(context, 'error', TAIL_BYTES))
+    const errorLines = parseErrorLog(errorText)
     const severe = severeSince(errorLines, startedAt)
     const lastAccess = found.records.slice(-5).map(describeRecord)
     const lastError = errorLines.slice(-5).map((line) => line.line)
@@ -115,7 +117,7 @@ export const logsCheck: Check = {
     const problems: string[] = []
     if (expected.length === 0 && needLoad === 0)
       problems.push('no request of this run got an answer from the gateway, so none can be in the log')
-    else if (found.records.length === 0) problems.push(`${accessLog} is empty or missing`)
+    else if (found.records.length === 0) problems.push(`${accessLog} is empty`)
     else if (found.missing.length > 0) {
       problems.push(
         `${found.missing.length} of ${expected.length} request ids not in ${accessLog} (first: ${found.missing.slice(0, 3).join(', ')})`,

@@ -7,7 +7,7 @@ import {
   type GatewayResponse,
 } from '../http.js'
 import type {VerifyEngine} from '../engine.js'
-import {gatewayLogTail, upstreamErrorReason} from '../logfiles.js'
+import {upstreamErrorReason} from '../logfiles.js'
 import {fail, pass, type Check} from '../types.js'
 
 /**
@@ -42,7 +42,7 @@ export function probePath(manifest: Manifest, route: Route): string {
   return serviceKind(manifest, route) === 'django' ? `${route.path}api/` : route.path
 }
 
-/** Reads one answer of a route. `reason` explains an upstream failure (from error.log). */
+/** Reads one answer of a route. `reason` explains an upstream failure (from the error log). */
 export function classifyRouteResponse(
   manifest: Manifest,
   route: Route,
@@ -113,10 +113,10 @@ export function classifyRouteResponse(
 }
 
 export async function probeRoute(
-  context: {dir: string; manifest: Manifest; http: GatewayClient; engine?: VerifyEngine},
+  context: {manifest: Manifest; http: GatewayClient; engine: VerifyEngine},
   route: Route,
 ): Promise<RouteVerdict> {
-  const {manifest, http} = context
+  const {manifest, http, engine} = context
   const path = probePath(manifest, route)
   let response: GatewayResponse
   try {
@@ -135,7 +135,7 @@ export async function probeRoute(
   const marker = response.headers[GATEWAY_ERROR_HEADER]
   const reason =
     typeof marker === 'string' && UPSTREAM_ERRORS.has(marker)
-      ? upstreamErrorReason(await gatewayLogTail(context, 'error', 256 * 1024), path)
+      ? upstreamErrorReason((await engine.gatewayLog.read(2000)).error, path)
       : undefined
   return classifyRouteResponse(manifest, route, path, response, reason)
 }
