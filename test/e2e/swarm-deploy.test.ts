@@ -6,6 +6,8 @@ import {join} from 'node:path'
 import Docker from 'dockerode'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import type {Snapshot} from '../../src/top/snapshot.js'
+import {retryUntil} from '../../src/util/retry.js'
 import {ROOT, tempDir} from '../helpers/cli.js'
 import {httpsGet, newRunId, OFFLINE_IMAGES, runCliAsync, waitForEngineAndImages} from '../helpers/e2e.js'
 
@@ -293,6 +295,66 @@ describe('create-gateway deploy on a 3-node swarm', () => {
     expect(logs.status, logs.stderr).toBe(0)
     expect(logs.stdout).toMatch(/^gateway \| .*"status":200/m)
   })
+
+  it(
+    "top --once --json on the deployed stack counts the requests sent, from the gateway service's log",
+    async () => {
+      // A window longer than the test file: no request of the stack leaves it between the two snapshots.
+      const top = async (host?: string) => {
+        const result = await runCliAsync(
+          ['top', '--dir', dir, '--once', '--json', '--window', '24h', ...(host ? ['--host', host] : [])],
+          {env, timeoutMs: 60_000},
+        )
+        expect(result.status, result.stderr).toBe(0)
+        return JSON.parse(result.stdout) as Snapshot
+      }
+      const requestsOf = (snapshot: Snapshot, path: string) =>
+        snapshot.routes.find((row) => row.path === path)?.requests ?? 0
+
+      // Found through DOCKER_HOST, as status and verify find it.
+      const before = await top()
+      const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
+      // Under the rate limit (10r/s, burst 20): spaced out, so every answer is the route's own.
+      const sent = {'/': 9, '/secure/': 4}
+      for (const [path, count] of Object.entries(sent)) {
+        for (let index = 0; index < count; index += 1) {
+          const answer = await httpsGet({port: Number(lines.HTTPS_PORT), domain: DOMAIN, ca, path})
+          expect(answer.status).toBe(path === '/secure/' ? 401 : 200)
+          await new Promise((resolve) => setTimeout(resolve, 150))
+        }
+      }
+
+      // Named with --host this time; NGINX writes a line as it answers, so give the log a moment.
+      const after = await retryUntil(
+        () => top(lines.DOCKER_HOST),
+        (snapshot) =>
+          requestsOf(snapshot, '/') - requestsOf(before, '/') >= sent['/'] &&
+          requestsOf(snapshot, '/secure/') - requestsOf(before, '/secure/') >= sent['/secure/'],
+        {
+          timeoutMs: 30_000,
+          intervalMs: 2000,
+          describe: 'the requests in top --once --json',
+          explain: (snapshot) => JSON.stringify(snapshot.routes.map((row) => [row.path, row.requests])),
+        },
+      )
+      process.stderr.write(
+        `[swarm-deploy] top routes: ${JSON.stringify(after.routes.map((row) => [row.path, row.requests, row.latency]))}\n`,
+      )
+      expect(requestsOf(after, '/') - requestsOf(before, '/')).toBe(sent['/'])
+      expect(requestsOf(after, '/secure/') - requestsOf(before, '/secure/')).toBe(sent['/secure/'])
+      const root = after.routes.find((row) => row.path === '/')!
+      expect(root.service).toBe('web')
+      expect(root.latency.p50).not.toBeNull()
+      expect(root.latency.p50!).toBeLessThanOrEqual(root.latency.p99!)
+      const secure = after.routes.find((row) => row.path === '/secure/')!
+      expect(secure.status['4xx'] - (before.routes.find((row) => row.path === '/secure/')?.status['4xx'] ?? 0)).toBe(
+        sent['/secure/'],
+      )
+      // The web tasks, as NGINX reached them over the overlay network (dnsrr: each task's own address).
+      expect(after.upstreams.filter((row) => row.service === 'web').length).toBeGreaterThanOrEqual(2)
+    },
+    3 * 60_000,
+  )
 
   it(
     'down removes every service, config, secret and the network of the stack',
