@@ -79,6 +79,9 @@ beforeAll(async () => {
       '/payment/=payment:api-key',
       '--route',
       '/private/=web:jwt',
+      // The metrics profile: the exporter as a sidecar of the gateway pods.
+      '--metrics',
+      '9113',
     ],
     {timeoutMs: 120_000},
   )
@@ -115,6 +118,7 @@ describe('export kubernetes (the built CLI)', () => {
         'Secret/student-api-django',
         'Secret/web-django',
         'Service/gateway',
+        'Service/gateway-metrics',
         'Service/student-api',
         'Service/web',
       ].sort(),
@@ -124,7 +128,8 @@ describe('export kubernetes (the built CLI)', () => {
     for (const name of ['web', 'student-api', 'gateway']) {
       const pod = docs.find((doc) => doc.kind === 'Deployment' && doc.metadata.name === name).spec.template.spec
       expect(pod.securityContext.runAsNonRoot, name).toBe(true)
-      for (const container of pod.containers) {
+      // The metrics exporter beside NGINX has no probe: the pod's readiness is NGINX's (checked below).
+      for (const container of pod.containers.filter((entry: Doc) => entry.name !== 'nginx-exporter')) {
         expect(container.readinessProbe.httpGet.path, name).toBe('/healthz')
         expect(container.livenessProbe.httpGet.path, name).toBe('/healthz')
         expect(container.resources.limits, name).toBeDefined()
@@ -184,6 +189,42 @@ describe('export kubernetes (the built CLI)', () => {
       const text = readFileSync(join(out, name), 'utf8')
       for (const value of values) expect(text.includes(value), `${name} holds a secret`).toBe(false)
     }
+  })
+
+  it('metrics: the exporter is a locked-down sidecar of each gateway pod, annotated for Prometheus, behind a headless Service', () => {
+    const docs = documents(out)
+    const gateway = docs.find((doc) => doc.kind === 'Deployment' && doc.metadata.name === 'gateway').spec.template
+    expect(gateway.metadata.annotations).toMatchObject({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '9113',
+      'prometheus.io/path': '/metrics',
+    })
+    expect(gateway.spec.containers.map((container: Doc) => container.name)).toEqual(['nginx', 'nginx-exporter'])
+    const exporter = gateway.spec.containers[1]
+    expect(exporter.image).toBe('nginx/nginx-prometheus-exporter:1.5.3')
+    // NGINX's stub_status on the pod's own loopback: the status listener, not a port of the LoadBalancer.
+    expect(exporter.args).toEqual([
+      '--nginx.scrape-uri=http://127.0.0.1:8081/nginx_status',
+      '--web.listen-address=:9113',
+    ])
+    expect(exporter.ports).toEqual([{name: 'metrics', containerPort: 9113, protocol: 'TCP'}])
+    expect(exporter.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: {drop: ['ALL']},
+    })
+    expect(exporter.resources.limits).toEqual({cpu: '250m', memory: '64Mi'})
+    const config = docs.find((doc) => doc.kind === 'ConfigMap' && doc.metadata.name === 'gateway-nginx').data
+    expect(config['conf.d_gateway.conf']).toMatch(/listen 8081;[\s\S]*?location = \/nginx_status \{\s+stub_status;/)
+
+    const service = docs.find((doc) => doc.kind === 'Service' && doc.metadata.name === 'gateway-metrics')
+    expect(service.spec).toEqual({
+      clusterIP: 'None',
+      selector: {'app.kubernetes.io/name': 'gateway', 'app.kubernetes.io/instance': 'shop'},
+      ports: [{name: 'metrics', port: 9113, targetPort: 'metrics', protocol: 'TCP'}],
+    })
+    const loadBalancer = docs.find((doc) => doc.kind === 'Service' && doc.metadata.name === 'gateway')
+    expect(loadBalancer.spec.ports.map((port: Doc) => port.port)).toEqual([80, 443])
   })
 
   it('kubectl kustomize renders the folder into every resource, in the namespace', async () => {

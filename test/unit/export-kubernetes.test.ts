@@ -271,6 +271,49 @@ describe('export kubernetes: resources', () => {
     expect(gatewayConf).toContain('ssl_certificate $gateway_tls_dir/fullchain.pem;')
   })
 
+  it('metrics: an exporter sidecar in each gateway pod, Prometheus annotations, a headless Service; none without', async () => {
+    const plain = await documents()
+    expect(find(plain, 'Deployment', 'gateway').spec.template.spec.containers).toHaveLength(1)
+    expect(
+      find(plain, 'Deployment', 'gateway').spec.template.metadata.annotations['prometheus.io/scrape'],
+    ).toBeUndefined()
+    expect(plain.some((doc) => doc.metadata.name === 'gateway-metrics')).toBe(false)
+
+    const docs = await documents({
+      metrics: {enabled: true, port: 9200},
+      images: {exporter: 'reg.example.com/exporter:1'},
+    })
+    for (const doc of docs) expect(() => validateAgainstSchema(doc), `${doc.kind} ${doc.metadata.name}`).not.toThrow()
+    const template = find(docs, 'Deployment', 'gateway').spec.template
+    expect(template.metadata.annotations).toMatchObject({
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '9113',
+      'prometheus.io/path': '/metrics',
+    })
+    const [nginx, exporter] = template.spec.containers
+    expect(nginx.name).toBe('nginx')
+    expect(exporter).toMatchObject({
+      name: 'nginx-exporter',
+      image: 'reg.example.com/exporter:1',
+      args: ['--nginx.scrape-uri=http://127.0.0.1:8081/nginx_status', '--web.listen-address=:9113'],
+      ports: [{name: 'metrics', containerPort: 9113, protocol: 'TCP'}],
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ['ALL']}},
+    })
+    // What the exporter scrapes: the status listener on every address of the pod, loopback included.
+    expect(find(docs, 'ConfigMap', 'gateway-nginx').data['conf.d_gateway.conf']).toMatch(
+      /listen 8081;[\s\S]*?location = \/nginx_status \{\s+stub_status;/,
+    )
+    const service = find(docs, 'Service', 'gateway-metrics')
+    expect(service.spec).toEqual({
+      clusterIP: 'None',
+      selector: find(docs, 'Deployment', 'gateway').spec.selector.matchLabels,
+      ports: [{name: 'metrics', port: 9200, targetPort: 'metrics', protocol: 'TCP'}],
+    })
+    // Annotations on the pods only: a Prometheus that follows annotated Services too scrapes each pod once.
+    expect(service.metadata.annotations).toBeUndefined()
+    expect(find(docs, 'Service', 'gateway').spec.ports.map((port: Doc) => port.port)).toEqual([80, 443])
+  })
+
   it('tls off: no https port, no certificate', async () => {
     const docs = await documents({tls: {mode: 'off'}})
     expect(find(docs, 'Service', 'gateway').spec.ports.map((port: Doc) => port.name)).toEqual(['http'])

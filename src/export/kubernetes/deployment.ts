@@ -2,18 +2,20 @@ import {createHash} from 'node:crypto'
 import {posix} from 'node:path'
 
 import type {IDeployment} from 'kubernetes-models/apps/v1/Deployment'
+import type {IIoK8sApiCoreV1Container} from 'kubernetes-models/v1/Container'
 import type {IIoK8sApiCoreV1EnvVar} from 'kubernetes-models/v1/EnvVar'
 import type {IIoK8sApiCoreV1Probe} from 'kubernetes-models/v1/Probe'
 import type {IIoK8sApiCoreV1Volume} from 'kubernetes-models/v1/Volume'
 import type {IIoK8sApiCoreV1VolumeMount} from 'kubernetes-models/v1/VolumeMount'
 
 import {djangoServices, type NamedDjangoService} from '../../manifest/model.js'
-import {buildStackSpec, GATEWAY_PATHS} from '../../manifest/stack.js'
+import {buildStackSpec, GATEWAY_PATHS, METRICS_STUB_STATUS_PATH} from '../../manifest/stack.js'
 import {configMapItems} from './config-map.js'
 import {
   DEFAULT_RESOURCES,
   DJANGO_UID,
   djangoSecretName,
+  EXPORTER_CONTAINER_PORT,
   GATEWAY,
   GATEWAY_AUTH_SECRET,
   GATEWAY_CONFIG_MAP,
@@ -178,10 +180,44 @@ function gatewayVolumes(context: ExportContext): {
   return {volumes, mounts}
 }
 
+/**
+ * Prometheus's conventional pod annotations (the `kubernetes-pods` job of the community chart and of
+ * most example configurations): scrape this pod's exporter port at /metrics. Only on the pods, not on
+ * the metrics Service, so a Prometheus that follows both does not scrape each pod twice.
+ */
+export const PROMETHEUS_ANNOTATIONS = {
+  'prometheus.io/scrape': 'true',
+  'prometheus.io/port': String(EXPORTER_CONTAINER_PORT),
+  'prometheus.io/path': '/metrics',
+} as const
+
+/**
+ * The metrics profile's NGINX exporter, a sidecar of each gateway pod: it scrapes that pod's NGINX over
+ * the pod's loopback (the status listener's stub_status, never behind the LoadBalancer) and serves
+ * /metrics on its own port. The compose service's image and arguments, the pod's lockdown. No probe:
+ * a pod is ready when its NGINX is, whatever the exporter does, and the exporter reports a NGINX it
+ * cannot reach as nginx_up 0 rather than failing.
+ */
+function exporterContainer(context: ExportContext): IIoK8sApiCoreV1Container {
+  return {
+    name: 'nginx-exporter',
+    image: context.manifest.images.exporter,
+    imagePullPolicy: 'IfNotPresent',
+    args: [
+      `--nginx.scrape-uri=http://127.0.0.1:${GATEWAY_CONTAINER_PORTS.status}${METRICS_STUB_STATUS_PATH}`,
+      `--web.listen-address=:${EXPORTER_CONTAINER_PORT}`,
+    ],
+    ports: [{name: 'metrics', containerPort: EXPORTER_CONTAINER_PORT, protocol: 'TCP'}],
+    resources: structuredClone(DEFAULT_RESOURCES.exporter),
+    securityContext: containerSecurityContext(),
+  }
+}
+
 function gatewayDeployment(context: ExportContext): Resource {
   const matchLabels = selector(context, GATEWAY)
   const {volumes, mounts} = gatewayVolumes(context)
   const tls = context.manifest.tls.mode !== 'off'
+  const metrics = context.manifest.metrics?.enabled === true
   const document: IDeployment = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -199,6 +235,7 @@ function gatewayDeployment(context: ExportContext): Resource {
               gatewayAuthData(context),
               tlsData(context),
             ),
+            ...(metrics ? PROMETHEUS_ANNOTATIONS : {}),
           },
         },
         spec: {
@@ -238,6 +275,7 @@ function gatewayDeployment(context: ExportContext): Resource {
               securityContext: containerSecurityContext(),
               volumeMounts: mounts,
             },
+            ...(metrics ? [exporterContainer(context)] : []),
           ],
           volumes,
         },

@@ -71,6 +71,8 @@ export const WRITABLE_DIR = '/tmp'
 export const DEFAULT_RESOURCES = {
   django: {requests: {cpu: '100m', memory: '192Mi'}, limits: {cpu: '1', memory: '384Mi'}},
   gateway: {requests: {cpu: '100m', memory: '96Mi'}, limits: {cpu: '2', memory: '256Mi'}},
+  // The compose service's limits (64 MB, a quarter of a CPU); a scrape costs little more than the Go runtime.
+  exporter: {requests: {cpu: '10m', memory: '16Mi'}, limits: {cpu: '250m', memory: '64Mi'}},
 } as const
 export const GUNICORN_WORKERS = 2
 export const GATEWAY_REPLICAS = 2
@@ -116,3 +118,11 @@ export function djangoSecretName(service: string): string {
 export const GATEWAY_AUTH_SECRET = 'gateway-auth'
 export const GATEWAY_TLS_SECRET = 'gateway-tls'
 export const GATEWAY_CONFIG_MAP = 'gateway-nginx'
+
+/**
+ * The metrics profile (gateway.yaml metrics.enabled): the NGINX exporter runs beside NGINX in each
+ * gateway pod and serves /metrics on this container port; a headless Service of this name lists the
+ * pods for scrapers that discover through Services (the Prometheus Operator's ServiceMonitor).
+ */
+export const EXPORTER_CONTAINER_PORT = 9113
+export const GATEWAY_METRICS_SERVICE = 'gateway-metrics'

@@ -6,6 +6,7 @@ import {
   ACME_SOLVER_PORT,
   GATEWAY,
   GATEWAY_CONTAINER_PORTS,
+  GATEWAY_METRICS_SERVICE,
   metadata,
   resourceFile,
   selector,
@@ -59,6 +60,26 @@ function gatewayService(context: ExportContext): Resource {
 }
 
 /**
+ * The metrics profile: a headless Service over the gateway pods' exporter port, so that a scraper that
+ * discovers targets through Services (a ServiceMonitor) finds every pod. Headless: each pod is its own
+ * target, and nothing here is reachable from outside the cluster (the LoadBalancer has only 80 and 443).
+ * Its port is metrics.port of gateway.yaml (9113 by default).
+ */
+function metricsService(context: ExportContext, port: number): Resource {
+  const document: IService = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadata(context, GATEWAY_METRICS_SERVICE, 'metrics'),
+    spec: {
+      clusterIP: 'None',
+      selector: selector(context, GATEWAY),
+      ports: [{name: 'metrics', port, targetPort: 'metrics', protocol: 'TCP'}],
+    },
+  }
+  return {file: resourceFile(GATEWAY_METRICS_SERVICE, 'Service'), document}
+}
+
+/**
  * tls.mode certbot: cert-manager starts HTTP-01 solver pods (labelled by the Issuer's podTemplate) for
  * the time of a challenge. This Service gives them a fixed name the gateway passes
  * /.well-known/acme-challenge/ to.
@@ -82,6 +103,7 @@ export const services: ResourceBuilder = {
   build: (context) => [
     ...djangoServices(context.manifest).map((service) => djangoService(context, service.name, service.port)),
     gatewayService(context),
+    ...(context.manifest.metrics?.enabled ? [metricsService(context, context.manifest.metrics.port)] : []),
     ...(context.manifest.tls.mode === 'certbot' ? [acmeSolverService(context)] : []),
   ],
 }
