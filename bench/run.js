@@ -2,7 +2,9 @@
 // `npm run bench`: figures, not assertions. Prints wall times on one generated project, in one run:
 //   - `create-gateway up` vs `docker compose up -d --build` (Compose v2), both from a stopped stack
 //     with images already built, and the ratio (goal: ours <= 1.0);
-//   - then bench/scale.js, if present, for the scale figures.
+//   - then bench/scale.js, if present, for the scale figures;
+//   - then bench/gateway.js, the gateway's own cost (direct to Gunicorn vs ours vs the seed's nginx.conf).
+// `npm run bench -- gateway [--json ...]` runs only the last part, with its flags.
 // Traffic goes only to 127.0.0.1. Needs a Docker engine and the offline images (fixtures/images/build.sh)
 // or the official ones.
 import {spawnSync} from 'node:child_process'
@@ -14,6 +16,12 @@ import {fileURLToPath} from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cli = join(root, 'bin', 'run.js')
+const [part, ...partArgs] = process.argv.slice(2)
+if (part === 'gateway') {
+  const gateway = spawnSync(process.execPath, [join(root, 'bench', 'gateway.js'), ...partArgs], {stdio: 'inherit'})
+  process.exit(gateway.status ?? 1)
+}
+
 const ports = {http: Number(process.env.BENCH_HTTP_PORT ?? 27080), https: Number(process.env.BENCH_HTTPS_PORT ?? 27443)}
 const offline = spawnSync('docker', ['image', 'inspect', 'python:3.12-slim'], {stdio: 'ignore'}).status !== 0
 const images = offline
@@ -121,3 +129,7 @@ if (existsSync(scaleBench)) {
   const scale = spawnSync(process.execPath, [scaleBench], {stdio: 'inherit'})
   process.exitCode = scale.status ?? 1
 }
+
+console.log('')
+const gateway = spawnSync(process.execPath, [join(root, 'bench', 'gateway.js')], {stdio: 'inherit'})
+if (gateway.status !== 0) process.exitCode = gateway.status ?? 1
