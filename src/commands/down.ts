@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 
 import {describeDown} from '../docker/report.js'
-import {downStack} from '../docker/stack.js'
+import {downStack} from '../docker/down.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'
 import {findDeployedStack} from '../swarm/connect.js'

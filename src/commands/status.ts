@@ -1,6 +1,6 @@
 import {certificateStatus, describeCertificateStatus} from '../certs/certbot.js'
 import {describeStatus} from '../docker/report.js'
-import {stackStatus} from '../docker/stack.js'
+import {stackStatus} from '../docker/status.js'
 import {markUpstreamMembership} from '../gateway/upstreams.js'
 import {loadManifest} from '../manifest/load.js'
 import {findDeployedStack} from '../swarm/connect.js'

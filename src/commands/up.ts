@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 
 import {loadManifest} from '../manifest/load.js'
 import {describeUp, describeUpPlan} from '../docker/report.js'
-import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/stack.js'
+import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/up.js'
 import {planUp} from '../docker/up-plan.js'
 import {applyPendingReload, upLoadedGatewayFiles} from '../project/render.js'
 import {rollOutReplicas} from '../gateway/rollout.js'

@@ -408,6 +408,13 @@ export class DockerodeEngine implements Engine {
   }
 }
 
+/** Options of `up`, `down` and `status`: the engine to use and where to say what is happening. */
+export interface StackOptions {
+  /** Defaults to the engine at DOCKER_HOST / the local socket (connectEngine). */
+  engine?: Engine
+  onProgress?: (message: string) => void
+}
+
 /**
  * The engine at DOCKER_HOST (dockerode's default reads it) or the local socket, pinged before use so
  * the first thing a user sees when Docker is missing is one clear line, not a stack trace.

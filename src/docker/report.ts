@@ -1,4 +1,6 @@
-import type {DownResult, StatusRow, UpResult} from './stack.js'
+import type {DownResult} from './down.js'
+import type {StatusRow} from './status.js'
+import type {UpResult} from './up.js'
 import type {UpPlan} from './up-plan.js'
 
 /** What `up`, `down` and `status` print; `--json` prints the same results as data. */

@@ -5,7 +5,8 @@ import type {StackServiceSpec} from '../manifest/stack.js'
 
 /**
  * The replica steps `scale` and the rolling update of `up` share: create and start a replica exactly
- * as `up` would, stop one gracefully, and remove the ones a failed run created.
+ * as `up` would, and stop one gracefully (`removeQuietly` in docker/rollback.ts removes the ones a failed
+ * run created).
  */
 
 export interface Replica {
@@ -68,17 +69,4 @@ export async function stopReplica(
 
   progress(`Removing ${container.name}`)
   await engine.removeContainer(container.id)
-}
-
-/** Remove what a failed run created, newest first; returns the names removed. Never throws. */
-export async function removeQuietly(engine: Engine, replicas: Array<{id: string; name: string}>): Promise<string[]> {
-  const removed: string[] = []
-  for (const replica of [...replicas].reverse()) {
-    try {
-      await engine.removeContainer(replica.id)
-      removed.push(replica.name)
-    } catch {}
-  }
-
-  return removed
 }

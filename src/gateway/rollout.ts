@@ -1,18 +1,13 @@
 import {replicaNumber} from '../docker/containers.js'
 import {engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {LABELS, type DesiredContainer} from '../docker/spec.js'
-import {
-  probeCommand,
-  waitAllHealthy,
-  type ReplicaChanges,
-  type Rollout,
-  type RolloutRequest,
-  type UpContainer,
-} from '../docker/stack.js'
+import {probeCommand, waitAllHealthy} from '../docker/health.js'
+import type {ReplicaChanges, Rollout, RolloutRequest, UpContainer} from '../docker/rolling.js'
+import {removeQuietly} from '../docker/rollback.js'
 import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
-import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
+import {startReplica, stopReplica, type Replica} from './replicas.js'
 import {changeGateway, GatewayChangeError} from './apply.js'
 import {drainWorkers, type GatewayRef, type ReloadResult} from './nginx.js'
 import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'

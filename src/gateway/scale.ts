@@ -11,7 +11,8 @@ import {
   runId,
   type ProjectContext,
 } from '../docker/spec.js'
-import {probeCommand, waitAllHealthy} from '../docker/stack.js'
+import {probeCommand, waitAllHealthy} from '../docker/health.js'
+import {removeQuietly} from '../docker/rollback.js'
 import {GatewayError, OperationError, UsageError} from '../errors.js'
 import {loadManifest, MANIFEST_FILE} from '../manifest/load.js'
 import {gatewayContainerName} from '../manifest/model.js'
@@ -26,7 +27,7 @@ import {saveReplicaCounts, scaleManifestOnly} from './replica-counts.js'
 import {planService} from './scale-plan.js'
 import type {ScaleResult, ServiceScale} from './scale-result.js'
 import {describeTargets, type ScaleTargets} from './targets.js'
-import {removeQuietly, startReplica, stopReplica, type Replica} from './replicas.js'
+import {startReplica, stopReplica, type Replica} from './replicas.js'
 import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
 
 /**

@@ -1,29 +1,21 @@
 import {basename} from 'node:path'
-import type {z} from 'zod'
 
-import {ManifestError, UsageError, type FieldIssue} from '../errors.js'
-import {parseDecimal, parseUpstreamUrl, quoted} from './grammar.js'
-import {zodIssues} from './load.js'
+import {UsageError} from '../errors.js'
+import {quoted} from './grammar.js'
+import {fieldParser, integerParser, listParser, parseCache, parseExternal, parseRoute} from './option-values.js'
 import {
   AUTH_MODES,
   BindSchema,
   BurstSchema,
   DEFAULT_IMAGES,
   DomainSchema,
-  DurationSchema,
   ImageSchema,
-  MANIFEST_VERSION,
-  ManifestSchema,
   NameSchema,
   PortSchema,
   RateSchema,
   ReplicasSchema,
-  ServiceNameSchema,
   TLS_MODES,
   TlsModeSchema,
-  type AuthMode,
-  type Manifest,
-  type ManifestInput,
   type TlsMode,
 } from './schema.js'
 
@@ -78,50 +70,6 @@ export interface InitOption<K extends AnswerKey = AnswerKey> {
    * the answer at once rather than after the last question.
    */
   check?(value: InitAnswers[K], answers: Partial<InitAnswers>): string | undefined
-}
-
-function fieldParser<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, flag: string): (raw: unknown) => T {
-  return (raw) => {
-    const result = schema.safeParse(raw)
-    if (result.success) return result.data
-    throw new UsageError(
-      `--${flag}: ${result.error.issues[0]?.message ?? 'invalid value'} (got ${quoted(String(raw))})`,
-    )
-  }
-}
-
-/**
- * A whole number typed as decimal digits: "0x50", "1e3" or "80.0" is refused here rather than read
- * as 80, 1000 or 80 by a JavaScript conversion. The range sentence comes from the schema.
- */
-function integerParser(schema: z.ZodType<number, z.ZodTypeDef, unknown>, flag: string): (raw: string) => number {
-  const parseNumber = fieldParser(schema, flag)
-  return (raw) => {
-    const value = parseDecimal(raw)
-    if (value === undefined)
-      throw new UsageError(
-        `--${flag}: ${schema.description ?? 'must be a whole number'}, in decimal digits (got ${quoted(String(raw))})`,
-      )
-    return parseNumber(value)
-  }
-}
-
-function listParser(flag: string, item?: (value: string) => void): (raw: string) => string[] {
-  return (raw) => {
-    const values = raw
-      .split(',')
-      .map((value) => value.trim())
-      .filter((value) => value !== '')
-    for (const value of values) {
-      try {
-        item?.(value)
-      } catch (error) {
-        throw new UsageError(`--${flag}: ${(error as Error).message} (got ${quoted(value)})`)
-      }
-    }
-
-    return values
-  }
 }
 
 /** A directory name turned into a DNS-safe project name: "My_API" -> "my-api". */
@@ -326,131 +274,8 @@ export const INIT_OPTIONS = [
   }),
 ] as const satisfies ReadonlyArray<InitOption<AnswerKey>>
 
-/** `NAME=URL`, both checked here so a bad URL is refused at its flag or prompt, naming it. */
-export function parseExternal(value: string): {name: string; url: string} {
-  const at = value.indexOf('=')
-  if (at <= 0) throw new Error('must be NAME=URL')
-  const name = value.slice(0, at)
-  const url = value.slice(at + 1)
-  const badName = ServiceNameSchema.safeParse(name)
-  if (!badName.success) throw new Error(badName.error.issues[0]?.message ?? 'invalid name')
-  const parsed = parseUpstreamUrl(url)
-  if ('problem' in parsed) throw new Error(parsed.problem)
-  return {name, url}
-}
-
-export function parseRoute(value: string): {path: string; service: string; auth: AuthMode} {
-  const match = /^([^=]+)=([^:]+)(?::(.+))?$/.exec(value)
-  if (!match) throw new Error('must be PATH=SERVICE or PATH=SERVICE:AUTH')
-  const auth = (match[3] ?? 'none') as AuthMode
-  if (!AUTH_MODES.includes(auth)) throw new Error(`auth must be one of ${AUTH_MODES.join(', ')}`)
-  return {path: match[1]!, service: match[2]!, auth}
-}
-
-/** `PATH=TTL`: the TTL is checked here, the path against the routes once they are all known. */
-export function parseCache(value: string): {path: string; ttl: string} {
-  const at = value.lastIndexOf('=')
-  if (at <= 0) throw new Error('must be PATH=TTL, e.g. /api/=30s')
-  const ttl = value.slice(at + 1)
-  const result = DurationSchema.safeParse(ttl)
-  if (!result.success) throw new Error(`TTL ${result.error.issues[0]?.message ?? 'invalid'}`)
-  return {path: value.slice(0, at), ttl}
-}
-
 /** The first Django service; `--replicas` and the default routes belong to it. */
 export const MAIN_SERVICE = 'web'
-
-/**
- * Answers -> validated manifest. Default routes: `/` and `/secure/` (basic auth) to web, `/NAME/` to
- * each extra service; a `--route` replaces the default with the same path and any default for its service.
- */
-export function buildManifest(answers: InitAnswers): Manifest {
-  const services: ManifestInput['services'] = {
-    [MAIN_SERVICE]: {kind: 'django', path: `services/${MAIN_SERVICE}`, replicas: answers.replicas, port: 8000},
-  }
-  const issues: FieldIssue[] = []
-  const claim = (name: string, flag: string) => {
-    if (Object.hasOwn(services, name)) issues.push({path: `--${flag}`, message: `service "${name}" is given twice`})
-  }
-
-  for (const name of answers.services) {
-    claim(name, 'service')
-    services[name] = {kind: 'django', path: `services/${name}`, replicas: 1, port: 8000}
-  }
-
-  for (const raw of answers.externals) {
-    const {name, url} = parseExternal(raw)
-    claim(name, 'external')
-    services[name] = {kind: 'external', url}
-  }
-
-  const explicit = answers.routes.map((raw) => parseRoute(raw))
-  const defaults = [
-    {path: '/', service: MAIN_SERVICE, auth: 'none' as AuthMode},
-    {path: '/secure/', service: MAIN_SERVICE, auth: 'basic' as AuthMode},
-    ...[...answers.services, ...answers.externals.map((raw) => parseExternal(raw).name)].map((name) => ({
-      path: `/${name}/`,
-      service: name,
-      auth: 'none' as AuthMode,
-    })),
-  ]
-  const routes = [
-    ...defaults.filter(
-      (route) =>
-        !explicit.some((given) => given.path === route.path) &&
-        !(route.service !== MAIN_SERVICE && explicit.some((given) => given.service === route.service)),
-    ),
-    ...explicit,
-  ]
-
-  const caches = new Map<string, string>()
-  for (const {path, ttl} of answers.caches.map((raw) => parseCache(raw))) {
-    if (caches.has(path)) issues.push({path: '--cache', message: `route ${quoted(path)} is given twice`})
-    else if (!routes.some((route) => route.path === path))
-      issues.push({
-        path: '--cache',
-        message: `no route ${quoted(path)} (routes: ${routes.map((route) => route.path).join(', ')})`,
-      })
-    caches.set(path, ttl)
-  }
-
-  const cachedRoutes = routes.map((route) =>
-    caches.has(route.path) ? {...route, cache: {ttl: caches.get(route.path)!}} : route,
-  )
-
-  const input: ManifestInput = {
-    version: MANIFEST_VERSION,
-    name: answers.name,
-    domain: answers.domain,
-    bind: answers.bind,
-    ports: {http: answers.httpPort, https: answers.httpsPort},
-    tls: answers.tls === 'certbot' ? {mode: 'certbot', email: answers.email} : {mode: answers.tls},
-    rateLimit: {rate: answers.rate, burst: answers.burst, status: 503},
-    services,
-    routes: cachedRoutes,
-    ...(answers.metricsPort === undefined ? {} : {metrics: {enabled: true, port: answers.metricsPort}}),
-    images: {
-      python: answers.pythonImage,
-      nginx: answers.nginxImage,
-      certbot: answers.certbotImage,
-      exporter: answers.exporterImage,
-    },
-  }
-
-  const result = ManifestSchema.safeParse(input)
-  const externalNames = new Set(answers.externals.map((raw) => parseExternal(raw).name))
-  const flagFor = (path: string): string | undefined => {
-    // services.<name>...: the flag that created that service.
-    const service = /^services\.([^.[]+)/.exec(path)?.[1]
-    if (service && service !== MAIN_SERVICE) return `--${externalNames.has(service) ? 'external' : 'service'} (${path})`
-    return flagForField(path)
-  }
-
-  if (!result.success)
-    issues.push(...zodIssues(result.error).map((issue) => ({...issue, path: flagFor(issue.path) ?? issue.path})))
-  if (issues.length > 0 || !result.success) throw new ManifestError(issues)
-  return result.data
-}
 
 /** `routes[1].service` -> `--route`, so errors from flag input name the flag the user typed. */
 export function flagForField(path: string): string | undefined {

@@ -4,7 +4,7 @@ import {dirname, join, resolve} from 'node:path'
 
 import {issueProjectCertificates} from '../certs/self-signed.js'
 import type {InitAnswers} from '../manifest/options.js'
-import {buildManifest} from '../manifest/options.js'
+import {buildManifest} from '../manifest/from-answers.js'
 import type {Manifest} from '../manifest/schema.js'
 import {UsageError} from '../errors.js'
 import {fileSystemError, writePlan} from '../util/files.js'

@@ -2,7 +2,7 @@ import {mkdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import type {ExecResult} from '../../src/docker/engine.js'
-import {upStack} from '../../src/docker/stack.js'
+import {upStack} from '../../src/docker/up.js'
 import type {ScaleOptions} from '../../src/gateway/scale.js'
 import {serializeManifest} from '../../src/manifest/load.js'
 import {replicaNames} from '../../src/manifest/stack.js'

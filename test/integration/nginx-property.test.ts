@@ -5,7 +5,7 @@ import {ManifestError, UsageError} from '../../src/errors.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {isLocalDomain} from '../../src/manifest/model.js'
-import {buildManifest} from '../../src/manifest/options.js'
+import {buildManifest} from '../../src/manifest/from-answers.js'
 import {AUTH_MODES, type Manifest, type ManifestInput} from '../../src/manifest/schema.js'
 import {parseNginxConfig, variablesOf, walk, type Directive} from '../helpers/nginx-parse.js'
 import {

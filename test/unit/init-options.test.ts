@@ -2,7 +2,7 @@ import {describe, expect, it} from 'vitest'
 
 import {ManifestError, UsageError} from '../../src/errors.js'
 import {resolveAnswers, type Asker} from '../../src/manifest/answers.js'
-import {buildManifest} from '../../src/manifest/options.js'
+import {buildManifest} from '../../src/manifest/from-answers.js'
 
 const defaults = (flags: Record<string, string | string[]> = {}) =>
   resolveAnswers({dir: '/tmp/My_Project', flags, yes: true})

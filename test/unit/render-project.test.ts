@@ -5,7 +5,7 @@ import {describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
 import {inspectCertificate} from '../../src/certs/inspect.js'
-import {upStack} from '../../src/docker/stack.js'
+import {upStack} from '../../src/docker/up.js'
 import {OperationError} from '../../src/errors.js'
 import {
   applyPendingReload,

@@ -5,7 +5,7 @@ import {describe, expect, it} from 'vitest'
 
 import {describeUp} from '../../src/docker/report.js'
 import {LABELS} from '../../src/docker/spec.js'
-import {upStack, type UpOptions} from '../../src/docker/stack.js'
+import {upStack, type UpOptions} from '../../src/docker/up.js'
 import {InterruptedError, OperationError} from '../../src/errors.js'
 import {rollOutReplicas} from '../../src/gateway/rollout.js'
 import {loadManifest, serializeManifest} from '../../src/manifest/load.js'

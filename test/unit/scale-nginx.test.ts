@@ -11,7 +11,7 @@ import {
   upstreamHosts,
 } from '../../src/gateway/upstreams.js'
 import {describeStatus} from '../../src/docker/report.js'
-import type {StatusRow} from '../../src/docker/stack.js'
+import type {StatusRow} from '../../src/docker/status.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {renderUpstreams} from '../../src/render/gateway.js'
 import {writeFileSync, mkdirSync} from 'node:fs'

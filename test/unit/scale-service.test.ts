@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {LABELS} from '../../src/docker/spec.js'
-import {upStack} from '../../src/docker/stack.js'
+import {upStack} from '../../src/docker/up.js'
 import {OperationError, UsageError} from '../../src/errors.js'
 import {scaleServices, describeScale} from '../../src/gateway/scale.js'
 import {loadManifest, serializeManifest} from '../../src/manifest/load.js'

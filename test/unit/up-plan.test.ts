@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {describeUpPlan} from '../../src/docker/report.js'
-import {upStack} from '../../src/docker/stack.js'
+import {upStack} from '../../src/docker/up.js'
 import {planUp} from '../../src/docker/up-plan.js'
 import {UsageError} from '../../src/errors.js'
 import {rejectionOf} from '../helpers/errors.js'
