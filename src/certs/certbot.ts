@@ -35,6 +35,7 @@ import {
 } from './install.js'
 import {signalReload} from '../gateway/nginx.js'
 import {connectAddress} from '../manifest/model.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * `certs issue` and `certs renew`: certbot (webroot HTTP-01) in a one-off container on the project
@@ -59,7 +60,7 @@ export interface CertbotCommandOptions {
   timeoutMs?: number
   clock?: Clock
   /** Steps, in the user's words. */
-  onProgress?: (message: string) => void
+  onProgress?: Progress
   /** Certbot's own output, line by line. */
   onOutput?: (line: string) => void
   /** The shell environment (run id label in tests). */
@@ -148,7 +149,7 @@ async function prepareCaBundle(
   }
 }
 
-function warnAboutReachability(manifest: Manifest, server: string, progress: (message: string) => void): void {
+function warnAboutReachability(manifest: Manifest, server: string, progress: Progress): void {
   if (!isLetsEncrypt(server)) return
   if (manifest.ports.http !== 80)
     progress(
@@ -165,7 +166,7 @@ interface Session {
   manifest: Manifest
   engine: Engine
   gateway: ContainerState
-  progress: (message: string) => void
+  progress: Progress
   started: number
 }
 
