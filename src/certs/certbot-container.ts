@@ -11,6 +11,7 @@ import {OperationError, UsageError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS, type StackToolSpec} from '../manifest/stack.js'
 import {retryUntil, systemClock, WaitTimeoutError, type Clock} from '../util/retry.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * Certbot as a one-off container, created through the engine API from the stack's `certbot` tool spec
@@ -113,11 +114,7 @@ export function certbotContainerOptions(options: RunCertbotOptions & {name: stri
 }
 
 /** The certbot image, local or pulled once; a missing one names the manifest field that chooses it. */
-export async function ensureCertbotImage(
-  engine: Engine,
-  image: string,
-  onProgress?: (message: string) => void,
-): Promise<void> {
+export async function ensureCertbotImage(engine: Engine, image: string, onProgress?: Progress): Promise<void> {
   if (await engine.image(image)) return
   onProgress?.(`${image} is not on this machine, pulling it`)
   try {

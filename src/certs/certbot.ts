@@ -1,18 +1,28 @@
 import {X509Certificate} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
-import {isIP} from 'node:net'
 import {join, resolve} from 'node:path'
 
 import {connectEngine, type ContainerState, type Engine} from '../docker/engine.js'
 import {OperationError, UsageError} from '../errors.js'
 import {loadManifest} from '../manifest/load.js'
 import type {Manifest} from '../manifest/schema.js'
-import {CERTBOT_PATHS, PROJECT_PATHS} from '../manifest/stack.js'
+import {PROJECT_PATHS} from '../manifest/stack.js'
 import {writeFileAtomic} from '../util/files.js'
 import type {Clock} from '../util/retry.js'
 import {certbotTool, ensureCertbotImage, runCertbot, type CertbotRun} from './certbot-container.js'
 import {certbotFailure} from './certbot-output.js'
-import {inspectCertificate} from './inspect.js'
+import {
+  certbotFiles,
+  certbotIssueArgs,
+  certbotRenewArgs,
+  certificateFacts,
+  checkIssuableDomain,
+  chooseAcmeServer,
+  isLetsEncrypt,
+  RENEW_BEFORE_DAYS,
+  renewalServer,
+  type CertificateFacts,
+} from './certbot-rules.js'
 import {
   checkChallengePath,
   confirmServed,
@@ -25,21 +35,16 @@ import {
 } from './install.js'
 import {signalReload} from '../gateway/nginx.js'
 import {connectAddress} from '../manifest/model.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * `certs issue` and `certs renew`: certbot (webroot HTTP-01) in a one-off container on the project
  * network, writing challenge files into acme-webroot/ which the running gateway serves on port 80; then
  * the certificate is copied from certbot/config/live/<domain>/ into certs/, tested, reloaded and
  * confirmed over TLS. Certbot's state stays in the project's certbot/ folder, so renewals find it.
+ * The rules without I/O are in certbot-rules.ts; what `status` says of the certificate in
+ * certificate-status.ts.
  */
-
-export const ACME_DIRECTORIES = {
-  production: 'https://acme-v02.api.letsencrypt.org/directory',
-  staging: 'https://acme-staging-v02.api.letsencrypt.org/directory',
-} as const
-
-/** Certbot's own default: renew when fewer than 30 days are left. */
-export const RENEW_BEFORE_DAYS = 30
 
 /** The ACME server's CA certificate (for a private or test CA), kept so that `renew` reuses it. */
 export const ACME_CA_BUNDLE = {
@@ -55,7 +60,7 @@ export interface CertbotCommandOptions {
   timeoutMs?: number
   clock?: Clock
   /** Steps, in the user's words. */
-  onProgress?: (message: string) => void
+  onProgress?: Progress
   /** Certbot's own output, line by line. */
   onOutput?: (line: string) => void
   /** The shell environment (run id label in tests). */
@@ -73,15 +78,6 @@ export interface RenewCertificateOptions extends CertbotCommandOptions {
   force?: boolean
 }
 
-export interface CertificateFacts {
-  fingerprint256: string
-  subject: string
-  issuer: string
-  sans: string[]
-  validTo: string
-  daysLeft: number
-}
-
 export interface CertificateResult {
   domain: string
   /** issued / renewed: certbot made a new certificate; unchanged: the installed one is current. */
@@ -97,120 +93,6 @@ export interface CertificateResult {
   servedFingerprint: string
   certbotMs: number
   ms: number
-}
-
-// ---- pure parts ----------------------------------------------------------------------------------
-
-/** The ACME directory: --server, else --staging, else tls.acmeServer / tls.staging, else production. */
-export function chooseAcmeServer(manifest: Manifest, options: {server?: string; staging?: boolean} = {}): string {
-  if (options.server && options.staging)
-    throw new UsageError("--server and --staging exclude each other: --staging means Let's Encrypt's staging server")
-  if (options.server) {
-    let url: URL
-    try {
-      url = new URL(options.server)
-    } catch {
-      throw new UsageError(
-        `--server: must be the URL of an ACME directory, such as ${ACME_DIRECTORIES.staging} (got "${options.server}")`,
-      )
-    }
-
-    if (url.protocol !== 'https:')
-      throw new UsageError(`--server: ACME servers are reached over https:// (got "${options.server}")`)
-    return options.server
-  }
-
-  if (options.staging) return ACME_DIRECTORIES.staging
-  if (manifest.tls.acmeServer) return manifest.tls.acmeServer
-  return manifest.tls.staging ? ACME_DIRECTORIES.staging : ACME_DIRECTORIES.production
-}
-
-export function isLetsEncrypt(server: string): boolean {
-  return /(^|\.)api\.letsencrypt\.org$/.test(new URL(server).hostname)
-}
-
-/** A name a public CA can issue for: not an IP address, not localhost. */
-export function checkIssuableDomain(domain: string): void {
-  if (isIP(domain) !== 0) {
-    throw new UsageError(`domain ${domain} is an IP address: certbot's HTTP-01 challenge needs a DNS name`, {
-      hint: 'Set domain in gateway.yaml to a name that resolves to this host.',
-    })
-  }
-
-  if (domain === 'localhost' || domain.endsWith('.localhost') || !domain.includes('.')) {
-    throw new UsageError(`domain ${domain} is a local name no certificate authority will issue for`, {
-      hint: 'Use tls.mode self-signed for local development, or set domain in gateway.yaml to a public name that resolves to this host.',
-    })
-  }
-}
-
-export function certbotIssueArgs(options: {
-  domain: string
-  email: string
-  server: string
-  forceRenewal?: boolean
-}): string[] {
-  return [
-    'certonly',
-    '--webroot',
-    '--webroot-path',
-    CERTBOT_PATHS.webroot,
-    '--preferred-challenges',
-    'http',
-    '--cert-name',
-    options.domain,
-    '--domains',
-    options.domain,
-    '--email',
-    options.email,
-    '--agree-tos',
-    '--no-eff-email',
-    '--non-interactive',
-    // Re-running issue with a valid certificate installs it again instead of spending CA quota.
-    ...(options.forceRenewal ? ['--force-renewal'] : ['--keep-until-expiring']),
-    '--server',
-    options.server,
-  ]
-}
-
-export function certbotRenewArgs(options: {domain: string; force?: boolean}): string[] {
-  // Without a terminal certbot sleeps up to 8 minutes before a due renewal, to spread load on the CA;
-  // a cron line with its own odd minute does that better, and a user typing `renew --force` waits.
-  return [
-    'renew',
-    '--cert-name',
-    options.domain,
-    '--non-interactive',
-    '--no-random-sleep-on-renew',
-    ...(options.force ? ['--force-renewal'] : []),
-  ]
-}
-
-/** `server = https://...` from certbot's renewal config of a lineage. */
-export function renewalServer(conf: string): string | undefined {
-  return /^server\s*=\s*(\S+)\s*$/m.exec(conf)?.[1]
-}
-
-/** Where the project keeps certbot's files of the domain. */
-export function certbotFiles(dir: string, domain: string): {renewal: string; fullchain: string; privkey: string} {
-  const config = join(resolve(dir), PROJECT_PATHS.certbotConfig)
-  return {
-    renewal: join(config, 'renewal', `${domain}.conf`),
-    fullchain: join(config, 'live', domain, 'fullchain.pem'),
-    privkey: join(config, 'live', domain, 'privkey.pem'),
-  }
-}
-
-export function certificateFacts(pem: string, now = new Date()): CertificateFacts {
-  const info = inspectCertificate(pem)
-  return {
-    fingerprint256: info.fingerprint256,
-    subject: info.subject,
-    issuer: info.issuer,
-    sans: info.sans,
-    validTo: info.validTo.toISOString(),
-    daysLeft: info.daysLeft(now),
-  }
 }
 
 // ---- shared steps --------------------------------------------------------------------------------
@@ -267,7 +149,7 @@ async function prepareCaBundle(
   }
 }
 
-function warnAboutReachability(manifest: Manifest, server: string, progress: (message: string) => void): void {
+function warnAboutReachability(manifest: Manifest, server: string, progress: Progress): void {
   if (!isLetsEncrypt(server)) return
   if (manifest.ports.http !== 80)
     progress(
@@ -284,7 +166,7 @@ interface Session {
   manifest: Manifest
   engine: Engine
   gateway: ContainerState
-  progress: (message: string) => void
+  progress: Progress
   started: number
 }
 
@@ -492,53 +374,6 @@ export async function renewCertificate(options: RenewCertificateOptions): Promis
     run.ms,
   )
 }
-
-// ---- status --------------------------------------------------------------------------------------
-
-export interface CertificateStatus {
-  mode: Manifest['tls']['mode']
-  /** certs/fullchain.pem missing or unreadable. */
-  missing?: boolean
-  /** certbot mode, still the stand-in made by init. */
-  temporary?: boolean
-  issuer?: string
-  validTo?: string
-  daysLeft?: number
-}
-
-/** The installed certificate in a few facts, for `status`. */
-export async function certificateStatus(dir: string, manifest: Manifest, now = new Date()): Promise<CertificateStatus> {
-  if (manifest.tls.mode === 'off') return {mode: 'off'}
-  const pem = await readFile(join(resolve(dir), PROJECT_PATHS.certs, 'fullchain.pem'), 'utf8').catch(() => undefined)
-  if (!pem) return {mode: manifest.tls.mode, missing: true}
-  try {
-    const info = inspectCertificate(pem)
-    const issuer = /^CN=(.*)$/m.exec(info.issuer)?.[1] ?? info.issuer.replace(/\n/g, ', ')
-    return {
-      mode: manifest.tls.mode,
-      temporary: info.temporary,
-      issuer,
-      validTo: info.validTo.toISOString(),
-      daysLeft: info.daysLeft(now),
-    }
-  } catch {
-    return {mode: manifest.tls.mode, missing: true}
-  }
-}
-
-export function describeCertificateStatus(status: CertificateStatus): string {
-  if (status.mode === 'off') return 'Certificate: none (tls.mode off).'
-  if (status.missing)
-    return `Certificate: certs/fullchain.pem is missing or unreadable${status.mode === 'certbot' ? ': run `create-gateway certs issue`' : ': run `create-gateway certs`'}.`
-  if (status.temporary)
-    return 'Certificate: temporary self-signed stand-in; run `create-gateway certs issue` for the real one.'
-  const renew =
-    status.mode === 'certbot' && (status.daysLeft ?? 0) <= RENEW_BEFORE_DAYS
-      ? ' (due: `create-gateway certs renew`)'
-      : ''
-  return `Certificate: issued by ${status.issuer}, ${status.daysLeft} days left (until ${status.validTo?.slice(0, 10)})${renew}.`
-}
-
 /** What `certs issue` / `certs renew` print. */
 export function describeCertificateResult(result: CertificateResult): string {
   const seconds = (result.ms / 1000).toFixed(1)

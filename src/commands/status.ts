@@ -1,4 +1,4 @@
-import {certificateStatus, describeCertificateStatus} from '../certs/certbot.js'
+import {certificateStatus, describeCertificateStatus} from '../certs/certificate-status.js'
 import {describeStatus} from '../docker/report.js'
 import {stackStatus} from '../docker/status.js'
 import {markUpstreamMembership} from '../gateway/upstreams.js'

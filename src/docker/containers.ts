@@ -1,4 +1,4 @@
-import {COMPOSE_LABELS} from './compose-container.js'
+import {COMPOSE_LABELS} from './compose/labels.js'
 import type {ContainerState} from './engine.js'
 
 /**

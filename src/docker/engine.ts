@@ -5,6 +5,7 @@ import Docker from 'dockerode'
 import {EngineUnavailableError, OperationError} from '../errors.js'
 import {retryUntil, WaitTimeoutError, withTimeout} from '../util/retry.js'
 import {demuxToBuffers} from './demux.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * Docker behind one small interface (testcontainers-node's model): the rest of src/docker/ speaks
@@ -79,7 +80,7 @@ export interface Engine {
   ping(): Promise<void>
   image(ref: string): Promise<ImageState | undefined>
   /** Pull from a registry; resolves when the engine reports the end of the pull. */
-  pullImage(ref: string, onProgress?: (line: string) => void): Promise<void>
+  pullImage(ref: string, onProgress?: Progress): Promise<void>
   /** Start a build from a tar stream; the result is the engine's raw JSON-lines output. */
   buildImage(
     context: NodeJS.ReadableStream,
@@ -236,7 +237,7 @@ export class DockerodeEngine implements Engine {
     }
   }
 
-  async pullImage(ref: string, onProgress?: (line: string) => void): Promise<void> {
+  async pullImage(ref: string, onProgress?: Progress): Promise<void> {
     const stream = await this.docker.pull(ref)
     await new Promise<void>((resolve, reject) => {
       this.docker.modem.followProgress(
@@ -412,7 +413,7 @@ export class DockerodeEngine implements Engine {
 export interface StackOptions {
   /** Defaults to the engine at DOCKER_HOST / the local socket (connectEngine). */
   engine?: Engine
-  onProgress?: (message: string) => void
+  onProgress?: Progress
 }
 
 /**

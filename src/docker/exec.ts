@@ -1,4 +1,3 @@
-import {OperationError} from '../errors.js'
 import {engineFailure, type Engine, type ExecResult} from './engine.js'
 
 export type {ExecResult} from './engine.js'
@@ -13,20 +12,4 @@ export async function execIn(engine: Engine, container: string, cmd: string[]): 
   } catch (error) {
     throw engineFailure(`Running \`${cmd.join(' ')}\` in ${container}`, error)
   }
-}
-
-/** execIn that fails with the command's own output when it exits non-zero. */
-export async function execChecked(engine: Engine, container: string, cmd: string[]): Promise<ExecResult> {
-  const result = await execIn(engine, container, cmd)
-  if (result.exitCode !== 0) {
-    const output = (result.stderr.trim() || result.stdout.trim())
-      .split('\n')
-      .slice(-20)
-      .map((line) => `  | ${line}`)
-    throw new OperationError(
-      [`\`${cmd.join(' ')}\` in ${container} exited with code ${result.exitCode}`, ...output].join('\n'),
-    )
-  }
-
-  return result
 }

@@ -7,6 +7,7 @@ import {pack, type PackOptions} from 'tar-fs'
 
 import {OperationError} from '../errors.js'
 import {engineFailure, type Engine, type ImageState, type Labels} from './engine.js'
+import type {Progress} from '../util/progress.js'
 
 // The package is CommonJS (`module.exports = factory`) typed as `export default`: under Node16
 // resolution the default import is the factory itself.
@@ -288,7 +289,7 @@ export interface BuildRequest {
   dockerfile: string
   tag: string
   labels: Labels
-  onProgress?: (line: string) => void
+  onProgress?: Progress
 }
 
 export function buildFailure(request: BuildRequest, output: BuildOutput): OperationError {

@@ -2,6 +2,7 @@ import {OperationError} from '../errors.js'
 import type {StackServiceSpec} from '../manifest/stack.js'
 import {engineMessage, type Engine} from './engine.js'
 import type {BuiltImage} from './images.js'
+import type {Progress} from '../util/progress.js'
 
 /** Where gateway.yaml names each role's image, as the hint of a missing image says it. */
 const IMAGE_SETTING: Record<StackServiceSpec['role'], string> = {
@@ -11,11 +12,7 @@ const IMAGE_SETTING: Record<StackServiceSpec['role'], string> = {
 }
 
 /** An image used as it is (the gateway's NGINX, the exporter): local if present, else one pull attempt. */
-export async function ensureImage(
-  engine: Engine,
-  spec: StackServiceSpec,
-  onProgress?: (message: string) => void,
-): Promise<BuiltImage> {
+export async function ensureImage(engine: Engine, spec: StackServiceSpec, onProgress?: Progress): Promise<BuiltImage> {
   const local = await engine.image(spec.image)
   if (local) return {tag: spec.image, id: local.id, built: false}
   onProgress?.(`${spec.service}: ${spec.image} is not on this machine, pulling it`)

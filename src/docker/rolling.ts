@@ -11,6 +11,7 @@ import {
   type PlannedContainer,
   type ProjectContext,
 } from './spec.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * What `up` hands to a rolling update (the gateway layer's, behind a running gateway): which Django
@@ -42,7 +43,7 @@ export interface RolloutRequest {
   timeoutMs: number
   clock: Clock
   signal?: AbortSignal
-  onProgress: (message: string) => void
+  onProgress: Progress
 }
 
 /** Returns what it did, in `up`'s report rows. */

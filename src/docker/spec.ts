@@ -7,14 +7,11 @@ import {UsageError} from '../errors.js'
 import {PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
 import {composeFromStack} from '../render/compose.js'
 import {readFileIfExists} from '../util/files.js'
-import {
-  COMPOSE_LABELS,
-  COMPOSE_VERSION,
-  composeContainer,
-  composeNetworks,
-  type ExtraNetwork,
-} from './compose-container.js'
-import {normalizeProject, type NormalizedProject} from './compose-model.js'
+import {composeContainer, type ExtraNetwork} from './compose/container.js'
+import {COMPOSE_LABELS, COMPOSE_VERSION} from './compose/labels.js'
+import type {NormalizedProject} from './compose/model.js'
+import {composeNetworks} from './compose/networks.js'
+import {normalizeProject} from './compose/project.js'
 import {isNotOneOff} from './containers.js'
 import type {ContainerState, Engine, Labels} from './engine.js'
 
@@ -23,8 +20,8 @@ import type {ContainerState, Engine, Labels} from './engine.js'
  * mounts, ports, healthcheck), their config hashes, and the plan that reconciles them with what runs.
  *
  * One source of truth: the service as the compose file describes it (render/compose.ts), normalized
- * the way Compose v2 loads it (compose-model.ts) and turned into create options the way Compose v2
- * creates containers (compose-container.ts). So `create-gateway up` and `docker compose up` make the
+ * the way Compose v2 loads it (compose/project.ts) and turned into create options the way Compose v2
+ * creates containers (compose/container.ts). So `create-gateway up` and `docker compose up` make the
  * same containers with the same `com.docker.compose.config-hash`, and neither recreates the other's.
  */
 

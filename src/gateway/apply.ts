@@ -4,6 +4,7 @@ import type {Engine} from '../docker/engine.js'
 import {readFileIfExists, writeFileAtomic} from '../util/files.js'
 import type {Clock} from '../util/retry.js'
 import {reloadGateway, signalReload, testConfig, type GatewayRef, type ReloadResult} from './nginx.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * The one transaction every change to the running gateway goes through (scale, rolling updates,
@@ -107,7 +108,7 @@ export interface ApplyOptions {
    */
   reload?: 'confirmed' | 'signal'
   /** Told before `nginx -t` and before the reload. */
-  onProgress?: (message: string) => void
+  onProgress?: Progress
 }
 
 /** What a failed change undid. */

@@ -13,6 +13,7 @@ import type {Clock} from '../util/retry.js'
 import type {ScaleResult} from './scale-result.js'
 import {describeTargets, type ScaleTargets} from './targets.js'
 import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
+import type {Progress} from '../util/progress.js'
 
 /** The replica counts `scale` saves: gateway.yaml, docker-compose.yml to match, and (--manifest-only) upstreams.conf. */
 
@@ -66,7 +67,7 @@ export async function scaleManifestOnly(
   containers: ContainerState[],
   started: number,
   clock: Clock,
-  progress: (message: string) => void,
+  progress: Progress,
 ): Promise<ScaleResult> {
   const running = containers.filter((container) => container.running)
   if (running.length > 0) {

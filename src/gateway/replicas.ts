@@ -2,6 +2,7 @@ import {engineFailure, engineMessage, type Engine} from '../docker/engine.js'
 import type {DesiredContainer} from '../docker/spec.js'
 import {OperationError} from '../errors.js'
 import type {StackServiceSpec} from '../manifest/stack.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * The replica steps `scale` and the rolling update of `up` share: create and start a replica exactly
@@ -21,7 +22,7 @@ export async function startReplica(
   engine: Engine,
   desired: DesiredContainer,
   project: string,
-  progress: (message: string) => void,
+  progress: Progress,
   created: Replica[],
 ): Promise<Replica> {
   progress(`Creating ${desired.name}`)
@@ -59,7 +60,7 @@ export async function stopReplica(
   engine: Engine,
   spec: StackServiceSpec | undefined,
   container: {id: string; name: string; running?: boolean},
-  progress: (message: string) => void,
+  progress: Progress,
 ): Promise<void> {
   const grace = spec?.stopGraceSeconds ?? 10
   if (container.running !== false) {

@@ -29,6 +29,7 @@ import type {ScaleResult, ServiceScale} from './scale-result.js'
 import {describeTargets, type ScaleTargets} from './targets.js'
 import {startReplica, stopReplica, type Replica} from './replicas.js'
 import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * `scale web=N`: replicas in and out of the NGINX upstream without a failed request.
@@ -55,7 +56,7 @@ export interface ScaleOptions {
   clock?: Clock
   /** The shell environment, which wins over `.env` in `${VAR}` references, as in `up`. */
   env?: NodeJS.ProcessEnv
-  onProgress?: (message: string) => void
+  onProgress?: Progress
   /** How long new replicas may take to become healthy. */
   healthTimeoutMs?: number
   /** How long NGINX may take to show new workers after a reload. */
@@ -138,7 +139,7 @@ async function scaleLocked(
   options: ScaleOptions,
   clock: Clock,
   started: number,
-  progress: (message: string) => void,
+  progress: Progress,
 ): Promise<ScaleResult> {
   const stack = buildStackSpec(manifest)
   const engine = options.engine ?? (await connectEngine())

@@ -10,6 +10,7 @@ import {UsageError} from '../errors.js'
 import {fileSystemError, writePlan} from '../util/files.js'
 import {renderProject} from '../render/project.js'
 import {loadSecrets, type ProjectSecrets} from '../render/secrets.js'
+import type {Progress} from '../util/progress.js'
 
 export interface CreateProjectOptions {
   dir: string
@@ -17,7 +18,7 @@ export interface CreateProjectOptions {
   force?: boolean
   dryRun?: boolean
   /** Progress lines for long steps. */
-  onProgress?: (message: string) => void
+  onProgress?: Progress
 }
 
 export interface CreatedProject {

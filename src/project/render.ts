@@ -20,6 +20,7 @@ import {systemClock, type Clock} from '../util/retry.js'
 import {applyWrittenFiles, GatewayChangeError, WrittenFiles} from '../gateway/apply.js'
 import type {ReloadResult} from '../gateway/nginx.js'
 import {renderUpstreamsWith, upstreamHosts} from '../gateway/upstreams.js'
+import type {Progress} from '../util/progress.js'
 
 /**
  * `render`: the project's files again from gateway.yaml after the user edited it, and the running
@@ -75,7 +76,7 @@ export interface RenderOptions {
   dryRun?: boolean
   engine?: Engine
   clock?: Clock
-  onProgress?: (message: string) => void
+  onProgress?: Progress
 }
 
 /** Files the gateway container reads (bind mounts): a change to one of them needs a reload. */
@@ -357,7 +358,7 @@ export async function applyPendingReload(
   dir: string,
   manifest: Manifest,
   reloadedByUp: boolean,
-  options: {engine?: Engine; clock?: Clock; onProgress?: (message: string) => void} = {},
+  options: {engine?: Engine; clock?: Clock; onProgress?: Progress} = {},
 ): Promise<PendingReloadResult> {
   const marker = join(resolve(dir), RELOAD_PENDING_FILE)
   if (!existsSync(marker)) return {reloaded: false}

@@ -22,7 +22,7 @@ export function composeObject(manifest: Manifest): Record<string, unknown> {
 
 /**
  * The same from the stack spec. `up` creates its containers from this object too (normalized the way
- * Compose v2 loads it, src/docker/compose-model.ts), so the file and the containers cannot drift.
+ * Compose v2 loads it, src/docker/compose/), so the file and the containers cannot drift.
  */
 export function composeFromStack(stack: Pick<StackSpec, 'services' | 'tools'>): Record<string, unknown> {
   const services: Record<string, unknown> = {}

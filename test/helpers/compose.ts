@@ -3,7 +3,7 @@ import {join} from 'node:path'
 
 import {ROOT} from './cli.js'
 
-/** The Compose v2 line the model in src/docker/compose-model.ts follows. */
+/** The Compose v2 line the model in src/docker/compose/ follows. */
 export const COMPOSE_V2_LINE = '2.40'
 
 function composeVersion(): string | undefined {

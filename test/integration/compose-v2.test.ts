@@ -4,13 +4,8 @@ import {join} from 'node:path'
 import {beforeAll, describe, expect, it} from 'vitest'
 import {parse} from 'yaml'
 
-import {
-  composeNetworkHash,
-  composeServiceHash,
-  networkJson,
-  normalizeProject,
-  serviceJson,
-} from '../../src/docker/compose-model.js'
+import {composeNetworkHash, composeServiceHash, networkJson, serviceJson} from '../../src/docker/compose/hash.js'
+import {normalizeProject} from '../../src/docker/compose/project.js'
 import {
   composeProject,
   desiredContainers,

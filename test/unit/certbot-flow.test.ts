@@ -7,7 +7,8 @@ import {createServer as createTlsServer, type Server as TlsServer} from 'node:tl
 import type Docker from 'dockerode'
 import {afterEach, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 
-import {ACME_DIRECTORIES, issueCertificate, renewCertificate} from '../../src/certs/certbot.js'
+import {issueCertificate, renewCertificate} from '../../src/certs/certbot.js'
+import {ACME_DIRECTORIES} from '../../src/certs/certbot-rules.js'
 import {CertbotError} from '../../src/certs/certbot-output.js'
 import {inspectCertificate} from '../../src/certs/inspect.js'
 import {generateSelfSigned, type CertificatePems} from '../../src/certs/self-signed.js'

@@ -4,14 +4,8 @@ import {join} from 'node:path'
 import {parse} from 'yaml'
 import {describe, expect, it} from 'vitest'
 
-import {
-  ACME_DIRECTORIES,
-  certbotIssueArgs,
-  certificateStatus,
-  chooseAcmeServer,
-  describeCertificateStatus,
-  renewalServer,
-} from '../../src/certs/certbot.js'
+import {ACME_DIRECTORIES, certbotIssueArgs, chooseAcmeServer, renewalServer} from '../../src/certs/certbot-rules.js'
+import {certificateStatus, describeCertificateStatus} from '../../src/certs/certificate-status.js'
 import {certbotContainerOptions} from '../../src/certs/certbot-container.js'
 import {generateSelfSigned} from '../../src/certs/self-signed.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'

@@ -2,17 +2,12 @@ import {createHash} from 'node:crypto'
 
 import {describe, expect, it} from 'vitest'
 
-import {composeContainer, effectiveCapabilities} from '../../src/docker/compose-container.js'
-import {
-  composeServiceHash,
-  goDuration,
-  goFloat32,
-  normalizeProject,
-  normalizeService,
-  parseBytes,
-  parseDuration,
-  serviceJson,
-} from '../../src/docker/compose-model.js'
+import {composeContainer, effectiveCapabilities} from '../../src/docker/compose/container.js'
+import {goDuration, goFloat32} from '../../src/docker/compose/go-json.js'
+import {composeServiceHash, serviceJson} from '../../src/docker/compose/hash.js'
+import {normalizeProject} from '../../src/docker/compose/project.js'
+import {parseBytes, parseDuration} from '../../src/docker/compose/read.js'
+import {normalizeService} from '../../src/docker/compose/service.js'
 import {UsageError} from '../../src/errors.js'
 
 /**

@@ -1,7 +1,7 @@
 import type {ICertificate} from '@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate'
 import type {IIssuer} from '@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer'
 
-import {chooseAcmeServer} from '../../certs/certbot.js'
+import {chooseAcmeServer} from '../../certs/certbot-rules.js'
 import {
   ACME_SOLVER,
   GATEWAY,

@@ -1,14 +1,12 @@
 import type Docker from 'dockerode'
 
-import {UsageError} from '../errors.js'
-import {
-  composeNetworkHash,
-  composeServiceHash,
-  type NormalizedNetwork,
-  type NormalizedProject,
-  type NormalizedService,
-} from './compose-model.js'
-import type {Labels} from './engine.js'
+import type {Labels} from '../engine.js'
+import {unsupported} from './errors.js'
+import {composeServiceHash} from './hash.js'
+import {COMPOSE_LABELS, COMPOSE_VERSION} from './labels.js'
+import type {NormalizedNetwork, NormalizedProject, NormalizedService} from './model.js'
+import {containerMounts} from './mounts.js'
+import {endpoint, networksByPriority} from './networks.js'
 
 /**
  * What `docker compose up` (v2.40) sends to the engine to create a service's container, computed from
@@ -17,25 +15,6 @@ import type {Labels} from './engine.js'
  * The mapping follows Compose's getCreateConfigs field by field for the settings our compose files
  * use; a normalized setting it does not map is an error rather than a silent difference.
  */
-
-/** The Compose version whose behaviour this file reproduces, as Compose writes it in its labels. */
-export const COMPOSE_VERSION = '2.40.3'
-
-export const COMPOSE_LABELS = {
-  project: 'com.docker.compose.project',
-  service: 'com.docker.compose.service',
-  number: 'com.docker.compose.container-number',
-  oneoff: 'com.docker.compose.oneoff',
-  configHash: 'com.docker.compose.config-hash',
-  workingDir: 'com.docker.compose.project.working_dir',
-  configFiles: 'com.docker.compose.project.config_files',
-  version: 'com.docker.compose.version',
-  image: 'com.docker.compose.image',
-  dependsOn: 'com.docker.compose.depends_on',
-  replace: 'com.docker.compose.replace',
-  network: 'com.docker.compose.network',
-  volume: 'com.docker.compose.volume',
-} as const
 
 export interface ComposeContainerContext {
   project: NormalizedProject
@@ -121,12 +100,6 @@ const HANDLED = new Set([
   'scale',
 ])
 
-function unsupported(service: string, what: string): never {
-  throw new UsageError(`services.${service}.${what}: create-gateway up cannot create this the way Compose does`, {
-    hint: 'Map it in src/docker/compose-container.ts (from Compose v2 getCreateConfigs), or start the stack with `docker compose up`.',
-  })
-}
-
 /** Compose's default container name: `<project>-<service>-<number>`. */
 export function composeContainerName(project: string, service: NormalizedService, number: number): string {
   return service.container_name ?? `${project}-${service.name}-${number}`
@@ -181,102 +154,6 @@ function nanoCpus(cpus: number): number {
   return Math.trunc(Math.fround(Math.fround(cpus) * 1e9))
 }
 
-function bindString(source: string, volume: NonNullable<NormalizedService['volumes']>[number]): string {
-  const options = [volume.read_only ? 'ro' : 'rw']
-  if (volume.bind?.selinux) options.push(volume.bind.selinux)
-  if (volume.bind?.propagation) options.push(volume.bind.propagation)
-  if (volume.volume?.nocopy) options.push('nocopy')
-  return `${source}:${volume.target}:${options.join(',')}`
-}
-
-/**
- * The engine's BindOptions as Go marshals Compose's (both fields omitempty): `{}` when neither is set.
- * dockerode's type insists on Propagation and lacks CreateMountpoint (API 1.42), hence the cast.
- */
-function bindOptions(propagation: string | undefined, createMountpoint: boolean): Docker.MountSettings['BindOptions'] {
-  return {
-    ...(propagation ? {Propagation: propagation} : {}),
-    ...(createMountpoint ? {CreateMountpoint: true} : {}),
-  } as Docker.MountSettings['BindOptions']
-}
-
-/** Binds for bind volumes the legacy API can express, Mounts for the rest, then the secrets' files. */
-function volumes(
-  service: NormalizedService,
-  project: NormalizedProject,
-): {binds: string[]; mounts: Docker.MountSettings[]} {
-  const binds: string[] = []
-  const mounts: Docker.MountSettings[] = []
-  const targets = new Set<string>()
-  for (const volume of service.volumes ?? []) {
-    targets.add(volume.target)
-    if (volume.type === 'bind') {
-      const bind = volume.bind
-      const needsMountApi = bind !== undefined && (!bind.create_host_path || !!bind.propagation || !!bind.recursive)
-      if (!needsMountApi) {
-        binds.push(bindString(volume.source!, volume))
-        continue
-      }
-
-      mounts.push({
-        Type: 'bind',
-        Source: volume.source!,
-        Target: volume.target,
-        ReadOnly: volume.read_only ?? false,
-        ...(volume.consistency ? {Consistency: volume.consistency as Docker.MountConsistency} : {}),
-        BindOptions: bindOptions(bind.propagation, bind.create_host_path ?? false),
-      })
-    } else if (volume.type === 'tmpfs') {
-      mounts.push({
-        Type: 'tmpfs',
-        Source: '',
-        Target: volume.target,
-        ReadOnly: volume.read_only ?? false,
-        ...(volume.tmpfs ? {TmpfsOptions: {SizeBytes: volume.tmpfs.size ?? 0, Mode: volume.tmpfs.mode ?? 0}} : {}),
-      })
-    } else {
-      unsupported(service.name, `volumes (${volume.type} ${volume.source ?? volume.target})`)
-    }
-  }
-
-  for (const secret of service.secrets ?? []) {
-    const target = secret.target?.startsWith('/') ? secret.target : `/run/secrets/${secret.target ?? secret.source}`
-    if (targets.has(target)) continue
-    const defined = project.secrets[secret.source]
-    if (!defined) unsupported(service.name, `secrets.${secret.source} (no top-level secret of that name)`)
-    if (defined.external) unsupported(service.name, `secrets.${secret.source} (external)`)
-    if (defined.environment !== undefined) continue // Compose injects these itself after the start
-    if (!defined.file) unsupported(service.name, `secrets.${secret.source} (no file)`)
-    targets.add(target)
-    mounts.push({
-      Type: 'bind',
-      Source: defined.file,
-      Target: target,
-      ReadOnly: true,
-      BindOptions: bindOptions(undefined, false),
-    })
-  }
-
-  return {binds, mounts}
-}
-
-/** The networks in Compose's priority order: higher priority first, then by name. */
-function networksByPriority(service: NormalizedService): string[] {
-  return Object.entries(service.networks ?? {})
-    .map(([key, config]) => ({key, priority: config?.priority ?? 0}))
-    .sort((a, b) => b.priority - a.priority || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    .map((entry) => entry.key)
-}
-
-function endpoint(service: NormalizedService, key: string, name: string): Docker.EndpointSettings {
-  const config = service.networks?.[key]
-  return {
-    Aliases: [name, service.name, ...(config?.aliases ?? [])],
-    ...(config ? {IPAMConfig: {...(config.ipv4_address ? {IPv4Address: config.ipv4_address} : {})}} : {}),
-    ...(config?.ipv4_address ? {IPAddress: config.ipv4_address} : {}),
-  }
-}
-
 /** The labels Compose puts on the service's containers (besides the service's own `labels:`). */
 export function composeContainerLabels(
   service: NormalizedService,
@@ -320,7 +197,7 @@ export function composeContainer(service: NormalizedService, context: ComposeCon
   }
 
   const check = service.healthcheck
-  const {binds, mounts} = volumes(service, context.project)
+  const {binds, mounts} = containerMounts(service, context.project)
   const tmpfs = Object.fromEntries(
     (service.tmpfs ?? []).map((entry) => {
       const at = entry.indexOf(':')
@@ -434,42 +311,4 @@ export function composeContainer(service: NormalizedService, context: ComposeCon
     .slice(1)
     .map((key) => ({name: networkName(key), endpoint: endpoint(service, key, name)}))
   return {name, hash, options, extraNetworks}
-}
-
-/** A network as `docker compose up` creates it: name, labels (with its config hash) and options. */
-export interface ComposeNetwork {
-  key: string
-  name: string
-  labels: Labels
-  options: {Driver?: string; Internal?: boolean; Attachable?: boolean; EnableIPv6?: boolean; Options?: Labels}
-}
-
-export function composeNetworks(project: NormalizedProject): ComposeNetwork[] {
-  for (const [key, network] of Object.entries(project.networks)) {
-    if (network.ipam.driver || network.ipam.config || network.enable_ipv4 !== undefined)
-      throw new UsageError(`networks.${key}: create-gateway up cannot create this network the way Compose does`, {
-        hint: 'Map its IPAM settings in src/docker/compose-container.ts, or start the stack with `docker compose up`.',
-      })
-  }
-
-  return Object.entries(project.networks)
-    .filter(([, network]) => !network.external)
-    .map(([key, network]) => ({
-      key,
-      name: network.name,
-      labels: {
-        ...(network.labels ?? {}),
-        [COMPOSE_LABELS.network]: key,
-        [COMPOSE_LABELS.project]: project.name,
-        [COMPOSE_LABELS.version]: COMPOSE_VERSION,
-        [COMPOSE_LABELS.configHash]: composeNetworkHash(network),
-      },
-      options: {
-        ...(network.driver ? {Driver: network.driver} : {}),
-        ...(network.internal ? {Internal: true} : {}),
-        ...(network.attachable ? {Attachable: true} : {}),
-        ...(network.enable_ipv6 ? {EnableIPv6: true} : {}),
-        ...(network.driver_opts ? {Options: network.driver_opts} : {}),
-      },
-    }))
 }
