@@ -1,4 +1,5 @@
 import {randomBytes} from 'node:crypto'
+import type {Stats} from 'node:fs'
 import {chmod, chown, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 
@@ -76,6 +77,16 @@ export function fileSystemError(error: unknown, path: string, action: 'read' | '
 export async function readFileIfExists(path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw fileSystemError(error, path, 'read')
+  }
+}
+
+/** What stat says of a path, or undefined when nothing is there (any other error is thrown, naming it). */
+export async function statIfExists(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw fileSystemError(error, path, 'read')
