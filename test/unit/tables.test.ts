@@ -1,6 +1,6 @@
 import {describe, expect, it} from 'vitest'
 
-import {describeStatus} from '../../src/docker/report.js'
+import {describeStatus} from '../../src/docker/describe.js'
 import {describeSwarmStatus, type SwarmStatus} from '../../src/swarm/status.js'
 import {renderPanels} from '../../src/top/panels.js'
 import type {Snapshot} from '../../src/top/snapshot.js'
