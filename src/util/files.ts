@@ -148,7 +148,7 @@ export async function writeFileAtomic(
 }
 
 /**
- * The one place generated files are written (STYLE.md habit 7): knows --dry-run, --force, modes and
+ * The one place generated files are written, so every writer gets the same guarantees: it knows --dry-run, --force, modes and
  * atomic rename. Into a non-empty directory it refuses unless --force, and --force overwrites only the
  * files in the plan, keeping those marked keepExisting.
  */

@@ -2,8 +2,7 @@ import {formatTable} from '../util/table.js'
 import type {CheckResult, VerifyReport} from './types.js'
 
 /**
- * The report, in two forms built from the same VerifyReport, so --json and the table cannot disagree
- * (STYLE.md habit 6).
+ * The report, in two forms built from the same VerifyReport, so --json and the table cannot disagree.
  */
 
 export function resultLabel(result: CheckResult): 'pass' | 'warn' | 'skip' | 'FAIL' {
