@@ -1,6 +1,6 @@
 /**
- * Typed errors raised below `commands/`. Only the command edge turns them into messages and exit codes
- * (STYLE.md habit 4): 2 for bad usage or bad input, 1 for a failed operation or check.
+ * Typed errors raised below `commands/`. Only the command edge turns them into messages and exit codes,
+ * so nothing below it prints or ends the process and every caller can handle them: 2 for bad usage or bad input, 1 for a failed operation or check.
  */
 export class GatewayError extends Error {
   readonly exitCode: number = 1

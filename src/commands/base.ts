@@ -23,8 +23,8 @@ function exitCodeOf(error: Error & {exitCode?: number; oclif?: {exit?: number}})
 }
 
 /**
- * What every command shares: typed errors become one clear message and the exit code of DESIGN.md
- * (2 bad input, 1 failed operation); anything else is a bug and keeps its stack trace. Under --json
+ * What every command shares: typed errors become one clear message and an exit code a script can act
+ * on (2 bad input the user can fix, 1 a failed operation or check); anything else is a bug and keeps its stack trace. Under --json
  * (commands with `enableJsonFlag`) every error, oclif's own included, is one JSON document on stdout
  * instead, with the same exit code.
  */

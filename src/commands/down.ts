@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {describeDown} from '../docker/report.js'
+import {describeDown} from '../docker/describe.js'
 import {downStack} from '../docker/down.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 
-import {describeRender, renderFromManifest} from '../project/render.js'
+import {describeRerender, rerenderProject} from '../project/rerender.js'
 import {loadManifest} from '../manifest/load.js'
 import {withProjectLock} from '../util/lock.js'
 import {ProjectCommand} from './base.js'
@@ -25,12 +25,12 @@ export default class Render extends ProjectCommand {
     const {flags} = await this.parse(Render)
     const manifest = await loadManifest(flags.dir)
     const render = () =>
-      renderFromManifest(flags.dir, manifest, {
+      rerenderProject(flags.dir, manifest, {
         dryRun: flags['dry-run'],
         onProgress: (message) => this.progress(message),
       })
     const result = flags['dry-run'] ? await render() : await withProjectLock(flags.dir, {command: 'render'}, render)
-    this.log(describeRender(result))
+    this.log(describeRerender(result))
     return result
   }
 }

@@ -1,5 +1,5 @@
 import {certificateStatus, describeCertificateStatus} from '../certs/certificate-status.js'
-import {describeStatus} from '../docker/report.js'
+import {describeStatus} from '../docker/describe.js'
 import {stackStatus} from '../docker/status.js'
 import {markUpstreamMembership} from '../gateway/upstreams.js'
 import {loadManifest} from '../manifest/load.js'

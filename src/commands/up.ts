@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 
 import {loadManifest} from '../manifest/load.js'
-import {describeUp, describeUpPlan} from '../docker/report.js'
+import {describeUp, describeUpPlan} from '../docker/describe.js'
 import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/up.js'
 import {planUp} from '../docker/up-plan.js'
-import {applyPendingReload, upLoadedGatewayFiles} from '../project/render.js'
+import {applyPendingReload, upLoadedGatewayFiles} from '../project/rerender.js'
 import {rollOutReplicas} from '../gateway/rollout.js'
 import {withProjectLock} from '../util/lock.js'
 import {ProjectCommand} from './base.js'

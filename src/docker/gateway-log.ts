@@ -1,3 +1,4 @@
+import {isNotOneOff} from './containers.js'
 import {LABELS} from './spec.js'
 import {Demuxer, LineSplitter, type StreamName} from './demux.js'
 import type {ContainerState, Engine, LogOptions} from './engine.js'
@@ -53,7 +54,7 @@ export function sinceSeconds(time: string): number | undefined {
  */
 export async function gatewayContainer(engine: LogEngine, project: string): Promise<ContainerState | undefined> {
   const gateways = (await engine.containers({[LABELS.project]: project})).filter(
-    (container) => container.labels[LABELS.service] === 'gateway' && container.labels[LABELS.oneoff] !== 'True',
+    (container) => container.labels[LABELS.service] === 'gateway' && isNotOneOff(container),
   )
   return gateways.find((container) => container.running) ?? gateways.at(-1)
 }

@@ -6,6 +6,7 @@ import dockerignore from '@balena/dockerignore'
 import {pack, type PackOptions} from 'tar-fs'
 
 import {OperationError} from '../errors.js'
+import {readFileIfExists} from '../util/files.js'
 import {engineFailure, type Engine, type ImageState, type Labels} from './engine.js'
 import type {Progress} from '../util/progress.js'
 
@@ -34,12 +35,7 @@ function toPosix(path: string): string {
  */
 export async function listBuildContext(context: string, dockerfile = 'Dockerfile'): Promise<BuildContextFile[]> {
   const root = resolve(context)
-  let patterns: string[] = []
-  try {
-    patterns = (await readFile(join(root, '.dockerignore'), 'utf8')).split(/\r?\n/)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-  }
+  const patterns = (await readFileIfExists(join(root, '.dockerignore')))?.toString('utf8').split(/\r?\n/) ?? []
 
   const rules = ignore().add(patterns)
   // Without a `!` exception nothing inside an ignored folder can come back: skip walking it.

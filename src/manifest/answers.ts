@@ -19,7 +19,8 @@ export interface ResolveOptions {
 }
 
 /**
- * Each option: its flag if given, else its default under --yes, else a prompt (STYLE.md habit 2).
+ * Each option: its flag if given, else its default under --yes, else a prompt, so a script never waits
+ * on a question.
  * With no terminal and no --yes this fails naming --yes instead of hanging on a prompt.
  */
 export async function resolveAnswers({dir, flags, yes, ask}: ResolveOptions): Promise<InitAnswers> {

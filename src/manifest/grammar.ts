@@ -1,8 +1,8 @@
 import {isIP} from 'node:net'
 
 /**
- * The grammar of every manifest value that reaches a generated file, a path or a command line (DESIGN.md,
- * "Trust boundaries"). NGINX splits its configuration into tokens on whitespace, ";", "{" and "}", and
+ * The grammar of every manifest value that reaches a generated file, a path or a command line: a value
+ * from a flag, a prompt or gateway.yaml is untrusted, so it is checked here, never escaped later. NGINX splits its configuration into tokens on whitespace, ";", "{" and "}", and
  * gives meaning to quotes, "\", "#" and "$" (ngx_conf_read_token). No grammar here admits any of those
  * characters, so each value lands in the configuration as one literal token and nothing needs escaping:
  * the property test (test/integration/nginx-property.test.ts) checks that NGINX reads back what we meant.

@@ -20,7 +20,7 @@ import {
 } from './schema.js'
 
 /**
- * The one table of `init` options (STYLE.md habit 2). The init command generates its flags from it, the
+ * The one table of `init` options, so every prompt can also be answered by a flag. The init command generates its flags from it, the
  * prompt runner asks from it, and `--yes` takes its defaults from it, so the three never disagree.
  */
 

@@ -80,7 +80,8 @@ function composeService(spec: StackServiceSpec): Record<string, unknown> {
   if (spec.stopSignal) service.stop_signal = spec.stopSignal
   service.stop_grace_period = seconds(spec.stopGraceSeconds)
   service.restart = spec.restart
-  // Locked down (DESIGN.md, trust boundaries): what `docker inspect` of every container shows.
+  // Locked down, so a compromised service can do little (read-only root, capabilities dropped,
+  // no-new-privileges): what `docker inspect` of every container shows.
   const runtime = spec.runtime
   if (runtime.readOnly) service.read_only = true
   if (runtime.tmpfs.length > 0) service.tmpfs = runtime.tmpfs

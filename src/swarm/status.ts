@@ -2,6 +2,7 @@ import type Docker from 'dockerode'
 
 import {serviceProgress, serviceTasks, type ServiceProgress, type TaskView} from './converge.js'
 import {stackServices} from './objects.js'
+import {formatTable} from '../util/table.js'
 
 /** `status` on a swarm: each service's running/desired count and its tasks, node by node. */
 
@@ -64,12 +65,6 @@ export function describeSwarmStatus(status: SwarmStatus): string {
     lines.push(`  ${service.service}: ${service.running}/${service.desired} running`)
   const header = ['TASK', 'NODE', 'STATE', 'ERROR']
   const rows = status.tasks.map((task) => [task.task, task.node, task.state, task.error ?? ''])
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)))
-  const format = (row: string[]) =>
-    row
-      .map((cell, column) => cell.padEnd(widths[column]!))
-      .join('  ')
-      .trimEnd()
-  lines.push('', format(header), ...rows.map(format))
+  lines.push('', ...formatTable(header, rows))
   return lines.join('\n')
 }

@@ -1,23 +1,8 @@
 import type {Latency, StatusCounts} from './stats.js'
 import type {Snapshot} from './snapshot.js'
+import {formatTable, type Align} from '../util/table.js'
 
 /** The terminal view: one table per panel, built from the same Snapshot as the JSON. */
-
-type Cell = string | number
-type Align = 'left' | 'right'
-
-export function table(header: readonly string[], rows: readonly Cell[][], align: readonly Align[]): string[] {
-  const text = rows.map((row) => row.map(String))
-  const widths = header.map((name, index) => Math.max(name.length, ...text.map((row) => (row[index] ?? '').length)))
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, index) =>
-        align[index] === 'right' ? cell.padStart(widths[index] ?? 0) : cell.padEnd(widths[index] ?? 0),
-      )
-      .join('  ')
-      .trimEnd()
-  return [line(header), ...text.map(line)]
-}
 
 function ms(value: number | null): string {
   return value === null ? '-' : `${value}`
@@ -40,7 +25,7 @@ export function renderPanels(snapshot: Snapshot, options: {source?: string; rate
     `latencies in ms: request_time p50/p95/p99, then upstream_response_time${limited}`,
     '',
     'ROUTES',
-    ...table(
+    ...formatTable(
       ['route', 'service', 'req', 'req/s', ...STATUS_HEADER, 'p50', 'p95', 'p99', 'up50', 'up95', 'up99', 'cache hit'],
       snapshot.routes.map((route) => [
         route.path === '' ? '(no route)' : route.path,
@@ -58,7 +43,7 @@ export function renderPanels(snapshot: Snapshot, options: {source?: string; rate
     'UPSTREAM REPLICAS',
     ...(snapshot.upstreams.length === 0
       ? ['(none in the window)']
-      : table(
+      : formatTable(
           ['replica', 'address', 'service', 'req', 'req/s', ...STATUS_HEADER, 'p50', 'p95', 'p99'],
           snapshot.upstreams.map((upstream) => [
             upstream.replica ?? '-',
@@ -75,7 +60,7 @@ export function renderPanels(snapshot: Snapshot, options: {source?: string; rate
     'BUSIEST CLIENTS',
     ...(snapshot.clients.length === 0
       ? ['(none in the window)']
-      : table(
+      : formatTable(
           ['client', 'req'],
           snapshot.clients.map((client) => [client.addr, client.requests]),
           ['left', 'right'],

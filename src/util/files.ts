@@ -1,4 +1,5 @@
 import {randomBytes} from 'node:crypto'
+import type {Stats} from 'node:fs'
 import {chmod, chown, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile} from 'node:fs/promises'
 import {dirname, isAbsolute, join, relative, resolve, sep} from 'node:path'
 
@@ -82,6 +83,16 @@ export async function readFileIfExists(path: string): Promise<Buffer | undefined
   }
 }
 
+/** What stat says of a path, or undefined when nothing is there (any other error is thrown, naming it). */
+export async function statIfExists(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw fileSystemError(error, path, 'read')
+  }
+}
+
 /**
  * The one guard of every writer (and reader) of generated files: `path`, relative to the project,
  * resolved inside `root`. A path that leaves it (`../x`, `/etc/x`), or reaches a folder that is a
@@ -137,7 +148,7 @@ export async function writeFileAtomic(
 }
 
 /**
- * The one place generated files are written (STYLE.md habit 7): knows --dry-run, --force, modes and
+ * The one place generated files are written, so every writer gets the same guarantees: it knows --dry-run, --force, modes and
  * atomic rename. Into a non-empty directory it refuses unless --force, and --force overwrites only the
  * files in the plan, keeping those marked keepExisting.
  */

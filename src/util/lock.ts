@@ -1,9 +1,10 @@
 import {randomBytes} from 'node:crypto'
-import {open, readFile, rm, stat} from 'node:fs/promises'
+import {open, rm, stat} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join, resolve} from 'node:path'
 
 import {OperationError} from '../errors.js'
+import {readFileIfExists, statIfExists} from './files.js'
 import {systemClock, type Clock} from './retry.js'
 
 /**
@@ -86,19 +87,16 @@ async function createExclusive(path: string, content: string): Promise<boolean> 
 }
 
 async function readOwner(path: string): Promise<{owner?: LockOwner; text: string; ageMs: number} | undefined> {
+  const [content, info] = await Promise.all([readFileIfExists(path), statIfExists(path)])
+  if (content === undefined || info === undefined) return undefined
+  const text = content.toString('utf8')
+  let owner: LockOwner | undefined
   try {
-    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)])
-    let owner: LockOwner | undefined
-    try {
-      const parsed = JSON.parse(text) as Partial<LockOwner>
-      if (typeof parsed.pid === 'number' && typeof parsed.token === 'string') owner = parsed as LockOwner
-    } catch {}
+    const parsed = JSON.parse(text) as Partial<LockOwner>
+    if (typeof parsed.pid === 'number' && typeof parsed.token === 'string') owner = parsed as LockOwner
+  } catch {}
 
-    return {owner, text, ageMs: Date.now() - info.mtimeMs}
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw error
-  }
+  return {owner, text, ageMs: Date.now() - info.mtimeMs}
 }
 
 function isStale(found: {owner?: LockOwner; ageMs: number}, isAlive: (pid: number) => boolean): boolean {

@@ -2,7 +2,7 @@ import {setTimeout as delay} from 'node:timers/promises'
 
 import {OperationError} from '../errors.js'
 
-/** Time, injectable so tests of waits run instantly (STYLE.md habit 5). */
+/** Time, injectable so tests of waits run instantly: product code waits through it, never with a bare sleep. */
 export interface Clock {
   now(): number
   sleep(ms: number): Promise<void>

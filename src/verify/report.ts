@@ -1,8 +1,8 @@
+import {formatTable} from '../util/table.js'
 import type {CheckResult, VerifyReport} from './types.js'
 
 /**
- * The report, in two forms built from the same VerifyReport, so --json and the table cannot disagree
- * (STYLE.md habit 6).
+ * The report, in two forms built from the same VerifyReport, so --json and the table cannot disagree.
  */
 
 export function resultLabel(result: CheckResult): 'pass' | 'warn' | 'skip' | 'FAIL' {
@@ -63,16 +63,11 @@ export function renderTable(report: VerifyReport, options: {width?: number} = {}
     lines: check.detail.split('\n').flatMap((line) => wrapLine(line, room)),
     time: formatMs(check.ms),
   }))
-  const detailWidth = Math.max(header[2].length, ...rows.flatMap((row) => row.lines.map((line) => line.length)))
-  const line = (id: string, result: string, detail: string, time: string) =>
-    `${id.padEnd(idWidth)}  ${result.padEnd(resultWidth)}  ${detail.padEnd(detailWidth)}  ${time.padStart(timeWidth)}`.trimEnd()
-  const out = [line(...header)]
-  for (const row of rows) {
+  const lines = rows.flatMap((row) => {
     const [first = '', ...rest] = row.lines
-    out.push(line(row.id, row.result, first, row.time))
-    for (const extra of rest) out.push(line('', '', extra, ''))
-  }
-
+    return [[row.id, row.result, first, row.time], ...rest.map((extra) => ['', '', extra, ''])]
+  })
+  const out = formatTable(header, lines, ['left', 'left', 'left', 'right'])
   out.push('', summaryLine(report))
   return out.join('\n')
 }

@@ -5,7 +5,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {unavailableError} from '../../src/docker/engine.js'
-import {describeDown, describeStatus, describeUp} from '../../src/docker/report.js'
+import {describeDown, describeStatus, describeUp} from '../../src/docker/describe.js'
 import {LABELS} from '../../src/docker/spec.js'
 import {downStack} from '../../src/docker/down.js'
 import {stackStatus} from '../../src/docker/status.js'

@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 
 import {UsageError} from '../../src/errors.js'
-import {renderFromManifest} from '../../src/project/render.js'
+import {rerenderProject} from '../../src/project/rerender.js'
 import {parseScaleTargets} from '../../src/gateway/targets.js'
 import {renderUpstreamsWith} from '../../src/gateway/upstreams.js'
 import {
@@ -239,7 +239,7 @@ describe('projectFile: the one guard of every writer', () => {
       limits: {memory: '512m', cpus: 1},
     }
     const before = readdirSync(dir).sort()
-    const error = await rejectionOf(renderFromManifest(dir, manifest, {engine: new FakeEngine()}), UsageError)
+    const error = await rejectionOf(rerenderProject(dir, manifest, {engine: new FakeEngine()}), UsageError)
     expect(error.message).toMatch(/refusing to write outside the project .*: \.\.\/evil\//)
     expect(readdirSync(join(dir, '..')).sort()).toEqual(['demo'])
     expect(readdirSync(dir).sort()).toEqual(before)

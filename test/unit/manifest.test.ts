@@ -40,7 +40,7 @@ function issuesOf(mutate: (input: any) => void): string[] {
 }
 
 describe('manifest schema', () => {
-  it('accepts the design document example and fills defaults', () => {
+  it('accepts a full example manifest and fills defaults', () => {
     const input: any = valid()
     delete input.bind
     delete input.images

@@ -3,7 +3,7 @@ import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {describeUp} from '../../src/docker/report.js'
+import {describeUp} from '../../src/docker/describe.js'
 import {LABELS} from '../../src/docker/spec.js'
 import {upStack, type UpOptions} from '../../src/docker/up.js'
 import {InterruptedError, OperationError} from '../../src/errors.js'

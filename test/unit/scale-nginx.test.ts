@@ -10,7 +10,7 @@ import {
   renderUpstreamsWith,
   upstreamHosts,
 } from '../../src/gateway/upstreams.js'
-import {describeStatus} from '../../src/docker/report.js'
+import {describeStatus} from '../../src/docker/describe.js'
 import type {StatusRow} from '../../src/docker/status.js'
 import {parseManifest} from '../../src/manifest/load.js'
 import {renderUpstreams} from '../../src/render/gateway.js'

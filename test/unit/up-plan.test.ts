@@ -3,7 +3,7 @@ import {join} from 'node:path'
 
 import {describe, expect, it} from 'vitest'
 
-import {describeUpPlan} from '../../src/docker/report.js'
+import {describeUpPlan} from '../../src/docker/describe.js'
 import {upStack} from '../../src/docker/up.js'
 import {planUp} from '../../src/docker/up-plan.js'
 import {UsageError} from '../../src/errors.js'

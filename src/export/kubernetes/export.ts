@@ -9,7 +9,7 @@ import type {Manifest} from '../../manifest/schema.js'
 import {PROJECT_PATHS} from '../../manifest/stack.js'
 import {renderGateway, type ClusterTarget} from '../../render/gateway.js'
 import type {PlannedFile} from '../../render/plan.js'
-import {readFileIfExists, writePlan} from '../../util/files.js'
+import {readFileIfExists, statIfExists, writePlan} from '../../util/files.js'
 import {
   ACME_SOLVER,
   ACME_SOLVER_PORT,
@@ -117,14 +117,10 @@ export async function loadExportContext(dir: string, flags: KubernetesFlags): Pr
  */
 async function checkOut(out: string, project: string): Promise<string[]> {
   if (out === project) throw new UsageError('--out: give the export a folder of its own, not the project folder')
-  let entries: string[]
-  try {
-    if (!(await stat(out)).isDirectory()) throw new UsageError(`--out: ${out} is a file, not a folder`)
-    entries = await readdir(out)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
-    throw error
-  }
+  const info = await statIfExists(out)
+  if (info === undefined) return []
+  if (!info.isDirectory()) throw new UsageError(`--out: ${out} is a file, not a folder`)
+  const entries = await readdir(out)
 
   if (entries.length === 0) return entries
   const kustomization = (await readFileIfExists(join(out, KUSTOMIZATION_FILE)))?.toString('utf8')

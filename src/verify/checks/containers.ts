@@ -1,4 +1,3 @@
-import {readFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {isHealthy} from '../../docker/containers.js'
@@ -7,6 +6,7 @@ import type {Manifest} from '../../manifest/schema.js'
 import {PROJECT_PATHS, replicaNames} from '../../manifest/stack.js'
 import {parseUpstreams} from '../../gateway/upstreams.js'
 import {LABELS} from '../../docker/spec.js'
+import {readFileIfExists} from '../../util/files.js'
 import {retryUntil} from '../../util/retry.js'
 import {serviceOf, type ContainerState} from '../engine.js'
 import {fail, pass, type Check} from '../types.js'
@@ -102,12 +102,10 @@ export const containersCheck: Check = {
       (list) => !list.some((container) => container.running && container.health === 'starting'),
       {timeoutMs: STARTING_GRACE_MS, intervalMs: 500, describe: 'containers to finish starting'},
     ).catch(() => engine.containers())
-    let upstreamsText: string | undefined | 'dns'
-    try {
-      upstreamsText = engine.discovery === 'dns' ? 'dns' : await readFile(join(dir, PROJECT_PATHS.upstreams), 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    }
+    const upstreamsText: string | undefined | 'dns' =
+      engine.discovery === 'dns'
+        ? 'dns'
+        : (await readFileIfExists(join(dir, PROJECT_PATHS.upstreams)))?.toString('utf8')
 
     const {problems, upstreams} = judgeContainers(manifest, containers, upstreamsText)
     const data = {

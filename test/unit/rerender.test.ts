@@ -9,12 +9,12 @@ import {upStack} from '../../src/docker/up.js'
 import {OperationError} from '../../src/errors.js'
 import {
   applyPendingReload,
-  describeRender,
+  describeRerender,
   mergeEnv,
   RELOAD_PENDING_FILE,
-  renderFromManifest,
+  rerenderProject,
   upLoadedGatewayFiles,
-} from '../../src/project/render.js'
+} from '../../src/project/rerender.js'
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest} from '../../src/manifest/load.js'
 import {createProject} from '../../src/project/create-project.js'
@@ -64,7 +64,7 @@ function edit(dir: string, change: (text: string) => string): void {
 }
 
 async function render(dir: string, engine: FakeEngine, extra: {dryRun?: boolean} = {}) {
-  return renderFromManifest(dir, await loadManifest(dir), {engine, clock: fakeClock(), ...extra})
+  return rerenderProject(dir, await loadManifest(dir), {engine, clock: fakeClock(), ...extra})
 }
 
 function changedPaths(result: Awaited<ReturnType<typeof render>>): string[] {
@@ -79,7 +79,7 @@ describe('render: the project again from gateway.yaml', () => {
     expect(changedPaths(result)).toEqual([])
     expect(result.gateway).toBe('unchanged')
     expect(engine.calls).toEqual([])
-    expect(describeRender(result)).toBe('demo: every file already matches gateway.yaml.')
+    expect(describeRerender(result)).toBe('demo: every file already matches gateway.yaml.')
   })
 
   it('a rate limit and a new api-key route: the gateway files change, nginx -t, a confirmed reload', async () => {
@@ -101,7 +101,7 @@ describe('render: the project again from gateway.yaml', () => {
     expect(readFileSync(join(dir, 'gateway/conf.d/gateway.conf'), 'utf8')).toContain('location /keys/')
     expect(engine.calls).toEqual(['exec nginx -t demo-gateway-1', 'exec nginx -s reload demo-gateway-1'])
     expect(result).toMatchObject({gateway: 'reloaded', reload: {oldWorkers: [10, 11], newWorkers: [100, 101]}})
-    expect(describeRender(result)).toContain('Gateway: nginx -t passed; reloaded (workers 10, 11 -> 100, 101, 0 ms).')
+    expect(describeRerender(result)).toContain('Gateway: nginx -t passed; reloaded (workers 10, 11 -> 100, 101, 0 ms).')
   })
 
   it("keeps what is the user's: gateway.yaml with its comments, the Django code, their .env lines, the secrets, scale's replica list", async () => {
@@ -307,7 +307,7 @@ describe('render: the project again from gateway.yaml', () => {
     expect(changedPaths(dry)).toEqual(['updated README.md', 'updated gateway/conf.d/limits.conf'])
     expect(dry).toMatchObject({dryRun: true, gateway: 'not-checked'})
     expect(readFileSync(join(dir, 'gateway/conf.d/limits.conf')).equals(limits)).toBe(true)
-    expect(describeRender(dry)).toContain('demo: would write 2 file(s) (dry run, nothing written):')
+    expect(describeRerender(dry)).toContain('demo: would write 2 file(s) (dry run, nothing written):')
 
     const real = await render(dir, engine)
     expect(real.gateway).toBe('not-running')

@@ -2,6 +2,7 @@ import type {DownResult} from './down.js'
 import type {StatusRow} from './status.js'
 import type {UpResult} from './up.js'
 import type {UpPlan} from './up-plan.js'
+import {formatTable} from '../util/table.js'
 
 /** What `up`, `down` and `status` print; `--json` prints the same results as data. */
 
@@ -75,24 +76,19 @@ export function describeUpPlan(plan: UpPlan): string {
   return [`Dry run: up would change ${plan.project}:`, ...images, ...networks, ...containers, ...remove].join('\n')
 }
 
-/** Left-aligned columns, two spaces apart; the header is the column names in capitals. */
-export function formatTable(columns: string[], rows: string[][]): string {
-  const widths = columns.map((column, index) =>
-    Math.max(column.length, ...rows.map((row) => (row[index] ?? '').length)),
-  )
-  const format = (cells: string[]) =>
-    cells
-      .map((cell, index) => (index === cells.length - 1 ? cell : cell.padEnd(widths[index]!)))
-      .join('  ')
-      .trimEnd()
-  return [format(columns.map((column) => column.toUpperCase())), ...rows.map((row) => format(row))].join('\n')
+/** Left-aligned columns; the header is the column names in capitals. */
+function statusTable(columns: string[], rows: string[][]): string {
+  return formatTable(
+    columns.map((column) => column.toUpperCase()),
+    rows,
+  ).join('\n')
 }
 
 export function describeStatus(project: string, rows: StatusRow[]): string {
   if (rows.length === 0) return `${project}: no containers. Start the stack with \`create-gateway up\`.`
   // The UPSTREAM column (is the replica in the gateway's upstreams.conf?) appears once `status` fills it in.
   if (rows.some((row) => row.inUpstream !== undefined)) {
-    return formatTable(
+    return statusTable(
       ['service', 'name', 'state', 'health', 'upstream', 'ports', 'image'],
       rows.map((row) => [
         row.service,
@@ -106,7 +102,7 @@ export function describeStatus(project: string, rows: StatusRow[]): string {
     )
   }
 
-  return formatTable(
+  return statusTable(
     ['service', 'name', 'state', 'health', 'ports', 'image'],
     rows.map((row) => [row.service, row.name, row.state, row.health, row.ports.join(', ') || '-', row.image]),
   )

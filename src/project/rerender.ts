@@ -60,7 +60,7 @@ export type GatewayState =
   /** A dry run: nothing written, the gateway not asked. */
   | 'not-checked'
 
-export interface RenderResult {
+export interface RerenderResult {
   project: string
   dryRun: boolean
   files: RenderedFile[]
@@ -72,7 +72,7 @@ export interface RenderResult {
   next?: string
 }
 
-export interface RenderOptions {
+export interface RerenderOptions {
   dryRun?: boolean
   engine?: Engine
   clock?: Clock
@@ -160,11 +160,11 @@ async function certificateProblem(root: string, manifest: Manifest): Promise<str
   return undefined
 }
 
-export async function renderFromManifest(
+export async function rerenderProject(
   dir: string,
   manifest: Manifest,
-  options: RenderOptions = {},
-): Promise<RenderResult> {
+  options: RerenderOptions = {},
+): Promise<RerenderResult> {
   const root = resolve(dir)
   const progress = options.onProgress ?? (() => {})
   const plan = await renderPlan(root, manifest)
@@ -188,7 +188,7 @@ export async function renderFromManifest(
   }
 
   const certificate = await certificateProblem(root, manifest)
-  const result: RenderResult = {
+  const result: RerenderResult = {
     project: manifest.name,
     dryRun: options.dryRun ?? false,
     files,
@@ -302,7 +302,7 @@ export async function renderFromManifest(
 }
 
 /** Human summary of a render, the command's output without --json. */
-export function describeRender(result: RenderResult): string {
+export function describeRerender(result: RerenderResult): string {
   const changed = result.files.filter((file) => file.status !== 'unchanged')
   const unchanged = result.files.length - changed.length
   const lines: string[] = []
