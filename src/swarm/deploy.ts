@@ -14,7 +14,7 @@ import {removeStack} from './down.js'
 import {gatewayFiles} from './gateway-files.js'
 import {buildAndPush, checkRegistry, parseRegistry} from './images.js'
 import {ensureObjects, removeObjects, stackNetworks, stackObjects, stackServices, type StackObject} from './objects.js'
-import {buildSwarmPlan, gatewayConstraint, withObjectIds, type SwarmPlan} from './spec.js'
+import {buildSwarmPlan, checkSwarmStack, gatewayConstraint, withObjectIds, type SwarmPlan} from './spec.js'
 
 /**
  * `create-gateway deploy`: the project as one Swarm stack on the manager at --host / DOCKER_HOST.
@@ -109,11 +109,12 @@ async function serviceSecrets(dir: string, stack: StackSpec): Promise<Record<str
 export async function deployStack(dir: string, manifest: Manifest, options: DeployOptions = {}): Promise<DeployResult> {
   const say = options.onProgress ?? (() => {})
   const registry = parseRegistry(options.registry)
+  const stack = buildStackSpec(manifest)
+  checkSwarmStack(stack)
   const connection = await connectSwarm(options.host)
   const {docker} = connection
   await checkRegistry(registry)
 
-  const stack = buildStackSpec(manifest)
   const dotenv = await readProjectEnv(dir)
   const environment = Object.fromEntries(
     stack.services

@@ -1,5 +1,6 @@
 import type Docker from 'dockerode'
 
+import {UsageError} from '../errors.js'
 import {
   CONTAINER_GROUPS,
   INTERNAL_NETWORK,
@@ -53,7 +54,7 @@ export interface SwarmService {
   service: string
   /** The swarm service name (`my-api_web`). */
   name: string
-  role: 'django' | 'gateway'
+  role: 'django' | 'gateway' | 'exporter'
   replicas: number
   /** The spec without object IDs; `withObjectIds` adds them once the configs and secrets exist. */
   spec: Docker.ServiceSpec
@@ -226,6 +227,80 @@ function gatewayService(
   }
 }
 
+/** Addresses that mean "this machine only" and "every address", as `metrics.bind` may say them. */
+const LOOPBACK = new Set(['127.0.0.1', '::1'])
+const EVERY_ADDRESS = new Set(['0.0.0.0', '::'])
+
+/**
+ * How the exporter's /metrics is published on a swarm. Swarm publishes a port on every address of a
+ * node (mode host) or through the routing mesh, never on one address: so the default loopback bind
+ * publishes nothing (the exporter is reachable as `nginx-exporter:9113` on the stack's public overlay
+ * network, which is attachable), 0.0.0.0 publishes metrics.port in host mode on the exporter's node,
+ * and any other address is refused before anything is built.
+ */
+export function exporterPorts(spec: StackServiceSpec): Docker.PortConfig[] {
+  return spec.ports.flatMap((port) => {
+    if (LOOPBACK.has(port.bind)) return []
+    if (EVERY_ADDRESS.has(port.bind))
+      return [
+        {Protocol: 'tcp' as const, TargetPort: port.container, PublishedPort: port.host, PublishMode: 'host' as const},
+      ]
+    throw new UsageError(
+      `metrics.bind ${port.bind}: a swarm cannot publish a port on one address of a node, only on all of them (mode host) or on none`,
+      {
+        hint: `Use metrics.bind 127.0.0.1 (not published: scrape nginx-exporter:${port.container} from the stack's overlay network) or 0.0.0.0 (published on port ${port.host} of every address of the exporter's node: keep it behind a firewall).`,
+      },
+    )
+  })
+}
+
+/**
+ * What the stack spec asks that a swarm cannot do, refused before anything is built or created
+ * (`deploy` calls it first; buildSwarmPlan meets the same refusals).
+ */
+export function checkSwarmStack(stack: StackSpec): void {
+  for (const spec of stack.services) if (spec.role === 'exporter') exporterPorts(spec)
+}
+
+/**
+ * The metrics profile's NGINX exporter (`<ns>_nginx-exporter`): the compose service's image, command
+ * and lockdown, on the public overlay network, where it scrapes the gateway's stub_status listener
+ * (`gateway:8082`, never published). Placed where the gateway is, so a published /metrics is on a
+ * known node, and the image the gateway's node has is the one it needs.
+ */
+function exporterService(namespace: string, spec: StackServiceSpec, input: SwarmPlanInput): SwarmService {
+  const name = serviceName(namespace, spec.service)
+  return {
+    service: spec.service,
+    name,
+    role: 'exporter',
+    replicas: 1,
+    spec: {
+      Name: name,
+      Labels: {...stackLabels(namespace), [STACK_IMAGE_LABEL]: spec.image},
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: spec.image,
+          Labels: stackLabels(namespace),
+          ...(spec.command ? {Args: [...spec.command]} : {}),
+          ...(spec.healthcheck ? {HealthCheck: healthcheck(spec)} : {}),
+          StopGracePeriod: seconds(spec.stopGraceSeconds),
+          ...lockedDownContainer(spec),
+        },
+        ...lockedDownTask(spec),
+        RestartPolicy: {Condition: 'any', Delay: seconds(5), MaxAttempts: 0},
+        Placement: {Constraints: [input.gatewayConstraint]},
+        Networks: networkAttachments(namespace, spec),
+      },
+      Mode: {Replicated: {Replicas: 1}},
+      // stop-first: a published host port cannot be bound twice on one node.
+      UpdateConfig: {Parallelism: 1, Delay: 0, FailureAction: 'rollback', Monitor: seconds(10), Order: 'stop-first'},
+      RollbackConfig: {Parallelism: 1, Delay: 0, FailureAction: 'pause', Monitor: seconds(10), Order: 'stop-first'},
+      EndpointSpec: {Mode: 'dnsrr', Ports: exporterPorts(spec)},
+    },
+  }
+}
+
 // Object IDs are filled in by withObjectIds; the name is enough to plan and compare.
 function configReference(object: SwarmObject): Docker.ConfigReference {
   return {
@@ -269,6 +344,8 @@ export function buildSwarmPlan(input: SwarmPlanInput): SwarmPlan {
       const secrets = spec.secrets.map((key) => serviceSecret(namespace, spec, key, input))
       objects.push(...secrets)
       services.push(djangoService(namespace, spec, input, secrets))
+    } else if (spec.role === 'exporter') {
+      services.push(exporterService(namespace, spec, input))
     } else {
       const files = input.gatewayFiles.map((file) => objectFor(namespace, spec.service, file))
       objects.push(...files)

@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import Docker from 'dockerode'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
+import {demuxToBuffers} from '../../src/docker/demux.js'
 import type {Snapshot} from '../../src/top/snapshot.js'
 import {retryUntil} from '../../src/util/retry.js'
 import {ROOT, tempDir} from '../helpers/cli.js'
@@ -29,7 +30,7 @@ const NAMESPACE_LABEL = `com.docker.stack.namespace=${PROJECT}`
 function cluster(args: string[], timeoutMs: number): Promise<{status: number | null; stdout: string; stderr: string}> {
   return new Promise((resolve) => {
     const child = spawn('bash', [SCRIPT, ...args], {
-      env: {...process.env, CG_SWARM_NAME: NAME, CLUSTER_IMAGES: `${OFFLINE_IMAGES.python} ${OFFLINE_IMAGES.nginx}`},
+      env: {...process.env, CG_SWARM_NAME: NAME, CLUSTER_IMAGES: Object.values(OFFLINE_IMAGES).join(' ')},
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
@@ -103,6 +104,11 @@ describe('create-gateway deploy on a 3-node swarm', () => {
         // A cached route with auth: the gateway task needs its cache tmpfs and njs (the credential's hash).
         '--cache',
         '/secure/=30s',
+        // The metrics profile on its default loopback bind: an exporter service, published nowhere.
+        '--metrics',
+        '9113',
+        '--exporter-image',
+        OFFLINE_IMAGES.exporter,
       ],
       {timeoutMs: 60_000},
     )
@@ -190,6 +196,59 @@ describe('create-gateway deploy on a 3-node swarm', () => {
     const internal = await manager.listNetworks({filters: {name: [`${PROJECT}_internal`]}})
     expect(internal.map((network) => network.Internal)).toEqual([true])
   })
+
+  it(
+    "metrics: <stack>_nginx-exporter runs unpublished beside the gateway and counts the gateway's requests over the overlay network",
+    async () => {
+      const [exporter] = await manager.listServices({filters: {name: [`${PROJECT}_nginx-exporter`]}})
+      expect(exporter, 'the exporter service').toBeDefined()
+      // Loopback bind: nothing published (a swarm publishes on every address of a node or none).
+      expect(exporter!.Spec?.EndpointSpec?.Ports ?? []).toEqual([])
+      expect((exporter!.Spec?.TaskTemplate as Docker.ContainerTaskSpec).ContainerSpec?.ReadOnly).toBe(true)
+
+      // Scraped from inside the stack's public overlay network: from the gateway's task on the manager.
+      const [task] = (await manager.listTasks({
+        filters: {service: [`${PROJECT}_gateway`], 'desired-state': ['running']},
+      })) as Array<{Status?: {ContainerStatus?: {ContainerID?: string}}}>
+      const gateway = manager.getContainer(task!.Status!.ContainerStatus!.ContainerID!)
+      const scrape = async () => {
+        const exec = await gateway.exec({
+          Cmd: ['curl', '-fsS', '--max-time', '10', 'http://nginx-exporter:9113/metrics'],
+          AttachStdout: true,
+          AttachStderr: true,
+        })
+        const stream = await exec.start({})
+        const chunks: Buffer[] = []
+        for await (const chunk of stream) chunks.push(chunk as Buffer)
+        return demuxToBuffers(Buffer.concat(chunks)).stdout.toString('utf8')
+      }
+      const sample = (text: string, name: string) => {
+        const match = new RegExp(`^${name} (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)$`, 'm').exec(text)
+        return match ? Number(match[1]) : undefined
+      }
+
+      const before = await retryUntil(scrape, (text) => sample(text, 'nginx_up') === 1, {
+        timeoutMs: 60_000,
+        intervalMs: 2000,
+        describe: 'the exporter reaching the gateway (nginx_up 1)',
+        explain: (text) => text.slice(0, 300),
+      })
+      const start = sample(before, 'nginx_http_requests_total')!
+      const ca = readFileSync(join(dir, 'certs/ca.pem'), 'utf8')
+      const sent = 5
+      for (let index = 0; index < sent; index += 1) {
+        expect((await httpsGet({port: Number(lines.HTTPS_PORT), domain: DOMAIN, ca, path: '/'})).status).toBe(200)
+        await new Promise((resolve) => setTimeout(resolve, 150))
+      }
+
+      const after = await scrape()
+      process.stderr.write(
+        `[swarm-deploy] metrics: nginx_http_requests_total ${start} -> ${sample(after, 'nginx_http_requests_total')} after ${sent} requests\n`,
+      )
+      expect(sample(after, 'nginx_http_requests_total')! - start).toBeGreaterThanOrEqual(sent)
+    },
+    3 * 60_000,
+  )
 
   it(
     "verify on the deployed stack: every check passes, the cache check included; nginx -t ran in the gateway's task",

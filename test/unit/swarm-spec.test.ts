@@ -17,7 +17,7 @@ import {
 import {parseRegistry} from '../../src/swarm/images.js'
 import {imageReference, objectName} from '../../src/swarm/names.js'
 import {tmpfsMount} from '../../src/swarm/runtime.js'
-import {buildSwarmPlan, gatewayConstraint, withObjectIds} from '../../src/swarm/spec.js'
+import {buildSwarmPlan, checkSwarmStack, gatewayConstraint, withObjectIds} from '../../src/swarm/spec.js'
 import {taskRows} from '../../src/swarm/status.js'
 
 const base: ManifestInput = {
@@ -249,6 +249,71 @@ describe('buildSwarmPlan', () => {
   it('places the gateway on nodes labelled edge=true when there are any, else on the manager', () => {
     expect(gatewayConstraint([{}, {edge: 'true'}])).toBe('node.labels.edge==true')
     expect(gatewayConstraint([{}, {edge: 'false'}])).toBe('node.role==manager')
+  })
+})
+
+describe('the metrics profile on a swarm', () => {
+  const withMetrics = (bind?: string) =>
+    parseManifest({
+      ...base,
+      metrics: {enabled: true, port: 9200, ...(bind ? {bind} : {})},
+      images: {exporter: 'create-gateway-offline/exporter:forky'},
+    })
+  const exporterOf = (result: ReturnType<typeof plan>) => result.services.find((service) => service.role === 'exporter')
+
+  it('adds <ns>_nginx-exporter: the compose image and command, on the public overlay beside the gateway, locked down', () => {
+    const result = plan('node.labels.edge==true', withMetrics())
+    expect(exporterOf(plan())).toBeUndefined()
+    const exporter = exporterOf(result)!
+    expect(exporter.name).toBe('my-api_nginx-exporter')
+    expect(result.services.map((service) => service.role)).toEqual(['django', 'django', 'gateway', 'exporter'])
+    const template = exporter.spec.TaskTemplate as Docker.ContainerTaskSpec
+    const spec = container(exporter.spec)
+    expect(spec.Image).toBe('create-gateway-offline/exporter:forky')
+    // The gateway's stub_status listener by its alias on the overlay network, never published.
+    expect(spec.Args).toEqual(['--nginx.scrape-uri=http://gateway:8082/nginx_status', '--web.listen-address=:9113'])
+    expect(spec.HealthCheck).toBeUndefined()
+    expect(spec.ReadOnly).toBe(true)
+    expect(spec.CapabilityDrop).toEqual(['ALL'])
+    expect(spec.CapabilityAdd).toBeUndefined()
+    expect(template.Resources?.Limits).toEqual({MemoryBytes: 64 * 1024 ** 2, NanoCPUs: 250_000_000})
+    expect(template.Networks).toEqual([{Target: 'my-api_default', Aliases: ['nginx-exporter']}])
+    expect(template.Placement?.Constraints).toEqual(['node.labels.edge==true'])
+    expect(exporter.spec.Labels?.['com.docker.stack.namespace']).toBe('my-api')
+    // The gateway, on that same network, is reachable as `gateway` there.
+    const gateway = result.services.find((service) => service.role === 'gateway')!
+    expect((gateway.spec.TaskTemplate as Docker.ContainerTaskSpec).Networks?.[0]).toEqual({
+      Target: 'my-api_default',
+      Aliases: ['gateway'],
+    })
+  })
+
+  it('does not publish /metrics on the default loopback bind; publishes it in host mode only on 0.0.0.0', () => {
+    expect(exporterOf(plan(undefined, withMetrics()))!.spec.EndpointSpec).toEqual({Mode: 'dnsrr', Ports: []})
+    expect(exporterOf(plan(undefined, withMetrics('0.0.0.0')))!.spec.EndpointSpec?.Ports).toEqual([
+      {Protocol: 'tcp', TargetPort: 9113, PublishedPort: 9200, PublishMode: 'host'},
+    ])
+  })
+
+  it('refuses any other bind address before anything is built, and says why', () => {
+    const stack = buildStackSpec(withMetrics('10.0.0.5'))
+    expect(() => checkSwarmStack(stack)).toThrow(
+      /metrics\.bind 10\.0\.0\.5: a swarm cannot publish a port on one address/,
+    )
+    expect(() => plan(undefined, withMetrics('10.0.0.5'))).toThrow(/metrics\.bind 10\.0\.0\.5/)
+    expect(() => checkSwarmStack(buildStackSpec(withMetrics()))).not.toThrow()
+    expect(() => checkSwarmStack(buildStackSpec(withMetrics('0.0.0.0')))).not.toThrow()
+  })
+
+  it("the gateway's files carry the stub_status listener the exporter scrapes, and no port of the node leads to it", async () => {
+    const metrics = withMetrics()
+    const rendered = Object.fromEntries((await renderGateway(metrics)).map((file) => [file.path, String(file.content)]))
+    const gateway = swarmGatewayConf(rendered['gateway/conf.d/gateway.conf']!, metrics)
+    expect(gateway).toMatch(/listen 8082;[\s\S]*location = \/nginx_status \{\s+stub_status;/)
+    const published = plan(undefined, metrics).services.flatMap(
+      (service) => service.spec.EndpointSpec?.Ports?.map((port) => port.PublishedPort) ?? [],
+    )
+    expect(published).toEqual([80, 443])
   })
 })
 
