@@ -25,12 +25,7 @@ if (part === 'gateway') {
 const ports = {http: Number(process.env.BENCH_HTTP_PORT ?? 27080), https: Number(process.env.BENCH_HTTPS_PORT ?? 27443)}
 const offline = spawnSync('docker', ['image', 'inspect', 'python:3.12-slim'], {stdio: 'ignore'}).status !== 0
 const images = offline
-  ? [
-      '--python-image',
-      'create-gateway-offline/python:bookworm',
-      '--nginx-image',
-      'create-gateway-offline/nginx:bookworm',
-    ]
+  ? ['--python-image', 'create-gateway-offline/python:forky', '--nginx-image', 'create-gateway-offline/nginx:forky']
   : []
 
 function run(command, args, options = {}) {

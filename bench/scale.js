@@ -405,12 +405,7 @@ try {
       () => true,
     )
   const images = offline
-    ? [
-        '--python-image',
-        'create-gateway-offline/python:bookworm',
-        '--nginx-image',
-        'create-gateway-offline/nginx:bookworm',
-      ]
+    ? ['--python-image', 'create-gateway-offline/python:forky', '--nginx-image', 'create-gateway-offline/nginx:forky']
     : []
   const init = await runCommand(process.execPath, [
     cli,
