@@ -14,7 +14,14 @@ import {removeStack} from './down.js'
 import {gatewayFiles} from './gateway-files.js'
 import {buildAndPush, checkRegistry, parseRegistry} from './images.js'
 import {ensureObjects, removeObjects, stackNetworks, stackObjects, stackServices, type StackObject} from './objects.js'
-import {buildSwarmPlan, checkSwarmStack, gatewayConstraint, withObjectIds, type SwarmPlan} from './spec.js'
+import {
+  buildSwarmPlan,
+  checkSwarmStack,
+  gatewayConstraint,
+  gatewayPublishNote,
+  withObjectIds,
+  type SwarmPlan,
+} from './spec.js'
 
 /**
  * `create-gateway deploy`: the project as one Swarm stack on the manager at --host / DOCKER_HOST.
@@ -111,6 +118,8 @@ export async function deployStack(dir: string, manifest: Manifest, options: Depl
   const registry = parseRegistry(options.registry)
   const stack = buildStackSpec(manifest)
   checkSwarmStack(stack)
+  const publishNote = gatewayPublishNote(stack.services.find((spec) => spec.role === 'gateway')!)
+  if (publishNote) say(publishNote)
   const connection = await connectSwarm(options.host)
   const {docker} = connection
   await checkRegistry(registry)

@@ -259,7 +259,33 @@ export function exporterPorts(spec: StackServiceSpec): Docker.PortConfig[] {
  * (`deploy` calls it first; buildSwarmPlan meets the same refusals).
  */
 export function checkSwarmStack(stack: StackSpec): void {
-  for (const spec of stack.services) if (spec.role === 'exporter') exporterPorts(spec)
+  for (const spec of stack.services) {
+    if (spec.role === 'exporter') exporterPorts(spec)
+    if (spec.role === 'gateway') gatewayPublishNote(spec)
+  }
+}
+
+/**
+ * What a swarm does with gateway.yaml's `bind`: the gateway's 80 and 443 are published in host mode on
+ * every address of its node, since a swarm cannot publish on one address. 0.0.0.0 says just that; the
+ * default 127.0.0.1 (right for one machine, where the gateway stays private until you open it) cannot
+ * hold on a cluster, so `deploy` says so rather than ignoring it silently; any other address asks for
+ * one interface, which would be a promise we break, so it is refused before anything is built.
+ */
+export function gatewayPublishNote(spec: StackServiceSpec): string | undefined {
+  const binds = [...new Set(spec.ports.map((port) => port.bind))]
+  const published = spec.ports.map((port) => port.container).join(' and ')
+  const other = binds.find((bind) => !LOOPBACK.has(bind) && !EVERY_ADDRESS.has(bind))
+  if (other !== undefined)
+    throw new UsageError(
+      `bind ${other}: a swarm cannot publish the gateway on one address of a node, only on all of them (mode host)`,
+      {
+        hint: `Set bind: 0.0.0.0 in gateway.yaml for a swarm (ports ${published} of every address of the gateway's node: put a firewall or your load balancer in front), or run the stack on one host with \`up\`.`,
+      },
+    )
+  if (binds.some((bind) => LOOPBACK.has(bind)))
+    return `gateway.yaml's bind ${binds.join(', ')} applies on one host only: on a swarm the gateway is published on ports ${published} of every address of its node (set bind: 0.0.0.0 to say so)`
+  return undefined
 }
 
 /**

@@ -17,7 +17,13 @@ import {
 import {parseRegistry} from '../../src/swarm/images.js'
 import {imageReference, objectName} from '../../src/swarm/names.js'
 import {tmpfsMount} from '../../src/swarm/runtime.js'
-import {buildSwarmPlan, checkSwarmStack, gatewayConstraint, withObjectIds} from '../../src/swarm/spec.js'
+import {
+  buildSwarmPlan,
+  checkSwarmStack,
+  gatewayConstraint,
+  gatewayPublishNote,
+  withObjectIds,
+} from '../../src/swarm/spec.js'
 import {taskRows} from '../../src/swarm/status.js'
 
 const base: ManifestInput = {
@@ -303,6 +309,19 @@ describe('the metrics profile on a swarm', () => {
     expect(() => plan(undefined, withMetrics('10.0.0.5'))).toThrow(/metrics\.bind 10\.0\.0\.5/)
     expect(() => checkSwarmStack(buildStackSpec(withMetrics()))).not.toThrow()
     expect(() => checkSwarmStack(buildStackSpec(withMetrics('0.0.0.0')))).not.toThrow()
+  })
+
+  it("says the gateway's default loopback bind cannot hold on a swarm, stays quiet on 0.0.0.0, refuses one address", () => {
+    const gatewayOf = (input: ManifestInput) =>
+      buildStackSpec(parseManifest(input)).services.find((spec) => spec.role === 'gateway')!
+    expect(gatewayPublishNote(gatewayOf(base))).toMatch(
+      /bind 127\.0\.0\.1 applies on one host only: on a swarm the gateway is published on ports 80 and 443 of every address/,
+    )
+    expect(gatewayPublishNote(gatewayOf({...base, bind: '0.0.0.0'}))).toBeUndefined()
+    expect(() => checkSwarmStack(buildStackSpec(parseManifest({...base, bind: '10.0.0.5'})))).toThrow(
+      /bind 10\.0\.0\.5: a swarm cannot publish the gateway on one address of a node/,
+    )
+    expect(() => checkSwarmStack(buildStackSpec(manifest))).not.toThrow()
   })
 
   it("the gateway's files carry the stub_status listener the exporter scrapes, and no port of the node leads to it", async () => {
