@@ -1,3 +1,4 @@
+import type {Progress} from '../util/progress.js'
 import type Docker from 'dockerode'
 
 import {OperationError} from '../errors.js'
@@ -112,7 +113,7 @@ async function readProgress(docker: Docker, name: string, service: string): Prom
 
 export interface ConvergeOptions {
   timeoutMs: number
-  onProgress?: (line: string) => void
+  onProgress?: Progress
   clock?: Clock
   signal?: AbortSignal
 }

@@ -1,3 +1,4 @@
+import type {Progress} from '../util/progress.js'
 import {readFile} from 'node:fs/promises'
 import {join, resolve} from 'node:path'
 
@@ -36,7 +37,7 @@ export interface DeployOptions {
   host?: string
   registry?: string
   timeoutMs?: number
-  onProgress?: (line: string) => void
+  onProgress?: Progress
   signal?: AbortSignal
 }
 

@@ -1,3 +1,4 @@
+import type {Progress} from '../util/progress.js'
 import type Docker from 'dockerode'
 
 import {engineMessage} from '../docker/engine.js'
@@ -29,7 +30,7 @@ async function listLeft(docker: Docker, namespace: string) {
 export async function removeStack(
   docker: Docker,
   namespace: string,
-  options: {timeoutMs?: number; onProgress?: (line: string) => void} = {},
+  options: {timeoutMs?: number; onProgress?: Progress} = {},
 ): Promise<SwarmDownResult> {
   const say = options.onProgress ?? (() => {})
   const services = await stackServices(docker, namespace)

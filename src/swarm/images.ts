@@ -1,3 +1,4 @@
+import type {Progress} from '../util/progress.js'
 import {readFile} from 'node:fs/promises'
 import {request} from 'node:http'
 import {join, resolve} from 'node:path'
@@ -67,7 +68,7 @@ export async function buildAndPush(
   dir: string,
   stack: StackSpec,
   registry: string,
-  onProgress: (line: string) => void,
+  onProgress: Progress,
 ): Promise<Record<string, string>> {
   const images: Record<string, string> = {}
   for (const service of stack.services) {

@@ -1,3 +1,4 @@
+import type {Progress} from '../util/progress.js'
 import type Docker from 'dockerode'
 
 import {engineMessage} from '../docker/engine.js'
@@ -13,7 +14,7 @@ import {serviceName} from './names.js'
 
 export interface SwarmScaleOptions {
   timeoutMs: number
-  onProgress?: (line: string) => void
+  onProgress?: Progress
 }
 
 export async function scaleSwarmServices(
