@@ -18,22 +18,20 @@
 // from the engine's stats, before and after each measurement), and the ratios.
 // Traffic goes only to 127.0.0.1 (ports from 29000-29999); everything is removed at the end, even on
 // failure, unless --keep.
-import {spawn, spawnSync} from 'node:child_process'
+import {spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
 import {request as httpsRequest} from 'node:https'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import {parseArgs} from 'node:util'
 
 import autocannon from 'autocannon'
 import Docker from 'dockerode'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const cli = join(root, 'bin', 'run.js')
+import {cli, log, median, mustRun, pickPorts, runCommand, sleep} from './lib.js'
+
 const {values: flags} = parseArgs({
   options: {
     rounds: {type: 'string', default: '3'},
@@ -54,58 +52,6 @@ const DOMAIN = 'localhost'
 const RATE = '100000r/s'
 const BURST = 100000
 const docker = new Docker()
-const log = (line) => process.stderr.write(`- ${line}\n`)
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const median = (values) => {
-  const sorted = values.filter((value) => value !== null && Number.isFinite(value)).sort((a, b) => a - b)
-  if (sorted.length === 0) return null
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
-
-function runCommand(command, args, options = {}) {
-  return new Promise((resolve) => {
-    const child = spawn(command, args, {cwd: options.cwd ?? root, env: {...process.env, NO_COLOR: '1'}})
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 300_000)
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      resolve({status: -1, stdout, stderr: `${stderr}${error.message}`})
-    })
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, stdout, stderr})
-    })
-  })
-}
-
-async function mustRun(command, args, options) {
-  const result = await runCommand(command, args, options)
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stderr}`)
-  return result
-}
-
-function portFree(port) {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen({host: '127.0.0.1', port, exclusive: true}, () => server.close(() => resolve(true)))
-  })
-}
-
-/** Four consecutive free ports on 127.0.0.1: the project's HTTP and HTTPS, direct, seed. */
-async function pickPorts() {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const first = 29_000 + 4 * Math.floor(Math.random() * 249)
-    const ports = [first, first + 1, first + 2, first + 3]
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return ports
-  }
-
-  throw new Error('no four free ports in 29000-29999 on 127.0.0.1')
-}
 
 /** One GET, its status (0 on a connection error or timeout). */
 function status(target) {
@@ -398,7 +344,7 @@ process.once('SIGINT', () => {
 
 try {
   await docker.ping()
-  const [http, https, directPort, seedPort] = await pickPorts()
+  const [http, https, directPort, seedPort] = await pickPorts(29_000, 4)
   const offline = await docker
     .getImage('python:3.12-slim')
     .inspect()
