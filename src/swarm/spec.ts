@@ -131,51 +131,86 @@ function networkAttachments(namespace: string, spec: StackServiceSpec): Docker.N
   }))
 }
 
+/** What differs between the stack's kinds of service; everything else comes from `swarmService`. */
+interface ServiceParts {
+  role: SwarmService['role']
+  image: string
+  replicas: number
+  /** Environment, healthcheck, command, configs and secrets: the kind's own container settings. */
+  container: Docker.ContainerSpec
+  restart: 'any' | 'on-failure'
+  placement: Docker.Placement
+  /** start-first: a new task takes traffic once healthy; stop-first: a host port cannot be bound twice on a node. */
+  order: 'start-first' | 'stop-first'
+  monitorSeconds: number
+  endpoint: Docker.EndpointSpec
+}
+
+/**
+ * One service of the stack: its name and labels, the compose stack's locked-down runtime, its networks,
+ * update and rollback (one task at a time, rolled back on failure) and the kind's own parts.
+ */
+function swarmService(namespace: string, spec: StackServiceSpec, parts: ServiceParts): SwarmService {
+  const name = serviceName(namespace, spec.service)
+  const update = {Parallelism: 1, Delay: 0, Monitor: seconds(parts.monitorSeconds), Order: parts.order}
+  return {
+    service: spec.service,
+    name,
+    role: parts.role,
+    replicas: parts.replicas,
+    spec: {
+      Name: name,
+      Labels: {...stackLabels(namespace), [STACK_IMAGE_LABEL]: parts.image},
+      TaskTemplate: {
+        ContainerSpec: {
+          Image: parts.image,
+          Labels: stackLabels(namespace),
+          ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
+          StopGracePeriod: seconds(spec.stopGraceSeconds),
+          ...lockedDownContainer(spec),
+          ...parts.container,
+        },
+        ...lockedDownTask(spec),
+        RestartPolicy: {Condition: parts.restart, Delay: seconds(5), MaxAttempts: 0},
+        Placement: parts.placement,
+        Networks: networkAttachments(namespace, spec),
+      },
+      Mode: {Replicated: {Replicas: parts.replicas}},
+      UpdateConfig: {...update, FailureAction: 'rollback'},
+      RollbackConfig: {...update, FailureAction: 'pause'},
+      EndpointSpec: parts.endpoint,
+    },
+  }
+}
+
 function djangoService(
   namespace: string,
   spec: StackServiceSpec,
   input: SwarmPlanInput,
   secrets: SwarmObject[],
 ): SwarmService {
-  const image = input.images[spec.service]!
   // The secret key is a file (DJANGO_SECRET_KEY_FILE), never a value in the service's environment.
   const environment: Record<string, string> = {...input.environment[spec.service]}
   delete environment.DJANGO_SECRET_KEY
-  const name = serviceName(namespace, spec.service)
-  return {
-    service: spec.service,
-    name,
+  return swarmService(namespace, spec, {
     role: 'django',
+    image: input.images[spec.service]!,
     replicas: spec.replicas,
-    spec: {
-      Name: name,
-      Labels: {...stackLabels(namespace), [STACK_IMAGE_LABEL]: image},
-      TaskTemplate: {
-        ContainerSpec: {
-          Image: image,
-          Labels: stackLabels(namespace),
-          Env: Object.entries(environment)
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([variable, value]) => `${variable}=${value}`),
-          HealthCheck: healthcheck(spec, DJANGO_START_PERIOD_SECONDS),
-          ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
-          StopGracePeriod: seconds(spec.stopGraceSeconds),
-          ...lockedDownContainer(spec),
-          Secrets: secrets.map(secretReference),
-        },
-        ...lockedDownTask(spec),
-        RestartPolicy: {Condition: 'on-failure', Delay: seconds(5), MaxAttempts: 0},
-        Placement: {Preferences: [{Spread: {SpreadDescriptor: 'node.id'}}]},
-        Networks: networkAttachments(namespace, spec),
-      },
-      Mode: {Replicated: {Replicas: spec.replicas}},
-      // A new replica takes traffic only once healthy, then an old one stops; a failed update rolls back.
-      UpdateConfig: {Parallelism: 1, Delay: 0, FailureAction: 'rollback', Monitor: seconds(15), Order: 'start-first'},
-      RollbackConfig: {Parallelism: 1, Delay: 0, FailureAction: 'pause', Monitor: seconds(15), Order: 'start-first'},
-      // No IPVS needed: the gateway resolves every task's address through DNS.
-      EndpointSpec: {Mode: 'dnsrr'},
+    container: {
+      Env: Object.entries(environment)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([variable, value]) => `${variable}=${value}`),
+      HealthCheck: healthcheck(spec, DJANGO_START_PERIOD_SECONDS),
+      Secrets: secrets.map(secretReference),
     },
-  }
+    restart: 'on-failure',
+    placement: {Preferences: [{Spread: {SpreadDescriptor: 'node.id'}}]},
+    // A new replica takes traffic only once healthy, then an old one stops; a failed update rolls back.
+    order: 'start-first',
+    monitorSeconds: 15,
+    // No IPVS needed: the gateway resolves every task's address through DNS.
+    endpoint: {Mode: 'dnsrr'},
+  })
 }
 
 function gatewayService(
@@ -184,47 +219,32 @@ function gatewayService(
   input: SwarmPlanInput,
   objects: SwarmObject[],
 ): SwarmService {
-  const name = serviceName(namespace, spec.service)
-  return {
-    service: spec.service,
-    name,
+  return swarmService(namespace, spec, {
     role: 'gateway',
+    image: spec.image,
     replicas: 1,
-    spec: {
-      Name: name,
-      Labels: {...stackLabels(namespace), [STACK_IMAGE_LABEL]: spec.image},
-      TaskTemplate: {
-        ContainerSpec: {
-          Image: spec.image,
-          Labels: stackLabels(namespace),
-          ...(spec.healthcheck ? {HealthCheck: healthcheck(spec)} : {}),
-          ...(spec.stopSignal ? {StopSignal: spec.stopSignal} : {}),
-          StopGracePeriod: seconds(spec.stopGraceSeconds),
-          // The pid file and temp files on a tmpfs, and the response cache on its own, size-capped one.
-          ...lockedDownContainer(spec),
-          Configs: objects.filter((object) => object.kind === 'config').map(configReference),
-          Secrets: objects.filter((object) => object.kind === 'secret').map(secretReference),
-        },
-        ...lockedDownTask(spec),
-        RestartPolicy: {Condition: 'any', Delay: seconds(5), MaxAttempts: 0},
-        Placement: {Constraints: [input.gatewayConstraint]},
-        Networks: networkAttachments(namespace, spec),
-      },
-      Mode: {Replicated: {Replicas: 1}},
-      // stop-first: a second task cannot bind the same host-mode port on the same edge node.
-      UpdateConfig: {Parallelism: 1, Delay: 0, FailureAction: 'rollback', Monitor: seconds(10), Order: 'stop-first'},
-      RollbackConfig: {Parallelism: 1, Delay: 0, FailureAction: 'pause', Monitor: seconds(10), Order: 'stop-first'},
-      EndpointSpec: {
-        Mode: 'dnsrr',
-        Ports: spec.ports.map((port) => ({
-          Protocol: 'tcp',
-          TargetPort: port.container,
-          PublishedPort: port.container,
-          PublishMode: 'host',
-        })),
-      },
+    container: {
+      ...(spec.healthcheck ? {HealthCheck: healthcheck(spec)} : {}),
+      // The pid file and temp files on a tmpfs, and the response cache on its own, size-capped one
+      // (lockedDownContainer's mounts).
+      Configs: objects.filter((object) => object.kind === 'config').map(configReference),
+      Secrets: objects.filter((object) => object.kind === 'secret').map(secretReference),
     },
-  }
+    restart: 'any',
+    placement: {Constraints: [input.gatewayConstraint]},
+    // stop-first: a second task cannot bind the same host-mode port on the same edge node.
+    order: 'stop-first',
+    monitorSeconds: 10,
+    endpoint: {
+      Mode: 'dnsrr',
+      Ports: spec.ports.map((port) => ({
+        Protocol: 'tcp',
+        TargetPort: port.container,
+        PublishedPort: port.container,
+        PublishMode: 'host',
+      })),
+    },
+  })
 }
 
 /** Addresses that mean "this machine only" and "every address", as `metrics.bind` may say them. */
@@ -295,36 +315,21 @@ export function gatewayPublishNote(spec: StackServiceSpec): string | undefined {
  * known node, and the image the gateway's node has is the one it needs.
  */
 function exporterService(namespace: string, spec: StackServiceSpec, input: SwarmPlanInput): SwarmService {
-  const name = serviceName(namespace, spec.service)
-  return {
-    service: spec.service,
-    name,
+  return swarmService(namespace, spec, {
     role: 'exporter',
+    image: spec.image,
     replicas: 1,
-    spec: {
-      Name: name,
-      Labels: {...stackLabels(namespace), [STACK_IMAGE_LABEL]: spec.image},
-      TaskTemplate: {
-        ContainerSpec: {
-          Image: spec.image,
-          Labels: stackLabels(namespace),
-          ...(spec.command ? {Args: [...spec.command]} : {}),
-          ...(spec.healthcheck ? {HealthCheck: healthcheck(spec)} : {}),
-          StopGracePeriod: seconds(spec.stopGraceSeconds),
-          ...lockedDownContainer(spec),
-        },
-        ...lockedDownTask(spec),
-        RestartPolicy: {Condition: 'any', Delay: seconds(5), MaxAttempts: 0},
-        Placement: {Constraints: [input.gatewayConstraint]},
-        Networks: networkAttachments(namespace, spec),
-      },
-      Mode: {Replicated: {Replicas: 1}},
-      // stop-first: a published host port cannot be bound twice on one node.
-      UpdateConfig: {Parallelism: 1, Delay: 0, FailureAction: 'rollback', Monitor: seconds(10), Order: 'stop-first'},
-      RollbackConfig: {Parallelism: 1, Delay: 0, FailureAction: 'pause', Monitor: seconds(10), Order: 'stop-first'},
-      EndpointSpec: {Mode: 'dnsrr', Ports: exporterPorts(spec)},
+    container: {
+      ...(spec.command ? {Args: [...spec.command]} : {}),
+      ...(spec.healthcheck ? {HealthCheck: healthcheck(spec)} : {}),
     },
-  }
+    restart: 'any',
+    placement: {Constraints: [input.gatewayConstraint]},
+    // stop-first: a published host port cannot be bound twice on one node.
+    order: 'stop-first',
+    monitorSeconds: 10,
+    endpoint: {Mode: 'dnsrr', Ports: exporterPorts(spec)},
+  })
 }
 
 // Object IDs are filled in by withObjectIds; the name is enough to plan and compare.
