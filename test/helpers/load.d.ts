@@ -64,7 +64,7 @@ export interface LoadReport {
   /** Connections opened, and of those the ones a lane opened after its first. */
   connections: number
   reconnects: number
-  phases: Record<string, {sent: number; answered2xx: number; failed: number}>
+  phases: Record<string, {sent: number; answered2xx: number; failed: number; reconnects: number}>
   /** The failures in detail (the first 500). */
   failures: LoadFailure[]
   durationMs: number

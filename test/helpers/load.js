@@ -99,7 +99,7 @@ export function startLoad(options) {
   }
   let phase = options.phase ?? 'start'
   let stopped = false
-  const phaseOf = (name) => (report.phases[name] ??= {sent: 0, answered2xx: 0, failed: 0})
+  const phaseOf = (name) => (report.phases[name] ??= {sent: 0, answered2xx: 0, failed: 0, reconnects: 0})
 
   const fail = (failure) => {
     report.failed++
@@ -173,7 +173,10 @@ export function startLoad(options) {
         }
 
         report.connections++
-        if (lane.opened++ > 0) report.reconnects++
+        if (lane.opened++ > 0) {
+          report.reconnects++
+          phaseOf(sentIn).reconnects++
+        }
         // A fresh connection counts as open once TCP (and TLS, for HTTPS) is through.
         socket.once(tls ? 'secureConnect' : 'connect', () => (established = true))
       })

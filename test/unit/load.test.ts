@@ -137,6 +137,7 @@ describe('the non-retrying load generator', () => {
     expect(report).toMatchObject({sent: 10, answered: 10, byClass: {'2xx': 10}, failed: 0, failures: []})
     expect(report.errors).toEqual({reset: 0, closed: 0, timeout: 0, connect: 0, other: 0})
     expect(report).toMatchObject({connections: 10, reconnects: 8})
+    expect(report.phases).toEqual({start: {sent: 10, answered2xx: 10, failed: 0, reconnects: 8}})
   })
 
   it('mixes GET and POST as asked, POSTs with their body, to the paths given, ending at maxRequests', async () => {
