@@ -308,6 +308,8 @@ try {
     writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), upstreamText(project, ['web']))
     const gateway = await gatewayContainer(project)
     if (gateway) await execIn(gateway.id, ['nginx', '-s', 'reload'])
+    // As after forceReloadPath: the connections this reload closes are not the step's to count.
+    await sleep(2_000)
   }
 
   const freshStackOfTwo = async () => {
