@@ -1,25 +1,28 @@
 #!/usr/bin/env node
-// Scale figures, not assertions. `npm run build && node bench/scale.js [--rate 250] [--lanes 8] [--post-every 4] [--json] [--keep]`
+// Scale figures, not assertions. `npm run build && node bench/scale.js [--rate 250] [--lanes 8] [--post-every 4] [--only ours,reload,seed] [--no-rolling] [--json] [--keep]`
 // (bench/run.js, which `npm run bench` runs, calls it at the end).
 //
 // One generated project, one run, under a paced HTTPS load on /api/ (keep-alive, 127.0.0.1 only,
-// below the route's rate limit, every 4th request a POST), eight steps:
-//   ours   `create-gateway scale web=3`, then `create-gateway scale web=1`
-//   seed   the guide's way on the same running project: `docker compose up -d --scale web=3`, rewrite the
-//          upstream as the guide says, `nginx -s reload` in the gateway; then the same back to 1.
-//   seed   the same again with `--no-recreate`, which isolates the edit-and-reload part from Compose
-//          recreating containers it did not create.
-//   ours   on a fresh stack of ours at web=2: a code change, then `create-gateway up` (the rolling update)
-//   seed   the same code change, then `docker compose up -d --build --scale web=2`, the guide's upstream
-//          (`server web:8000`) loaded first.
-// For each: the command's time, the time until the expected replicas (and only they) answer, requests
-// sent, and failed requests (non-2xx, connection errors, timeouts), with when the failures happened.
+// below the route's rate limit, every 4th request a POST) from test/helpers/load.js, the generator the
+// end-to-end tests use: it never re-sends a request, so a reset or a close on a reused connection is a
+// failed request here, as it is for wrk or any client that does not retry. Side by side:
+//   ours    `create-gateway scale web=3`, then `scale web=1`, on the upstreams.conf `init` writes
+//   reload  the same commands after upstreams.conf was rewritten in the classic form (one
+//           `server <container>:8000 max_fails=...;` per replica, no `resolve`), which makes `scale`
+//           take the reload path: rewrite, `nginx -t`, `nginx -s reload`
+//   seed    the guide's way on the same running project: `docker compose up -d --scale web=3`, rewrite the
+//           upstream as the guide says, `nginx -s reload` in the gateway; then the same back to 1; and
+//           the same again with `--no-recreate`, which isolates the edit-and-reload part from Compose
+//           recreating containers it did not create.
+// Then the rolling update after a code change, the same three ways, on a stack of ours at web=2:
+// `create-gateway up` (ours, then on the classic upstreams.conf), and `docker compose up -d --build
+// --scale web=2` with the guide's upstream (`server web:8000`) loaded first.
+// For each: which form upstreams.conf had (`resolve` or not), the command's time, the time until the
+// expected replicas (and only they) answer, requests sent, and failed requests by kind (reset, closed
+// with the request pending, timeout, connect, non-2xx), with when the failures happened.
 // Ports come from 28000-28999; everything is removed by its Compose label at the end, even on failure.
-import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
-import {Agent, request} from 'node:https'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
 import {performance} from 'node:perf_hooks'
@@ -28,6 +31,11 @@ import {parseArgs} from 'node:util'
 
 import Docker from 'dockerode'
 
+import {loadManifest} from '../dist/manifest/load.js'
+import {renderUpstreams} from '../dist/render/gateway.js'
+import {describeLoad, startLoad} from '../test/helpers/load.js'
+import {execIn, gatewayContainer, pickPorts, runCommand, seedScale, upstreamText, webContainers} from './scale-stack.js'
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const cli = join(root, 'bin', 'run.js')
 const {values: flags} = parseArgs({
@@ -35,6 +43,8 @@ const {values: flags} = parseArgs({
     rate: {type: 'string', default: '250'},
     lanes: {type: 'string', default: '8'},
     'post-every': {type: 'string', default: '4'},
+    only: {type: 'string', default: 'ours,reload,seed'},
+    'no-rolling': {type: 'boolean', default: false},
     json: {type: 'boolean', default: false},
     keep: {type: 'boolean', default: false},
   },
@@ -43,6 +53,7 @@ const RATE = Math.min(800, Math.max(10, Number(flags.rate)))
 const LANES = Math.min(32, Math.max(1, Number(flags.lanes)))
 /** Every Nth request of a lane is a POST (0: none): NGINX never retries a POST it has sent upstream. */
 const POST_EVERY = Math.max(0, Number(flags['post-every']))
+const ONLY = new Set(flags.only.split(',').map((way) => way.trim()))
 const DOMAIN = 'api.localhost'
 const MAX_LOAD_MS = 10 * 60_000
 const CONVERGE_LIMIT_MS = 120_000
@@ -51,199 +62,52 @@ const log = (line) => process.stderr.write(`- ${line}\n`)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const now = () => performance.now()
 
-function runCommand(command, args, options = {}) {
-  const started = now()
-  return new Promise((resolve) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd ?? root,
-      env: {...process.env, NO_COLOR: '1', ...options.env},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 300_000)
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      resolve({status: -1, stdout, stderr: `${stderr}${error.message}`, ms: now() - started})
-    })
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, stdout, stderr, ms: now() - started})
-    })
-  })
-}
-
-function portFree(port) {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen({host: '127.0.0.1', port, exclusive: true}, () => server.close(() => resolve(true)))
-  })
-}
-
-async function pickPorts() {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const http = 28_000 + 2 * Math.floor(Math.random() * 499)
-    if ((await portFree(http)) && (await portFree(http + 1))) return [http, http + 1]
-  }
-
-  throw new Error('no two free ports in 28000-28999 on 127.0.0.1')
-}
-
-/**
- * A paced load: LANES keep-alive lanes, RATE requests/s in all, each request with a 10 s timeout.
- * Every request is counted once: 2xx, non-2xx, or an error (refused, reset, timeout). A client that
- * does not retry, so a connection the gateway drops shows up here.
- */
-function startLoad({port, ca}) {
-  const agent = new Agent({keepAlive: true, maxSockets: LANES, ca, servername: DOMAIN})
-  const started = now()
-  const results = []
-  let stopped = false
-  const interval = (1000 * LANES) / RATE
-  // `fresh`: a new connection outside the pool, whose other idle sockets the same worker closed too.
-  const attempt = (method, fresh = false) =>
-    new Promise((resolve) => {
-      const via = fresh ? {agent: false, ca} : {agent}
-      const body = method === 'POST' ? JSON.stringify({bench: true}) : undefined
-      const headers = {
-        host: `${DOMAIN}:${port}`,
-        ...(body ? {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)} : {}),
-      }
-      const req = request(
-        {host: '127.0.0.1', port, path: '/api/', method, ...via, servername: DOMAIN, headers, timeout: 10_000},
-        (res) => {
-          let body = ''
-          res.setEncoding('utf8')
-          res.on('data', (chunk) => (body += chunk))
-          res.on('end', () => resolve({status: res.statusCode, hostname: /"hostname": ?"([^"]+)"/.exec(body)?.[1]}))
-          res.on('error', (error) => resolve({error: error.code ?? error.message}))
-        },
-      )
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), {code: 'TIMEOUT'})))
-      req.on('error', (error) => resolve({error: error.code ?? error.message, reused: req.reusedSocket}))
-      req.end(body)
-    })
-  // A reset on a reused keep-alive connection before any response is the race RFC 9112 9.3.1 tells
-  // clients to handle by retrying an idempotent request once on a new connection (browsers, curl
-  // and Go do; Node does not). Counted as a failure in the strict figure, retried once for the second figure.
-  const once = async (method) => {
-    const t = now() - started
-    const first = await attempt(method)
-    if (method === 'GET' && first.error && first.reused && /ECONNRESET|EPIPE|socket hang up/i.test(first.error)) {
-      const retry = await attempt(method, true)
-      return {t, method, done: now() - started, ...retry, firstError: `${first.error} on a reused connection`}
-    }
-
-    return {t, method, done: now() - started, ...first}
-  }
-  const lanes = Array.from({length: LANES}, async (_, index) => {
-    let next = now() + (index * interval) / LANES
-    for (let n = 1; !stopped && now() - started < MAX_LOAD_MS; n++) {
-      const wait = next - now()
-      if (wait > 0) await sleep(wait)
-      next += interval
-      results.push(await once(POST_EVERY > 0 && n % POST_EVERY === 0 ? 'POST' : 'GET'))
-    }
-  })
-  return {
-    started,
-    results,
-    async stop() {
-      stopped = true
-      await Promise.all(lanes)
-      agent.destroy()
-      return results
-    },
-  }
-}
-
-async function webContainers(project) {
-  const list = await docker.listContainers({
-    filters: {label: [`com.docker.compose.project=${project}`, 'com.docker.compose.service=web']},
-  })
-  return Promise.all(
-    list.map(async (item) => {
-      const info = await docker.getContainer(item.Id).inspect()
-      return {
-        id: item.Id,
-        name: info.Name.slice(1),
-        hostname: info.Config.Hostname,
-        number: Number(info.Config.Labels['com.docker.compose.container-number']),
-      }
-    }),
-  )
-}
-
-async function gatewayContainer(project) {
-  const list = await docker.listContainers({
-    all: true,
-    filters: {label: [`com.docker.compose.project=${project}`, 'com.docker.compose.service=gateway']},
-  })
-  return list[0] ? {id: list[0].Id, name: list[0].Names[0].slice(1), state: list[0].State} : undefined
-}
-
-async function execIn(id, cmd) {
-  try {
-    const exec = await docker.getContainer(id).exec({Cmd: cmd, AttachStdout: true, AttachStderr: true})
-    const stream = await exec.start({hijack: true, stdin: false})
-    const chunks = []
-    await new Promise((resolve) => {
-      stream.on('data', (chunk) => chunks.push(chunk))
-      stream.on('end', resolve)
-      stream.on('close', resolve)
-    })
-    // Strip the 8-byte multiplexing headers.
-    const raw = Buffer.concat(chunks)
-    let text = ''
-    for (let offset = 0; offset + 8 <= raw.length;) {
-      const size = raw.readUInt32BE(offset + 4)
-      text += raw.subarray(offset + 8, offset + 8 + size).toString('utf8')
-      offset += 8 + size
-    }
-
-    return {exitCode: (await exec.inspect()).ExitCode, output: text.trim()}
-  } catch (error) {
-    return {exitCode: -1, output: error.json?.message ?? error.message}
-  }
+/** Which form gateway/conf.d/upstreams.conf has now: `scale` takes the reload path unless its servers carry `resolve`. */
+function upstreamForm(dir) {
+  const text = readFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), 'utf8').replace(/#[^\n]*/g, '')
+  const servers = [...text.matchAll(/^\s*server\s+([^\s;]+)([^;]*);/gm)]
+  const hosts = servers.map((match) => match[1].replace(/:\d+$/, '')).join(' ')
+  return `${servers.some((match) => /\bresolve\b/.test(match[2])) ? 'resolve' : 'no resolve'}: ${hosts}`
 }
 
 /**
  * One step under load: warm up, run `action`, then wait (bounded) until exactly `count` web
  * replicas run and the load has seen each of them answer and nothing else answer for 2 s.
  */
-async function step(label, project, port, ca, count, action) {
-  const load = startLoad({port, ca})
+async function step(label, project, dir, port, ca, count, action) {
+  const formBefore = upstreamForm(dir)
+  const started = now()
+  const answers = []
+  const load = startLoad({
+    port,
+    tls: {ca, servername: DOMAIN},
+    lanes: LANES,
+    rate: RATE,
+    postRatio: POST_EVERY > 0 ? 1 / POST_EVERY : 0,
+    path: '/api/',
+    maxRequests: Math.ceil((RATE * MAX_LOAD_MS) / 1000),
+    durationMs: MAX_LOAD_MS,
+    timeoutMs: 10_000,
+    onAnswer: ({body}) => answers.push({done: now() - started, hostname: /"hostname": ?"([^"]+)"/.exec(body)?.[1]}),
+  })
   await sleep(2_000)
-  const t0 = now() - load.started
+  const t0 = now() - started
   const notes = []
   const commandMs = await action(notes)
   let servingMs
-  let expected = []
-  while (now() - load.started - t0 < CONVERGE_LIMIT_MS) {
-    expected = await webContainers(project)
-    const elapsed = now() - load.started
-    const since = load.results.filter((result) => result.t >= t0)
-    const firstSeen = expected.map((container) => since.find((result) => result.hostname === container.hostname)?.done)
-    const recentOthers = since.filter(
-      (result) =>
-        result.done > elapsed - 2_000 &&
-        result.hostname &&
-        !expected.some((container) => container.hostname === result.hostname),
-    )
+  while (now() - started - t0 < CONVERGE_LIMIT_MS) {
+    const expected = await webContainers(project)
+    const elapsed = now() - started
+    const since = answers.filter((answer) => answer.done >= t0)
+    const isOther = (answer) => answer.hostname && !expected.some((container) => container.hostname === answer.hostname)
+    const firstSeen = expected.map((container) => since.find((answer) => answer.hostname === container.hostname)?.done)
     if (
       expected.length === count &&
       firstSeen.every((seen) => seen !== undefined) &&
-      recentOthers.length === 0 &&
+      !since.some((answer) => answer.done > elapsed - 2_000 && isOther(answer)) &&
       elapsed - t0 > commandMs
     ) {
-      const lastOther =
-        since
-          .filter((result) => result.hostname && !expected.some((container) => container.hostname === result.hostname))
-          .at(-1)?.done ?? 0
-      servingMs = Math.max(...firstSeen, lastOther) - t0
+      servingMs = Math.max(...firstSeen, since.filter(isOther).at(-1)?.done ?? 0) - t0
       break
     }
 
@@ -251,103 +115,40 @@ async function step(label, project, port, ca, count, action) {
   }
 
   await sleep(3_000)
-  const results = (await load.stop()).filter((result) => result.t >= t0 - 2_000)
-  const isFailure = (result) => Boolean(result.error) || result.status < 200 || result.status > 299
-  const strict = results.filter((result) => isFailure(result) || result.firstError)
-  const failed = results.filter(isFailure)
+  const report = await load.stop()
   const kinds = {}
-  for (const result of strict) {
-    const kind = `${result.method} ${result.firstError ?? result.error ?? `HTTP ${result.status}`}`
+  for (const failure of report.failures) {
+    const kind = `${failure.method} ${failure.kind === 'status' ? `HTTP ${failure.status}` : failure.kind}${failure.reused ? ' (reused)' : ''}`
     kinds[kind] = (kinds[kind] ?? 0) + 1
   }
 
-  const window = strict.length > 0 ? [(strict[0].t - t0) / 1000, (strict.at(-1).t - t0) / 1000] : undefined
+  // What a client that retries an idempotent request once on a new connection (RFC 9112 9.3.1:
+  // browsers, curl, Go) would not have seen: GETs that got no answer at all on a reused connection.
+  const hiddenByRetry = report.failures.filter(
+    (failure) =>
+      failure.method === 'GET' && failure.reused && ['reset', 'closed'].includes(failure.kind) && !failure.status,
+  ).length
+  const window =
+    report.failures.length > 0
+      ? [report.failures[0].atMs, report.failures.at(-1).atMs].map((ms) => Number(((ms - t0) / 1000).toFixed(1)))
+      : null
   return {
     step: label,
+    upstreams: {before: formBefore, after: upstreamForm(dir)},
     commandMs: Math.round(commandMs),
     servingMs: servingMs === undefined ? null : Math.round(servingMs),
-    requests: results.length,
-    failed: strict.length,
-    failedAfterRetry: failed.length,
+    requests: report.sent,
+    answered: report.answered,
+    failed: report.failed,
+    errors: report.errors,
+    non2xx: report.non2xx,
+    reconnects: report.reconnects,
+    hiddenByRetry,
     kinds,
-    failureWindowS: window?.map((value) => Number(value.toFixed(1))) ?? null,
+    failureWindowS: window,
+    load: describeLoad(report),
     notes,
   }
-}
-
-function upstreamText(project, hosts, port = 8000) {
-  return [
-    "# Written by bench/scale.js, the seed guide's way: one server line per container name.",
-    'upstream web_upstream {',
-    '    zone web_upstream 64k;',
-    ...hosts.map((host) => `    server ${host}:${port} max_fails=3 fail_timeout=10s;`),
-    '    keepalive 16;',
-    '    keepalive_timeout 4s;',
-    '}',
-    '',
-  ].join('\n')
-}
-
-/** Wait (bounded) until the gateway container runs again: a recreated one may be restarting. */
-async function gatewayRunning(project, limitMs = 60_000) {
-  const started = now()
-  while (now() - started < limitMs) {
-    const gateway = await gatewayContainer(project)
-    if (gateway?.state === 'running') return gateway
-    await sleep(250)
-  }
-
-  return undefined
-}
-
-/**
- * The guide's way (section 8): Compose scales, then the upstream is edited by hand and NGINX reloaded.
- * The guide's own lines (web, web_1, web_2) are tried with `nginx -t` once the gateway runs; the file
- * that is reloaded lists the names Compose v1 really gives, <project>_web_N.
- */
-async function seedScale(project, dir, count, notes, options = {}) {
-  const started = now()
-  const args = ['-p', project, 'up', '-d', ...(options.noRecreate ? ['--no-recreate'] : []), '--scale', `web=${count}`]
-  const compose = await runCommand('docker', ['compose', ...args], {cwd: dir, timeoutMs: 300_000})
-  const composeLines = `${compose.stdout}\n${compose.stderr}`
-    .split('\n')
-    .filter((line) => /done|error/i.test(line))
-    .map((line) => line.replace(/\s+/g, ' ').trim())
-  notes.push(
-    `docker compose ${args.join(' ')}: exit ${compose.status} in ${(compose.ms / 1000).toFixed(1)} s; ${[...new Set(composeLines)].join('; ')}`,
-  )
-  const upstreams = join(dir, 'gateway/conf.d/upstreams.conf')
-  const names = (await webContainers(project)).sort((a, b) => a.number - b.number).map((container) => container.name)
-  const actual = upstreamText(project, names)
-  writeFileSync(upstreams, actual)
-  let gateway = await gatewayContainer(project)
-  const test = gateway ? await execIn(gateway.id, ['nginx', '-t']) : {exitCode: -1, output: 'no gateway container'}
-  const reload = gateway
-    ? await execIn(gateway.id, ['nginx', '-s', 'reload'])
-    : {exitCode: -1, output: 'no gateway container'}
-  const first = (result) =>
-    result.output.split('\n').find((line) => /emerg|failed|error|restarting/i.test(line)) ??
-    result.output.split('\n')[0]
-  notes.push(
-    `upstream with Compose's names (${names.join(', ')}): nginx -t exit ${test.exitCode}, nginx -s reload exit ${reload.exitCode}${reload.exitCode === 0 ? '' : `: ${first(reload)}`}`,
-  )
-  const ms = now() - started
-  if (options.checkLiteral) {
-    gateway = await gatewayRunning(project)
-    if (gateway) {
-      // Only tested, never reloaded: the running configuration stays the one above.
-      writeFileSync(upstreams, upstreamText(project, ['web', 'web_1', 'web_2'].slice(0, count)))
-      const literal = await execIn(gateway.id, ['nginx', '-t'])
-      writeFileSync(upstreams, actual)
-      notes.push(
-        `the guide's literal upstream (server web:8000; server web_1:8000; server web_2:8000): nginx -t exit ${literal.exitCode}: ${first(literal)}`,
-      )
-    } else {
-      notes.push("the gateway did not run again within 60 s, so the guide's literal upstream could not be tested")
-    }
-  }
-
-  return ms
 }
 
 const runId = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`
@@ -433,8 +234,28 @@ try {
   const up = await runCommand(process.execPath, [cli, 'up', '--dir', dir], {timeoutMs: 600_000})
   if (up.status !== 0) throw new Error(`up failed:\n${up.stderr}`)
   const ca = readFileSync(join(dir, 'certs', 'ca.pem'))
+  const upstreamsFile = join(dir, 'gateway/conf.d/upstreams.conf')
+  // What `init` wrote: "ours" always starts from it, whichever form this version of create-gateway writes.
+  const initUpstreams = readFileSync(upstreamsFile)
 
-  const ours = (count) => async (notes) => {
+  /**
+   * The reload path, forced: upstreams.conf in the classic form, one `server <container>:8000
+   * max_fails=...;` per running replica, rendered by our own code (dist/) with any `resolve` taken off,
+   * then tested and loaded, and 2 s for the old workers to go, all before the step's load starts.
+   * `scale` and `up` keep the reload path while the servers carry no `resolve`.
+   */
+  const forceReloadPath = async () => {
+    const names = (await webContainers(project)).sort((a, b) => a.number - b.number).map((container) => container.name)
+    const rendered = await renderUpstreams(await loadManifest(dir), {web: names})
+    writeFileSync(upstreamsFile, rendered.replace(/^(\s*server\s[^;]*?)\s+resolve\b/gm, '$1'))
+    const gateway = await gatewayContainer(project)
+    const test = gateway ? await execIn(gateway.id, ['nginx', '-t']) : {exitCode: -1, output: 'no gateway'}
+    if (test.exitCode !== 0) throw new Error(`the classic upstreams.conf does not load: ${test.output}`)
+    await execIn(gateway.id, ['nginx', '-s', 'reload'])
+    await sleep(2_000)
+  }
+
+  const scaleCommand = (count) => async (notes) => {
     const result = await runCommand(process.execPath, [cli, 'scale', `web=${count}`, '--dir', dir], {
       timeoutMs: 300_000,
     })
@@ -456,8 +277,8 @@ try {
         `'hostname': socket.gethostname(),\n        'release': '${release}',`,
       ),
     )
-  const oursRedeploy = async (notes) => {
-    codeChange('ours')
+  const oursRedeploy = (release) => async (notes) => {
+    codeChange(release)
     const result = await runCommand(process.execPath, [cli, 'up', '--dir', dir], {timeoutMs: 600_000})
     notes.push(
       `create-gateway up after a code change: exit ${result.status}; ${result.stdout
@@ -487,6 +308,8 @@ try {
     writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), upstreamText(project, ['web']))
     const gateway = await gatewayContainer(project)
     if (gateway) await execIn(gateway.id, ['nginx', '-s', 'reload'])
+    // As after forceReloadPath: the connections this reload closes are not the step's to count.
+    await sleep(2_000)
   }
 
   const freshStackOfTwo = async () => {
@@ -495,7 +318,7 @@ try {
       timeoutMs: 120_000,
     }).catch(() => {})
     await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000})
-    writeFileSync(join(dir, 'gateway/conf.d/upstreams.conf'), upstreamText(project, ['web']))
+    writeFileSync(upstreamsFile, initUpstreams)
     for (const args of [['up'], ['scale', 'web=2']]) {
       const result = await runCommand(process.execPath, [cli, ...args, '--dir', dir], {timeoutMs: 600_000})
       if (result.status !== 0) throw new Error(`${args.join(' ')} failed:\n${result.stderr}`)
@@ -505,30 +328,48 @@ try {
   const compose = (await runCommand('docker', ['compose', 'version'], {timeoutMs: 30_000})).status === 0
   if (!compose)
     log('docker compose (Compose v2) is not installed (fixtures/compose/install-compose-v2.sh): only our own steps run')
-  for (const [label, count, action, before] of [
-    ['ours: scale web=3', 3, ours(3)],
-    ['ours: scale web=1', 1, ours(1)],
+  const steps = [
+    ['ours', 'ours: scale web=3', 3, scaleCommand(3)],
+    ['ours', 'ours: scale web=1', 1, scaleCommand(1)],
+    ['reload', 'reload path: scale web=3', 3, scaleCommand(3), forceReloadPath],
+    ['reload', 'reload path: scale web=1', 1, scaleCommand(1)],
     [
+      'seed',
       'seed: compose --scale web=3 + upstream + reload',
       3,
       (notes) => seedScale(project, dir, 3, notes, {checkLiteral: true}),
     ],
-    ['seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
+    ['seed', 'seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
     // The same without the recreation Compose v1 does on a stack it did not create: the reload alone.
     [
+      'seed',
       'seed: compose --no-recreate --scale web=3 + reload',
       3,
       (notes) => seedScale(project, dir, 3, notes, {noRecreate: true}),
     ],
-    ['seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
-    // The redeploys start from a stack of ours again (the seed steps above left Compose's containers).
-    ['ours: up after a code change (web=2, rolling)', 2, oursRedeploy, freshStackOfTwo],
-    ['seed: compose up -d --build after a code change', 2, seedRedeploy, seedUpstream],
-  ].filter(([label]) => compose || label.startsWith('ours'))) {
+    ['seed', 'seed: compose --scale web=1 + upstream + reload', 1, (notes) => seedScale(project, dir, 1, notes)],
+  ]
+  if (!flags['no-rolling'])
+    steps.push(
+      // The redeploys start from a stack of ours again (the seed steps above left Compose's containers).
+      ['ours', 'ours: up after a code change (web=2, rolling)', 2, oursRedeploy('ours'), freshStackOfTwo],
+      ['reload', 'reload path: up after a code change (rolling)', 2, oursRedeploy('reload'), forceReloadPath],
+      ['seed', 'seed: compose up -d --build after a code change', 2, seedRedeploy, seedUpstream],
+    )
+  // The rolling steps need the stack of two that "ours" makes; without it the first rolling step makes it.
+  let freshStack = false
+  for (const [way, label, count, action, before] of steps.filter(
+    ([way]) => ONLY.has(way) && (compose || way !== 'seed'),
+  )) {
     if (interrupted) break
+    if (label.includes('code change') && !freshStack) {
+      freshStack = true
+      if (before !== freshStackOfTwo) await freshStackOfTwo()
+    }
+
     if (before) await before()
-    log(label)
-    rows.push(await step(label, project, https, ca, count, action))
+    log(`${label} (upstreams.conf: ${upstreamForm(dir)})`)
+    rows.push({way, ...(await step(label, project, dir, https, ca, count, action))})
   }
 } finally {
   await cleanup()
@@ -539,45 +380,56 @@ if (flags.json) {
 } else {
   const seconds = (ms) => (ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s`)
   console.log(
-    `scale under load: ${RATE} requests/s on /api/ over ${LANES} keep-alive HTTPS connections (127.0.0.1)${POST_EVERY ? `, every ${POST_EVERY}th a POST` : ''}`,
+    `scale under load: ${RATE} requests/s on /api/ over ${LANES} keep-alive HTTPS connections (127.0.0.1)${POST_EVERY ? `, every ${POST_EVERY}th a POST` : ''}, never retried`,
   )
+  const columns = [
+    ['step', 50, (row) => row.step],
+    ['upstreams', 11, (row) => row.upstreams.before.split(':')[0]],
+    ['command', 8, (row) => seconds(row.commandMs)],
+    ['serving', 8, (row) => seconds(row.servingMs)],
+    ['requests', 9, (row) => row.requests],
+    ['failed', 7, (row) => row.failed],
+    ['reset', 6, (row) => row.errors.reset],
+    ['closed', 7, (row) => row.errors.closed],
+    ['timeout', 8, (row) => row.errors.timeout],
+    ['connect', 8, (row) => row.errors.connect],
+    ['non-2xx', 8, (row) => row.non2xx],
+    ['GET-retry', 10, (row) => row.hiddenByRetry],
+  ]
   console.log(
-    [
-      'step'.padEnd(50),
-      'command'.padStart(9),
-      'serving'.padStart(9),
-      'requests'.padStart(9),
-      'failed'.padStart(7),
-      'retried'.padStart(8),
-      '  failures',
-    ].join(' '),
+    columns.map(([name, width], index) => (index === 0 ? name.padEnd(width) : name.padStart(width))).join(' '),
   )
   for (const row of rows) {
-    const kinds = Object.entries(row.kinds)
-      .map(([kind, count]) => `${count} ${kind}`)
-      .join(', ')
-    const window = row.failureWindowS ? ` at ${row.failureWindowS[0]}..${row.failureWindowS[1]} s` : ''
     console.log(
-      [
-        row.step.padEnd(50),
-        seconds(row.commandMs).padStart(9),
-        seconds(row.servingMs).padStart(9),
-        String(row.requests).padStart(9),
-        String(row.failed).padStart(7),
-        String(row.failedAfterRetry).padStart(8),
-        `  ${kinds}${window}`,
-      ].join(' '),
+      columns
+        .map(([, width, cell], index) =>
+          index === 0 ? String(cell(row)).padEnd(width) : String(cell(row)).padStart(width),
+        )
+        .join(' '),
     )
+    if (row.failed > 0) {
+      const kinds = Object.entries(row.kinds)
+        .map(([kind, count]) => `${count} ${kind}`)
+        .join(', ')
+      console.log(
+        `    ${kinds}, sent at ${row.failureWindowS[0]}..${row.failureWindowS[1]} s after the command started`,
+      )
+    }
   }
 
   console.log(
-    '\n"command": wall time of the command(s). "serving": until exactly the expected replicas answer (first answer of each, last answer of a leaving one).',
+    [
+      '',
+      '"upstreams": the form of gateway/conf.d/upstreams.conf when the step started (`scale` takes the reload path unless its servers carry `resolve`).',
+      '"command": wall time of the command(s). "serving": until exactly the expected replicas answer (first answer of each, last answer of a leaving one).',
+      '"failed": requests without a full 2xx answer; the generator never re-sends one (test/helpers/load.js). "reset": RST or EPIPE; "closed": the',
+      'server closed the connection with the request pending (no answer or a cut one); "timeout": no full answer in 10 s; "connect": no connection.',
+      '"GET-retry": of the failed, the GETs with no answer at all on a reused connection, which a client that retries an idempotent request once',
+      'on a new connection (RFC 9112 9.3.1: browsers, curl, Go) would not have seen. A POST is never retried.',
+    ].join('\n'),
   )
-  console.log(
-    '"failed": requests that did not get a 2xx at the first attempt (non-2xx, refused, reset, timeout). "retried": still failed after one retry of a',
-  )
-  console.log(
-    'GET reset on a reused keep-alive connection before any response, on a new connection (RFC 9112 9.3.1; what browsers, curl and Go do). POSTs are never retried.',
-  )
-  for (const row of rows) for (const note of row.notes) console.log(`  ${row.step}: ${note}`)
+  for (const row of rows) {
+    console.log(`  ${row.step}: upstreams.conf ${row.upstreams.before} -> ${row.upstreams.after}; load: ${row.load}`)
+    for (const note of row.notes) console.log(`  ${row.step}: ${note}`)
+  }
 }
