@@ -1,59 +1,15 @@
 // The engine side of bench/scale.js: commands, containers, `docker exec`, and the seed guide's way of
 // scaling (Compose, a hand-written upstream, `nginx -s reload`), kept apart from the measuring.
-import {spawn} from 'node:child_process'
 import {writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
-import {fileURLToPath} from 'node:url'
 
 import Docker from 'dockerode'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+import {runCommand, sleep} from './lib.js'
+
 const docker = new Docker()
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const now = () => performance.now()
-
-export function runCommand(command, args, options = {}) {
-  const started = now()
-  return new Promise((resolve) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd ?? root,
-      env: {...process.env, NO_COLOR: '1', ...options.env},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => (stdout += chunk))
-    child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 300_000)
-    child.on('error', (error) => {
-      clearTimeout(timer)
-      resolve({status: -1, stdout, stderr: `${stderr}${error.message}`, ms: now() - started})
-    })
-    child.on('close', (status) => {
-      clearTimeout(timer)
-      resolve({status, stdout, stderr, ms: now() - started})
-    })
-  })
-}
-
-function portFree(port) {
-  return new Promise((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen({host: '127.0.0.1', port, exclusive: true}, () => server.close(() => resolve(true)))
-  })
-}
-
-export async function pickPorts() {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const http = 28_000 + 2 * Math.floor(Math.random() * 499)
-    if ((await portFree(http)) && (await portFree(http + 1))) return [http, http + 1]
-  }
-
-  throw new Error('no two free ports in 28000-28999 on 127.0.0.1')
-}
 
 export async function webContainers(project) {
   const list = await docker.listContainers({

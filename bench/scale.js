@@ -24,9 +24,8 @@
 import {randomBytes} from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {dirname, join} from 'node:path'
+import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
-import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
 
 import Docker from 'dockerode'
@@ -34,10 +33,9 @@ import Docker from 'dockerode'
 import {loadManifest} from '../dist/manifest/load.js'
 import {renderUpstreams} from '../dist/render/gateway.js'
 import {describeLoad, startLoad} from '../test/helpers/load.js'
-import {execIn, gatewayContainer, pickPorts, runCommand, seedScale, upstreamText, webContainers} from './scale-stack.js'
+import {cli, log, pickPorts, runCommand, sleep} from './lib.js'
+import {execIn, gatewayContainer, seedScale, upstreamText, webContainers} from './scale-stack.js'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const cli = join(root, 'bin', 'run.js')
 const {values: flags} = parseArgs({
   options: {
     rate: {type: 'string', default: '250'},
@@ -58,8 +56,6 @@ const DOMAIN = 'api.localhost'
 const MAX_LOAD_MS = 10 * 60_000
 const CONVERGE_LIMIT_MS = 120_000
 const docker = new Docker()
-const log = (line) => process.stderr.write(`- ${line}\n`)
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const now = () => performance.now()
 
 /** Which form gateway/conf.d/upstreams.conf has now: `scale` takes the reload path unless its servers carry `resolve`. */
@@ -197,7 +193,7 @@ async function cleanup() {
 
 try {
   await docker.ping()
-  const [http, https] = await pickPorts()
+  const [http, https] = await pickPorts(28_000, 2)
   const offline = await docker
     .getImage('python:3.12-slim')
     .inspect()
