@@ -72,7 +72,7 @@ class RolloutSession {
 
   /** Point the service's upstream at `members` (one gateway change: write, `nginx -t`, confirmed reload), then drain the old workers. */
   async route(manifest: Manifest, service: string, members: string[]): Promise<void> {
-    const text = await renderUpstreamsWith(manifest, this.upstreams, {[service]: members})
+    const text = await renderUpstreamsWith(manifest, this.upstreams, {[service]: members}, 'reload')
     if (text === this.loaded) return
     this.progress(`Gateway: ${service} -> ${members.join(', ')}`)
     let reload: ReloadResult | undefined

@@ -275,7 +275,7 @@ async function scaleLocked(
 
   let text: string
   try {
-    text = await renderUpstreamsWith(manifest, current, changes)
+    text = await renderUpstreamsWith(manifest, current, changes, 'reload')
   } catch (error) {
     const removed = await removeQuietly(engine, created)
     throw withRollbackNote(
