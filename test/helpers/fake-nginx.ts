@@ -37,6 +37,21 @@ export class FakeNginxEngine extends FakeEngine {
   override async exec(id?: string, cmd: string[] = []): Promise<ExecResult> {
     const name = (await this.container(id!))!.name
     if (cmd[0] === 'sh') return {exitCode: 0, stdout: this.probe(), stderr: ''}
+    // Docker's DNS as the gateway asks it: the addresses of the endpoints holding the name.
+    if (cmd[0] === 'getent') {
+      this.calls.push(`exec ${cmd.join(' ')} ${name}`)
+      const addresses = [...this.endpointsOf.values()].flatMap((endpoints) =>
+        Object.values(endpoints)
+          .filter((endpoint) => endpoint.aliases.includes(cmd[2]!))
+          .map((endpoint) => endpoint.ipv4),
+      )
+      if (addresses.length === 0) return {exitCode: 2, stdout: '', stderr: ''}
+      return {
+        exitCode: 0,
+        stdout: addresses.map((address) => `${address}      STREAM ${cmd[2]}\n`).join(''),
+        stderr: '',
+      }
+    }
     this.calls.push(`exec ${cmd.join(' ')} ${name}`)
     this.beforeCommand?.(cmd)
     if (cmd.join(' ') === 'nginx -t') {
