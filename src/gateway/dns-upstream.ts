@@ -172,3 +172,53 @@ export async function addressOf(engine: Engine, containerId: string): Promise<st
     .map((endpoint) => endpoint.ipv4)
     .filter(Boolean)
 }
+
+/**
+ * Move the service name from the replicas named `from` to those named `to` (container names), in the
+ * order that keeps capacity: the joining ones first (confirmed in the gateway's DNS answer and
+ * NGINX's cached answer expired), then the leaving ones (confirmed gone, then NGINX's cached answer
+ * and its idle connections to them run out), so they can be stopped. Returns the warnings.
+ */
+export async function moveServiceName(
+  engine: Engine,
+  gateway: GatewayRef,
+  service: string,
+  from: readonly string[],
+  to: readonly string[],
+  options: {clock: Clock; progress: (message: string) => void},
+): Promise<string[]> {
+  const warnings: string[] = []
+  const lookUp = async (name: string) => {
+    const state = await engine.container(name)
+    if (!state) throw new OperationError(`${name} is gone`)
+    return state
+  }
+
+  const joining = await Promise.all(to.filter((name) => !from.includes(name)).map(lookUp))
+  const leaving = await Promise.all(from.filter((name) => !to.includes(name)).map(lookUp))
+  for (const replica of joining) {
+    options.progress(`Gateway: giving ${replica.name} the name ${service} (it gets requests from now on)`)
+    const change = await setServiceAlias(engine, replica, service, true)
+    if (change.moved) warnings.push(change.moved)
+  }
+
+  if (joining.length > 0) {
+    const present = await Promise.all(joining.map((replica) => addressOf(engine, replica.id)))
+    await waitForAnswer(engine, gateway, service, {present, clock: options.clock})
+    await options.clock.sleep(JOIN_SETTLE_MS)
+  }
+
+  const absent: string[] = []
+  for (const replica of leaving) {
+    absent.push(...(await addressOf(engine, replica.id)))
+    options.progress(`Gateway: taking the name ${service} from ${replica.name} (no new requests; open ones finish)`)
+    await setServiceAlias(engine, replica, service, false)
+  }
+
+  if (leaving.length > 0) {
+    await waitForAnswer(engine, gateway, service, {absent, clock: options.clock})
+    await options.clock.sleep(LEAVE_SETTLE_MS)
+  }
+
+  return warnings
+}
