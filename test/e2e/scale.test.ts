@@ -431,6 +431,13 @@ describe('scale on a running stack', () => {
     expect(JSON.parse(up.stdout)).toMatchObject({reloaded: false, services: [{service: 'web', from: 1, to: 2}]})
     expect(up.stderr).toContain(`Giving ${NAME}-web-2 the name web`)
     expect(await expectConsistent()).toBe(2)
+    // The aliases Compose v2 gives a replica ([container, service, short ID]), after the rejoin too.
+    for (const container of await webContainers()) {
+      const networks = (await docker.getContainer(container.Id).inspect()).NetworkSettings.Networks
+      expect(Object.values(networks).map((endpoint) => endpoint.Aliases)).toEqual([
+        [container.Names[0]!.slice(1), 'web', container.Id.slice(0, 12)],
+      ])
+    }
     const down = await cli(['scale', 'web=1'])
     expect(down.status, down.stderr).toBe(0)
     expect(down.stderr).toContain(`Taking the name web from ${NAME}-web-2`)
