@@ -166,6 +166,11 @@ export async function waitForAnswer(
   )
 }
 
+/** Does the container hold the service name on any of its networks (is it in the upstream)? */
+export async function holdsServiceName(engine: Engine, containerId: string, service: string): Promise<boolean> {
+  return Object.values(await engine.endpoints(containerId)).some((endpoint) => endpoint.aliases.includes(service))
+}
+
 /** The replica's address on the network it shares with the gateway (the one NGINX connects to). */
 export async function addressOf(engine: Engine, containerId: string): Promise<string[]> {
   return Object.values(await engine.endpoints(containerId))

@@ -11,7 +11,7 @@ import {startReplica, stopReplica, type Replica} from './replicas.js'
 import {changeGateway, GatewayChangeError} from './apply.js'
 import {drainWorkers, type GatewayRef, type ReloadResult} from './nginx.js'
 import {followsDns, readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
-import {moveServiceName, withoutServiceAlias} from './dns-upstream.js'
+import {holdsServiceName, moveServiceName, withoutServiceAlias} from './dns-upstream.js'
 
 /**
  * `up` on a running stack whose Django replicas changed (new code, new settings, a new count): the
@@ -71,7 +71,11 @@ class RolloutSession {
     for (const change of this.request.services) {
       if (!followsDns(this.loaded, [change.spec.service])) continue
       this.byDns.add(change.spec.service)
-      if (!this.named.has(change.spec.service)) this.named.set(change.spec.service, this.serving(change))
+      // From the engine, not assumed: a run that stopped half-way may have left a replica without it.
+      const named: string[] = []
+      for (const container of [...change.keep, ...change.replace.map((item) => item.existing), ...change.retire])
+        if (await holdsServiceName(this.engine, container.id, change.spec.service)) named.push(container.name)
+      if (!this.named.has(change.spec.service)) this.named.set(change.spec.service, named)
     }
   }
 

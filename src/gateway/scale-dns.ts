@@ -7,7 +7,14 @@ import {MANIFEST_FILE} from '../manifest/load.js'
 import type {StackSpec} from '../manifest/stack.js'
 import type {Progress} from '../util/progress.js'
 import type {Clock} from '../util/retry.js'
-import {addressOf, JOIN_SETTLE_MS, LEAVE_SETTLE_MS, setServiceAlias, waitForAnswer} from './dns-upstream.js'
+import {
+  addressOf,
+  holdsServiceName,
+  JOIN_SETTLE_MS,
+  LEAVE_SETTLE_MS,
+  setServiceAlias,
+  waitForAnswer,
+} from './dns-upstream.js'
 import type {GatewayRef} from './nginx.js'
 import {saveReplicaCounts} from './replica-counts.js'
 import {stopReplica, type Replica} from './replicas.js'
@@ -53,23 +60,30 @@ export async function scaleByDns(request: DnsScaleRequest): Promise<ScaleResult>
   for (const container of leaving) leavingAddresses.set(container.id, await addressOf(engine, container.id))
   const unnamed: ContainerState[] = []
 
+  // Kept replicas that lack the name (a run that stopped half-way) get it back with the new ones.
+  const joining: Replica[] = [...created]
+  for (const plan of plans)
+    for (const kept of plan.keep)
+      if (!(await holdsServiceName(engine, kept.id, plan.spec.service)))
+        joining.push({id: kept.id, name: kept.name, service: plan.spec.service, number: replicaNumber(kept)})
+
   try {
-    for (const replica of [...created].sort((a, b) => a.number - b.number)) {
+    for (const replica of [...joining].sort((a, b) => a.number - b.number)) {
       progress(`Giving ${replica.name} the name ${replica.service}: the gateway sends it requests from now on`)
       const change = await setServiceAlias(engine, replica, replica.service, true)
       if (change.moved) warnings.push(change.moved)
     }
 
     for (const plan of plans) {
-      const joining = created.filter((replica) => replica.service === plan.spec.service)
-      if (joining.length === 0) continue
-      const present = await Promise.all(joining.map((replica) => addressOf(engine, replica.id)))
+      const mine = joining.filter((replica) => replica.service === plan.spec.service)
+      if (mine.length === 0) continue
+      const present = await Promise.all(mine.map((replica) => addressOf(engine, replica.id)))
       await waitForAnswer(engine, gateway, plan.spec.service, {present, clock})
-      progress(`The gateway's DNS answer for ${plan.spec.service} holds ${joining.map((r) => r.name).join(', ')}`)
+      progress(`The gateway's DNS answer for ${plan.spec.service} holds ${mine.map((r) => r.name).join(', ')}`)
     }
 
     // NGINX's cached answer (valid=1s) still lacks them for up to a second; let it expire.
-    if (created.length > 0) await clock.sleep(JOIN_SETTLE_MS)
+    if (joining.length > 0) await clock.sleep(JOIN_SETTLE_MS)
 
     for (const container of leaving) {
       const service = container.labels[LABELS.service] ?? ''
@@ -148,7 +162,7 @@ export async function scaleByDns(request: DnsScaleRequest): Promise<ScaleResult>
   })
   return {
     project: request.stack.project,
-    changed: created.length > 0 || removed.length > 0 || plans.some((plan) => plan.replace.length > 0),
+    changed: joining.length > 0 || removed.length > 0 || plans.some((plan) => plan.replace.length > 0),
     manifestOnly: false,
     services,
     reloaded: false,

@@ -68,6 +68,17 @@ describe('scale on the resolve form (no reload)', () => {
     expect(readFileSync(join(dir, 'gateway.yaml')).equals(yaml)).toBe(true)
   })
 
+  it('a kept replica left without the name (a run stopped half-way) gets it back', async () => {
+    const {engine, dir, manifest, options} = await runningStack(2, 'dns')
+    const web2 = engine.byName('demo-web-2').id
+    for (const endpoint of Object.values(engine.endpointsOf.get(web2)!))
+      endpoint.aliases = endpoint.aliases.filter((alias) => alias !== 'web')
+    const result = await scaleServices(dir, manifest, {web: 2}, options())
+    expect(webAliases(engine, 'demo-web-2')).toEqual([['demo-web-2', 'web']])
+    expect(result.changed).toBe(true)
+    expect(engine.calls.filter((call) => call.startsWith('create') || call.startsWith('stop'))).toEqual([])
+  })
+
   it('aliasesWith: Compose order [container, service, ...], without the engine-added short ID', () => {
     const id = 'abcdef0123456789'
     expect(aliasesWith(['demo-web-2', 'abcdef012345'], id, 'web', true)).toEqual(['demo-web-2', 'web'])
