@@ -15,11 +15,11 @@ export default class Scale extends ProjectCommand {
   static override enableJsonFlag = true
   static override summary =
     'Set the number of replicas of Django services and update the NGINX upstream without dropping requests.'
-  static override description = `Scale up: starts the new replicas (same labels, names and configuration as \`up\`), waits until they are healthy, lists them in gateway/conf.d/upstreams.conf, runs \`nginx -t\` in the gateway and reloads NGINX gracefully, then confirms the reload (new worker processes, no [emerg]/[alert] in the error log, the gateway's stderr).
+  static override description = `On NGINX 1.27.3 and later (upstreams.conf says \`server web:8000 resolve\`), NGINX is never reloaded: NGINX follows Docker's DNS for the service name. Scale up: starts the new replicas (same labels, names and configuration as \`up\`) without the service name, waits until they are healthy, gives them the name and waits until the gateway's DNS answer holds them. Scale down: the leaving replicas lose the name first, the gateway's DNS answer drops them, NGINX's cached answer and idle connections run out (about 6 s), then they get SIGTERM (Gunicorn's graceful shutdown), highest number first.
 
-Scale down: the leaving replicas leave the upstream first (rewrite, test, reload), the old NGINX workers finish their requests, then the replicas get SIGTERM (Gunicorn's graceful shutdown), highest number first.
+On older NGINX (upstreams.conf lists replicas by container name): scale up lists the new replicas in upstreams.conf, runs \`nginx -t\` in the gateway and reloads NGINX gracefully, then confirms the reload (new worker processes, no [emerg]/[alert] in the error log, the gateway's stderr); scale down takes them out the same way, lets the old NGINX workers finish their requests, then stops them.
 
-If a step fails, upstreams.conf is restored, the replicas this run created are removed, the gateway keeps serving, and the command exits 1 with the reason. The new count is saved in gateway.yaml once the gateway serves it, so \`up\` after \`down\` starts the same number. At most ${MAX_REPLICAS} replicas per service. One scale at a time per project: another one fails with "the project is busy", or waits with --wait-lock SECONDS.
+If a step fails, the gateway keeps serving what it served (upstreams.conf restored, or the service name given back), the replicas this run created are removed, the gateway keeps serving, and the command exits 1 with the reason. The new count is saved in gateway.yaml once the gateway serves it, so \`up\` after \`down\` starts the same number. At most ${MAX_REPLICAS} replicas per service. One scale at a time per project: another one fails with "the project is busy", or waits with --wait-lock SECONDS.
 
 The stack must be running; to set the count for the next \`up\` instead, use --manifest-only.`
 

@@ -6,6 +6,7 @@ import {DEFAULT_UP_TIMEOUT_MS, upStack} from '../docker/up.js'
 import {planUp} from '../docker/up-plan.js'
 import {applyPendingReload, upLoadedGatewayFiles} from '../project/rerender.js'
 import {rollOutReplicas} from '../gateway/rollout.js'
+import {fitUpstreamsToNginx} from '../gateway/upstream-form.js'
 import {withProjectLock} from '../util/lock.js'
 import {ProjectCommand} from './base.js'
 
@@ -56,6 +57,7 @@ export default class Up extends ProjectCommand {
             onProgress,
             signal,
             rollout: rollOutReplicas,
+            fitUpstreams: (engine, image) => fitUpstreamsToNginx(engine, flags.dir, manifest, image),
           })
           return {
             ...up,

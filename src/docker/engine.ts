@@ -3,6 +3,7 @@ import {Readable} from 'node:stream'
 import Docker from 'dockerode'
 
 import {EngineUnavailableError, OperationError} from '../errors.js'
+import {unavailableError} from './engine-errors.js'
 import {retryUntil, WaitTimeoutError, withTimeout} from '../util/retry.js'
 import {demuxToBuffers} from './demux.js'
 import type {Progress} from '../util/progress.js'
@@ -48,6 +49,14 @@ export interface NetworkState {
   id: string
   name: string
   labels: Labels
+}
+
+/** A container's place on one network, as inspect shows it. */
+export interface EndpointState {
+  /** The DNS names it answers to there (the engine adds the short container ID itself). */
+  aliases: string[]
+  ipv4: string
+  mac: string
 }
 
 export interface NetworkOptions {
@@ -105,6 +114,10 @@ export interface Engine {
   createNetwork(name: string, labels: Labels, options?: NetworkOptions): Promise<string>
   /** Connect a created container to one more network (engines before API 1.44 take one at create). */
   connectNetwork(network: string, containerId: string, endpoint: Docker.EndpointSettings): Promise<void>
+  /** Take a container off a network (it keeps running); its established connections wait for a reconnect. */
+  disconnectNetwork(network: string, containerId: string): Promise<void>
+  /** The container's endpoint on each network it is on, by network name. */
+  endpoints(containerId: string): Promise<Record<string, EndpointState>>
   removeNetwork(id: string): Promise<void>
   volumes(labels: Labels): Promise<Array<{name: string; labels: Labels}>>
   removeVolume(name: string): Promise<void>
@@ -135,39 +148,8 @@ function describeEndpoint(env: NodeJS.ProcessEnv = process.env): string {
   return env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
 }
 
-/** Turn a failed connection into one line that says what and what to do. */
-export function unavailableError(error: unknown, endpoint: string): EngineUnavailableError | undefined {
-  const code = (error as NodeJS.ErrnoException).code
-  const fromEnv = process.env.DOCKER_HOST !== undefined
-  const where = `${endpoint}${fromEnv ? ' (from DOCKER_HOST)' : ''}`
-  const orHost = fromEnv ? ', or correct DOCKER_HOST' : ', or set DOCKER_HOST to where it listens'
-  const line = (text: string) => new EngineUnavailableError(text, {cause: error})
-  switch (code) {
-    case 'ENOENT':
-      return line(
-        `Cannot reach the Docker engine: no socket at ${where}. Start it (\`sudo systemctl start docker\` or \`sudo dockerd &\`)${orHost}.`,
-      )
-    case 'EACCES':
-    case 'EPERM':
-      return line(
-        `Cannot use the Docker engine: permission denied on ${where}. Add your user to the docker group (\`sudo usermod -aG docker $USER\`, then log in again) or run with sudo.`,
-      )
-    case 'ECONNREFUSED':
-    case 'ECONNRESET':
-      return line(`Cannot reach the Docker engine: ${where} refused the connection. Start dockerd${orHost}.`)
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return line(
-        `Cannot reach the Docker engine: the host in ${where} does not resolve${fromEnv ? '. Correct DOCKER_HOST' : ''}.`,
-      )
-    case 'ETIMEDOUT':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return line(`Cannot reach the Docker engine at ${where} (${code}). Check that dockerd runs there${orHost}.`)
-    default:
-      return undefined
-  }
-}
+// unavailableError lives in engine-errors.ts; swarm/connect.ts and tests import it from here.
+export {unavailableError} from './engine-errors.js'
 
 function toContainerState(info: Docker.ContainerInspectInfo): ContainerState {
   const ports: string[] = []
@@ -383,6 +365,20 @@ export class DockerodeEngine implements Engine {
 
   async connectNetwork(network: string, containerId: string, endpoint: Docker.EndpointSettings): Promise<void> {
     await this.docker.getNetwork(network).connect({Container: containerId, EndpointConfig: endpoint})
+  }
+
+  async disconnectNetwork(network: string, containerId: string): Promise<void> {
+    await this.docker.getNetwork(network).disconnect({Container: containerId})
+  }
+
+  async endpoints(containerId: string): Promise<Record<string, EndpointState>> {
+    const networks = (await this.docker.getContainer(containerId).inspect()).NetworkSettings?.Networks ?? {}
+    return Object.fromEntries(
+      Object.entries(networks).map(([name, settings]) => [
+        name,
+        {aliases: settings.Aliases ?? [], ipv4: settings.IPAddress ?? '', mac: settings.MacAddress ?? ''},
+      ]),
+    )
   }
 
   async removeNetwork(id: string): Promise<void> {

@@ -7,7 +7,7 @@ import {composeObject} from '../render/compose.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {replicaNumber} from './containers.js'
 import {stackEndpoints} from './endpoints.js'
-import {connectEngine, engineFailure, engineMessage, type StackOptions} from './engine.js'
+import {connectEngine, engineFailure, engineMessage, type Engine, type StackOptions} from './engine.js'
 import {waitAllHealthy, type AwaitedContainer} from './health.js'
 import {buildImage, type BuiltImage} from './images.js'
 import {checkPorts, startError} from './ports.js'
@@ -49,6 +49,11 @@ export interface UpOptions extends StackOptions {
    * Without it, `up` stops and recreates changed replicas in place, as Compose does.
    */
   rollout?: Rollout
+  /**
+   * Called once the gateway image is on this machine, before any container starts: the gateway
+   * layer's check that upstreams.conf is a form its NGINX loads. Returns a note for the output.
+   */
+  fitUpstreams?: (engine: Engine, gatewayImage: string) => Promise<string | undefined>
 }
 
 export interface UpResult {
@@ -149,6 +154,9 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   }
 
   checkpoint()
+  const gatewayImage = stack.services.find((spec) => spec.role === 'gateway')?.image
+  const fitted = gatewayImage && options.fitUpstreams ? await options.fitUpstreams(engine, gatewayImage) : undefined
+  if (fitted) progress(fitted)
 
   const imageIds = Object.fromEntries(images.map((image) => [image.service, image.id]))
   const context: ProjectContext = {

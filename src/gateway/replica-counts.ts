@@ -7,12 +7,19 @@ import type {ContainerState} from '../docker/engine.js'
 import {UsageError} from '../errors.js'
 import {MANIFEST_FILE, parseManifest} from '../manifest/load.js'
 import type {Manifest} from '../manifest/schema.js'
+import {upstreamName} from '../manifest/model.js'
 import {PROJECT_PATHS, replicaNames} from '../manifest/stack.js'
 import {readFileIfExists, writeFileAtomic} from '../util/files.js'
 import type {Clock} from '../util/retry.js'
 import type {ScaleResult} from './scale-result.js'
 import {describeTargets, type ScaleTargets} from './targets.js'
-import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, writeUpstreamsFile} from './upstreams.js'
+import {
+  readUpstreamsFile,
+  renderUpstreamsWith,
+  resolvingUpstreams,
+  upstreamHosts,
+  writeUpstreamsFile,
+} from './upstreams.js'
 import type {Progress} from '../util/progress.js'
 
 /** The replica counts `scale` saves: gateway.yaml, docker-compose.yml to match, and (--manifest-only) upstreams.conf. */
@@ -80,8 +87,12 @@ export async function scaleManifestOnly(
   }
 
   const current = await readUpstreamsFile(root)
+  // A service that follows DNS keeps its one `server web:8000 resolve`: every replica `up` starts holds the name.
+  const resolving = current === undefined ? new Set<string>() : resolvingUpstreams(current.toString('utf8'))
   const changes = Object.fromEntries(
-    Object.entries(targets).map(([service, count]) => [service, replicaNames(manifest, service, count)]),
+    Object.entries(targets)
+      .filter(([service]) => !resolving.has(upstreamName(service)))
+      .map(([service, count]) => [service, replicaNames(manifest, service, count)]),
   )
   const text = await renderUpstreamsWith(manifest, upstreamHosts(manifest, current?.toString('utf8')), changes)
   const saved = await saveReplicaCounts(root, targets)
@@ -99,7 +110,7 @@ export async function scaleManifestOnly(
       to: replicasOf(saved, service) || count,
       added: [],
       removed: [],
-      upstream: changes[service] ?? [],
+      upstream: changes[service] ?? [service],
     })),
     reloaded: false,
     warnings: [],

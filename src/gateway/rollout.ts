@@ -10,7 +10,8 @@ import {PROJECT_PATHS} from '../manifest/stack.js'
 import {startReplica, stopReplica, type Replica} from './replicas.js'
 import {changeGateway, GatewayChangeError} from './apply.js'
 import {drainWorkers, type GatewayRef, type ReloadResult} from './nginx.js'
-import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
+import {followsDns, readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
+import {holdsServiceName, moveServiceName, withoutServiceAlias} from './dns-upstream.js'
 
 /**
  * `up` on a running stack whose Django replicas changed (new code, new settings, a new count): the
@@ -26,7 +27,11 @@ import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} fr
  *    the new configuration and waited for; the next upstream step takes it back in and takes the next
  *    one out. The last step takes the extra replica out, which is then stopped.
  *
- * One reload per replica replaced, plus one. Serving capacity never drops below the replicas that ran.
+ * When upstreams.conf follows DNS (`server web:8000 resolve`), each upstream step moves the service
+ * name's alias instead (dns-upstream.ts): the new replica gets it once healthy and is seen in the
+ * gateway's DNS answer, the old one loses it and its connections run out before SIGTERM. No reload.
+ *
+ * Otherwise one reload per replica replaced, plus one. Serving capacity never drops below the replicas that ran.
  * If a step fails, the gateway keeps the last upstream that loaded, the error says which replicas run
  * which configuration, and `up` run again carries on from there.
  */
@@ -43,6 +48,10 @@ class RolloutSession {
   readonly rows: UpContainer[] = []
   /** Containers this run started: the ones on the new configuration. */
   readonly fresh = new Set<string>()
+  /** Services whose upstream follows DNS (`resolve`): they change by the name's alias, never a reload. */
+  private byDns = new Set<string>()
+  /** On the DNS path: the replicas holding each service's name now. */
+  private named = new Map<string, string[]>()
 
   constructor(private readonly request: RolloutRequest) {
     this.gateway = {id: request.gateway.id, name: request.gateway.name}
@@ -59,6 +68,15 @@ class RolloutSession {
   async load(): Promise<void> {
     this.loaded = (await readUpstreamsFile(this.request.dir))?.toString('utf8')
     this.upstreams = upstreamHosts(this.request.manifest, this.loaded)
+    for (const change of this.request.services) {
+      if (!followsDns(this.loaded, [change.spec.service])) continue
+      this.byDns.add(change.spec.service)
+      // From the engine, not assumed: a run that stopped half-way may have left a replica without it.
+      const named: string[] = []
+      for (const container of [...change.keep, ...change.replace.map((item) => item.existing), ...change.retire])
+        if (await holdsServiceName(this.engine, container.id, change.spec.service)) named.push(container.name)
+      if (!this.named.has(change.spec.service)) this.named.set(change.spec.service, named)
+    }
   }
 
   /** Who serves `service` now, by container name (the service-name form means every running replica). */
@@ -72,7 +90,25 @@ class RolloutSession {
 
   /** Point the service's upstream at `members` (one gateway change: write, `nginx -t`, confirmed reload), then drain the old workers. */
   async route(manifest: Manifest, service: string, members: string[]): Promise<void> {
-    const text = await renderUpstreamsWith(manifest, this.upstreams, {[service]: members})
+    if (this.byDns.has(service)) {
+      this.progress(`Gateway: ${service} -> ${members.join(', ')} (by DNS, no reload)`)
+      const warnings = await moveServiceName(
+        this.engine,
+        this.gateway,
+        service,
+        this.named.get(service) ?? [],
+        members,
+        {
+          clock: this.request.clock,
+          progress: (message) => this.progress(message),
+        },
+      )
+      this.named.set(service, members)
+      for (const warning of warnings) this.progress(`Warning: ${warning}`)
+      return
+    }
+
+    const text = await renderUpstreamsWith(manifest, this.upstreams, {[service]: members}, 'reload')
     if (text === this.loaded) return
     this.progress(`Gateway: ${service} -> ${members.join(', ')}`)
     let reload: ReloadResult | undefined
@@ -105,7 +141,15 @@ class RolloutSession {
     try {
       for (const want of desired) {
         this.fresh.add(want.name)
-        await startReplica(this.engine, want, this.request.manifest.name, (message) => this.progress(message), started)
+        // On the DNS path a new replica gets the service name only once healthy (route).
+        const desired = this.byDns.has(change.spec.service) ? withoutServiceAlias(want) : want
+        await startReplica(
+          this.engine,
+          desired,
+          this.request.manifest.name,
+          (message) => this.progress(message),
+          started,
+        )
       }
 
       this.progress(

@@ -28,11 +28,17 @@ import {planService} from './scale-plan.js'
 import type {ScaleResult, ServiceScale} from './scale-result.js'
 import {describeTargets, type ScaleTargets} from './targets.js'
 import {startReplica, stopReplica, type Replica} from './replicas.js'
-import {readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
+import {followsDns, readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
+import {withoutServiceAlias} from './dns-upstream.js'
+import {scaleByDns} from './scale-dns.js'
 import type {Progress} from '../util/progress.js'
 
 /**
  * `scale web=N`: replicas in and out of the NGINX upstream without a failed request.
+ *
+ * When upstreams.conf is in the resolve form (`server web:8000 resolve`, NGINX >= 1.27.3) replicas
+ * join and leave through the service name's DNS alias, with no reload: see scale-dns.ts. Otherwise
+ * (older NGINX, or a file listing containers) the reload path below:
  *
  * Up: create and start the new replicas exactly as `up` does, wait until healthy, list them in
  * upstreams.conf, `nginx -t`, reload, confirm. Down: the leaving replicas leave the upstream first
@@ -171,6 +177,8 @@ async function scaleLocked(
   const previousText = previous?.toString('utf8')
   const current = upstreamHosts(manifest, previousText)
   const created: Replica[] = []
+  // The file decides the path: servers with `resolve` follow DNS (no reload); any other form reloads.
+  const byDns = followsDns(previousText, Object.keys(targets))
   const retryHint = `Fix the cause above and run \`create-gateway scale ${describeTargets(targets)}\` again; \`create-gateway logs SERVICE\` shows a replica's output.`
 
   // ---- 1. new replicas, created exactly as `up` creates them, then healthy --------------------------
@@ -209,8 +217,10 @@ async function scaleLocked(
       }
 
       for (const number of plan.create) {
+        const desired = desiredContainer(plan.spec, number, context)
+        // On the DNS path a new replica gets the service name only once healthy (scale-dns.ts).
         toWait.push(
-          await startReplica(engine, desiredContainer(plan.spec, number, context), stack.project, progress, created),
+          await startReplica(engine, byDns ? withoutServiceAlias(desired) : desired, stack.project, progress, created),
         )
       }
 
@@ -241,7 +251,23 @@ async function scaleLocked(
     throw withRollbackNote(error, notes, retryHint)
   }
 
-  // ---- 2. the new upstream -------------------------------------------------------------------------
+  if (byDns)
+    return scaleByDns({
+      engine,
+      root,
+      stack,
+      targets,
+      plans,
+      created,
+      gateway: gatewayRef,
+      clock,
+      started,
+      progress,
+      warnings,
+      fail: (error, notes) => withRollbackNote(error, notes, retryHint),
+    })
+
+  // ---- 2. the new upstream (the reload path) -------------------------------------------------------
   const changes: Record<string, string[]> = {}
   const served: Record<string, string[]> = {}
   for (const plan of plans) {
@@ -275,7 +301,7 @@ async function scaleLocked(
 
   let text: string
   try {
-    text = await renderUpstreamsWith(manifest, current, changes)
+    text = await renderUpstreamsWith(manifest, current, changes, 'reload')
   } catch (error) {
     const removed = await removeQuietly(engine, created)
     throw withRollbackNote(

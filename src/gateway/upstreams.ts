@@ -4,6 +4,7 @@ import {djangoServices, upstreamName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {renderUpstreams} from '../render/gateway.js'
+import type {UpstreamForm} from '../render/nginx-version.js'
 import {readFileIfExists, writeFileAtomic} from '../util/files.js'
 
 /**
@@ -24,6 +25,29 @@ export function parseUpstreams(text: string): Record<string, string[]> {
   }
 
   return upstreams
+}
+
+/**
+ * The upstreams whose servers carry `resolve` (NGINX follows Docker's DNS for them): `scale` and `up`
+ * change their replicas through the service name's DNS alias, with no reload. Any other upstream
+ * (the reload form, or a file rewritten by hand to list containers) goes the reload way.
+ */
+export function resolvingUpstreams(text: string): Set<string> {
+  const resolving = new Set<string>()
+  const withoutComments = text.replace(/#[^\n]*/g, '')
+  for (const block of withoutComments.matchAll(/upstream\s+([A-Za-z0-9_]+)\s*\{([^}]*)\}/g)) {
+    const servers = [...(block[2] ?? '').matchAll(/(?:^|[;{\s])server\s+([^;]*);/g)].map((match) => match[1] ?? '')
+    if (servers.length > 0 && servers.every((server) => /\sresolve(\s|$)/.test(server))) resolving.add(block[1] ?? '')
+  }
+
+  return resolving
+}
+
+/** Does the file route every one of `services` through DNS (the reload-free path of scale and up)? */
+export function followsDns(text: string | undefined, services: readonly string[]): boolean {
+  if (text === undefined) return false
+  const resolving = resolvingUpstreams(text)
+  return services.length > 0 && services.every((service) => resolving.has(upstreamName(service)))
 }
 
 export function upstreamsPath(dir: string): string {
@@ -64,6 +88,7 @@ export async function renderUpstreamsWith(
   manifest: Manifest,
   current: Record<string, string[]>,
   changes: Record<string, string[]>,
+  form?: UpstreamForm,
 ): Promise<string> {
   const replicas: Record<string, string[]> = {}
   for (const service of djangoServices(manifest)) {
@@ -72,7 +97,7 @@ export async function renderUpstreamsWith(
     replicas[service.name] = own(changes) ?? own(current) ?? [service.name]
   }
 
-  return renderUpstreams(manifest, replicas)
+  return renderUpstreams(manifest, replicas, form)
 }
 
 export async function writeUpstreamsFile(dir: string, content: string | Buffer): Promise<void> {

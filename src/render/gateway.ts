@@ -11,6 +11,7 @@ import {
   METRICS_STUB_STATUS_PATH,
   PROJECT_PATHS,
 } from '../manifest/stack.js'
+import {upstreamFormFor, type UpstreamForm} from './nginx-version.js'
 import {renderTemplate, type PlannedFile} from './plan.js'
 
 /**
@@ -30,6 +31,12 @@ export const MOZILLA_INTERMEDIATE_CIPHERS =
 
 /** Guideline 6.0's key exchange groups, for OpenSSL >= 3.5 (the official nginx image has 3.5). */
 export const MOZILLA_INTERMEDIATE_GROUPS = 'X25519MLKEM768:X25519:prime256v1:secp384r1'
+
+/**
+ * Docker's embedded DNS, asked again every second: a replica given or denied the service name is
+ * picked up or dropped within about a second, with no reload.
+ */
+export const UPSTREAM_RESOLVER = '127.0.0.11 valid=1s ipv6=off'
 
 /** Upstream health and pooling, shared by every Django upstream. */
 export const UPSTREAM_SERVER_PARAMS = 'max_fails=3 fail_timeout=10s'
@@ -337,10 +344,16 @@ function clusterServiceDns(cluster: ClusterTarget, service: string, port: number
 }
 
 /**
- * gateway/conf.d/upstreams.conf alone: `scale` rewrites it with the replicas that are actually serving,
- * tests it and reloads NGINX, so it holds nothing else.
+ * gateway/conf.d/upstreams.conf alone. A service listed by its own name gets the `form` the gateway's
+ * NGINX takes (by default, what its image tag says: render/nginx-version.ts): `resolve` follows Docker's
+ * DNS with no reload. A service listed by replica container names (the reload form, which `scale` keeps
+ * for older NGINX) is written as listed.
  */
-export async function renderUpstreams(manifest: Manifest, replicas: Record<string, string[]> = {}): Promise<string> {
+export async function renderUpstreams(
+  manifest: Manifest,
+  replicas: Record<string, string[]> = {},
+  form: UpstreamForm = upstreamFormFor(manifest.images.nginx),
+): Promise<string> {
   const upstreams = djangoServices(manifest).map((service) => {
     // Before any `scale`, the service name: Docker's DNS resolves it to every replica, and NGINX makes
     // one server of each address. Compose v1 (`<project>_web_1`), Compose v2 and `up` (`<project>-web-1`)
@@ -363,9 +376,14 @@ export async function renderUpstreams(manifest: Manifest, replicas: Record<strin
       name: upstreamName(service.name),
       service: service.name,
       servers: hosts.map((host) => `${host}:${service.port}`),
+      resolve: form === 'resolve' && hosts.length === 1 && hosts[0] === service.name,
     }
   })
-  return renderTemplate('gateway/conf.d/upstreams.conf.ejs', {upstreams, serverParams: UPSTREAM_SERVER_PARAMS})
+  return renderTemplate('gateway/conf.d/upstreams.conf.ejs', {
+    upstreams,
+    serverParams: UPSTREAM_SERVER_PARAMS,
+    resolver: UPSTREAM_RESOLVER,
+  })
 }
 
 /**

@@ -2,6 +2,11 @@ import {existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {join} from 'node:path'
 
+import {DockerodeEngine} from '../../src/docker/engine.js'
+import {gatewayAnswer, setServiceAlias} from '../../src/gateway/dns-upstream.js'
+import {probeGateway} from '../../src/gateway/nginx.js'
+import {loadManifest} from '../../src/manifest/load.js'
+import {renderUpstreams} from '../../src/render/gateway.js'
 import {acquireProjectLock, LOCK_FILE} from '../../src/util/lock.js'
 import {retryUntil} from '../../src/util/retry.js'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -91,10 +96,55 @@ async function expectConsistent(): Promise<number> {
     JSON.stringify(web.map((c) => c.Status)),
   ).toBe(true)
   expect(names).toEqual(Array.from({length: names.length}, (_, index) => `${NAME}-web-${index + 1}`))
-  expect(upstreamServers()).toEqual(names)
+  if (resolveForm()) {
+    // The resolve form: one `server web:8000 resolve`; the gateway's DNS answer holds exactly the replicas.
+    expect(upstreamServers()).toEqual(['web'])
+    expect(await gatewayAnswer(ENGINE, await gatewayRef(), 'web')).toEqual(
+      web.map((container) => Object.values(container.NetworkSettings.Networks)[0]!.IPAddress).sort(),
+    )
+  } else {
+    expect(upstreamServers()).toEqual(names)
+  }
+
   expect(savedReplicas()).toBe(names.length)
   expect(existsSync(join(DIR, '.create-gateway.lock'))).toBe(false)
   return names.length
+}
+
+// ---- the DNS (resolve) path and the reload path: helpers -------------------------------------------
+
+const ENGINE = new DockerodeEngine(docker)
+
+function resolveForm(): boolean {
+  return /^\s*server web:8000 resolve /m.test(readFileSync(UPSTREAMS, 'utf8'))
+}
+
+async function gatewayRef(): Promise<{id: string; name: string}> {
+  const gateway = (await projectContainers(NAME)).find(
+    (container) => container.Labels['com.docker.compose.service'] === 'gateway',
+  )!
+  return {id: gateway.Id, name: gateway.Names[0]!.slice(1)}
+}
+
+/** NGINX's master and worker PIDs: a reload gives new workers. */
+async function nginxProcesses(): Promise<{master?: number; workers: number[]}> {
+  const snapshot = await probeGateway(ENGINE, await gatewayRef())
+  return {master: snapshot.master, workers: snapshot.workers}
+}
+
+/** upstreams.conf in the given form (classic: by container name, no resolve), loaded by a reload. */
+async function useUpstreamsForm(form: 'classic' | 'resolve'): Promise<void> {
+  const manifest = await loadManifest(DIR)
+  const web = (await webContainers()).map((container) => container.Names[0]!.slice(1)).sort()
+  writeFileSync(
+    UPSTREAMS,
+    form === 'classic'
+      ? await renderUpstreams(manifest, {web}, 'reload')
+      : await renderUpstreams(manifest, {}, 'resolve'),
+  )
+  const reload = await ENGINE.exec((await gatewayRef()).id, ['nginx', '-s', 'reload'])
+  expect(reload.exitCode, reload.stderr).toBe(0)
+  await sleep(1_000)
 }
 
 interface Load {
@@ -301,7 +351,9 @@ describe('scale on a running stack', () => {
     expect(await expectConsistent()).toBe(1)
   }, 600_000)
 
-  it('a broken gateway config: exit 1 with the nginx -t output, upstream byte-identical, gateway still answers, no container left', async () => {
+  it('the reload path, with upstreams.conf in the classic form (container names, no resolve): a broken gateway config gives exit 1 with the nginx -t output, upstream byte-identical, gateway still answers, no container left; a good one reloads', async () => {
+    // What a bench (or NGINX before 1.27.3) runs: scale and up pick the reload path from the file.
+    await useUpstreamsForm('classic')
     const before = {
       upstreams: readFileSync(UPSTREAMS),
       manifest: readFileSync(join(DIR, 'gateway.yaml')),
@@ -326,7 +378,88 @@ describe('scale on a running stack', () => {
     }
 
     expect(await expectConsistent()).toBe(1)
+    try {
+      const workers = (await nginxProcesses()).workers
+      const scaled = await cli(['scale', 'web=2'])
+      expect(scaled.status, scaled.stderr).toBe(0)
+      expect(scaled.stdout).toContain('NGINX reloaded')
+      expect((await nginxProcesses()).workers.some((pid) => workers.includes(pid))).toBe(false)
+      expect(await expectConsistent()).toBe(2)
+      expect((await cli(['scale', 'web=1'])).status).toBe(0)
+      expect(await expectConsistent()).toBe(1)
+    } finally {
+      await useUpstreamsForm('resolve')
+    }
+
+    expect(await expectConsistent()).toBe(1)
   }, 300_000)
+
+  it('the resolve form: scale 1 -> 2 -> 1 never reloads NGINX (same master and worker PIDs), upstreams.conf untouched, the DNS answer follows', async () => {
+    expect(resolveForm()).toBe(true)
+    const before = {nginx: await nginxProcesses(), upstreams: readFileSync(UPSTREAMS)}
+    expect(before.nginx.workers.length).toBeGreaterThan(0)
+    const up = await cli(['scale', 'web=2', '--json'])
+    expect(up.status, up.stderr).toBe(0)
+    expect(JSON.parse(up.stdout)).toMatchObject({reloaded: false, services: [{service: 'web', from: 1, to: 2}]})
+    expect(up.stderr).toContain(`Giving ${NAME}-web-2 the name web`)
+    expect(await expectConsistent()).toBe(2)
+    // The aliases Compose v2 gives a replica ([container, service, short ID]), after the rejoin too.
+    for (const container of await webContainers()) {
+      const networks = (await docker.getContainer(container.Id).inspect()).NetworkSettings.Networks
+      expect(Object.values(networks).map((endpoint) => endpoint.Aliases)).toEqual([
+        [container.Names[0]!.slice(1), 'web', container.Id.slice(0, 12)],
+      ])
+    }
+    const down = await cli(['scale', 'web=1'])
+    expect(down.status, down.stderr).toBe(0)
+    expect(down.stderr).toContain(`Taking the name web from ${NAME}-web-2`)
+    // The name goes before SIGTERM does.
+    expect(down.stderr.indexOf('Taking the name web')).toBeLessThan(down.stderr.indexOf(`Stopping ${NAME}-web-2`))
+    expect(await expectConsistent()).toBe(1)
+    expect(await nginxProcesses()).toEqual(before.nginx)
+    expect(readFileSync(UPSTREAMS).equals(before.upstreams)).toBe(true)
+  }, 300_000)
+
+  it('taking the service name away and giving it back keeps an open keep-alive connection to the replica working', async () => {
+    // A client on the project network holds one HTTP/1.1 connection to web-1 across the rejoin: the
+    // replica keeps its address and MAC, so TCP carries on (what NGINX's upstream connections rely on).
+    const [web1] = await webContainers()
+    const network = Object.keys(web1!.NetworkSettings.Networks)[0]!
+    const script = [
+      'import http.client, os, time',
+      `c = http.client.HTTPConnection('${NAME}-web-1', 8000, timeout=10)`,
+      "c.request('GET', '/healthz'); r = c.getresponse(); r.read()",
+      'first = (r.status, c.sock.getsockname())',
+      "while not os.path.exists('/tmp/go'): time.sleep(0.05)",
+      "c.request('GET', '/healthz'); r = c.getresponse(); r.read()",
+      "print('RESULT', first[0], r.status, first[1] == c.sock.getsockname(), flush=True)",
+    ].join('\n')
+    const client = await docker.createContainer({
+      Image: OFFLINE_IMAGES.python,
+      Entrypoint: ['python3', '-c', script],
+      Labels: {'dev.create-gateway.run-id': RUN_ID},
+      HostConfig: {NetworkMode: network},
+    })
+    try {
+      await client.start()
+      await sleep(1_000)
+      const replica = {id: web1!.Id, name: `${NAME}-web-1`}
+      const off = await setServiceAlias(ENGINE, replica, 'web', false)
+      expect(off.networks).toEqual([network])
+      expect(off.moved).toBeUndefined()
+      const on = await setServiceAlias(ENGINE, replica, 'web', true)
+      expect(on.moved).toBeUndefined()
+      const exec = await ENGINE.exec(client.id, ['touch', '/tmp/go'])
+      expect(exec.exitCode).toBe(0)
+      await client.wait()
+      const logs = (await client.logs({stdout: true, stderr: true})).toString('utf8')
+      expect(logs).toContain('RESULT 200 200 True')
+    } finally {
+      await client.remove({force: true})
+    }
+
+    expect(await expectConsistent()).toBe(1)
+  }, 120_000)
 
   it.each(
     [

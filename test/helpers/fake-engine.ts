@@ -5,6 +5,7 @@ import type Docker from 'dockerode'
 
 import type {
   ContainerState,
+  EndpointState,
   Engine,
   ExecResult,
   ImageState,
@@ -227,8 +228,11 @@ export class FakeEngine implements Engine {
         statusCode: 404,
         json: {message: `No such image: ${options.Image}`},
       })
+    const containerId = id()
+    for (const [network, endpoint] of Object.entries(options.NetworkingConfig?.EndpointsConfig ?? {}))
+      this.attach(containerId, network, endpoint)
     const container: FakeContainer = {
-      id: id(),
+      id: containerId,
       name,
       labels: {...options.Labels},
       image: options.Image!,
@@ -333,8 +337,30 @@ export class FakeEngine implements Engine {
     return network.id
   }
 
-  async connectNetwork(network: string, containerId: string, _endpoint: Docker.EndpointSettings): Promise<void> {
+  /** Each container's endpoints by network name, as create, connect and disconnect leave them. */
+  readonly endpointsOf = new Map<string, Record<string, EndpointState>>()
+  private nextAddress = 2
+
+  private attach(containerId: string, network: string, endpoint: Docker.EndpointSettings | undefined): void {
+    const endpoints = this.endpointsOf.get(containerId) ?? {}
+    const ipv4 = endpoint?.IPAMConfig?.IPv4Address || `172.30.0.${this.nextAddress++}`
+    endpoints[network] = {aliases: [...(endpoint?.Aliases ?? [])], ipv4, mac: endpoint?.MacAddress ?? ''}
+    this.endpointsOf.set(containerId, endpoints)
+  }
+
+  async connectNetwork(network: string, containerId: string, endpoint: Docker.EndpointSettings): Promise<void> {
     this.calls.push(`network connect ${network} ${containerId}`)
+    this.attach(containerId, network, endpoint)
+  }
+
+  async disconnectNetwork(network: string, containerId: string): Promise<void> {
+    this.calls.push(`network disconnect ${network} ${containerId}`)
+    delete this.endpointsOf.get(containerId)?.[network]
+  }
+
+  async endpoints(containerId: string): Promise<Record<string, EndpointState>> {
+    const container = this.byIdOrName(containerId)
+    return structuredClone(this.endpointsOf.get(container?.id ?? containerId) ?? {})
   }
 
   async removeNetwork(networkId: string): Promise<void> {
@@ -354,6 +380,13 @@ export class FakeEngine implements Engine {
   }
 
   /** Names of the containers that exist now. */
+  /** The container with this name (a test's own look, not an engine call). */
+  byName(name: string): ContainerState {
+    const container = this.byIdOrName(name)
+    if (!container) throw new Error(`no container ${name}`)
+    return container
+  }
+
   names(): string[] {
     return [...this.containersById.values()].map((container) => container.name).sort()
   }

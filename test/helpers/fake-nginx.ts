@@ -37,6 +37,21 @@ export class FakeNginxEngine extends FakeEngine {
   override async exec(id?: string, cmd: string[] = []): Promise<ExecResult> {
     const name = (await this.container(id!))!.name
     if (cmd[0] === 'sh') return {exitCode: 0, stdout: this.probe(), stderr: ''}
+    // Docker's DNS as the gateway asks it: the addresses of the endpoints holding the name.
+    if (cmd[0] === 'getent') {
+      this.calls.push(`exec ${cmd.join(' ')} ${name}`)
+      const addresses = [...this.endpointsOf.values()].flatMap((endpoints) =>
+        Object.values(endpoints)
+          .filter((endpoint) => endpoint.aliases.includes(cmd[2]!))
+          .map((endpoint) => endpoint.ipv4),
+      )
+      if (addresses.length === 0) return {exitCode: 2, stdout: '', stderr: ''}
+      return {
+        exitCode: 0,
+        stdout: addresses.map((address) => `${address}      STREAM ${cmd[2]}\n`).join(''),
+        stderr: '',
+      }
+    }
     this.calls.push(`exec ${cmd.join(' ')} ${name}`)
     this.beforeCommand?.(cmd)
     if (cmd.join(' ') === 'nginx -t') {
@@ -83,9 +98,14 @@ export class FakeNginxEngine extends FakeEngine {
 /**
  * A running stack of `replicas` web replicas. `upstreams` is the upstreams.conf it starts from:
  * `replicas` lists each web replica by container name (as `scale` writes it), `service` names the
- * service (`server web:8000`, as `init` writes it). `api` adds a second Django service.
+ * service (`server web:8000`, as `init` writes it for NGINX before 1.27.3): both take the reload path.
+ * `dns` is the resolve form `init` writes for a current NGINX. `api` adds a second Django service.
  */
-export async function runningStack(replicas: number, upstreams: 'replicas' | 'service', api?: {replicas: number}) {
+export async function runningStack(
+  replicas: number,
+  upstreams: 'replicas' | 'service' | 'dns',
+  api?: {replicas: number},
+) {
   const engine = new FakeNginxEngine(IMAGES)
   const manifest = testManifest({
     services: {
@@ -101,7 +121,9 @@ export async function runningStack(replicas: number, upstreams: 'replicas' | 'se
   mkdirSync(join(dir, 'gateway/conf.d'), {recursive: true})
   writeFileSync(
     join(dir, UPSTREAMS),
-    await renderUpstreams(manifest, upstreams === 'service' ? {} : {web: replicaNames(manifest, 'web', replicas)}),
+    upstreams === 'replicas'
+      ? await renderUpstreams(manifest, {web: replicaNames(manifest, 'web', replicas)})
+      : await renderUpstreams(manifest, {}, upstreams === 'dns' ? 'resolve' : 'reload'),
   )
   await upStack(dir, manifest, {engine, clock: fakeClock(), env: {}})
   engine.calls.length = 0

@@ -7,10 +7,10 @@
  */
 import {execFileSync, spawn, spawnSync, type ChildProcess} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {request} from 'node:http'
-import {createServer} from 'node:net'
+import {connect, createServer, type Socket} from 'node:net'
 import {dirname, join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 
@@ -118,6 +118,83 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
 
 const json = (reply: Reply) => JSON.parse(reply.body) as Record<string, unknown>
 
+/** A raw keep-alive connection, as NGINX holds one to a replica: one request at a time, its raw answer. */
+class KeepAlive {
+  private buffer = ''
+  private waiting?: () => void
+
+  /** Resolves when the server closes the connection. */
+  readonly ended: Promise<void>
+
+  private constructor(private readonly socket: Socket) {
+    this.ended = new Promise((resolve) => socket.once('end', () => resolve()))
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => {
+      this.buffer += chunk
+      this.waiting?.()
+    })
+  }
+
+  static open(port: number): Promise<KeepAlive> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({host: '127.0.0.1', port}, () => resolve(new KeepAlive(socket)))
+      socket.once('error', reject)
+    })
+  }
+
+  /** GET path; the whole answer (head and JSON body) once its body has arrived. */
+  async get(path: string): Promise<string> {
+    this.begin(path)
+    return this.finish()
+  }
+
+  /** The first bytes of a request: from now on it is in flight on this connection. */
+  begin(path: string): void {
+    this.buffer = ''
+    this.socket.write(`GET ${path} HTTP/1.1\r\nHost: ${DOMAIN}\r\nX-Forwarded-Proto: https\r\n`)
+  }
+
+  /** The rest of the request begun, and its answer. */
+  async finish(path = 'the request'): Promise<string> {
+    this.socket.write('Connection: keep-alive\r\n\r\n')
+    const deadline = Date.now() + 5000
+    while (!this.complete()) {
+      if (Date.now() > deadline)
+        throw new Error(`${path} on the open connection: no answer, got ${JSON.stringify(this.buffer)}`)
+      await new Promise<void>((resolve) => {
+        this.waiting = resolve
+        setTimeout(resolve, 100)
+      })
+    }
+
+    return this.buffer
+  }
+
+  /** Has the whole answer arrived (by Content-Length, or the last chunk)? */
+  private complete(): boolean {
+    const end = this.buffer.indexOf('\r\n\r\n')
+    if (end === -1) return false
+    const length = /\r\ncontent-length: *(\d+)/i.exec(this.buffer.slice(0, end))?.[1]
+    if (length !== undefined) return Buffer.byteLength(this.buffer.slice(end + 4)) >= Number(length)
+    return this.buffer.endsWith('\r\n0\r\n\r\n')
+  }
+
+  close(): void {
+    this.socket.destroy()
+  }
+}
+
+/** How a new TCP connection to the port ends: `connected` or the error code (ECONNREFUSED). */
+function tryConnect(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect({host: '127.0.0.1', port}, () => {
+      socket.destroy()
+      resolve('connected')
+    })
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+  })
+}
+
 class Gunicorn {
   private output = ''
   private exited: Promise<number | null>
@@ -166,6 +243,13 @@ class Gunicorn {
 
   get log(): string {
     return this.output
+  }
+
+  /** SIGTERM to the master, as `docker stop` sends it; resolves with the exit code. */
+  terminate(): Promise<number | null> {
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), STOP_TIMEOUT_MS)
+    return this.exited.finally(() => clearTimeout(timer))
   }
 
   /** SIGTERM (gunicorn's graceful stop), then SIGKILL if it is still there after STOP_TIMEOUT_MS. */
@@ -269,6 +353,62 @@ describe('generated Django service on the stand-in image (Django 5.2, Gunicorn 2
     const result = managePy(['check'], pythonEnv({...stackEnvironment(), DJANGO_DEBUG: 'maybe'}))
     expect(result.status).not.toBe(0)
     expect(result.output).toContain('DJANGO_DEBUG must be 1 or 0')
+  })
+
+  it('on SIGTERM refuses new connections at once, and still answers the request in flight on an open keep-alive connection', async () => {
+    // A view that takes its time, for this test only: the request in flight when SIGTERM comes.
+    const urls = join(serviceDir, 'config/urls.py')
+    const original = readFileSync(urls, 'utf8')
+    writeFileSync(
+      urls,
+      `${original}\n\nimport sys, time\nfrom django.http import JsonResponse\n\n\ndef slow(request):\n` +
+        `    print('slow request in the view', file=sys.stderr, flush=True)\n    time.sleep(4)\n` +
+        `    return JsonResponse({'slow': True})\n\n\nurlpatterns.insert(0, path('slow', slow))\n`,
+    )
+    const stopping = await Gunicorn.start(stackEnvironment()).finally(() => writeFileSync(urls, original))
+    const open = await KeepAlive.open(stopping.port)
+    try {
+      expect(await open.get('/healthz')).toMatch(/^HTTP\/1\.1 200 /)
+      open.begin('/slow')
+      const slow = open.finish('GET /slow')
+      const inView = Date.now() + 5000
+      while (!stopping.log.includes('slow request in the view') && Date.now() < inView)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(stopping.log).toContain('slow request in the view')
+      let answered = false
+      void slow.then(
+        () => (answered = true),
+        () => (answered = true),
+      )
+      const exited = stopping.terminate()
+      // Without the post_worker_init hook the worker keeps its copy of the listening socket until it
+      // exits, after the request in flight: new connections are accepted and wait unserved until then.
+      // With it, they are refused while that request is still running.
+      const outcomes: string[] = []
+      const deadline = Date.now() + 10_000
+      while (!answered && outcomes.at(-1) !== 'ECONNREFUSED' && Date.now() < deadline) {
+        outcomes.push(await tryConnect(stopping.port))
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+
+      expect(
+        {refused: outcomes.at(-1) === 'ECONNREFUSED', answeredYet: answered},
+        `new connections after SIGTERM: ${outcomes.join(', ')}`,
+      ).toEqual({refused: true, answeredYet: false})
+      const answer = await slow.catch((error: Error) => {
+        throw new Error(`${error.message}\n${stopping.log}`)
+      })
+      expect(answer).toMatch(/^HTTP\/1\.1 200 /)
+      expect(answer).toContain('"slow": true')
+      // Gunicorn 26 still says `Connection: keep-alive` here, but closes the connection as its worker
+      // exits: that is why NGINX must have stopped choosing a replica (or reloaded) before its SIGTERM.
+      await open.ended
+      expect(await exited, stopping.log).toBe(0)
+      expect(stopping.log).not.toMatch(/Traceback|Exception/)
+    } finally {
+      open.close()
+      await stopping.stop()
+    }
   })
 
   describe('served by gunicorn', () => {

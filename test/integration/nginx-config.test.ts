@@ -116,8 +116,11 @@ describe.skipIf(!canRun)("nginx -t on rendered configs (the stand-in image's ngi
     })
   }
 
-  it('fails when an upstream name does not resolve (the check is real)', async () => {
-    const tree = await buildTree(parseManifest(projects.defaults))
+  it('fails when an upstream name of the reload form does not resolve (the check is real)', async () => {
+    const manifest = parseManifest(projects.defaults)
+    const tree = await buildTree(manifest)
+    // The resolve form is looked up at run time, so nginx -t checks names in the reload form only.
+    await put(join(tree.dir, 'etc-nginx/conf.d/upstreams.conf'), await renderUpstreams(manifest, {}, 'reload'))
     await writeFile(join(tree.dir, 'hosts'), '127.0.0.1 localhost\n')
     const result = await nginxTest(tree.dir)
     expect(result.ok).toBe(false)
@@ -189,15 +192,16 @@ dns.on('message', (query, peer) => {
     offset += query[offset] + 1
   }
   const type = query.readUInt16BE(offset + 1)
-  const ip = spec.dns[labels.join('.').toLowerCase()]
+  // One address, or several (a service name: every replica, as Docker's DNS answers it).
+  const ips = [spec.dns[labels.join('.').toLowerCase()] ?? []].flat()
   const header = Buffer.alloc(12)
   query.copy(header, 0, 0, 2)
-  header.writeUInt16BE(ip ? 0x8180 : 0x8183, 2)
+  header.writeUInt16BE(ips.length > 0 ? 0x8180 : 0x8183, 2)
   header.writeUInt16BE(1, 4)
-  const answer = ip && type === 1
-  header.writeUInt16BE(answer ? 1 : 0, 6)
+  const answers = type === 1 ? ips : []
+  header.writeUInt16BE(answers.length, 6)
   const parts = [header, query.subarray(12, offset + 5)]
-  if (answer) {
+  for (const ip of answers) {
     const record = Buffer.alloc(16)
     record.writeUInt16BE(0xc00c, 0)
     record.writeUInt16BE(1, 2)
@@ -346,7 +350,10 @@ describe.skipIf(!canRun)('a live gateway from the rendered config', () => {
       },
     ]
     await put(join(tree.dir, 'stubs.mjs'), STUBS)
-    await put(join(tree.dir, 'stubs.json'), JSON.stringify({servers, dns: {'payments.example.test': '127.0.0.100'}}))
+    // upstreams.conf's resolve form asks the DNS stub for the service names at run time.
+    const dns: Record<string, string | string[]> = {'payments.example.test': '127.0.0.100'}
+    for (const replica of tree.replicas) dns[replica.service] = [...[dns[replica.service] ?? []].flat(), replica.ip]
+    await put(join(tree.dir, 'stubs.json'), JSON.stringify({servers, dns}))
 
     // The sandbox container keeps the network namespace alive; the stubs and curl join it with nsenter.
     holderPid = (await sandbox()).pid

@@ -493,11 +493,11 @@ describe('renderUpstreams', () => {
   const serversOf = (text: string, upstream: string) =>
     [...block(text, `upstream ${upstream}`).matchAll(/server (\S+) /g)].map((match) => match[1])
 
-  it('lists each Django service by its service name, which Docker resolves to every replica', async () => {
+  it("lists each Django service by its service name in the resolve form: NGINX follows Docker's DNS, no reload", async () => {
     const text = await renderUpstreams(manifest)
     // One server line per service, whatever its replica count (web has 2): no container names.
     expect(block(text, 'upstream web_upstream')).toMatch(
-      /\{\s+zone web_upstream 64k;\s+server web:8000 max_fails=\d+ fail_timeout=\d+s;\s+keepalive \d+;/,
+      /\{\s+zone web_upstream 64k;\s+resolver 127\.0\.0\.11 valid=1s ipv6=off;\s+server web:8000 resolve max_fails=\d+ fail_timeout=\d+s;\s+keepalive 16;\s+keepalive_timeout 4s;\s+\}/,
     )
     expect(serversOf(text, 'web_upstream')).toEqual(['web:8000'])
     expect(serversOf(text, 'api_upstream')).toEqual(['api:8001'])
@@ -507,11 +507,25 @@ describe('renderUpstreams', () => {
     expect((await render())['gateway/conf.d/upstreams.conf']).toBe(text)
   })
 
+  it('writes the reload form for an NGINX image older than 1.27.3: servers without resolve, no resolver', async () => {
+    const old = parseManifest({...base, images: {...base.images, nginx: 'nginx:1.26.3-alpine'}} as ManifestInput)
+    const text = await renderUpstreams(old)
+    expect(block(text, 'upstream web_upstream')).toMatch(
+      /\{\s+zone web_upstream 64k;\s+server web:8000 max_fails=3 fail_timeout=10s;\s+keepalive 16;\s+keepalive_timeout 4s;\s+\}/,
+    )
+    expect(text.replace(/#[^\n]*/g, '')).not.toMatch(/resolve/)
+    // The same result when a caller asks for the reload form on a current NGINX (scale's reload path).
+    expect(await renderUpstreams(manifest, {}, 'reload')).toBe(text)
+  })
+
   it('takes an explicit replica list, as scale does, and names the other services as before', async () => {
     const text = await renderUpstreams(manifest, {web: ['my-api-web-1', 'my-api-web-3', 'my-api-web-4']})
     expect(serversOf(text, 'web_upstream')).toEqual(['my-api-web-1:8000', 'my-api-web-3:8000', 'my-api-web-4:8000'])
+    // Container names are the reload form: looked up once per reload, so no resolve and no resolver.
     expect(block(text, 'upstream web_upstream')).toContain('server my-api-web-4:8000 max_fails=3 fail_timeout=10s;')
+    expect(block(text, 'upstream web_upstream')).not.toContain('resolve')
     expect(serversOf(text, 'api_upstream')).toEqual(['api:8001'])
+    expect(block(text, 'upstream api_upstream')).toContain('server api:8001 resolve max_fails=3')
     const both = await renderUpstreams(manifest, {web: ['my-api-web-1'], api: ['my-api-api-1', 'my-api-api-2']})
     expect(serversOf(both, 'api_upstream')).toEqual(['my-api-api-1:8001', 'my-api-api-2:8001'])
   })

@@ -18,6 +18,7 @@ import {
 import {resolveAnswers} from '../../src/manifest/answers.js'
 import {loadManifest} from '../../src/manifest/load.js'
 import {createProject} from '../../src/project/create-project.js'
+import {renderUpstreams} from '../../src/render/gateway.js'
 import {tempDir} from '../helpers/cli.js'
 import {rejectionOf} from '../helpers/errors.js'
 import {fakeClock, FakeEngine} from '../helpers/fake-engine.js'
@@ -110,12 +111,10 @@ describe('render: the project again from gateway.yaml', () => {
     const views = join(dir, 'services/web/config/views.py')
     writeFileSync(views, `${readFileSync(views, 'utf8')}\n# my own view code\n`)
     writeFileSync(join(dir, '.env'), `${readFileSync(join(dir, '.env'), 'utf8')}MY_OWN_VAR=42\n`)
+    // What scale's reload path writes: the replicas by container name.
     writeFileSync(
       join(dir, UPSTREAMS),
-      readFileSync(join(dir, UPSTREAMS), 'utf8').replace(
-        'server web:8000',
-        'server demo-web-1:8000 max_fails=3 fail_timeout=10s;\n    server demo-web-2:8000',
-      ),
+      await renderUpstreams(await loadManifest(dir), {web: ['demo-web-1', 'demo-web-2']}),
     )
     edit(dir, (text) => `# my note about this gateway\n${text.replace('rate: 10r/s', 'rate: 7r/s')}`)
     const keep = [

@@ -113,6 +113,35 @@ describe('up behind a running gateway: the rolling update', () => {
     expect(engine.calls.filter((call) => !call.startsWith('build'))).toEqual([])
   })
 
+  it('on the resolve form: each step moves the service name (new one in, then old one out, then SIGTERM), no nginx command', async () => {
+    const {engine, dir, manifest} = await runningStack(2, 'dns')
+    const before = readFileSync(join(dir, UPSTREAMS))
+    changeConfiguration(manifest)
+    const progress: string[] = []
+    await up(engine, dir, manifest, {onProgress: (line) => progress.push(line)})
+    expect(engine.calls.filter((call) => call.includes('nginx'))).toEqual([])
+    expect(readFileSync(join(dir, UPSTREAMS)).equals(before)).toBe(true)
+    const steps = progress
+      .filter((line) => /^Gateway: (giving|taking)|^Stopping/.test(line))
+      .map((line) => line.split(' (')[0])
+    expect(steps).toEqual([
+      'Gateway: giving demo-web-3 the name web',
+      'Gateway: taking the name web from demo-web-1',
+      'Stopping demo-web-1',
+      'Gateway: giving demo-web-1 the name web',
+      'Gateway: taking the name web from demo-web-2',
+      'Stopping demo-web-2',
+      'Gateway: giving demo-web-2 the name web',
+      'Gateway: taking the name web from demo-web-3',
+      'Stopping demo-web-3',
+    ])
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2'])
+    for (const name of ['demo-web-1', 'demo-web-2'])
+      expect(Object.values(engine.endpointsOf.get(engine.byName(name).id)!).map((e) => e.aliases)).toEqual([
+        [name, 'web'],
+      ])
+  })
+
   it('starts from the service-name upstream init writes, and ends with the replicas by name', async () => {
     const {engine, dir, manifest} = await runningStack(1, 'service')
     expect(servers(readFileSync(join(dir, UPSTREAMS), 'utf8'))).toEqual(['web'])
