@@ -1,4 +1,5 @@
-import {engineFailure, engineMessage, type Engine} from '../docker/engine.js'
+import {isHealthy} from '../docker/containers.js'
+import {engineFailure, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import type {DesiredContainer} from '../docker/spec.js'
 import {OperationError} from '../errors.js'
 import type {StackServiceSpec} from '../manifest/stack.js'
@@ -70,4 +71,19 @@ export async function stopReplica(
 
   progress(`Removing ${container.name}`)
   await engine.removeContainer(container.id)
+}
+
+/**
+ * Whether a replica `scale` keeps may take requests: healthy in the engine's eyes or, when this run
+ * waited for it (it was starting), running and not unhealthy (its healthcheck passed for us while the
+ * engine may still say `starting`). Otherwise the reason, in the engine's word for its state.
+ */
+export async function keptReplicaState(
+  engine: Engine,
+  kept: ContainerState,
+  waited: boolean,
+): Promise<{serves: true} | {serves: false; why: string}> {
+  const state = waited ? await engine.container(kept.id) : kept
+  if (state && (waited ? state.running && state.health !== 'unhealthy' : isHealthy(state))) return {serves: true}
+  return {serves: false, why: state?.health ?? state?.status ?? 'gone'}
 }

@@ -17,7 +17,7 @@ import {
 } from './dns-upstream.js'
 import type {GatewayRef} from './nginx.js'
 import {saveReplicaCounts} from './replica-counts.js'
-import {stopReplica, type Replica} from './replicas.js'
+import {keptReplicaState, stopReplica, type Replica} from './replicas.js'
 import type {ServicePlan} from './scale-plan.js'
 import type {ScaleResult, ServiceScale} from './scale-result.js'
 import {describeTargets, type ScaleTargets} from './targets.js'
@@ -42,6 +42,8 @@ export interface DnsScaleRequest {
   plans: ServicePlan[]
   /** Replicas this run created, healthy and without the service name. */
   created: Replica[]
+  /** Kept replicas this run waited for (they were starting): their healthcheck has passed for us. */
+  waited: string[]
   gateway: GatewayRef
   clock: Clock
   started: number
@@ -57,17 +59,47 @@ export async function scaleByDns(request: DnsScaleRequest): Promise<ScaleResult>
     .flatMap((plan) => plan.leave)
     .sort((a, b) => replicaNumber(b) - replicaNumber(a) || a.name.localeCompare(b.name))
   const leavingAddresses = new Map<string, string[]>()
-  for (const container of leaving) leavingAddresses.set(container.id, await addressOf(engine, container.id))
   const unnamed: ContainerState[] = []
 
-  // Kept replicas that lack the name (a run that stopped half-way) get it back with the new ones.
+  // Kept replicas hold the name exactly when they may take requests, as the reload path lists only
+  // those in upstreams.conf: a healthy one that lacks it (a run stopped half-way, or unhealthy at an
+  // earlier scale) gets it back with the new ones; an unhealthy one loses it with the leaving ones,
+  // keeps running, and gets it back from a later `scale` once healthy.
   const joining: Replica[] = [...created]
-  for (const plan of plans)
-    for (const kept of plan.keep)
-      if (!(await holdsServiceName(engine, kept.id, plan.spec.service)))
-        joining.push({id: kept.id, name: kept.name, service: plan.spec.service, number: replicaNumber(kept)})
+  const benched: ContainerState[] = []
+  const empty: string[] = []
+  for (const plan of plans) {
+    let serving = created.filter((replica) => replica.service === plan.spec.service).length
+    for (const kept of plan.keep) {
+      const holds = await holdsServiceName(engine, kept.id, plan.spec.service)
+      const state = await keptReplicaState(engine, kept, request.waited.includes(kept.id))
+      if (state.serves) {
+        serving += 1
+        if (!holds)
+          joining.push({id: kept.id, name: kept.name, service: plan.spec.service, number: replicaNumber(kept)})
+      } else {
+        warnings.push(
+          `${kept.name} is ${state.why}: it keeps running without the name ${plan.spec.service}, so the gateway sends it no requests (a later \`scale\` gives the name back once it is healthy)`,
+        )
+        if (holds) benched.push(kept)
+      }
+    }
+
+    if (serving === 0) empty.push(plan.spec.service)
+  }
+
+  for (const container of [...leaving, ...benched])
+    leavingAddresses.set(container.id, await addressOf(engine, container.id))
 
   try {
+    // As the reload path, which will not write an upstream without servers.
+    if (empty.length > 0)
+      throw new OperationError(
+        `No replica of ${empty.join(', ')} would take requests: every one this run keeps is unhealthy, and none is new`,
+        {
+          hint: '`create-gateway status` shows their state and `create-gateway logs SERVICE` their output.',
+        },
+      )
     for (const replica of [...joining].sort((a, b) => a.number - b.number)) {
       progress(`Giving ${replica.name} the name ${replica.service}: the gateway sends it requests from now on`)
       const change = await setServiceAlias(engine, replica, replica.service, true)
@@ -85,7 +117,7 @@ export async function scaleByDns(request: DnsScaleRequest): Promise<ScaleResult>
     // NGINX's cached answer (valid=1s) still lacks them for up to a second; let it expire.
     if (joining.length > 0) await clock.sleep(JOIN_SETTLE_MS)
 
-    for (const container of leaving) {
+    for (const container of [...leaving, ...benched]) {
       const service = container.labels[LABELS.service] ?? ''
       progress(`Taking the name ${service} from ${container.name}: the gateway sends it no new requests`)
       unnamed.push(container)
@@ -93,7 +125,9 @@ export async function scaleByDns(request: DnsScaleRequest): Promise<ScaleResult>
     }
 
     for (const plan of plans) {
-      const absent = plan.leave.flatMap((container) => leavingAddresses.get(container.id) ?? [])
+      const absent = [...plan.leave, ...benched.filter((container) => plan.keep.includes(container))].flatMap(
+        (container) => leavingAddresses.get(container.id) ?? [],
+      )
       if (absent.length > 0) await waitForAnswer(engine, gateway, plan.spec.service, {absent, clock})
     }
   } catch (error) {
@@ -148,7 +182,9 @@ export async function scaleByDns(request: DnsScaleRequest): Promise<ScaleResult>
   const services: ServiceScale[] = plans.map((plan) => {
     const mine = created.filter((replica) => replica.service === plan.spec.service)
     const serving = [
-      ...plan.keep.map((container) => ({name: container.name, number: replicaNumber(container)})),
+      ...plan.keep
+        .filter((container) => !benched.includes(container))
+        .map((container) => ({name: container.name, number: replicaNumber(container)})),
       ...mine,
     ].sort((a, b) => a.number - b.number)
     return {
@@ -162,7 +198,8 @@ export async function scaleByDns(request: DnsScaleRequest): Promise<ScaleResult>
   })
   return {
     project: request.stack.project,
-    changed: joining.length > 0 || removed.length > 0 || plans.some((plan) => plan.replace.length > 0),
+    changed:
+      joining.length > 0 || benched.length > 0 || removed.length > 0 || plans.some((plan) => plan.replace.length > 0),
     manifestOnly: false,
     services,
     reloaded: false,

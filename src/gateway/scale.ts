@@ -1,6 +1,6 @@
 import {resolve} from 'node:path'
 
-import {isHealthy, isNotOneOff, replicaNumber} from '../docker/containers.js'
+import {isNotOneOff, replicaNumber} from '../docker/containers.js'
 import {connectEngine, engineMessage, type ContainerState, type Engine} from '../docker/engine.js'
 import {
   desiredContainer,
@@ -27,7 +27,7 @@ import {saveReplicaCounts, scaleManifestOnly} from './replica-counts.js'
 import {planService} from './scale-plan.js'
 import type {ScaleResult, ServiceScale} from './scale-result.js'
 import {describeTargets, type ScaleTargets} from './targets.js'
-import {startReplica, stopReplica, type Replica} from './replicas.js'
+import {keptReplicaState, startReplica, stopReplica, type Replica} from './replicas.js'
 import {followsDns, readUpstreamsFile, renderUpstreamsWith, upstreamHosts, upstreamsPath} from './upstreams.js'
 import {withoutServiceAlias} from './dns-upstream.js'
 import {scaleByDns} from './scale-dns.js'
@@ -264,6 +264,7 @@ async function scaleLocked(
       started,
       progress,
       warnings,
+      waited: toWait.map((replica) => replica.id),
       fail: (error, notes) => withRollbackNote(error, notes, retryHint),
     })
 
@@ -274,11 +275,9 @@ async function scaleLocked(
     const members: Array<ContainerState | Replica> = []
     for (const kept of plan.keep) {
       const waited = toWait.some((replica) => replica.id === kept.id)
-      const state = waited ? await engine.container(kept.id) : kept
-      // A replica waitAllHealthy returned for passed its healthcheck (ours, while the engine may still
-      // say `starting`); any other must be healthy in the engine's eyes.
-      if (state && (waited ? state.running && state.health !== 'unhealthy' : isHealthy(state))) members.push(kept)
-      else warnings.push(`${kept.name} is ${state?.health ?? state?.status ?? 'gone'}: left out of the upstream`)
+      const state = await keptReplicaState(engine, kept, waited)
+      if (state.serves) members.push(kept)
+      else warnings.push(`${kept.name} is ${state.why}: left out of the upstream`)
     }
 
     members.push(...created.filter((replica) => replica.service === plan.spec.service))

@@ -68,6 +68,35 @@ describe('scale on the resolve form (no reload)', () => {
     expect(readFileSync(join(dir, 'gateway.yaml')).equals(yaml)).toBe(true)
   })
 
+  it('an unhealthy kept replica loses the name and keeps running; a later scale gives it back once healthy', async () => {
+    const {engine, dir, manifest, options} = await runningStack(3, 'dns')
+    engine.byName('demo-web-2').health = 'unhealthy'
+    const first = await scaleServices(dir, manifest, {web: 3}, options())
+    expect(webAliases(engine, 'demo-web-2')).toEqual([['demo-web-2']])
+    expect(webAliases(engine, 'demo-web-1')).toEqual([['demo-web-1', 'web']])
+    expect(engine.names()).toContain('demo-web-2')
+    expect(first.warnings.join('\n')).toContain('demo-web-2 is unhealthy: it keeps running without the name web')
+    expect(first.services[0]?.upstream).toEqual(['demo-web-1', 'demo-web-3'])
+    expect(engine.calls.filter((call) => call.startsWith('stop') || call.includes('nginx'))).toEqual([])
+
+    engine.byName('demo-web-2').health = 'healthy'
+    const second = await scaleServices(dir, manifest, {web: 3}, options())
+    expect(webAliases(engine, 'demo-web-2')).toEqual([['demo-web-2', 'web']])
+    expect(second.services[0]?.upstream).toEqual(['demo-web-1', 'demo-web-2', 'demo-web-3'])
+  })
+
+  it('every kept replica unhealthy and none new: refused, no name moved, nothing created', async () => {
+    const {engine, dir, manifest, options} = await runningStack(2, 'dns')
+    const yaml = readFileSync(join(dir, 'gateway.yaml'))
+    for (const name of ['demo-web-1', 'demo-web-2']) engine.byName(name).health = 'unhealthy'
+    const error = await rejectionOf(scaleServices(dir, manifest, {web: 1}, options()), OperationError)
+    expect(error.message).toContain('No replica of web would take requests')
+    for (const name of ['demo-web-1', 'demo-web-2']) expect(webAliases(engine, name)).toEqual([[name, 'web']])
+    expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2'])
+    expect(engine.calls.filter((call) => call.startsWith('network') || call.startsWith('stop'))).toEqual([])
+    expect(readFileSync(join(dir, 'gateway.yaml')).equals(yaml)).toBe(true)
+  })
+
   it('a kept replica left without the name (a run stopped half-way) gets it back', async () => {
     const {engine, dir, manifest, options} = await runningStack(2, 'dns')
     const web2 = engine.byName('demo-web-2').id
