@@ -1,5 +1,6 @@
 import {certificateStatus, describeCertificateStatus} from '../certs/certificate-status.js'
 import {describeStatus} from '../docker/describe.js'
+import {connectEngine} from '../docker/engine.js'
 import {stackStatus} from '../docker/status.js'
 import {markUpstreamMembership} from '../gateway/upstreams.js'
 import {loadManifest} from '../manifest/load.js'
@@ -43,7 +44,8 @@ export default class Status extends ProjectCommand {
       return {project: manifest.name, swarm: status}
     }
 
-    const rows = await markUpstreamMembership(flags.dir, manifest, await stackStatus(manifest))
+    const engine = await connectEngine()
+    const rows = await markUpstreamMembership(flags.dir, manifest, await stackStatus(manifest, {engine}), engine)
     const certificate = await certificateStatus(flags.dir, manifest)
     this.log(describeStatus(manifest.name, rows))
     this.log(describeCertificateStatus(certificate))

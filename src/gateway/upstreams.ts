@@ -1,11 +1,13 @@
 import {join, resolve} from 'node:path'
 
+import type {Engine} from '../docker/engine.js'
 import {djangoServices, upstreamName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {PROJECT_PATHS} from '../manifest/stack.js'
 import {renderUpstreams} from '../render/gateway.js'
 import type {UpstreamForm} from '../render/nginx-version.js'
 import {readFileIfExists, writeFileAtomic} from '../util/files.js'
+import {holdsServiceName} from './dns-upstream.js'
 
 /**
  * gateway/conf.d/upstreams.conf as data: which replica host names each Django service's upstream
@@ -105,20 +107,28 @@ export async function writeUpstreamsFile(dir: string, content: string | Buffer):
 }
 
 /**
- * Mark each replica row with whether upstreams.conf lists it. Rows of the gateway (and of services
- * that are not Django services) stay unmarked; so do all rows when the file is missing.
+ * Mark each replica row with whether the gateway sends it requests: on the reload form, whether
+ * upstreams.conf lists it; on the resolve form (`server web:8000 resolve`), whether it runs and holds
+ * the service name, which is what Docker's DNS answers NGINX with (asked of `engine`). Rows of the
+ * gateway (and of services that are not Django services) stay unmarked; so do all rows when the file
+ * is missing.
  */
-export async function markUpstreamMembership<T extends {service: string; name: string; inUpstream?: boolean}>(
-  dir: string,
-  manifest: Manifest,
-  rows: T[],
-): Promise<T[]> {
-  const text = await readUpstreamsFile(dir)
+export async function markUpstreamMembership<
+  T extends {service: string; name: string; state?: string; inUpstream?: boolean},
+>(dir: string, manifest: Manifest, rows: T[], engine?: Engine): Promise<T[]> {
+  const text = (await readUpstreamsFile(dir))?.toString('utf8')
   if (text === undefined) return rows
-  const hosts = upstreamHosts(manifest, text.toString('utf8'))
-  return rows.map((row) => {
-    const listed = hosts[row.service]
-    const isDjango = djangoServices(manifest).some((service) => service.name === row.service)
-    return isDjango ? {...row, inUpstream: listsReplica(listed, row.service, row.name)} : row
-  })
+  const hosts = upstreamHosts(manifest, text)
+  const django = djangoServices(manifest).map((service) => service.name)
+  return Promise.all(
+    rows.map(async (row) => {
+      if (!django.includes(row.service)) return row
+      if (engine && followsDns(text, [row.service])) {
+        const holds = row.state === 'running' && (await holdsServiceName(engine, row.name, row.service))
+        return {...row, inUpstream: holds}
+      }
+
+      return {...row, inUpstream: listsReplica(hosts[row.service], row.service, row.name)}
+    }),
+  )
 }

@@ -5,6 +5,7 @@ import {describe, expect, it} from 'vitest'
 
 import {OperationError} from '../../src/errors.js'
 import {aliasesWith} from '../../src/gateway/dns-upstream.js'
+import {markUpstreamMembership} from '../../src/gateway/upstreams.js'
 import {scaleServices} from '../../src/gateway/scale.js'
 import {loadManifest} from '../../src/manifest/load.js'
 import {rejectionOf} from '../helpers/errors.js'
@@ -95,6 +96,24 @@ describe('scale on the resolve form (no reload)', () => {
     expect(engine.names()).toEqual(['demo-gateway-1', 'demo-web-1', 'demo-web-2'])
     expect(engine.calls.filter((call) => call.startsWith('network') || call.startsWith('stop'))).toEqual([])
     expect(readFileSync(join(dir, 'gateway.yaml')).equals(yaml)).toBe(true)
+  })
+
+  it('status on the resolve form: a replica is in the upstream when it runs and holds the service name', async () => {
+    const {engine, dir, manifest} = await runningStack(2, 'dns')
+    const web2 = engine.byName('demo-web-2').id
+    for (const endpoint of Object.values(engine.endpointsOf.get(web2)!))
+      endpoint.aliases = endpoint.aliases.filter((alias) => alias !== 'web')
+    const row = (service: string, name: string, state = 'running') => ({service, name, state})
+    const rows = await markUpstreamMembership(
+      dir,
+      manifest,
+      [row('web', 'demo-web-1'), row('web', 'demo-web-2'), row('gateway', 'demo-gateway-1')],
+      engine,
+    )
+    expect(rows.map((item) => item.inUpstream)).toEqual([true, false, undefined])
+    // A stopped replica keeps its alias settings but gets no requests.
+    const stopped = await markUpstreamMembership(dir, manifest, [row('web', 'demo-web-1', 'exited')], engine)
+    expect(stopped[0]?.inUpstream).toBe(false)
   })
 
   it('a kept replica left without the name (a run stopped half-way) gets it back', async () => {
