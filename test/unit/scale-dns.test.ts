@@ -103,7 +103,11 @@ describe('scale on the resolve form (no reload)', () => {
     const web2 = engine.byName('demo-web-2').id
     for (const endpoint of Object.values(engine.endpointsOf.get(web2)!))
       endpoint.aliases = endpoint.aliases.filter((alias) => alias !== 'web')
-    const row = (service: string, name: string, state = 'running') => ({service, name, state})
+    const row = (
+      service: string,
+      name: string,
+      state = 'running',
+    ): {service: string; name: string; state: string; inUpstream?: boolean} => ({service, name, state})
     const rows = await markUpstreamMembership(
       dir,
       manifest,
