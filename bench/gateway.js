@@ -20,7 +20,7 @@
 // failure, unless --keep.
 import {spawnSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {request as httpRequest} from 'node:http'
 import {request as httpsRequest} from 'node:https'
 import {tmpdir} from 'node:os'
@@ -30,7 +30,7 @@ import {parseArgs} from 'node:util'
 import autocannon from 'autocannon'
 import Docker from 'dockerode'
 
-import {cli, log, median, mustRun, pickPorts, runCommand, sleep} from './lib.js'
+import {cli, log, median, mustRun, pickPorts, removeProject, runCommand, sleep} from './lib.js'
 
 const {values: flags} = parseArgs({
   options: {
@@ -310,30 +310,7 @@ async function cleanup() {
       .getContainer(container.Id)
       .remove({force: true})
       .catch(() => {})
-  await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000}).catch(() => {})
-  await runCommand('docker', ['compose', '-p', project, 'down', '--remove-orphans'], {
-    cwd: dir,
-    timeoutMs: 120_000,
-  }).catch(() => {})
-  for (const container of await docker.listContainers({
-    all: true,
-    filters: {label: [`com.docker.compose.project=${project}`]},
-  }))
-    await docker
-      .getContainer(container.Id)
-      .remove({force: true})
-      .catch(() => {})
-  for (const network of await docker.listNetworks({filters: {label: [`com.docker.compose.project=${project}`]}}))
-    await docker
-      .getNetwork(network.Id)
-      .remove()
-      .catch(() => {})
-  for (const image of await docker.listImages({filters: {label: [`com.docker.compose.project=${project}`]}}))
-    await docker
-      .getImage(image.Id)
-      .remove({force: true})
-      .catch(() => {})
-  rmSync(workdir, {recursive: true, force: true})
+  await removeProject(docker, project, dir, workdir)
 }
 
 let interrupted = false

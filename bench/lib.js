@@ -2,6 +2,7 @@
 // 127.0.0.1 (the only address a bench sends traffic to), a median, progress lines on stderr. Plain
 // JavaScript, so `node bench/<part>.js` runs on the built CLI without a compile step.
 import {spawn} from 'node:child_process'
+import {rmSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {dirname, join} from 'node:path'
 import {performance} from 'node:perf_hooks'
@@ -74,4 +75,23 @@ export async function pickPorts(from, count) {
   }
 
   throw new Error(`no ${count} free ports in ${from}-${from + 999} on 127.0.0.1`)
+}
+
+/**
+ * Remove everything a bench part made for one Compose project, whatever state a failure left it in:
+ * `create-gateway down`, then Compose's own down (the seed's way starts containers through Compose), then
+ * any container, network or image still labelled with the project, then the working directory.
+ */
+export async function removeProject(docker, project, dir, workdir) {
+  await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000})
+  await runCommand('docker', ['compose', '-p', project, 'down', '--remove-orphans'], {cwd: dir, timeoutMs: 120_000})
+  const label = {label: [`com.docker.compose.project=${project}`]}
+  const quietly = (promise) => promise.catch(() => {})
+  for (const container of await docker.listContainers({all: true, filters: label}))
+    await quietly(docker.getContainer(container.Id).remove({force: true}))
+  for (const network of await docker.listNetworks({filters: label}))
+    await quietly(docker.getNetwork(network.Id).remove())
+  for (const image of await docker.listImages({filters: label}))
+    await quietly(docker.getImage(image.Id).remove({force: true}))
+  rmSync(workdir, {recursive: true, force: true})
 }

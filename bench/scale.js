@@ -22,7 +22,7 @@
 // with the request pending, timeout, connect, non-2xx), with when the failures happened.
 // Ports come from 28000-28999; everything is removed by its Compose label at the end, even on failure.
 import {randomBytes} from 'node:crypto'
-import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {performance} from 'node:perf_hooks'
@@ -33,7 +33,7 @@ import Docker from 'dockerode'
 import {loadManifest} from '../dist/manifest/load.js'
 import {renderUpstreams} from '../dist/render/gateway.js'
 import {describeLoad, startLoad} from '../test/helpers/load.js'
-import {cli, log, pickPorts, runCommand, sleep} from './lib.js'
+import {cli, log, pickPorts, removeProject, runCommand, sleep} from './lib.js'
 import {execIn, gatewayContainer, seedScale, upstreamText, webContainers} from './scale-stack.js'
 
 const {values: flags} = parseArgs({
@@ -165,30 +165,7 @@ async function cleanup() {
     return
   }
 
-  await runCommand('docker', ['compose', '-p', project, 'down', '--remove-orphans'], {
-    cwd: dir,
-    timeoutMs: 120_000,
-  }).catch(() => {})
-  await runCommand(process.execPath, [cli, 'down', '--dir', dir], {timeoutMs: 120_000}).catch(() => {})
-  for (const container of await docker.listContainers({
-    all: true,
-    filters: {label: [`com.docker.compose.project=${project}`]},
-  }))
-    await docker
-      .getContainer(container.Id)
-      .remove({force: true})
-      .catch(() => {})
-  for (const network of await docker.listNetworks({filters: {label: [`com.docker.compose.project=${project}`]}}))
-    await docker
-      .getNetwork(network.Id)
-      .remove()
-      .catch(() => {})
-  for (const image of await docker.listImages({filters: {label: [`com.docker.compose.project=${project}`]}}))
-    await docker
-      .getImage(image.Id)
-      .remove({force: true})
-      .catch(() => {})
-  rmSync(workdir, {recursive: true, force: true})
+  await removeProject(docker, project, dir, workdir)
 }
 
 try {
