@@ -5,7 +5,8 @@ import type Docker from 'dockerode'
 
 import {UsageError} from '../errors.js'
 import {PROJECT_PATHS, type StackServiceSpec, type StackSpec} from '../manifest/stack.js'
-import {composeFromStack} from '../render/compose.js'
+import type {Manifest} from '../manifest/schema.js'
+import {composeFromStack, composeObject} from '../render/compose.js'
 import {readFileIfExists} from '../util/files.js'
 import {composeContainer, type ExtraNetwork} from './compose/container.js'
 import {COMPOSE_LABELS, COMPOSE_VERSION} from './compose/labels.js'
@@ -133,6 +134,34 @@ export interface ProjectContext {
   compose?: Record<string, unknown>
   /** `${VAR}` values (.env, then the shell) for strings outside `environment`. */
   variables?: Record<string, string | undefined>
+}
+
+/**
+ * The context `up` and `scale` create replicas in, built one way for both so that a replica either
+ * makes is the container Compose would make: the whole compose file (networks, secrets), `${VAR}`
+ * values from `.env` then the shell (the shell wins), and the run id tests label containers with.
+ */
+export function projectContext(
+  manifest: Manifest,
+  stack: StackSpec,
+  input: {
+    dir: string
+    imageIds: Record<string, string>
+    environment: Record<string, Record<string, string>>
+    dotenv: Record<string, string>
+    env: NodeJS.ProcessEnv
+  },
+): ProjectContext {
+  return {
+    project: stack.project,
+    dir: input.dir,
+    network: stack.network,
+    imageIds: input.imageIds,
+    environment: input.environment,
+    runId: runId(input.env),
+    compose: composeObject(manifest),
+    variables: {...input.dotenv, ...input.env},
+  }
 }
 
 export interface DesiredContainer {

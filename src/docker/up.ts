@@ -3,7 +3,6 @@ import {resolve} from 'node:path'
 import {GatewayError, InterruptedError, OperationError} from '../errors.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, type StackServiceSpec} from '../manifest/stack.js'
-import {composeObject} from '../render/compose.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {replicaNumber} from './containers.js'
 import {stackEndpoints} from './endpoints.js'
@@ -22,11 +21,10 @@ import {
   planContainers,
   readProjectEnv,
   resolveEnvironment,
-  runId,
+  projectContext,
   startWaves,
   type ContainerPlan,
   type PlannedContainer,
-  type ProjectContext,
 } from './spec.js'
 
 export const DEFAULT_UP_TIMEOUT_MS = 180_000
@@ -159,16 +157,13 @@ export async function upStack(dir: string, manifest: Manifest, options: UpOption
   if (fitted) progress(fitted)
 
   const imageIds = Object.fromEntries(images.map((image) => [image.service, image.id]))
-  const context: ProjectContext = {
-    project: stack.project,
+  const context = projectContext(manifest, stack, {
     dir: root,
-    network: stack.network,
     imageIds,
     environment,
-    runId: runId(options.env ?? process.env),
-    compose: composeObject(manifest),
-    variables: {...dotenv, ...(options.env ?? process.env)},
-  }
+    dotenv,
+    env: options.env ?? process.env,
+  })
   const fullPlan = planContainers(desiredContainers(stack, context), existing)
   // Behind a running gateway, changed replicas are rolled (after the rest is up); the plain path below
   // handles everything else, and all of a first `up`.

@@ -8,8 +8,7 @@ import {
   readProjectEnv,
   runningGateway,
   resolveEnvironment,
-  runId,
-  type ProjectContext,
+  projectContext,
 } from '../docker/spec.js'
 import {probeCommand, waitAllHealthy} from '../docker/health.js'
 import {removeQuietly} from '../docker/rollback.js'
@@ -18,7 +17,6 @@ import {loadManifest, MANIFEST_FILE} from '../manifest/load.js'
 import {gatewayContainerName} from '../manifest/model.js'
 import type {Manifest} from '../manifest/schema.js'
 import {buildStackSpec, PROJECT_PATHS} from '../manifest/stack.js'
-import {composeObject} from '../render/compose.js'
 import {acquireProjectLock, type LockOwner} from '../util/lock.js'
 import {systemClock, type Clock} from '../util/retry.js'
 import {changeGateway, GatewayChangeError} from './apply.js'
@@ -199,17 +197,14 @@ async function scaleLocked(
       imageIds[plan.spec.service] = image.id
     }
 
-    const context: ProjectContext = {
-      project: stack.project,
+    // The same context `up` uses: replicas are the containers Compose would make.
+    const context = projectContext(manifest, stack, {
       dir: root,
-      network: stack.network,
       imageIds,
       environment,
-      runId: runId(env),
-      // The whole compose file, as `up` uses it: replicas are the same containers Compose would make.
-      compose: composeObject(manifest),
-      variables: {...(await readProjectEnv(root)), ...env},
-    }
+      dotenv: await readProjectEnv(root),
+      env,
+    })
     for (const plan of plans) {
       for (const stale of plan.replace) {
         progress(`Removing ${stale.name} (${stale.status}), to create it again`)
