@@ -30,7 +30,7 @@ import {parseArgs} from 'node:util'
 import autocannon from 'autocannon'
 import Docker from 'dockerode'
 
-import {cli, log, median, mustRun, pickPorts, removeProject, runCommand, sleep} from './lib.js'
+import {cli, log, median, mustRun, pickPorts, removeProject, runCommand, sleep, baseImageFlags} from './lib.js'
 
 const {values: flags} = parseArgs({
   options: {
@@ -322,16 +322,7 @@ process.once('SIGINT', () => {
 try {
   await docker.ping()
   const [http, https, directPort, seedPort] = await pickPorts(29_000, 4)
-  const offline = await docker
-    .getImage('python:3.12-slim')
-    .inspect()
-    .then(
-      () => false,
-      () => true,
-    )
-  const images = offline
-    ? ['--python-image', 'create-gateway-offline/python:forky', '--nginx-image', 'create-gateway-offline/nginx:forky']
-    : []
+  const {flags: images, offline} = await baseImageFlags(docker)
   log(`init ${project} (one web replica, ${offline ? 'offline stand-in images' : 'official images'})`)
   await mustRun(process.execPath, [
     cli,

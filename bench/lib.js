@@ -95,3 +95,21 @@ export async function removeProject(docker, project, dir, workdir) {
     await quietly(docker.getImage(image.Id).remove({force: true}))
   rmSync(workdir, {recursive: true, force: true})
 }
+
+/**
+ * `init` flags for the base images: the official ones when the engine has them (or can pull them),
+ * else the offline stand-ins fixtures/images/build.sh makes. Returns the flags and which it chose.
+ */
+export async function baseImageFlags(docker) {
+  const official = await docker
+    .getImage('python:3.12-slim')
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    )
+  const flags = official
+    ? []
+    : ['--python-image', 'create-gateway-offline/python:forky', '--nginx-image', 'create-gateway-offline/nginx:forky']
+  return {flags, offline: !official}
+}

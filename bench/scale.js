@@ -33,7 +33,7 @@ import Docker from 'dockerode'
 import {loadManifest} from '../dist/manifest/load.js'
 import {renderUpstreams} from '../dist/render/gateway.js'
 import {describeLoad, startLoad} from '../test/helpers/load.js'
-import {cli, log, pickPorts, removeProject, runCommand, sleep} from './lib.js'
+import {cli, log, pickPorts, removeProject, runCommand, sleep, baseImageFlags} from './lib.js'
 import {execIn, gatewayContainer, seedScale, upstreamText, webContainers} from './scale-stack.js'
 
 const {values: flags} = parseArgs({
@@ -171,16 +171,7 @@ async function cleanup() {
 try {
   await docker.ping()
   const [http, https] = await pickPorts(28_000, 2)
-  const offline = await docker
-    .getImage('python:3.12-slim')
-    .inspect()
-    .then(
-      () => false,
-      () => true,
-    )
-  const images = offline
-    ? ['--python-image', 'create-gateway-offline/python:forky', '--nginx-image', 'create-gateway-offline/nginx:forky']
-    : []
+  const {flags: images} = await baseImageFlags(docker)
   const init = await runCommand(process.execPath, [
     cli,
     'init',
